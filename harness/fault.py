@@ -1,0 +1,77 @@
+"""The Fault interface: what every fault family implements, and what it is given.
+
+A fault is declared in a scenario's timeline with a `type:` (e.g. `network.latency`).
+The runner builds it with its validated params and a FaultContext, writes its
+`undo_record()` to the ledger, calls `inject()`, and later `revert()` — on every
+path out. After a crash, `aftershock cleanup` calls the class's `replay_undo()` with
+the ledger record alone (no context survives a SIGKILL).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+
+class FaultParams(BaseModel):
+    """Base for a fault family's params: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """A dependency of the target, routed through a proxy listener."""
+
+    name: str
+    proxy_name: str  # the proxy's name on the (embedded or external) Toxiproxy server
+    listen: str  # host:port the target connects to (the proxy's listener)
+    upstream: str  # host:port of the real dependency
+
+
+@dataclass
+class FaultContext:
+    """Everything a fault may touch. Faults never import the runner."""
+
+    toxiproxy_url: str  # e.g. http://127.0.0.1:8474
+    dependencies: dict[str, Dependency] = field(default_factory=dict)
+    processes: dict[str, Any] = field(default_factory=dict)  # name -> ManagedProcess
+    seed: int = 0
+    journal: Callable[..., None] = lambda event, **fields: None
+
+
+class UserError(Exception):
+    """An error the scenario author can fix; shown without a traceback."""
+
+
+class Fault(ABC):
+    type: ClassVar[str]  # the YAML `type:`
+    Params: ClassVar[type[FaultParams]]
+
+    def __init__(self, name: str, params: FaultParams, ctx: FaultContext) -> None:
+        self.name = name
+        self.params = params
+        self.ctx = ctx
+
+    @classmethod
+    def check(cls, params: FaultParams, dependencies: set[str], processes: set[str]) -> None:
+        """Raise UserError if params name something the scenario does not declare."""
+
+    @abstractmethod
+    def undo_record(self) -> dict[str, Any]:
+        """JSON-able facts `replay_undo` needs to undo this fault after a crash."""
+
+    @abstractmethod
+    def inject(self) -> None: ...
+
+    @abstractmethod
+    def revert(self) -> None:
+        """Undo the fault. Must be idempotent and safe to call if inject failed."""
+
+    @classmethod
+    @abstractmethod
+    def replay_undo(cls, record: dict[str, Any]) -> str:
+        """Undo from a ledger record alone; returns what was done, for the user."""

@@ -1,0 +1,115 @@
+"""Per-window load measurements: the unit every SLI and SLO is computed from.
+
+A window is a fixed slice of wall-clock time (1 s by default). The Locust child
+records each request into the window its request *started* in, and streams partial
+window records to the runner; records for the same window merge exactly (counts add,
+HDR histograms merge), so late arrivals and several workers need no special case.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from hdrh.histogram import HdrHistogram
+
+# Latency is recorded in microseconds, 1 µs .. 1 h, 3 significant digits (≤ 0.1 % error).
+LATENCY_LOWEST_US = 1
+LATENCY_HIGHEST_US = 3_600_000_000
+LATENCY_DIGITS = 3
+
+
+def new_latency_histogram() -> HdrHistogram:
+    return HdrHistogram(LATENCY_LOWEST_US, LATENCY_HIGHEST_US, LATENCY_DIGITS)
+
+
+@dataclass
+class Window:
+    """What the load saw in one window. Latency covers successful requests only."""
+
+    index: int  # floor(start / size) on the Unix clock: the merge key
+    size: float  # seconds
+    requests: int = 0
+    failures: dict[str, int] = field(default_factory=dict)  # failure kind -> count
+    latency: HdrHistogram = field(default_factory=new_latency_histogram)  # µs, successes
+    latency_sum_us: float = 0.0
+    labelled: int = 0  # successful responses to payloads that carried a label
+    correct: int = 0  # ... of which the prediction matched the label
+    fallbacks: int = 0  # successful responses the target marked as served by a fallback
+    probes: dict[str, float] = field(default_factory=dict)  # probe name -> last value
+
+    @property
+    def start(self) -> float:
+        return self.index * self.size
+
+    @property
+    def end(self) -> float:
+        return (self.index + 1) * self.size
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failures.values())
+
+    @property
+    def succeeded(self) -> int:
+        return self.requests - self.failed
+
+    def merge(self, other: Window) -> None:
+        if other.index != self.index or not math.isclose(other.size, self.size):
+            raise ValueError(f"cannot merge window {other.index} into {self.index}")
+        self.requests += other.requests
+        for kind, n in other.failures.items():
+            self.failures[kind] = self.failures.get(kind, 0) + n
+        self.latency.add(other.latency)
+        self.latency_sum_us += other.latency_sum_us
+        self.labelled += other.labelled
+        self.correct += other.correct
+        self.fallbacks += other.fallbacks
+        self.probes.update(other.probes)
+
+    # --- wire format: one JSON object per partial window record -------------------
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "size": self.size,
+            "requests": self.requests,
+            "failures": dict(self.failures),
+            "latency": self.latency.encode().decode("ascii") if self.latency.total_count else "",
+            "latency_sum_us": self.latency_sum_us,
+            "labelled": self.labelled,
+            "correct": self.correct,
+            "fallbacks": self.fallbacks,
+            "probes": dict(self.probes),
+        }
+
+    @classmethod
+    def from_record(cls, rec: dict[str, Any]) -> Window:
+        hist = new_latency_histogram()
+        if rec.get("latency"):
+            hist.add(HdrHistogram.decode(rec["latency"]))
+        return cls(
+            index=int(rec["index"]),
+            size=float(rec["size"]),
+            requests=int(rec.get("requests", 0)),
+            failures={str(k): int(v) for k, v in rec.get("failures", {}).items()},
+            latency=hist,
+            latency_sum_us=float(rec.get("latency_sum_us", 0.0)),
+            labelled=int(rec.get("labelled", 0)),
+            correct=int(rec.get("correct", 0)),
+            fallbacks=int(rec.get("fallbacks", 0)),
+            probes={str(k): float(v) for k, v in rec.get("probes", {}).items()},
+        )
+
+
+def merge_windows(windows: list[Window]) -> Window | None:
+    """One window holding everything in `windows` (for run- or scope-wide SLIs)."""
+    if not windows:
+        return None
+    total = Window(index=windows[0].index, size=windows[0].size)
+    for w in windows:
+        total.index = w.index  # merge() checks the key; a scope total has no single key
+        total.merge(w)
+    total.index = windows[0].index
+    return total
