@@ -1,0 +1,194 @@
+"""The scenario schema (pydantic v2): what a YAML scenario may say.
+
+Fault entries are validated in two steps: `FaultEntry` holds the fields every fault
+has (name, type, at, duration); the remaining keys are checked against the fault
+family's own Params model, looked up by `type` in the registry (see loader.py).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from harness.slo.settings import SloSettings
+from harness.units import Duration
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            f"invalid name {value!r}: use letters, digits, '-', '_' or '.', starting with a letter or digit"
+        )
+    return value
+
+
+class ReadyCheck(Strict):
+    path: str = "/v2/health/ready"
+    timeout: Duration = 60.0
+
+
+class StartCommand(Strict):
+    """A process the harness starts, in its own process group, on a free port.
+
+    `{port}` in the command or env is replaced by the port picked for it.
+    """
+
+    command: list[str] = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    ready: ReadyCheck = Field(default_factory=ReadyCheck)
+
+
+class Target(Strict):
+    demo: Literal["fraud"] | None = None
+    mode: Literal["resilient", "fragile"] = "resilient"
+    url: str | None = None
+    start: StartCommand | None = None
+    protocol: str = "oip-v2"
+    model: str = "fraud"
+    ready_timeout: Duration = 60.0
+    feature_timeout: Duration | None = None  # demo only: the service's feature-store timeout
+
+    @model_validator(mode="after")
+    def _one_way_to_reach(self) -> Target:
+        ways = [w for w in ("demo", "url", "start") if getattr(self, w) is not None]
+        if len(ways) != 1:
+            raise ValueError("say exactly one of demo:, url: or start: to tell how to reach the target")
+        return self
+
+
+class DependencySpec(Strict):
+    """A dependency of the target, routed through the fault proxy.
+
+    `upstream: demo` is the demo's feature store; otherwise host:port of a running
+    service, or `start:` to have the harness start it.
+    """
+
+    upstream: str | None = None
+    start: StartCommand | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DependencySpec:
+        if (self.upstream is None) == (self.start is None):
+            raise ValueError("say exactly one of upstream: (host:port or 'demo') or start:")
+        return self
+
+
+class DataSpec(Strict):
+    dataset: str = "demo"  # "demo" or a path to NPZ/CSV/JSONL/Parquet
+    labels: bool = True
+    label_field: str = "label"
+    batch_size: int = Field(default=1, ge=1, le=10_000)
+
+
+class LoadSpec(Strict):
+    users: int = Field(default=10, ge=1, le=100_000)
+    spawn_rate: float | None = Field(default=None, gt=0)
+    duration: Duration = 60.0
+    request_timeout: Duration = 5.0
+    window: Duration = 1.0
+    processes: int = Field(default=1, ge=1, le=64)
+    data: DataSpec = Field(default_factory=DataSpec)
+    locustfile: str | None = None
+
+    @field_validator("window")
+    @classmethod
+    def _window_range(cls, v: float) -> float:
+        if not 0.1 <= v <= 60:
+            raise ValueError("window must be between 100ms and 60s")
+        return v
+
+    @field_validator("duration")
+    @classmethod
+    def _duration_positive(cls, v: float) -> float:
+        if v <= 0:
+            raise ValueError("duration must be more than 0s")
+        return v
+
+
+class FaultEntry(BaseModel):
+    """Fields every timeline fault has; the family's own params are the extra keys."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    type: str
+    at: Duration
+    duration: Duration
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, v: str) -> str:
+        return _check_name(v)
+
+    def params(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class Timeline(Strict):
+    baseline: Duration = 0.0
+    faults: list[FaultEntry] = Field(default_factory=list)
+
+
+class SloSpec(Strict):
+    name: str
+    expect: str
+
+
+class Safety(Strict):
+    allowed_hosts: list[str] = Field(default_factory=list)
+
+
+class Output(Strict):
+    dir: str = "reports"
+
+
+class ToxiproxySpec(Strict):
+    url: str
+
+
+class Scenario(Strict):
+    name: str
+    description: str = ""
+    seed: int = 0
+    target: Target
+    dependencies: dict[str, DependencySpec] = Field(default_factory=dict)
+    load: LoadSpec = Field(default_factory=LoadSpec)
+    timeline: Timeline = Field(default_factory=Timeline)
+    slos: list[SloSpec] = Field(default_factory=list)
+    stop_when: list[str] = Field(default_factory=list)
+    settings: SloSettings = Field(default_factory=SloSettings)
+    safety: Safety = Field(default_factory=Safety)
+    output: Output = Field(default_factory=Output)
+    toxiproxy: ToxiproxySpec | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, v: str) -> str:
+        return _check_name(v)
+
+    @field_validator("dependencies")
+    @classmethod
+    def _dep_names(cls, v: dict[str, DependencySpec]) -> dict[str, DependencySpec]:
+        for name in v:
+            _check_name(name)
+        return v
+
+    def scaled(self, factor: float) -> Scenario:
+        """A copy with every timeline and load duration scaled (for --quick)."""
+        data = self.model_copy(deep=True)
+        data.load.duration *= factor
+        data.timeline.baseline *= factor
+        for f in data.timeline.faults:
+            f.at *= factor
+            f.duration *= factor
+        return data
+
