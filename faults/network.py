@@ -1,0 +1,297 @@
+"""Network faults on a named dependency, as toxics on its proxy (embedded or a real Toxiproxy).
+
+Each fault adds toxics named `aftershock-<fault name>-<stream>` to the dependency's proxy
+and removes them on revert; `network.down` disables the proxy instead. Everything
+needed to undo a fault after a crash is in its `undo_record()`.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, field_validator
+
+from faults.proxy.client import (
+    ToxiproxyClient,
+    ToxiproxyConflict,
+    ToxiproxyNotFound,
+    ToxiproxyUnreachable,
+)
+from harness.fault import Fault, FaultParams, UserError
+from harness.units import ByteSize, Duration, Percent
+
+Stream = Literal["upstream", "downstream", "both"]
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+class DependencyParams(FaultParams):
+    dependency: str = Field(description="name of the dependency (under `dependencies:`) to hit")
+
+
+class StreamParams(DependencyParams):
+    stream: Stream = Field(
+        "downstream", description="downstream = replies to the target; upstream = its requests"
+    )
+    toxicity: Percent = Field(
+        1.0, description="share of connections affected, 0..1 or a percentage"
+    )
+
+
+class LatencyParams(StreamParams):
+    latency: Duration
+    jitter: Duration = 0.0
+
+
+class BandwidthParams(StreamParams):
+    rate: ByteSize = Field(description="bytes per second, e.g. 100KB (at least 1KB)")
+
+    @field_validator("rate")
+    @classmethod
+    def _at_least_1kb(cls, value: int) -> int:
+        if value < 1000:
+            raise ValueError("rate must be at least 1KB (per second); Toxiproxy counts in KB/s")
+        return value
+
+
+class TimeoutParams(StreamParams):
+    timeout: Duration = Field(
+        0.0, description="close the connection after this long; 0 = hold it open"
+    )
+
+
+class ResetParams(StreamParams):
+    timeout: Duration = Field(0.0, description="reset this long after the first data")
+
+
+class SlowCloseParams(StreamParams):
+    delay: Duration
+
+
+class SlicerParams(StreamParams):
+    average_size: ByteSize
+    size_variation: ByteSize = 0
+    delay: Duration = 0.0
+
+
+class LimitDataParams(StreamParams):
+    bytes: ByteSize
+
+
+class HttpErrorParams(DependencyParams):
+    status: int = Field(503, ge=100, le=599)
+    rate: Percent = Field(1.0, description="share of requests answered with `status`")
+    body: str = ""
+
+
+class HttpDelayParams(DependencyParams):
+    delay: Duration
+    rate: Percent = Field(1.0, description="share of requests delayed")
+
+
+def _check_dependency(fault_type: str, params: FaultParams, dependencies: set[str]) -> None:
+    name = params.dependency
+    if name not in dependencies:
+        declared = ", ".join(sorted(dependencies)) or "none"
+        raise UserError(
+            f"{fault_type}: dependency {name!r} is not declared (declared: {declared}); "
+            "declare it under `dependencies:` or fix the name"
+        )
+
+
+class ProxyFault(Fault):
+    """Base for faults that act on a dependency's proxy."""
+
+    @classmethod
+    def check(cls, params: FaultParams, dependencies: set[str], processes: set[str]) -> None:
+        _check_dependency(cls.type, params, dependencies)
+
+    @property
+    def proxy_name(self) -> str:
+        dependency = self.params.dependency
+        try:
+            return self.ctx.dependencies[dependency].proxy_name
+        except KeyError:
+            raise UserError(f"{self.type}: dependency {dependency!r} is not declared") from None
+
+    def client(self) -> ToxiproxyClient:
+        return ToxiproxyClient(self.ctx.toxiproxy_url)
+
+
+class ToxicFault(ProxyFault):
+    """A fault that is one toxic per stream."""
+
+    toxic_type: ClassVar[str]
+
+    @abstractmethod
+    def attributes(self) -> dict[str, Any]:
+        """The toxic's attributes, in Toxiproxy's units."""
+
+    def streams(self) -> list[str]:
+        stream = getattr(self.params, "stream", "upstream")
+        return ["upstream", "downstream"] if stream == "both" else [stream]
+
+    def toxicity(self) -> float:
+        return float(getattr(self.params, "toxicity", 1.0))
+
+    def toxic_names(self) -> list[str]:
+        return [f"aftershock-{self.name}-{stream}" for stream in self.streams()]
+
+    def undo_record(self) -> dict[str, Any]:
+        return {
+            "api_url": self.ctx.toxiproxy_url,
+            "proxy": self.proxy_name,
+            "toxics": self.toxic_names(),
+        }
+
+    def inject(self) -> None:
+        client = self.client()
+        for stream, name in zip(self.streams(), self.toxic_names()):
+            toxic = {
+                "type": self.toxic_type,
+                "name": name,
+                "stream": stream,
+                "toxicity": self.toxicity(),
+                "attributes": self.attributes(),
+            }
+            try:
+                client.add_toxic(self.proxy_name, **toxic)
+            except ToxiproxyConflict:  # left over from a run that died: replace it
+                client.remove_toxic(self.proxy_name, name)
+                client.add_toxic(self.proxy_name, **toxic)
+
+    def revert(self) -> None:
+        self.replay_undo(self.undo_record())
+
+    @classmethod
+    def replay_undo(cls, record: dict[str, Any]) -> str:
+        client = ToxiproxyClient(record["api_url"])
+        removed = []
+        try:
+            for name in record["toxics"]:
+                if client.remove_toxic(record["proxy"], name):
+                    removed.append(name)
+        except ToxiproxyUnreachable:
+            return f"Toxiproxy at {record['api_url']} is not reachable: nothing left to undo"
+        if not removed:
+            return f"no toxics of this fault left on proxy {record['proxy']}"
+        return f"removed toxics {', '.join(removed)} from proxy {record['proxy']}"
+
+
+class NetworkLatency(ToxicFault):
+    type = "network.latency"
+    toxic_type = "latency"
+    Params = LatencyParams
+
+    def attributes(self) -> dict[str, Any]:
+        return {"latency": _ms(self.params.latency), "jitter": _ms(self.params.jitter)}
+
+
+class NetworkBandwidth(ToxicFault):
+    type = "network.bandwidth"
+    toxic_type = "bandwidth"
+    Params = BandwidthParams
+
+    def attributes(self) -> dict[str, Any]:
+        return {"rate": self.params.rate // 1000}
+
+
+class NetworkTimeout(ToxicFault):
+    type = "network.timeout"
+    toxic_type = "timeout"
+    Params = TimeoutParams
+
+    def attributes(self) -> dict[str, Any]:
+        return {"timeout": _ms(self.params.timeout)}
+
+
+class NetworkReset(ToxicFault):
+    type = "network.reset"
+    toxic_type = "reset_peer"
+    Params = ResetParams
+
+    def attributes(self) -> dict[str, Any]:
+        return {"timeout": _ms(self.params.timeout)}
+
+
+class NetworkSlowClose(ToxicFault):
+    type = "network.slow_close"
+    toxic_type = "slow_close"
+    Params = SlowCloseParams
+
+    def attributes(self) -> dict[str, Any]:
+        return {"delay": _ms(self.params.delay)}
+
+
+class NetworkSlicer(ToxicFault):
+    type = "network.slicer"
+    toxic_type = "slicer"
+    Params = SlicerParams
+
+    def attributes(self) -> dict[str, Any]:
+        return {
+            "average_size": self.params.average_size,
+            "size_variation": self.params.size_variation,
+            "delay": round(self.params.delay * 1e6),  # microseconds
+        }
+
+
+class NetworkLimitData(ToxicFault):
+    type = "network.limit_data"
+    toxic_type = "limit_data"
+    Params = LimitDataParams
+
+    def attributes(self) -> dict[str, Any]:
+        return {"bytes": self.params.bytes}
+
+
+class HttpError(ToxicFault):
+    """Answer `status` to a share of the requests sent to an HTTP dependency."""
+
+    type = "http.error"
+    toxic_type = "http_error"
+    Params = HttpErrorParams
+
+    def attributes(self) -> dict[str, Any]:
+        return {"status": self.params.status, "rate": self.params.rate, "body": self.params.body}
+
+
+class HttpDelay(ToxicFault):
+    """Delay the response headers of a share of the requests sent to an HTTP dependency."""
+
+    type = "http.delay"
+    toxic_type = "http_delay"
+    Params = HttpDelayParams
+
+    def attributes(self) -> dict[str, Any]:
+        return {"delay": _ms(self.params.delay), "rate": self.params.rate}
+
+
+class NetworkDown(ProxyFault):
+    """The dependency is unreachable: its proxy stops listening and drops its connections."""
+
+    type = "network.down"
+    Params = DependencyParams
+
+    def undo_record(self) -> dict[str, Any]:
+        return {"api_url": self.ctx.toxiproxy_url, "proxy": self.proxy_name, "enable": True}
+
+    def inject(self) -> None:
+        self.client().set_enabled(self.proxy_name, False)
+
+    def revert(self) -> None:
+        self.replay_undo(self.undo_record())
+
+    @classmethod
+    def replay_undo(cls, record: dict[str, Any]) -> str:
+        client = ToxiproxyClient(record["api_url"])
+        try:
+            client.set_enabled(record["proxy"], True)
+        except ToxiproxyUnreachable:
+            return f"Toxiproxy at {record['api_url']} is not reachable: nothing left to undo"
+        except ToxiproxyNotFound:
+            return f"proxy {record['proxy']} no longer exists: nothing left to undo"
+        return f"re-enabled proxy {record['proxy']}"
