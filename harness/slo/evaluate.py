@@ -1,0 +1,566 @@
+"""Judge parsed SLOs and stop conditions against a run's windows and timeline.
+
+`evaluate()` gives a `Verdict`: passed (None = no data), the measured figure and
+threshold in display units (ms for latency, seconds for recovery/detection times and
+`for` stretches, fractions 0..1 for rates and window shares), and a sentence a person
+can read.  `check_stop()` is called every window on the windows seen so far.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from harness.fault import UserError
+from harness.phases import RunTimeline, Span
+from harness.slo.ast import (
+    BinOp,
+    Comparison,
+    Degradation,
+    DetectionTime,
+    Expr,
+    Neg,
+    Number,
+    RecoveryTime,
+    SliRef,
+    Slo,
+    StopCondition,
+    measures,
+)
+from harness.slo.parser import dimension
+from harness.slo.series import Series
+from harness.slo.settings import SloSettings
+from harness.slo.sli import Missing, Value, compute
+from harness.windows import Window
+
+_EPS = 1e-9
+
+
+@dataclass
+class WindowPoint:
+    index: int
+    start: float  # Unix seconds
+    value: float | None  # the left-hand side in this window, display units
+    ok: bool | None  # the condition held / failed / no data
+
+
+@dataclass
+class Verdict:
+    expression: str
+    passed: bool | None  # None: no data to judge
+    measured: float | None  # display units (see `unit`); None: undefined or never reached
+    threshold: float | None
+    unit: str  # ms | s | fraction | ratio | req/s | requests | "" (probe values)
+    scope: str
+    detail: str
+    comparator: str
+    per_window: list[WindowPoint] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- display -----------------------------------------------------------------------------
+
+
+def _unit(node: Expr) -> str:
+    dim = dimension(node, "")
+    ms = measures(node)
+    if dim == "time":
+        return "ms" if any(isinstance(m, SliRef) and m.is_latency for m in ms) else "s"
+    if dim == "fraction":
+        return "fraction"
+    if any(isinstance(m, Degradation) for m in ms):
+        return "ratio"
+    kinds = {m.kind for m in ms if isinstance(m, SliRef)}
+    return "req/s" if kinds == {"throughput"} else "requests" if kinds == {"requests"} else ""
+
+
+def _display(v: float, unit: str) -> float:
+    return v * 1000 if unit == "ms" else v
+
+
+def _fmt(v: float | None, unit: str) -> str:
+    if v is None:
+        return "undefined"
+    if math.isinf(v):
+        return "infinite"
+    if unit == "ms":
+        return f"{_trim(f'{v * 1000:.1f}')} ms"
+    if unit == "s":
+        return f"{_trim(f'{v:.2f}')} s"
+    if unit == "fraction":
+        return f"{v * 100:.4g}%"
+    if unit == "ratio":
+        return f"{v:.3g}x"
+    if unit == "req/s":
+        return f"{v:.1f} req/s"
+    return f"{v:.6g}"
+
+
+def _trim(number: str) -> str:
+    return number.rstrip("0").rstrip(".") if "." in number else number
+
+
+def _compare(op: str, a: float, b: float) -> bool:
+    tol = _EPS * max(1.0, abs(a), abs(b))
+    return {
+        "<": a < b - tol, "<=": a <= b + tol, ">": a > b + tol, ">=": a >= b - tol,
+        "==": abs(a - b) <= tol, "!=": abs(a - b) > tol,
+    }[op]  # fmt: skip
+
+
+def _where(scope: str) -> str:
+    return "over the run" if scope == "run" else f"during {scope}"
+
+
+# --- the evaluator -------------------------------------------------------------------------
+
+
+class _Evaluator:
+    def __init__(self, windows: list[Window], timeline: RunTimeline, settings: SloSettings):
+        self.series = Series.build(windows, timeline)
+        self.settings = settings
+        self.timeline = timeline
+        self._cache: dict[tuple[SliRef, int | None, str], Value] = {}
+
+    def t(self, when: float) -> str:
+        return f"+{when - self.timeline.run.start:.1f} s"
+
+    def judged(self, scope: str) -> list[int]:
+        return [i for i in self.series.in_scope(scope) if self.series.status[i] != "empty"]
+
+    def value(self, node: Expr, window: int | None, scope: str) -> Value:
+        """`node` in one window (window given) or over `scope`; own-scoped SLIs stay scope-wide."""
+        if isinstance(node, Number):
+            return node.value
+        if isinstance(node, SliRef):
+            if node.scope:
+                window, scope = None, node.scope
+            key = (node, window, scope)
+            if key not in self._cache:
+                if window is None:
+                    idx = self.series.in_scope(scope)
+                    where = (
+                        _where(scope)
+                        if self.timeline.scope(scope)
+                        else f"(no span named {scope!r} in this run)"
+                    )
+                    self._cache[key] = compute(node, self.series, idx, where)
+                else:
+                    self._cache[key] = compute(node, self.series, [window], "in this window")
+            return self._cache[key]
+        if isinstance(node, Neg):
+            v = self.value(node.operand, window, scope)
+            return v if isinstance(v, Missing) else -v
+        if isinstance(node, BinOp):
+            a, b = self.value(node.left, window, scope), self.value(node.right, window, scope)
+            if isinstance(a, Missing) or isinstance(b, Missing):
+                missing = [m for m in (a, b) if isinstance(m, Missing)]
+                return Missing(missing[0].reason, any(m.failing for m in missing))
+            if node.op == "/" and b == 0:
+                return Missing(f"{node.right} is zero", failing=False)
+            return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else 0.0}[node.op]
+        raise TypeError(f"{node} cannot be evaluated per window")
+
+    def truth(
+        self, cmp: Comparison, window: int | None, scope: str
+    ) -> tuple[bool | None, Value, Value]:
+        a, b = self.value(cmp.left, window, scope), self.value(cmp.right, window, scope)
+        missing = [m for m in (a, b) if isinstance(m, Missing)]
+        if missing:
+            return (False if any(m.failing for m in missing) else None), a, b
+        return _compare(cmp.op, a, b), a, b  # type: ignore[arg-type]
+
+    def holds(self, conds: tuple[Comparison, ...], window: int) -> tuple[bool | None, str]:
+        """All conditions in one window: True, False, or None with the reason there is no data."""
+        results = [self.truth(c, window, "run") for c in conds]
+        if any(r[0] is False for r in results):
+            return False, ""
+        for ok, a, b in results:
+            if ok is None:
+                return None, next(m.reason for m in (a, b) if isinstance(m, Missing))
+        return True, ""
+
+    # --- plain and windowed comparisons ---------------------------------------------------
+
+    def verdict(
+        self,
+        slo: Slo,
+        passed: bool | None,
+        measured: float | None,
+        threshold: float | None,
+        unit: str,
+        scope: str,
+        detail: str,
+        points: list[WindowPoint] | None = None,
+    ) -> Verdict:
+        disp = lambda v: None if v is None or math.isinf(v) else _display(v, unit)
+        return Verdict(
+            slo.text,
+            passed,
+            disp(measured),
+            disp(threshold),
+            unit,
+            scope,
+            detail,
+            slo.comparison.op,
+            points or [],
+        )
+
+    def points(
+        self, cmp: Comparison | Expr, idx: list[int], scope: str, unit: str
+    ) -> list[WindowPoint]:
+        """Per-window values of a comparison's left side (and whether it held), or of an expression."""
+        out = []
+        for i in idx:
+            if isinstance(cmp, Comparison):
+                ok, a, _ = self.truth(cmp, i, scope)
+            else:
+                ok, a = None, self.value(cmp, i, scope)
+            w = self.series.windows[i]
+            out.append(
+                WindowPoint(
+                    w.index, w.start, None if isinstance(a, Missing) else _display(a, unit), ok
+                )
+            )
+        return out
+
+    def aggregate(self, slo: Slo) -> Verdict:
+        cmp, scope = slo.comparison, slo.scope or "run"
+        unit = _unit(cmp.left)
+        per_window = any(isinstance(m, SliRef) and m.scope is None for m in measures(cmp.left))
+        points = self.points(cmp, self.judged(scope), scope, unit) if per_window else []
+        ok, a, b = self.truth(cmp, None, scope)
+        lhs = str(cmp.left) + ("" if not per_window else " " + _where(scope))
+        a_val = None if isinstance(a, Missing) else a
+        b_val = None if isinstance(b, Missing) else b
+        expected = f"expected {cmp.op} {self.rhs_text(cmp.right, b, unit)}"
+        if isinstance(a, Missing) or isinstance(b, Missing):
+            why = a.reason if isinstance(a, Missing) else b.reason  # type: ignore[union-attr]
+            verb = "failed" if ok is False else "no data"
+            detail = f"{lhs} is undefined ({why}): {verb}; {expected}"
+        else:
+            detail = f"{lhs} was {_fmt(a_val, unit)}; {expected}"
+        return self.verdict(slo, ok, a_val, b_val, unit, scope, detail, points)
+
+    def rhs_text(self, rhs: Expr, b: Value, unit: str) -> str:
+        shown = "undefined" if isinstance(b, Missing) else _fmt(b, unit)
+        return shown if isinstance(rhs, Number) else f"{rhs} = {shown}"
+
+    def windowed(self, slo: Slo) -> Verdict:
+        cmp, scope, q = slo.comparison, slo.scope or "run", slo.quantifier
+        assert q is not None
+        unit = _unit(cmp.left)
+        idx = self.judged(scope)
+        pts = self.points(cmp, idx, scope, unit)
+        judged = [p for p in pts if p.ok is not None]
+        cond = f"`{cmp}`"
+        if not judged:
+            return self.verdict(
+                slo,
+                None,
+                None,
+                None,
+                unit,
+                scope,
+                f"no window with data {_where(scope)} to judge {cond}",
+                pts,
+            )
+        failed = [p for p in judged if not p.ok]
+        if q.kind == "every":
+            b = (
+                self.value(cmp.right, None, scope)
+                if not any(isinstance(m, SliRef) and m.scope is None for m in measures(cmp.right))
+                else None
+            )
+            threshold = b if isinstance(b, float) else None
+            values = [p.value for p in judged if p.value is not None]
+            worst = (max(values) if cmp.op in ("<", "<=") else min(values)) if values else None
+            worst_base = None if worst is None else (worst / 1000 if unit == "ms" else worst)
+            stalls = sum(1 for p in failed if p.value is None)
+            if failed:
+                detail = (
+                    f"{cond} failed in {len(failed)} of {len(judged)} windows {_where(scope)}"
+                    f" (first at {self.t(failed[0].start)}; worst {_fmt(worst_base, unit)}"
+                    + (f"; {stalls} with no completed request" if stalls else "")
+                    + ")"
+                )
+            else:
+                detail = f"{cond} held in every one of {len(judged)} windows {_where(scope)} (worst {_fmt(worst_base, unit)})"
+            return self.verdict(slo, not failed, worst_base, threshold, unit, scope, detail, pts)
+        if q.kind == "share":
+            share = (len(judged) - len(failed)) / len(judged)
+            passed = share >= q.share - _EPS  # type: ignore[operator]
+            detail = (
+                f"{cond} held in {share * 100:.4g}% of windows {_where(scope)} "
+                f"({len(judged) - len(failed)} of {len(judged)}); expected at least {q.share * 100:.4g}%"
+            )  # type: ignore[operator]
+            return self.verdict(slo, passed, share, q.share, "fraction", scope, detail, pts)
+        # `for D`: fails only when the condition is violated for D or longer without a break.
+        size = self.series.windows[0].size
+        longest, run, run_start, longest_start, prev = 0, 0, 0.0, 0.0, None
+        for p in pts:
+            if p.ok is False and prev is not None and p.index == prev + 1 and run:
+                run += 1
+            elif p.ok is False:
+                run, run_start = 1, p.start
+            else:
+                run = 0
+            prev = p.index
+            if run > longest:
+                longest, longest_start = run, run_start
+        seconds = longest * size
+        passed = seconds < q.seconds - _EPS  # type: ignore[operator]
+        if longest:
+            detail = (
+                f"{cond} was violated for {seconds:g} s in a row at most (from {self.t(longest_start)})"
+                f" {_where(scope)}; allowed less than {q.seconds:g} s"
+            )
+        else:
+            detail = f"{cond} held in every window {_where(scope)}"
+        return Verdict(slo.text, passed, seconds, q.seconds, "s", scope, detail, cmp.op, pts)
+
+    # --- recovery, detection, degradation ---------------------------------------------------
+
+    def faults(self, chosen: str | None, scope: str | None) -> list[Span]:
+        name = chosen or (scope if scope not in (None, "run", "fault") else None)
+        return [s for s in self.timeline.faults if name is None or s.name == name]
+
+    def recovery(self, slo: Slo) -> Verdict:
+        node = slo.comparison.left
+        assert isinstance(node, RecoveryTime)
+        conds = node.conditions or self.settings.steady_state_conditions()
+        n = self.settings.recovery_windows
+        scope = node.fault or slo.scope or "fault"
+        spans = [s for s in self.faults(node.fault, slo.scope) if s.end is not None]
+        cond_text = " and ".join(f"`{c}`" for c in conds)
+        threshold = self.value(slo.comparison.right, None, "run")
+        if not spans:
+            return self.verdict(
+                slo,
+                None,
+                None,
+                threshold,
+                "s",
+                scope,  # type: ignore[arg-type]
+                f"no fault {'named ' + repr(node.fault) + ' ' if node.fault else ''}ended in this run; "
+                "recovery_time needs one",
+            )
+        results: list[tuple[Span, float | None, str, list[WindowPoint]]] = []
+        for span in spans:
+            assert span.end is not None
+            streak, found, reasons, pts = 0, None, [], []
+            prev = None
+            for i in self.series.after(span.end):
+                ok, why = self.holds(conds, i)
+                w = self.series.windows[i]
+                first = self.value(conds[0].left, i, "run")
+                u = _unit(conds[0].left)
+                pts.append(
+                    WindowPoint(
+                        w.index,
+                        w.start,
+                        None if isinstance(first, Missing) else _display(first, u),
+                        ok,
+                    )
+                )
+                reasons.append(why)
+                streak = (
+                    streak + 1
+                    if ok and (prev is None or w.index == prev + 1) and streak
+                    else (1 if ok else 0)
+                )
+                prev = w.index
+                if streak == n:
+                    found = max(0.0, self.series.windows[i - n + 1].start - span.end)
+                    break
+            why = ""
+            if found is None and all(p.ok is None for p in pts):
+                why = next((r for r in reasons if r), "no window with data after it ended")
+            results.append((span, found, why, pts))
+        nodata = [r for r in results if r[2]]
+        if nodata:
+            span, _, why, pts = nodata[0]
+            return self.verdict(
+                slo,
+                None,
+                None,
+                threshold,
+                "s",
+                scope,  # type: ignore[arg-type]
+                f"cannot judge recovery from {span.name}: {why}",
+                pts,
+            )
+        never = [r for r in results if r[1] is None]
+        if never:
+            span, _, _, pts = never[0]
+            detail = (
+                f"{span.name} did not recover before the run ended: {cond_text} never held for "
+                f"{n} consecutive windows after it ended at {self.t(span.end)}"
+            )  # type: ignore[arg-type]
+            return self.verdict(slo, False, None, threshold, "s", scope, detail, pts)  # type: ignore[arg-type]
+        span, worst, _, pts = max(results, key=lambda r: r[1])  # type: ignore[arg-type, return-value]
+        passed = _compare(slo.comparison.op, worst, threshold)  # type: ignore[arg-type]
+        others = "; ".join(f"{s.name} {_fmt(v, 's')}" for s, v, _, _ in results if s is not span)
+        detail = (
+            f"recovery_time of {span.name} was {_fmt(worst, 's')} (from its end at {self.t(span.end)} until "  # type: ignore[arg-type]
+            f"{cond_text} held for {n} consecutive windows); expected {slo.comparison.op} "
+            f"{_fmt(threshold, 's')}" + (f"; other faults: {others}" if others else "")
+        )  # type: ignore[arg-type]
+        return self.verdict(slo, passed, worst, threshold, "s", scope, detail, pts)  # type: ignore[arg-type]
+
+    def detection(self, slo: Slo) -> Verdict:
+        node = slo.comparison.left
+        assert isinstance(node, DetectionTime)
+        conds = node.conditions or self.settings.detection_conditions()
+        if not conds:
+            raise UserError(
+                f"`{slo.text}`: detection_time needs a condition, e.g. "
+                "detection_time(probe.alert >= 1) < 20s, or set the scenario's slo settings `detection:`"
+            )
+        scope = node.fault or slo.scope or "fault"
+        spans = self.faults(node.fault, slo.scope)
+        threshold = self.value(slo.comparison.right, None, "run")
+        cond_text = " and ".join(f"`{c}`" for c in conds)
+        if not spans:
+            return self.verdict(
+                slo,
+                None,
+                None,
+                threshold,
+                "s",
+                scope,  # type: ignore[arg-type]
+                "no fault ran in this run; detection_time needs one",
+            )
+        results: list[tuple[Span, float | None, list[WindowPoint]]] = []
+        for span in spans:
+            found, pts = None, []
+            for i in range(len(self.series.windows)):
+                w = self.series.windows[i]
+                if w.end <= span.start or not self.timeline.run.contains(w.start):
+                    continue
+                ok, _ = self.holds(conds, i)
+                pts.append(WindowPoint(w.index, w.start, None, ok))
+                if ok:
+                    found = max(0.0, w.end - span.start)
+                    break
+            results.append((span, found, pts))
+        never = [r for r in results if r[1] is None]
+        if never:
+            span, _, pts = never[0]
+            detail = f"{span.name} was never detected: {cond_text} did not hold after it started at {self.t(span.start)}"
+            return self.verdict(slo, False, None, threshold, "s", scope, detail, pts)  # type: ignore[arg-type]
+        span, worst, pts = max(results, key=lambda r: r[1])  # type: ignore[arg-type, return-value]
+        passed = _compare(slo.comparison.op, worst, threshold)  # type: ignore[arg-type]
+        detail = (
+            f"detection_time of {span.name} was {_fmt(worst, 's')} (from its start at {self.t(span.start)} "
+            f"until {cond_text} held); expected {slo.comparison.op} {_fmt(threshold, 's')}"
+        )  # type: ignore[arg-type]
+        return self.verdict(slo, passed, worst, threshold, "s", scope, detail, pts)  # type: ignore[arg-type]
+
+    def degradation(self, slo: Slo) -> Verdict:
+        node = slo.comparison.left
+        assert isinstance(node, Degradation)
+        sli, scope = node.sli, node.scope or slo.scope or "fault"
+        threshold = self.value(slo.comparison.right, None, "run")
+        base = self.value(sli, None, "baseline")
+        unit = _unit(sli)
+        pts = self.points(sli, self.judged(scope), scope, unit)
+        if isinstance(base, Missing):
+            return self.verdict(
+                slo,
+                None,
+                None,
+                threshold,
+                "ratio",
+                scope,  # type: ignore[arg-type]
+                f"no baseline for degradation({sli.name}): {base.reason}",
+                pts,
+            )
+        lower_is_worse = sli.kind in ("availability", "accuracy", "throughput", "requests")
+        values = []
+        for i in self.judged(scope):
+            v = self.value(sli, i, scope)
+            if isinstance(v, Missing):
+                if v.failing:
+                    values.append(0.0 if lower_is_worse else math.inf)
+                continue
+            values.append(v)
+        if not values:
+            return self.verdict(
+                slo,
+                None,
+                None,
+                threshold,
+                "ratio",
+                scope,  # type: ignore[arg-type]
+                f"no window with data {_where(scope)} for degradation({sli.name})",
+                pts,
+            )
+        worst = min(values) if lower_is_worse else max(values)
+        num, den = (base, worst) if lower_is_worse else (worst, base)
+        ratio = 1.0 if num == den else (math.inf if den == 0 else num / den)
+        passed = _compare(slo.comparison.op, ratio, threshold)  # type: ignore[arg-type]
+        detail = (
+            f"worst window of {sli.name} {_where(scope)} was {_fmt(worst, unit)} against "
+            f"{_fmt(base, unit)} over the baseline: degradation {_fmt(ratio, 'ratio')}; "
+            f"expected {slo.comparison.op} {_fmt(threshold, 'ratio')}"
+        )  # type: ignore[arg-type]
+        return self.verdict(slo, passed, ratio, threshold, "ratio", scope, detail, pts)
+
+
+def evaluate(
+    slo: Slo, windows: list[Window], timeline: RunTimeline, settings: SloSettings | None = None
+) -> Verdict:
+    """Judge one parsed SLO over a run's merged windows (one per index) and its timeline."""
+    ev = _Evaluator(windows, timeline, settings or SloSettings())
+    lhs = slo.comparison.left
+    if isinstance(lhs, RecoveryTime):
+        return ev.recovery(slo)
+    if isinstance(lhs, DetectionTime):
+        return ev.detection(slo)
+    if isinstance(lhs, Degradation):
+        return ev.degradation(slo)
+    return ev.windowed(slo) if slo.quantifier else ev.aggregate(slo)
+
+
+def check_stop(
+    cond: StopCondition,
+    windows_so_far: list[Window],
+    timeline_so_far: RunTimeline,
+    settings: SloSettings | None = None,
+) -> str | None:
+    """A reason when `cond` has been true for its `for` duration of consecutive windows, else None.
+
+    Pass completed windows only.  A window where nothing completed (all failed, or stalled)
+    counts as the condition being true: a service that answers nothing should stop a run."""
+    ev = _Evaluator(windows_so_far, timeline_so_far, settings or SloSettings())
+    if not ev.series.windows:
+        return None
+    scope = cond.scope or "run"
+    size = ev.series.windows[0].size
+    need = max(1, math.ceil((cond.seconds or 0) / size - _EPS))
+    streak, prev, first = 0, None, 0
+    for i in ev.judged(scope):
+        ok, a, _ = ev.truth(cond.comparison, i, scope)
+        tripped = ok is True or (ok is False and isinstance(a, Missing) and a.failing)
+        w = ev.series.windows[i]
+        if tripped:
+            if not (streak and prev is not None and w.index == prev + 1):
+                streak, first = 0, i
+            streak += 1
+        else:
+            streak = 0
+        prev = w.index
+        if streak >= need:
+            unit = _unit(cond.comparison.left)
+            shown = a.reason if isinstance(a, Missing) else _fmt(a, unit)
+            span = (
+                f"for {streak * size:g} s (from {ev.t(ev.series.windows[first].start)})"
+                if cond.seconds
+                else f"at {ev.t(w.start)}"
+            )
+            return f"stop condition `{cond.text}` tripped {span}: {cond.comparison.left} was {shown} in the last window"
+    return None
