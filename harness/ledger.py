@@ -1,0 +1,163 @@
+"""The undo ledger: what a run must undo, written *before* it does it.
+
+One JSONL file per run under `<output dir>/.ledger/`. Entries:
+  {"op": "open", "run": id, "pid": harness pid, "start_time": ...}
+  {"op": "fault", "id": ..., "type": ..., "record": {...}}      before inject
+  {"op": "fault_done", "id": ...}                               after revert
+  {"op": "process", "id": ..., "pid": ..., "start_time": ...}   after spawn
+  {"op": "process_done", "id": ...}                             after stop
+  {"op": "route", "id": ..., "api": url, "proxy": name}         after creating a proxy
+  {"op": "route_done", "id": ...}                               after deleting it
+  {"op": "closed"}                                              run ended cleanly
+A harness killed with SIGKILL leaves a file without "closed"; `aftershock cleanup`
+(and the start of the next run) replays it: reverts open faults, kills open process
+groups, and closes the file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.processes import kill_group_if_same, process_start_time
+
+
+class Ledger:
+    def __init__(self, directory: Path, run_id: str) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"{run_id}.jsonl"
+        self._lock = threading.Lock()
+        self._file = self.path.open("a", encoding="utf-8")
+        self._append({"op": "open", "run": run_id, "pid": os.getpid(), "start_time": process_start_time(os.getpid())})
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        with self._lock:
+            self._file.write(json.dumps(entry) + "\n")
+            self._file.flush()
+            os.fsync(self._file.fileno())
+
+    def fault_planned(self, fault_id: str, fault_type: str, record: dict[str, Any]) -> None:
+        self._append({"op": "fault", "id": fault_id, "type": fault_type, "record": record})
+
+    def fault_done(self, fault_id: str) -> None:
+        self._append({"op": "fault_done", "id": fault_id})
+
+    def process_started(self, proc_id: str, pid: int) -> None:
+        self._append({"op": "process", "id": proc_id, "pid": pid, "start_time": process_start_time(pid)})
+
+    def process_done(self, proc_id: str) -> None:
+        self._append({"op": "process_done", "id": proc_id})
+
+    def route_created(self, route_id: str, api_url: str, proxy_name: str) -> None:
+        self._append({"op": "route", "id": route_id, "api": api_url, "proxy": proxy_name})
+
+    def route_done(self, route_id: str) -> None:
+        self._append({"op": "route_done", "id": route_id})
+
+    def close(self) -> None:
+        self._append({"op": "closed"})
+        with self._lock:
+            self._file.close()
+
+
+@dataclass
+class Leftovers:
+    path: Path
+    owner_pid: int | None = None
+    owner_start: int | None = None
+    faults: list[dict[str, Any]] = field(default_factory=list)  # in injection order
+    processes: list[dict[str, Any]] = field(default_factory=list)
+    routes: list[dict[str, Any]] = field(default_factory=list)
+    closed: bool = False
+
+    def owner_alive(self) -> bool:
+        if self.owner_pid is None:
+            return False
+        now = process_start_time(self.owner_pid)
+        return now is not None and (self.owner_start is None or now == self.owner_start)
+
+
+def read_ledger(path: Path) -> Leftovers:
+    left = Leftovers(path)
+    faults: dict[str, dict[str, Any]] = {}
+    procs: dict[str, dict[str, Any]] = {}
+    routes: dict[str, dict[str, Any]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        try:
+            e = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # torn last line after a crash
+        op = e.get("op")
+        if op == "open":
+            left.owner_pid, left.owner_start = e.get("pid"), e.get("start_time")
+        elif op == "fault":
+            faults[e["id"]] = e
+        elif op == "fault_done":
+            faults.pop(e["id"], None)
+        elif op == "process":
+            procs[e["id"]] = e
+        elif op == "process_done":
+            procs.pop(e["id"], None)
+        elif op == "route":
+            routes[e["id"]] = e
+        elif op == "route_done":
+            routes.pop(e["id"], None)
+        elif op == "closed":
+            left.closed = True
+    left.faults = list(faults.values())
+    left.processes = list(procs.values())
+    left.routes = list(routes.values())
+    return left
+
+
+def replay(left: Leftovers) -> list[str]:
+    """Undo what a dead run left behind; returns one line per action, for the user."""
+    from harness.plugins import fault_types  # late: fault modules import harness pieces
+
+    actions: list[str] = []
+    registry = fault_types()
+    for entry in reversed(left.faults):
+        cls = registry.get(entry["type"])
+        if cls is None:
+            actions.append(f"cannot undo fault {entry['id']}: type {entry['type']} is not installed")
+            continue
+        try:
+            actions.append(f"fault {entry['id']} ({entry['type']}): {cls.replay_undo(entry['record'])}")
+        except Exception as exc:  # keep going: one stuck undo must not block the others
+            actions.append(f"fault {entry['id']} ({entry['type']}): undo failed: {exc}")
+    for entry in left.routes:
+        actions.append(f"proxy {entry['proxy']} on {entry['api']}: {_delete_route(entry['api'], entry['proxy'])}")
+    for entry in left.processes:
+        killed = kill_group_if_same(entry["pid"], entry["pid"], entry.get("start_time"))
+        actions.append(f"process {entry['id']} (pid {entry['pid']}): {'killed' if killed else 'already gone'}")
+    with left.path.open("a", encoding="utf-8") as f:
+        f.write(json.dumps({"op": "closed", "by": "cleanup"}) + "\n")
+    left.closed = True
+    return actions
+
+
+def stale_ledgers(directory: Path) -> list[Leftovers]:
+    """Ledgers of runs that ended without closing and whose harness is no longer alive."""
+    if not directory.is_dir():
+        return []
+    out = []
+    for path in sorted(directory.glob("*.jsonl")):
+        left = read_ledger(path)
+        if not left.closed and not left.owner_alive():
+            out.append(left)
+    return out
+
+
+def _delete_route(api_url: str, proxy_name: str) -> str:
+    from faults.proxy.client import ToxiproxyClient, ToxiproxyError, ToxiproxyUnreachable
+
+    try:
+        return "deleted" if ToxiproxyClient(api_url, timeout=2.0).delete_proxy(proxy_name) else "already gone"
+    except ToxiproxyUnreachable:
+        return "proxy server gone (nothing left on it)"
+    except ToxiproxyError as exc:
+        return f"could not delete: {exc}"

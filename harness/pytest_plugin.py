@@ -1,0 +1,111 @@
+"""pytest plugin: `pytest scenarios/` runs each scenario once and reports one item per SLO.
+
+A YAML file is collected when it has top-level `target:` and `slos:` keys. The run
+happens when the first of its items runs; the other items read the same result.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+_SCENARIO_KEYS = (re.compile(r"^target\s*:", re.M), re.compile(r"^slos\s*:", re.M))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("aftershock", "aftershock scenarios")
+    group.addoption("--aftershock-quick", action="store_true", default=False,
+                    help="scale every scenario duration down (x0.25), as `aftershock run --quick`")
+    group.addoption("--aftershock-output", default=None, metavar="DIR",
+                    help="reports folder (default: each scenario's output.dir)")
+    group.addoption("--aftershock-allow-host", action="append", default=[], metavar="HOST",
+                    help="allow a non-loopback host (repeatable)")
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix not in (".yaml", ".yml"):
+        return None
+    try:
+        text = file_path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    if all(p.search(text) for p in _SCENARIO_KEYS):
+        return ScenarioFile.from_parent(parent, path=file_path)
+    return None
+
+
+class ScenarioInputError(Exception):
+    pass
+
+
+class ScenarioFile(pytest.File):
+    _result: Any = None
+
+    def collect(self):
+        from harness.fault import UserError
+        from harness.scenario.loader import load_scenario
+
+        try:
+            self.loaded = load_scenario(self.path)
+        except UserError as exc:
+            raise self.CollectError(f"bad scenario (exit code 2 from `aftershock run`):\n{exc}") from None
+        slos = self.loaded.scenario.slos
+        if not slos:
+            yield ScenarioSloItem.from_parent(self, name="run completes", slo_index=None)
+        for i, slo in enumerate(slos):
+            yield ScenarioSloItem.from_parent(self, name=slo.name, slo_index=i)
+
+    def result(self) -> Any:
+        if self._result is None:
+            from harness.runner import RunOptions, Runner
+
+            cfg = self.config
+            loaded = self.loaded
+            allow = cfg.getoption("--aftershock-allow-host")
+            loaded.scenario.safety.allowed_hosts.extend(allow)
+            output = cfg.getoption("--aftershock-output")
+            opts = RunOptions(quick=cfg.getoption("--aftershock-quick"), output_dir=Path(output) if output else None,
+                              allow_hosts=allow)
+            self._result = Runner(loaded, opts).run()
+        return self._result
+
+
+class SloFailed(Exception):
+    pass
+
+
+class ScenarioSloItem(pytest.Item):
+    def __init__(self, *, slo_index: int | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.slo_index = slo_index
+
+    def runtest(self) -> None:
+        run = self.parent.result()
+        self.user_properties.append(("run_dir", str(run.run_dir)))
+        if run.status in ("error", "interrupted"):
+            raise SloFailed(f"the run did not complete ({run.status}, exit code {run.exit_code}): {run.message}")
+        if self.slo_index is None:
+            return
+        v = run.result["slos"][self.slo_index]
+        self.user_properties += [("expect", v["expect"]), ("measured", v["measured"]), ("unit", v["unit"]),
+                                 ("scope", v["scope"])]
+        if v["passed"] is True:
+            return
+        from harness.report.writers import fmt_measured
+
+        prefix = "aborted by a stop condition; " if run.status == "aborted" else ""
+        if v["passed"] is None:
+            raise SloFailed(f"{prefix}no data to judge `{v['expect']}` (scope: {v['scope']}): {v['detail']}")
+        raise SloFailed(f"{prefix}expected `{v['expect']}` (scope: {v['scope']}); measured {fmt_measured(v)}\n"
+                        f"{v['detail']}\nreport: {run.run_dir / 'report.html'}")
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, SloFailed):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        return self.path, None, f"{self.path.name}::{self.name}"

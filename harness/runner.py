@@ -1,0 +1,299 @@
+"""Runs one scenario for real and returns its verdicts.
+
+Order: undo what a crashed earlier run left → fault proxy → dependencies → target →
+load (baseline, fault windows, recovery, all under load) → verdicts → reports.
+Everything started is stopped and every fault reverted on every path out: normal
+end, exception, stop condition, Ctrl-C and SIGTERM (turned into task cancellation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from harness.fault import FaultContext, UserError
+from harness.journal import Journal
+from harness.ledger import Ledger, replay, stale_ledgers
+from harness.phases import RunTimeline, Span
+from harness.scenario.loader import LoadedScenario
+from harness.target import SystemUnderTest
+from harness.timeline import FaultTimeline
+from harness.windows import Window
+
+EXIT_OK, EXIT_SLO_FAILED, EXIT_BAD_INPUT, EXIT_ABORTED, EXIT_INTERNAL = 0, 1, 2, 3, 4
+EXIT_INTERRUPTED = 130
+
+QUICK_FACTOR = 0.25
+
+
+@dataclass
+class RunOptions:
+    quick: bool = False
+    output_dir: Path | None = None  # overrides the scenario's output.dir
+    allow_hosts: list[str] = field(default_factory=list)
+    toxiproxy_url: str | None = None  # an external Toxiproxy server instead of the embedded one
+    live: bool = False  # a live terminal view (rich) while the run goes
+
+
+@dataclass
+class RunResult:
+    status: str  # passed | failed | aborted | interrupted | error
+    exit_code: int
+    run_dir: Path
+    result: dict[str, Any]
+    message: str = ""
+
+
+class Interrupted(Exception):
+    def __init__(self, signame: str) -> None:
+        super().__init__(signame)
+        self.signame = signame
+
+
+class Runner:
+    def __init__(self, loaded: LoadedScenario, options: RunOptions | None = None) -> None:
+        self.options = options or RunOptions()
+        self.loaded = loaded
+        self.scenario = loaded.scenario.scaled(QUICK_FACTOR) if self.options.quick else loaded.scenario
+        if self.options.quick:
+            self.scenario.load.window = min(self.scenario.load.window, 0.5)
+        self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+        out_root = self.options.output_dir or Path(self.scenario.output.dir)
+        self.out_root = out_root
+        self.run_dir = out_root / self.scenario.name / self.run_id
+        self.windows: dict[int, Window] = {}
+        self.abort_reason: str | None = None
+        self._signal: str | None = None
+
+    # --- entry point ------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        """Run to the end (blocking). SIGINT/SIGTERM cancel the run and roll back."""
+        return asyncio.run(self._main())
+
+    async def _main(self) -> RunResult:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        installed = []
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                def on_signal(sig: signal.Signals = sig) -> None:
+                    if self._signal is None:
+                        self._signal = sig.name
+                        task.cancel()
+                loop.add_signal_handler(sig, on_signal)
+                installed.append(sig)
+        try:
+            return await self._run()
+        finally:
+            for sig in installed:
+                loop.remove_signal_handler(sig)
+
+    # --- the run ----------------------------------------------------------------
+
+    async def _run(self) -> RunResult:
+        from faults.proxy import EmbeddedProxy
+        from faults.proxy.client import ToxiproxyClient
+
+        s = self.scenario
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        journal = Journal(self.run_dir / "journal.jsonl", self.loaded.secrets)
+        self.journal = journal
+        for left in stale_ledgers(self.out_root / ".ledger"):
+            for line in replay(left):
+                journal.write("cleanup.replayed", ledger=str(left.path), action=line)
+        ledger = Ledger(self.out_root / ".ledger", f"{s.name}-{self.run_id}")
+        journal.write("run.started", scenario=s.name, file=str(self.loaded.path), run_id=self.run_id,
+                      quick=self.options.quick, window=s.load.window)
+        proxy = None
+        sut: SystemUnderTest | None = None
+        load = None
+        faults: FaultTimeline | None = None
+        status, code, message = "error", EXIT_INTERNAL, ""
+        timeline = RunTimeline(run=Span("run", "run", time.time()))
+        started = time.time()
+        try:
+            url = self.options.toxiproxy_url or (s.toxiproxy.url if s.toxiproxy else None)
+            if url is None:
+                proxy = EmbeddedProxy(host="127.0.0.1", port=0, seed=s.seed)
+                proxy.start()
+                url = proxy.api_url
+            journal.write("proxy.ready", url=url, embedded=proxy is not None)
+            client = ToxiproxyClient(url)
+            sut = SystemUnderTest(s, self.run_dir, client, ledger, journal)
+            await asyncio.to_thread(sut.start)
+            journal.write("target.ready", url=sut.base_url,
+                          dependencies={n: {"listen": d.listen, "upstream": d.upstream} for n, d in sut.dependencies.items()})
+            if s.load.data.dataset == "demo":
+                dataset = await asyncio.to_thread(sut.demo_dataset)
+            else:  # relative to the scenario file, like every path a scenario names
+                dataset = self.loaded.path.parent / s.load.data.dataset
+            ctx = FaultContext(toxiproxy_url=url, dependencies=sut.dependencies, processes=sut.processes,
+                               seed=s.seed, journal=journal.write)
+            entries = [(e, cls, params) for e, (cls, params) in zip(s.timeline.faults, self.loaded.faults)]
+            faults = FaultTimeline(entries, ctx, self.run_id, journal, ledger, timeline)
+            load = self._make_load(sut.base_url, dataset)
+            await load.start()
+            ledger.process_started("load", load.pid)
+            await self._drive(load, faults, timeline)
+            status, code = "completed", EXIT_OK
+        except asyncio.CancelledError:
+            status, code = "interrupted", EXIT_INTERRUPTED
+            message = f"interrupted by {self._signal or 'cancellation'}; faults reverted and processes stopped"
+            if self._signal is None:
+                raise
+        except _Aborted as exc:
+            status, code, message = "aborted", EXIT_ABORTED, str(exc)
+        except UserError as exc:
+            status, code, message = "error", EXIT_BAD_INPUT, str(exc)
+        except Exception as exc:
+            status, code, message = "error", EXIT_INTERNAL, f"internal error: {exc}"
+            journal.write("run.error", error=str(exc), traceback=traceback.format_exc())
+        finally:
+            await self._teardown(faults, load, sut, proxy, ledger, journal)
+
+        timeline.run.end = time.time() if timeline.run.end is None else timeline.run.end
+        if timeline.faults and status in ("completed", "aborted"):
+            last = max(f.end or timeline.run.end for f in timeline.faults)
+            timeline.recovery = Span("recovery", "recovery", last, timeline.run.end)
+        verdicts = self._verdicts(timeline) if status in ("completed", "aborted") else []
+        if status == "completed":
+            failed = [v for v in verdicts if v["passed"] is not True]
+            status, code = ("failed", EXIT_SLO_FAILED) if failed else ("passed", EXIT_OK)
+        from harness.report.result import build_result
+        from harness.report.writers import write_reports
+
+        result = build_result(self, timeline, verdicts, status, code, message, started, faults)
+        await asyncio.to_thread(write_reports, self.run_dir, result, journal)
+        journal.write("run.ended", status=status, exit_code=code, message=message)
+        journal.close()
+        return RunResult(status, code, self.run_dir, result, message)
+
+    def _make_load(self, base_url: str, dataset: Path) -> Any:
+        from harness.load.config import LoadConfig
+        from harness.load.process import LoadProcess
+
+        s = self.scenario
+        cfg = LoadConfig(
+            target_url=base_url, protocol=s.target.protocol, model=s.target.model, dataset=str(dataset),
+            label=s.load.data.label_field if s.load.data.labels else None, batch_size=s.load.data.batch_size,
+            users=s.load.users, spawn_rate=s.load.spawn_rate, duration=s.load.duration,
+            processes=s.load.processes, request_timeout=s.load.request_timeout, window=s.load.window,
+            locustfile=s.load.locustfile,
+        )
+        return LoadProcess(cfg, workdir=self.run_dir / "load")
+
+    async def _drive(self, load: Any, faults: FaultTimeline, timeline: RunTimeline) -> None:
+        """Consume windows, run the fault schedule and the stop conditions until the load ends.
+
+        The run's clock starts at the window of the first request, not at process start:
+        Locust takes a moment to import and spawn its users, and a baseline without load
+        would measure nothing.
+        """
+        s = self.scenario
+        first = asyncio.Event()
+        consume = asyncio.create_task(self._consume(load, first))
+        try:
+            await asyncio.wait_for(asyncio.shield(first.wait()), timeout=s.load.request_timeout + 60)
+        except asyncio.TimeoutError:
+            consume.cancel()
+            raise RuntimeError(f"the load sent no request within {s.load.request_timeout + 60:g}s; "
+                               f"see {self.run_dir / 'load' / 'locust.log'}") from None
+        if consume.done() and consume.exception() is not None:
+            raise consume.exception()
+        run_start = min(w.start for w in self.windows.values())
+        timeline.run.start = run_start
+        if s.timeline.baseline > 0:
+            timeline.baseline = Span("baseline", "baseline", run_start, run_start + s.timeline.baseline)
+        self.journal.write("phase", phase="load", start=run_start, duration=s.load.duration)
+        fault_task = asyncio.create_task(faults.run(run_start))
+        stop_task = asyncio.create_task(self._watch_stop_conditions(timeline))
+        pending = {consume, fault_task, stop_task}
+        try:
+            while consume in pending:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    if t.exception() is not None:
+                        raise t.exception()
+            if not fault_task.done():
+                # the load ended before the timeline did (its child died): nothing to measure
+                raise RuntimeError(f"the load stopped before the timeline ended; see {self.run_dir / 'load'}")
+        finally:
+            for t in (consume, fault_task, stop_task):
+                t.cancel()
+            await asyncio.gather(consume, fault_task, stop_task, return_exceptions=True)
+        timeline.run.end = min(time.time(), run_start + s.load.duration)
+
+    async def _consume(self, load: Any, first: asyncio.Event) -> None:
+        async for rec in load.windows():
+            w = self.windows.get(rec.index)
+            if w is None:
+                self.windows[rec.index] = rec
+            else:
+                w.merge(rec)
+            if rec.requests:
+                first.set()
+
+    async def _watch_stop_conditions(self, timeline: RunTimeline) -> None:
+        from harness.slo import check_stop, parse_stop
+
+        conditions = [(text, parse_stop(text)) for text in self.scenario.stop_when]
+        if not conditions:
+            return
+        size = self.scenario.load.window
+        while True:
+            await asyncio.sleep(size)
+            now = time.time()
+            done = [w for i, w in sorted(self.windows.items()) if w.end <= now - size]
+            for text, cond in conditions:
+                reason = check_stop(cond, done, timeline, self.scenario.settings)
+                if reason:
+                    self.abort_reason = f"stop condition `{text}` tripped: {reason}"
+                    self.journal.write("run.aborted", condition=text, reason=reason)
+                    raise _Aborted(self.abort_reason)
+
+    async def _teardown(self, faults: FaultTimeline | None, load: Any, sut: SystemUnderTest | None, proxy: Any,
+                        ledger: Ledger, journal: Journal) -> None:
+        """Revert faults first (the system must not stay broken), then stop everything."""
+        steps = [
+            ("revert faults", faults.revert_all if faults else None),
+            ("stop load", load.stop if load else None),
+            ("stop target", (lambda: asyncio.to_thread(sut.stop)) if sut else None),
+            ("stop proxy", (lambda: asyncio.to_thread(proxy.stop)) if proxy else None),
+        ]
+        for what, step in steps:
+            if step is None:
+                continue
+            try:
+                await asyncio.shield(step())
+            except BaseException as exc:  # keep tearing down whatever happens
+                journal.write("teardown.error", step=what, error=repr(exc))
+        ledger.close()
+
+    def _verdicts(self, timeline: RunTimeline) -> list[dict[str, Any]]:
+        from harness.slo import evaluate, parse_slo
+
+        windows = [self.windows[i] for i in sorted(self.windows)
+                   if timeline.run.contains((self.windows[i].start + self.windows[i].end) / 2)]
+        out = []
+        for slo in self.scenario.slos:
+            v = evaluate(parse_slo(slo.expect), windows, timeline, self.scenario.settings)
+            measured = v.measured
+            if isinstance(measured, float) and not math.isfinite(measured):
+                measured = None
+            out.append({"name": slo.name, "expect": slo.expect, "passed": v.passed, "measured": measured,
+                        "unit": v.unit, "threshold": v.threshold, "scope": v.scope, "detail": v.detail})
+            self.journal.write("slo.verdict", **out[-1])
+        return out
+
+
+class _Aborted(Exception):
+    """A stop condition tripped."""

@@ -1,0 +1,147 @@
+"""The system under test: start (or attach to) the target and its dependencies.
+
+Dependencies are started first, each on a free port; a proxy is created in front of
+each on the fault proxy; the target is then started pointing at the proxies, so the
+fault proxy sits on every path from the target to its dependencies.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.fault import Dependency, UserError
+from harness.processes import ManagedProcess, free_port
+from harness.scenario.model import Scenario, StartCommand
+
+HOST = "127.0.0.1"
+
+
+def demo_state_dir() -> Path:
+    """Where the demo caches its trained model, shared by runs so training happens once."""
+    base = os.environ.get("AFTERSHOCK_CACHE") or os.path.join(Path.home(), ".cache", "aftershock")
+    return Path(base) / "demo"
+
+
+@dataclass
+class SystemUnderTest:
+    scenario: Scenario
+    run_dir: Path
+    proxy_client: Any  # faults.proxy.client.ToxiproxyClient
+    ledger: Any  # harness.ledger.Ledger: every process and proxy is recorded for cleanup
+    journal: Any  # harness.journal.Journal
+    processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    dependencies: dict[str, Dependency] = field(default_factory=dict)
+    base_url: str = ""
+    dataset_path: Path | None = None
+
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _stopping: bool = False
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str] | None = None, cwd: str | None = None) -> ManagedProcess:
+        # start() runs in a worker thread that a Ctrl-C cannot stop: the lock makes sure
+        # nothing is spawned once stop() has begun.
+        with self._lock:
+            if self._stopping:
+                raise UserError(f"not starting {name}: the run is stopping")
+            proc = ManagedProcess(name, argv, self.run_dir / "logs" / f"{name}.log", env=env, cwd=cwd)
+            proc.start()
+            self.processes[name] = proc
+            self.ledger.process_started(name, proc.pid)
+            self.journal.write("process.started", name=name, pid=proc.pid, argv=argv)
+        return proc
+
+    def start(self) -> None:
+        s = self.scenario
+        for name, dep in s.dependencies.items():
+            upstream = self._start_dependency(name, dep)
+            proxy_name = f"aftershock-{name}-{os.getpid()}"  # unique on a shared external server
+            self.ledger.route_created(proxy_name, self.proxy_client.url, proxy_name)
+            listen = self.proxy_client.create_proxy(name=proxy_name, upstream=upstream, listen=f"{HOST}:0")["listen"]
+            self.dependencies[name] = Dependency(name=name, proxy_name=proxy_name, listen=listen, upstream=upstream)
+        t = s.target
+        if t.demo:
+            self._start_demo_target()
+        elif t.start:
+            port = free_port()
+            self._start_command("target", t.start, port)
+            self.base_url = f"http://{HOST}:{port}"
+        else:
+            self.base_url = t.url.rstrip("/")
+
+    def _start_dependency(self, name: str, dep: Any) -> str:
+        if dep.upstream == "demo":
+            port = free_port()
+            proc = self._spawn(name, [sys.executable, "-m", "harness.demo", "feature-store", "--host", HOST,
+                                      "--port", str(port), "--seed", str(self.scenario.seed)])
+            proc.wait_http_ready(f"http://{HOST}:{port}/health", timeout=30)
+            return f"{HOST}:{port}"
+        if dep.start:
+            port = free_port()
+            self._start_command(name, dep.start, port)
+            return f"{HOST}:{port}"
+        return dep.upstream
+
+    def _placeholders(self, port: int) -> dict[str, Any]:
+        return {"port": port, "deps": {n: d.listen for n, d in self.dependencies.items()}}
+
+    def _start_command(self, name: str, spec: StartCommand, port: int) -> None:
+        values = self._placeholders(port)
+        try:
+            argv = [part.format(**values) for part in spec.command]
+            env = {k: v.format(**values) for k, v in spec.env.items()}
+        except (KeyError, IndexError, ValueError) as exc:
+            raise UserError(f"{name}.start: cannot fill in {exc} in the command: use {{port}} or {{deps[NAME]}}") from None
+        proc = self._spawn(name, argv, env=env, cwd=spec.cwd)
+        proc.wait_http_ready(f"http://{HOST}:{port}{spec.ready.path}", timeout=spec.ready.timeout)
+
+    def _start_demo_target(self) -> None:
+        t = self.scenario.target
+        store = next(d for n, d in self.dependencies.items() if self.scenario.dependencies[n].upstream == "demo")
+        port = free_port()
+        state = demo_state_dir()
+        argv = [sys.executable, "-m", "harness.demo", "serve", "--host", HOST, "--port", str(port),
+                "--feature-store", f"http://{store.listen}", "--mode", t.mode, "--state-dir", str(state),
+                "--model-name", t.model]
+        if t.feature_timeout is not None:
+            argv += ["--feature-timeout", f"{t.feature_timeout:g}"]
+        proc = self._spawn("target", argv)
+        proc.wait_http_ready(f"http://{HOST}:{port}/v2/health/ready", timeout=t.ready_timeout)
+        self.base_url = f"http://{HOST}:{port}"
+
+    def demo_dataset(self) -> Path:
+        """The demo's labelled evaluation set, exported once per run into the run folder."""
+        out = self.run_dir / "demo-data.npz"
+        proc = ManagedProcess("export-data", [sys.executable, "-m", "harness.demo", "export-data", "--out", str(out),
+                                              "--seed", str(self.scenario.seed + 1)],
+                              self.run_dir / "logs" / "export-data.log")
+        proc.start()
+        try:
+            code = proc.proc.wait(timeout=120)
+        finally:
+            proc.stop(grace=1)
+        if code != 0 or not out.exists():
+            raise RuntimeError(f"the demo could not export its dataset (exit {code}); see {proc.log_path}")
+        return out
+
+    def stop(self) -> None:
+        """Stop the target first, then its dependencies; every one, whatever fails."""
+        with self._lock:
+            self._stopping = True
+        for name in ["target", *[n for n in self.processes if n != "target"]]:
+            proc = self.processes.get(name)
+            if proc is None:
+                continue
+            proc.stop()
+            self.ledger.process_done(name)
+            self.journal.write("process.stopped", name=name, returncode=proc.proc.returncode if proc.proc else None)
+        for dep in self.dependencies.values():
+            try:
+                self.proxy_client.delete_proxy(dep.proxy_name)
+            except Exception as exc:  # an unreachable server has nothing left to delete
+                self.journal.write("teardown.error", step=f"delete proxy {dep.proxy_name}", error=str(exc))
+            self.ledger.route_done(dep.proxy_name)

@@ -1,0 +1,168 @@
+"""End to end: the flagship scenario and its fragile twin, run by the real CLI as a child
+process, against the real demo, with the real proxy and Locust; and every way out of a
+run (SIGINT, SIGTERM, SIGKILL + `aftershock cleanup`) leaves no fault and no process."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from faults.proxy.client import ToxiproxyClient
+
+from harness.processes import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+FLAGSHIP = ROOT / "scenarios" / "feature-store-latency.yaml"
+FRAGILE = ROOT / "scenarios" / "feature-store-latency-fragile.yaml"
+
+
+def aftershock(*args: str, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def run_dir_of(output: Path, name: str) -> Path:
+    (d,) = sorted((output / name).iterdir())
+    return d
+
+
+def test_flagship_quick_passes_with_verdicts(tmp_path: Path) -> None:
+    proc = aftershock("run", str(FLAGSHIP), "--quick", "-o", str(tmp_path))
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    run = run_dir_of(tmp_path, "feature-store-latency")
+    result = json.loads((run / "result.json").read_text())
+    assert result["status"] == "passed"
+    assert len(result["slos"]) == 4
+    for v in result["slos"]:
+        assert v["passed"] is True and v["measured"] is not None, v
+    recovery = [v for v in result["slos"] if v["expect"].startswith("recovery_time")]
+    assert recovery and 0 <= recovery[0]["measured"] < 10
+    (fault,) = result["timeline"]["faults"]
+    assert fault["injected_at_s"] is not None and fault["reverted_at_s"] > fault["injected_at_s"]
+    assert abs(fault["inject_skew_s"]) < 1.0
+    for name in ("journal.jsonl", "report.html", "summary.md"):
+        assert (run / name).stat().st_size > 0
+    events = [json.loads(line)["event"] for line in (run / "journal.jsonl").read_text().splitlines()]
+    assert events.index("fault.injected") < events.index("fault.reverted") < events.index("run.ended")
+    assert "<img" in (run / "report.html").read_text()
+
+
+def test_fragile_twin_fails_an_slo(tmp_path: Path) -> None:
+    proc = aftershock("run", str(FRAGILE), "--quick", "-o", str(tmp_path))
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 1, out
+    result = json.loads((run_dir_of(tmp_path, "feature-store-latency-fragile") / "result.json").read_text())
+    latency = next(v for v in result["slos"] if v["expect"].startswith("p95"))
+    assert latency["passed"] is False and latency["measured"] >= 250
+
+
+def test_bad_scenario_exits_2_with_location(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(FLAGSHIP.read_text().replace("type: network.latency", "type: network.latncy"))
+    proc = aftershock("run", str(bad))
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    assert f"{bad}:" in out and "timeline.faults[0].type" in out and "did you mean" in out
+    assert "Traceback" not in out
+
+
+# --- every way out reverts --------------------------------------------------------
+
+
+@pytest.fixture
+def external_proxy(tmp_path: Path):
+    """A standalone proxy server in its own process, so we can see what a run leaves on it."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "proxy", "--port", str(port)], cwd=ROOT,
+                            stdout=(tmp_path / "proxy.log").open("w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    client = ToxiproxyClient(url, timeout=1.0)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not client.running():
+        time.sleep(0.2)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def _toxics_on(url: str) -> list[str]:
+    proxies = ToxiproxyClient(url).proxies()
+    return [t["name"] for p in proxies.values() for t in p["toxics"]]
+
+
+def _wait_for_event(journal: Path, event: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if journal.exists() and f'"event": "{event}"' in journal.read_text():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no {event} in {journal} within {timeout}s")
+
+
+def _started_pids(journal: Path) -> list[int]:
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    return [e["pid"] for e in events if e["event"] == "process.started"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie is not alive
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _start_mid_fault(tmp_path: Path, url: str) -> tuple[subprocess.Popen, Path]:
+    proc = aftershock("run", str(FLAGSHIP), "-o", str(tmp_path), "--toxiproxy-url", url)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (tmp_path / "feature-store-latency").exists():
+        time.sleep(0.2)
+    journal = run_dir_of(tmp_path, "feature-store-latency") / "journal.jsonl"
+    _wait_for_event(journal, "fault.injected", timeout=120)
+    assert _toxics_on(url), "the fault should be on the proxy now"
+    return proc, journal
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_mid_fault_reverts_and_stops_everything(tmp_path: Path, external_proxy: str, sig: int) -> None:
+    proc, journal = _start_mid_fault(tmp_path, external_proxy)
+    pids = _started_pids(journal)
+    assert pids
+    proc.send_signal(sig)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert _toxics_on(external_proxy) == []
+    assert ToxiproxyClient(external_proxy).proxies() == {}, "the run's proxies are deleted too"
+    assert [p for p in pids if _alive(p)] == []
+    assert "fault.reverted" in journal.read_text()
+
+
+def test_sigkill_then_cleanup_removes_leftovers(tmp_path: Path, external_proxy: str) -> None:
+    proc, journal = _start_mid_fault(tmp_path, external_proxy)
+    pids = _started_pids(journal)
+    proc.kill()
+    proc.wait(timeout=10)
+    assert _toxics_on(external_proxy), "SIGKILL leaves the toxic behind"
+    assert any(_alive(p) for p in pids), "SIGKILL leaves the target behind"
+    clean = aftershock("cleanup", "--reports", str(tmp_path))
+    out, _ = clean.communicate(timeout=60)
+    assert clean.returncode == 0, out
+    assert _toxics_on(external_proxy) == []
+    assert ToxiproxyClient(external_proxy).proxies() == {}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.1)
+    assert [p for p in pids if _alive(p)] == []
+    again = aftershock("cleanup", "--reports", str(tmp_path))
+    assert "nothing to clean up" in again.communicate(timeout=60)[0]
