@@ -1,0 +1,206 @@
+"""``python -m harness.demo COMMAND``: every process of the demo system."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from harness.demo.config import MODE_DEFAULTS, MODES, ServerConfig
+
+
+def add_serve(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("serve", help="the model server (OIP v2 + KServe v1)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--feature-store", required=True, help="e.g. http://127.0.0.1:8081")
+    p.add_argument(
+        "--mode",
+        choices=MODES,
+        default="resilient",
+        help="resilient: every pattern on; fragile: every pattern off",
+    )
+    p.add_argument("--state-dir", type=Path, required=True, help="model cache folder")
+    p.add_argument("--model-name", default="fraud")
+    p.add_argument("--seed", type=int, default=0, help="world seed (as the feature store's)")
+    flag = argparse.BooleanOptionalAction
+    g = p.add_argument_group("resilience patterns (defaults come from --mode)")
+    g.add_argument(
+        "--feature-timeout",
+        type=float,
+        help="seconds per feature-store attempt; 0 = no timeout (resilient 0.1, fragile 30)",
+    )
+    g.add_argument("--retries", type=int, help="extra attempts (resilient 1, fragile 0)")
+    g.add_argument("--backoff-base", type=float, default=0.02, help="seconds (default 0.02)")
+    g.add_argument("--backoff-max", type=float, default=0.2, help="seconds (default 0.2)")
+    g.add_argument("--breaker", action=flag, help="circuit breaker on the feature store")
+    g.add_argument(
+        "--breaker-failures",
+        type=int,
+        default=5,
+        help="consecutive failures that open it (default 5)",
+    )
+    g.add_argument(
+        "--breaker-reset",
+        type=float,
+        default=2.0,
+        help="seconds open before a half-open trial (default 2)",
+    )
+    g.add_argument("--cache", action=flag, help="feature cache")
+    g.add_argument("--cache-ttl", type=float, default=5.0, help="seconds (default 5)")
+    g.add_argument("--fallback", action=flag, help="request-only fallback model")
+    g.add_argument(
+        "--max-inflight",
+        type=int,
+        help="429 above this many requests in flight; 0 = off (resilient 64)",
+    )
+    d = p.add_argument_group("drift monitor")
+    d.add_argument("--drift-window", type=int, default=500, help="rows (default 500)")
+    d.add_argument("--drift-threshold", type=float, default=0.2, help="PSI (default 0.2)")
+    d.add_argument("--drift-min-rows", type=int, default=100)
+    d.add_argument("--drift-webhook", help="URL POSTed when the alert turns on or off")
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    from harness.demo.feature_client import FeatureClientConfig
+
+    defaults = MODE_DEFAULTS[args.mode]
+
+    def pick(name: str) -> object:
+        value = getattr(args, name)
+        return defaults[name] if value is None else value
+
+    timeout = float(pick("feature_timeout"))  # type: ignore[arg-type]
+    features = FeatureClientConfig(
+        url=args.feature_store,
+        timeout=timeout if timeout > 0 else None,
+        retries=int(pick("retries")),  # type: ignore[call-overload]
+        backoff_base=args.backoff_base,
+        backoff_max=args.backoff_max,
+        breaker=bool(pick("breaker")),
+        breaker_failures=args.breaker_failures,
+        breaker_reset=args.breaker_reset,
+        cache=bool(pick("cache")),
+        cache_ttl=args.cache_ttl,
+    )
+    return ServerConfig(
+        state_dir=args.state_dir,
+        features=features,
+        mode=args.mode,
+        model_name=args.model_name,
+        world_seed=args.seed,
+        fallback=bool(pick("fallback")),
+        max_inflight=int(pick("max_inflight")),  # type: ignore[call-overload]
+        drift_window=args.drift_window,
+        drift_threshold=args.drift_threshold,
+        drift_min_rows=args.drift_min_rows,
+        drift_webhook=args.drift_webhook,
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m harness.demo", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    fs = sub.add_parser("feature-store", help="the feature store (HTTP)")
+    fs.add_argument("--host", default="127.0.0.1")
+    fs.add_argument("--port", type=int, default=8081)
+    fs.add_argument("--seed", type=int, default=0, help="world seed")
+
+    add_serve(sub)
+
+    ex = sub.add_parser("export-data", help="write the labelled evaluation set (.npz)")
+    ex.add_argument("--out", type=Path, required=True)
+    ex.add_argument("--n", type=int, default=2000)
+    ex.add_argument("--seed", type=int, default=1, help="sample seed (training uses 0)")
+    ex.add_argument("--world-seed", type=int, default=0)
+
+    tr = sub.add_parser("train", help="checkpointed training job that resumes after a kill")
+    tr.add_argument("--state-dir", type=Path, required=True)
+    tr.add_argument("--steps", type=int, required=True)
+    tr.add_argument("--checkpoint-every", type=int, required=True)
+    tr.add_argument("--progress", type=Path, required=True, help="JSONL progress file")
+    tr.add_argument("--step-time", type=float, default=0.05, help="extra seconds per step")
+    tr.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    tr.add_argument("--seed", type=int, default=0)
+
+    ev = sub.add_parser("evaluate", help="accuracy of the cached models on an export set")
+    ev.add_argument("--state-dir", type=Path, required=True)
+    ev.add_argument("--n", type=int, default=2000)
+    ev.add_argument("--seed", type=int, default=1)
+    ev.add_argument("--world-seed", type=int, default=0)
+
+    sub.add_parser("all", help="feature store + model server; see `all --help`", add_help=False)
+    return p
+
+
+def export_data(out: Path, n: int, seed: int, world_seed: int) -> None:
+    from harness.demo.data import sample
+
+    if n < 1:
+        raise ValueError("--n must be at least 1")
+    rows = sample(n, world_seed, seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("wb") as f:  # np.savez would add ".npz" to a name without it
+        np.savez(f, features=rows.features, entity_id=rows.entity_id, label=rows.label)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "all":
+        from harness.demo import launcher
+
+        return launcher.main(argv[1:])
+    from harness.demo.storage import ChecksumMismatch
+
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "feature-store":
+            from harness.demo import feature_store
+
+            return feature_store.run(args.host, args.port, args.seed)
+        if args.command == "serve":
+            from harness.demo import server
+
+            return server.run(server_config(args), args.host, args.port)
+        if args.command == "export-data":
+            export_data(args.out, args.n, args.seed, args.world_seed)
+            print(f"wrote {args.n} labelled rows to {args.out}")
+            return 0
+        if args.command == "train":
+            from harness.demo.train_job import TrainingJob
+
+            return TrainingJob(
+                args.state_dir,
+                args.steps,
+                args.checkpoint_every,
+                args.progress,
+                step_time=args.step_time,
+                device=args.device,
+                seed=args.seed,
+            ).run()
+        if args.command == "evaluate":
+            from harness.demo.data import sample
+            from harness.demo.model import accuracy
+            from harness.demo.model_cache import load_models
+
+            try:
+                models = load_models(args.state_dir)
+            except FileNotFoundError:
+                raise ValueError(
+                    f"no cached model in {args.state_dir}; start `serve` with this "
+                    "--state-dir once to train one"
+                ) from None
+            main_acc, fallback_acc = accuracy(
+                models,
+                sample(args.n, args.world_seed, args.seed),
+                args.world_seed,
+            )
+            print(f"main model accuracy {main_acc:.4f}, fallback accuracy {fallback_acc:.4f}")
+            return 0
+    except (ValueError, OSError, ChecksumMismatch) as exc:
+        print(f"harness.demo {args.command}: {exc}", file=sys.stderr)
+        return 2
+    return 2

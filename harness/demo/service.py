@@ -1,0 +1,287 @@
+"""What the model server does, apart from HTTP: load or train the models,
+predict with fallback, watch drift, take labelled rows and retrain."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import numpy as np
+
+from harness.demo.config import ServerConfig
+from harness.demo.data import TRANSACTION_FEATURES, Samples, sample
+from harness.demo.drift import DriftMonitor
+from harness.demo.feature_client import FeatureClient, FeatureStoreUnavailable
+from harness.demo.metrics import Metrics
+from harness.demo.model import Models, accuracy, train_models
+from harness.demo.model_cache import load_models, model_path, save_models
+from harness.demo.storage import ChecksumMismatch
+
+TRAIN_SAMPLE_SEED = 0  # export-data defaults to seed 1: evaluation never sees training rows
+HOLDOUT_SAMPLE_SEED = 99
+
+
+class ServiceUnavailable(Exception):
+    """The request cannot be served now (503)."""
+
+
+class MainModelFailed(Exception):
+    """The main model raised; the fallback answers instead."""
+
+
+@dataclass
+class Prediction:
+    probabilities: np.ndarray
+    fallback_reason: str | None
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.probabilities.argmax(axis=1)
+
+
+def log(message: str) -> None:
+    print(f"[demo-server] {message}", file=sys.stderr, flush=True)
+
+
+class ModelService:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.metrics = Metrics()
+        self.models: Models | None = None
+        self.version = 1
+        self.model_source = ""
+        self.reference = sample(config.train_rows, config.world_seed, TRAIN_SAMPLE_SEED)
+        self.drift = DriftMonitor(
+            self.reference.features,
+            TRANSACTION_FEATURES,
+            window=config.drift_window,
+            threshold=config.drift_threshold,
+            min_rows=config.drift_min_rows,
+        )
+        self.drift_alert = False
+        self.features: FeatureClient | None = None
+        self.webhook: httpx.AsyncClient | None = None
+        self.background: set[asyncio.Task[Any]] = set()
+        self.inflight = 0
+        self.ingested: list[tuple[list[float], int, int]] = []
+        self.ingest_lock = threading.Lock()
+        self.retrain_lock = threading.Lock()
+        self.retrain_status: dict[str, Any] = {"state": "idle"}
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.features = FeatureClient(self.config.features, self.metrics)
+        self.webhook = httpx.AsyncClient(timeout=2.0)
+        task = asyncio.create_task(asyncio.to_thread(self.load_or_train))
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def stop(self) -> None:
+        for task in list(self.background):
+            task.cancel()
+        if self.features:
+            await self.features.aclose()
+        if self.webhook:
+            await self.webhook.aclose()
+
+    def load_or_train(self) -> None:
+        """Use the cached models if their checksum holds; otherwise train and cache."""
+        state_dir = self.config.state_dir
+        try:
+            models = load_models(state_dir)
+            self.model_source = "cache"
+        except FileNotFoundError:
+            models = self._train_and_cache("no cached model")
+        except ChecksumMismatch as exc:
+            self.metrics.checksum_failures.inc()
+            log(f"checksum mismatch, not loading the cached model: {exc}")
+            corrupt = model_path(state_dir).with_suffix(".pt.corrupt")
+            shutil.move(model_path(state_dir), corrupt)
+            log(f"moved it to {corrupt}")
+            models = self._train_and_cache("cached model failed its checksum")
+            self.model_source = "retrained-after-checksum-mismatch"
+        self.version = int(models.meta.get("version", 1))
+        self.models = models
+        self.metrics.model_ready.set(1)
+        log(f"model {self.config.model_name} v{self.version} ready ({self.model_source})")
+
+    def _train_and_cache(self, why: str) -> Models:
+        started = time.monotonic()
+        models = train_models(self.reference, self.config.world_seed, steps=self.config.train_steps)
+        models.meta["version"] = 1
+        save_models(self.config.state_dir, models)
+        self.model_source = "trained"
+        log(
+            f"{why}: trained in {time.monotonic() - started:.1f}s, cached in {self.config.state_dir}"
+        )
+        return models
+
+    @property
+    def ready(self) -> bool:
+        return self.models is not None
+
+    # --- inference -------------------------------------------------------------------
+
+    async def predict(self, features: np.ndarray, entity_id: np.ndarray) -> Prediction:
+        """Main model when it can; fallback (if on) when features or the model fail.
+
+        Raises ServiceUnavailable when neither can answer, UnknownEntities for ids
+        the store does not know.
+        """
+        models = self.models
+        if models is None:
+            raise ServiceUnavailable("the model is still loading; poll /v2/health/ready")
+        self.observe_drift(features)
+        assert self.features is not None
+        try:
+            entity_features = await self.features.get_many(entity_id)
+            main = self._predict_main(models, features, entity_features)
+        except FeatureStoreUnavailable as exc:
+            if not self.config.fallback:
+                raise ServiceUnavailable(str(exc)) from exc
+            main, reason = None, exc.reason
+        except MainModelFailed:
+            main, reason = None, "model_error"
+        if main is not None:
+            self.metrics.predictions.labels("main").inc(len(features))
+            return Prediction(probabilities=main, fallback_reason=None)
+        self.metrics.fallbacks.labels(reason).inc()
+        self.metrics.predictions.labels("fallback").inc(len(features))
+        return Prediction(probabilities=models.predict_fallback(features), fallback_reason=reason)
+
+    def _predict_main(
+        self, models: Models, features: np.ndarray, entity_features: np.ndarray
+    ) -> np.ndarray:
+        try:
+            return models.predict_main(features, entity_features)
+        except Exception as exc:  # the main model failing is what the fallback is for
+            if not self.config.fallback:
+                raise
+            log(f"main model failed: {exc!r}")
+            raise MainModelFailed from exc
+
+    # --- drift -------------------------------------------------------------------------
+
+    def observe_drift(self, features: np.ndarray) -> None:
+        self.drift.observe(features)
+        state = self.drift.state()
+        self.metrics.drift_score.set(state.score)
+        self.metrics.drift_alert.set(int(state.alert))
+        for name, psi in state.per_feature.items():
+            self.metrics.drift_feature.labels(name).set(psi)
+        if state.alert != self.drift_alert:
+            self.drift_alert = state.alert
+            log(f"drift alert {'ON' if state.alert else 'off'} (score {state.score:.3f})")
+            if self.config.drift_webhook:
+                payload = {
+                    "event": "drift_alert" if state.alert else "drift_resolved",
+                    "model": self.config.model_name,
+                    "alert": state.alert,
+                    "score": state.score,
+                    "threshold": self.config.drift_threshold,
+                    "per_feature": state.per_feature,
+                    "rows": state.rows,
+                    "time": time.time(),
+                }
+                task = asyncio.get_running_loop().create_task(self._post_webhook(payload))
+                self.background.add(task)
+                task.add_done_callback(self.background.discard)
+
+    async def _post_webhook(self, payload: dict[str, Any]) -> None:
+        assert self.webhook is not None and self.config.drift_webhook
+        try:
+            await self.webhook.post(self.config.drift_webhook, json=payload)
+        except httpx.HTTPError as exc:
+            log(f"drift webhook {self.config.drift_webhook} failed: {exc!r}")
+
+    # --- training side -----------------------------------------------------------------
+
+    def ingest(self, rows: list[Any], validate: Any) -> dict[str, Any]:
+        """Keep the rows that pass ``validate``; report the rest by index."""
+        accepted: list[tuple[list[float], int, int]] = []
+        errors: list[dict[str, Any]] = []
+        for i, row in enumerate(rows):
+            problem = validate(row)
+            if problem is None:
+                accepted.append((row["features"], row["entity_id"], row["label"]))
+            else:
+                errors.append({"row": i, "error": problem})
+        with self.ingest_lock:
+            self.ingested.extend(accepted)
+            total = len(self.ingested)
+        self.metrics.ingested_rows.labels("accepted").inc(len(accepted))
+        self.metrics.ingested_rows.labels("rejected").inc(len(errors))
+        return {
+            "accepted": len(accepted),
+            "rejected": len(errors),
+            "errors": errors[:50],
+            "total_ingested": total,
+        }
+
+    def start_retrain(self) -> bool:
+        """Start a retrain in a thread; False if one is already running."""
+        if not self.retrain_lock.acquire(blocking=False):
+            return False
+        self.retrain_status = {"state": "running", "started": time.time()}
+        threading.Thread(target=self._retrain, name="retrain", daemon=True).start()
+        return True
+
+    def _retrain(self) -> None:
+        try:
+            with self.ingest_lock:
+                rows = list(self.ingested)
+            extra = None
+            if rows:
+                extra = Samples(
+                    features=np.array([r[0] for r in rows], dtype=np.float32),
+                    entity_id=np.array([r[1] for r in rows], dtype=np.int64),
+                    label=np.array([r[2] for r in rows], dtype=np.int64),
+                )
+            models = train_models(
+                self.reference,
+                self.config.world_seed,
+                seed=self.version,
+                steps=self.config.train_steps,
+                extra=extra,
+            )
+            holdout = sample(2000, self.config.world_seed, HOLDOUT_SAMPLE_SEED)
+            main_acc, fallback_acc = accuracy(models, holdout, self.config.world_seed)
+            models.meta["version"] = self.version + 1
+            save_models(self.config.state_dir, models)
+            self.models, self.version = models, self.version + 1
+            self.metrics.retrains.labels("ok").inc()
+            self.retrain_status = {
+                "state": "done",
+                "version": self.version,
+                "ingested_rows": len(rows),
+                "holdout_accuracy": {"main": main_acc, "fallback": fallback_acc},
+                "finished": time.time(),
+            }
+            log(f"retrained: v{self.version}, holdout accuracy {main_acc:.3f}")
+        except Exception as exc:  # noqa: BLE001 (reported on GET retrain; serving goes on)
+            self.metrics.retrains.labels("failed").inc()
+            self.retrain_status = {"state": "failed", "error": repr(exc)}
+            log(f"retrain failed: {exc!r}")
+        finally:
+            self.retrain_lock.release()
+
+    def status(self) -> dict[str, Any]:
+        drift = self.drift.state()
+        return {
+            "config": self.config.describe(),
+            "ready": self.ready,
+            "model_version": str(self.version),
+            "model_source": self.model_source,
+            "breaker": self.features.breaker_state.name.lower() if self.features else "closed",
+            "inflight": self.inflight,
+            "drift": {"score": drift.score, "alert": drift.alert, "rows": drift.rows},
+            "ingested_rows": len(self.ingested),
+            "retrain": self.retrain_status,
+        }
