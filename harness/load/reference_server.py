@@ -1,0 +1,241 @@
+"""A tiny OIP v2 model server whose behaviour is known exactly, to check the measurements.
+
+Each request gets a Reply from a plan (a function of the request's number): how long to
+take, which status, a fallback flag, or a broken body or dropped connection. The server
+counts what it served and how long each answer really took, so tests and benchmarks can
+compare the harness's figures with the truth. Its "model" predicts int(row[0]) for each
+row of the first input. Loopback only; asyncio, one thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Self
+
+FAST_BODY = b'{"model_name":"m","model_version":"1","outputs":[{"name":"label","shape":[1],"datatype":"INT64","data":[0]}]}'
+
+
+@dataclass(frozen=True)
+class Reply:
+    delay: float = 0.0  # seconds before answering
+    status: int = 200
+    fallback: bool = False
+    broken: str | None = None  # "garbage": 200 with a non-JSON body; "close": drop the connection
+
+
+Plan = Callable[[int], Reply]
+
+
+def _predict(body: bytes) -> list[int]:
+    request = json.loads(body)
+    first = request["inputs"][0]
+    shape, data = first["shape"], first["data"]
+    rows = shape[0] if shape else 1
+    width = len(data) // rows if rows else 0
+    return [int(data[r * width]) for r in range(rows)]
+
+
+class _Http(asyncio.Protocol):
+    def __init__(self, server: ReferenceServer) -> None:
+        self.server = server
+        self.buf = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            head_end = self.buf.find(b"\r\n\r\n")
+            if head_end < 0:
+                return
+            head = self.buf[:head_end].decode("latin-1")
+            length = 0
+            for line in head.split("\r\n")[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+            end = head_end + 4 + length
+            if len(self.buf) < end:
+                return
+            body, self.buf = self.buf[head_end + 4 : end], self.buf[end:]
+            path = head.split(" ", 2)[1] if " " in head else "/"
+            asyncio.get_running_loop().create_task(
+                self.server._answer(self, path, body, time.perf_counter())
+            )
+
+    def send(self, status: int, body: bytes) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        head = f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        self.transport.write(head.encode() + body)
+
+
+class ReferenceServer:
+    """Start with `with ReferenceServer(plan) as srv:`; srv.url is its base URL."""
+
+    def __init__(self, plan: Plan | None = None, *, fast: bool = False, port: int = 0) -> None:
+        self.plan: Plan = plan or (lambda n: Reply())
+        self.fast = fast  # skip the model: answer FAST_BODY at once (throughput benchmarks)
+        self.port = port
+        self.requests = 0
+        self.served: Counter[str] = Counter()  # "ok", "http_503", "garbage", "close", "fallback"
+        self.durations: list[float] = []  # seconds each 200 answer took, as served
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _answer(self, conn: _Http, path: str, body: bytes, t0: float) -> None:
+        if self.fast:
+            with self._lock:
+                self.requests += 1
+            conn.send(200, FAST_BODY)
+            return
+        with self._lock:
+            n = self.requests
+            self.requests += 1
+        if not path.endswith("/infer"):
+            conn.send(200, b"{}")  # ready / live
+            return
+        reply = self.plan(n)
+        if reply.delay:
+            await asyncio.sleep(reply.delay - (time.perf_counter() - t0))
+        with self._lock:
+            if reply.broken == "close":
+                self.served["close"] += 1
+                conn.transport.abort()  # type: ignore[union-attr]
+                return
+            if reply.broken == "garbage":
+                self.served["garbage"] += 1
+                conn.send(200, b"not json")
+                return
+            if reply.status != 200:
+                self.served[f"http_{reply.status}"] += 1
+                conn.send(reply.status, b'{"error":"planned"}')
+                return
+            out = {
+                "model_name": "m",
+                "model_version": "1",
+                "outputs": [{"name": "label", "shape": [0], "datatype": "INT64", "data": []}],
+                "parameters": {"fallback": reply.fallback},
+            }
+            preds = _predict(body)
+            out["outputs"][0].update(shape=[len(preds)], data=preds)  # type: ignore[index]
+            self.served["ok"] += 1
+            self.served["fallback"] += reply.fallback
+            conn.send(200, json.dumps(out).encode())
+            self.durations.append(time.perf_counter() - t0)
+
+    def __enter__(self) -> Self:
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = self._loop = asyncio.new_event_loop()
+            server = loop.run_until_complete(
+                loop.create_server(lambda: _Http(self), "127.0.0.1", self.port)
+            )
+            self.port = server.sockets[0].getsockname()[1]
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                for task in asyncio.all_tasks(loop):
+                    task.cancel()  # answers still sleeping when the server stops
+                loop.run_until_complete(asyncio.sleep(0))
+                server.close()
+                loop.run_until_complete(server.wait_closed())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="reference-server", daemon=True)
+        self._thread.start()
+        if not ready.wait(10):
+            raise RuntimeError("reference server did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+
+
+class ReferenceServerProcess:
+    """A ReferenceServer in a forked process of its own (no GIL shared with the caller).
+
+    Its counts (requests, served, durations) are filled in when the `with` block ends.
+    """
+
+    def __init__(self, plan: Plan | None = None, *, fast: bool = False) -> None:
+        self.plan, self.fast = plan, fast
+        self.port = 0
+        self.requests = 0
+        self.served: Counter[str] = Counter()
+        self.durations: list[float] = []
+        self._proc: multiprocessing.process.BaseProcess | None = None
+        self._conn: Connection | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @staticmethod
+    def _serve(plan: Plan | None, fast: bool, conn: Connection) -> None:
+        with ReferenceServer(plan, fast=fast) as srv:
+            conn.send(srv.port)
+            conn.recv()  # until told to stop
+        conn.send((srv.requests, srv.served, srv.durations))
+
+    def __enter__(self) -> Self:
+        ctx = multiprocessing.get_context("fork")
+        self._conn, theirs = ctx.Pipe()
+        self._proc = ctx.Process(
+            target=self._serve, args=(self.plan, self.fast, theirs), daemon=True
+        )
+        self._proc.start()
+        if not self._conn.poll(10):
+            self.__exit__()
+            raise RuntimeError("reference server process did not start")
+        self.port = self._conn.recv()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._conn is not None and self._proc is not None and self._proc.is_alive():
+                self._conn.send("stop")
+                if self._conn.poll(15):
+                    self.requests, self.served, self.durations = self._conn.recv()
+        finally:
+            if self._proc is not None:
+                self._proc.join(5)
+                if self._proc.is_alive():
+                    self._proc.kill()
+                    self._proc.join()
+
+
+def main() -> None:
+    """`python -m harness.load.reference_server PORT`: a fast endpoint for benchmarks."""
+    import sys
+
+    with ReferenceServer(fast=True, port=int(sys.argv[1]) if len(sys.argv) > 1 else 0) as srv:
+        print(srv.url, flush=True)
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""Protocol adapters by name: built-ins plus the `aftershock.protocols` entry-point group."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib.metadata import entry_points
+from typing import Any
+
+from harness.fault import UserError
+from harness.protocols.base import Decoded, DecodeError, ProtocolAdapter, same_prediction
+from harness.protocols.http_json import HttpJsonAdapter
+from harness.protocols.oip_v2 import OipV2Adapter
+
+__all__ = [
+    "DecodeError",
+    "Decoded",
+    "ProtocolAdapter",
+    "adapter_types",
+    "make_adapter",
+    "same_prediction",
+]
+
+
+@cache
+def adapter_types() -> dict[str, type[ProtocolAdapter]]:
+    found: dict[str, type[ProtocolAdapter]] = {a.name: a for a in (OipV2Adapter, HttpJsonAdapter)}
+    for ep in entry_points(group="aftershock.protocols"):
+        cls = ep.load()
+        found[getattr(cls, "name", ep.name)] = cls
+    return found
+
+
+def make_adapter(name: str, **options: Any) -> ProtocolAdapter:
+    """The adapter registered as `name`, built with its options; UserError if unknown."""
+    types = adapter_types()
+    if name not in types:
+        raise UserError(f"unknown protocol {name!r}: use one of {', '.join(sorted(types))}")
+    return types[name](**options)
