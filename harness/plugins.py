@@ -13,7 +13,14 @@ from importlib.metadata import entry_points
 
 from harness.fault import Fault
 
-BUILTIN_FAULT_MODULES = ["faults.network"]
+BUILTIN_FAULT_MODULES = [
+    "faults.network",
+    "faults.process",
+    "faults.container",
+    "faults.gpu",
+    "faults.resource",
+    "faults.kubernetes",
+]
 
 
 @cache
