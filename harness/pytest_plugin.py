@@ -37,10 +37,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
-class ScenarioInputError(Exception):
-    pass
-
-
 class ScenarioFile(pytest.File):
     _result: Any = None
 

@@ -23,6 +23,7 @@ from harness.fault import FaultContext, UserError
 from harness.journal import Journal
 from harness.ledger import Ledger, replay, stale_ledgers
 from harness.phases import RunTimeline, Span
+from harness.probe_sampler import ProbeSampler, build_probes
 from harness.scenario.loader import LoadedScenario
 from harness.target import SystemUnderTest
 from harness.timeline import FaultTimeline
@@ -114,6 +115,7 @@ class Runner:
         journal.write("run.started", scenario=s.name, file=str(self.loaded.path), run_id=self.run_id,
                       quick=self.options.quick, window=s.load.window)
         proxy = None
+        sampler: ProbeSampler | None = None
         sut: SystemUnderTest | None = None
         load = None
         faults: FaultTimeline | None = None
@@ -140,10 +142,14 @@ class Runner:
                                seed=s.seed, journal=journal.write)
             entries = [(e, cls, params) for e, (cls, params) in zip(s.timeline.faults, self.loaded.faults)]
             faults = FaultTimeline(entries, ctx, self.run_id, journal, ledger, timeline)
+            probes = build_probes(s.probes, sut.base_url, {n: d.listen for n, d in sut.dependencies.items()})
+            sampler = ProbeSampler(probes, timeline, journal.write)
+            await sampler.sample_once("start")
             load = self._make_load(sut.base_url, dataset)
             await load.start()
             ledger.process_started("load", load.pid)
-            await self._drive(load, faults, timeline)
+            await self._drive(load, faults, timeline, sampler)
+            await sampler.sample_once("end")
             status, code = "completed", EXIT_OK
         except asyncio.CancelledError:
             status, code = "interrupted", EXIT_INTERRUPTED
@@ -159,6 +165,9 @@ class Runner:
             journal.write("run.error", error=str(exc), traceback=traceback.format_exc())
         finally:
             await self._teardown(faults, load, sut, proxy, ledger, journal)
+            if sampler is not None:
+                sampler.attach(self.windows)
+                sampler.close()
 
         timeline.run.end = time.time() if timeline.run.end is None else timeline.run.end
         if timeline.faults and status in ("completed", "aborted"):
@@ -191,7 +200,7 @@ class Runner:
         )
         return LoadProcess(cfg, workdir=self.run_dir / "load")
 
-    async def _drive(self, load: Any, faults: FaultTimeline, timeline: RunTimeline) -> None:
+    async def _drive(self, load: Any, faults: FaultTimeline, timeline: RunTimeline, sampler: ProbeSampler) -> None:
         """Consume windows, run the fault schedule and the stop conditions until the load ends.
 
         The run's clock starts at the window of the first request, not at process start:
@@ -215,8 +224,9 @@ class Runner:
             timeline.baseline = Span("baseline", "baseline", run_start, run_start + s.timeline.baseline)
         self.journal.write("phase", phase="load", start=run_start, duration=s.load.duration)
         fault_task = asyncio.create_task(faults.run(run_start))
-        stop_task = asyncio.create_task(self._watch_stop_conditions(timeline))
-        pending = {consume, fault_task, stop_task}
+        stop_task = asyncio.create_task(self._watch_windows(timeline, sampler))
+        probe_task = asyncio.create_task(sampler.run())
+        pending = {consume, fault_task, stop_task, probe_task}
         try:
             while consume in pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -227,9 +237,9 @@ class Runner:
                 # the load ended before the timeline did (its child died): nothing to measure
                 raise RuntimeError(f"the load stopped before the timeline ended; see {self.run_dir / 'load'}")
         finally:
-            for t in (consume, fault_task, stop_task):
+            for t in (consume, fault_task, stop_task, probe_task):
                 t.cancel()
-            await asyncio.gather(consume, fault_task, stop_task, return_exceptions=True)
+            await asyncio.gather(consume, fault_task, stop_task, probe_task, return_exceptions=True)
         timeline.run.end = min(time.time(), run_start + s.load.duration)
 
     async def _consume(self, load: Any, first: asyncio.Event) -> None:
@@ -242,17 +252,22 @@ class Runner:
             if rec.requests:
                 first.set()
 
-    async def _watch_stop_conditions(self, timeline: RunTimeline) -> None:
+    async def _watch_windows(self, timeline: RunTimeline, sampler: ProbeSampler) -> None:
+        """Every window: journal the windows that are complete and check the stop conditions."""
         from harness.slo import check_stop, parse_stop
 
         conditions = [(text, parse_stop(text)) for text in self.scenario.stop_when]
-        if not conditions:
-            return
         size = self.scenario.load.window
+        journaled: set[int] = set()
         while True:
             await asyncio.sleep(size)
-            now = time.time()
-            done = [w for i, w in sorted(self.windows.items()) if w.end <= now - size]
+            sampler.attach(self.windows)
+            horizon = time.time() - size  # a window's records are flushed within a tick of its end
+            done = [w for i, w in sorted(self.windows.items()) if w.end <= horizon]
+            for w in done:
+                if w.index not in journaled:
+                    journaled.add(w.index)
+                    self.journal.write("window", **w.to_record())
             for text, cond in conditions:
                 reason = check_stop(cond, done, timeline, self.scenario.settings)
                 if reason:

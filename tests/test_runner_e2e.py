@@ -166,3 +166,35 @@ def test_sigkill_then_cleanup_removes_leftovers(tmp_path: Path, external_proxy: 
     assert [p for p in pids if _alive(p)] == []
     again = aftershock("cleanup", "--reports", str(tmp_path))
     assert "nothing to clean up" in again.communicate(timeout=60)[0]
+
+
+def test_outage_scenario_detects_through_a_probe(tmp_path: Path) -> None:
+    proc = aftershock("run", str(ROOT / "scenarios" / "feature-store-outage.yaml"), "--quick", "-o", str(tmp_path))
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    run = run_dir_of(tmp_path, "feature-store-outage")
+    result = json.loads((run / "result.json").read_text())
+    detection = next(v for v in result["slos"] if v["expect"].startswith("detection_time"))
+    assert 0 <= detection["measured"] < 5
+    assert '"event": "probe.sample"' in (run / "journal.jsonl").read_text()
+
+
+def test_stop_condition_aborts_with_exit_3_and_reverts(tmp_path: Path) -> None:
+    scenario = tmp_path / "abort.yaml"
+    scenario.write_text(
+        (ROOT / "scenarios" / "feature-store-outage.yaml").read_text()
+        .replace("name: feature-store-outage", "name: outage-abort")
+        .replace("mode: resilient", "mode: fragile")
+        .replace("error_rate > 50% for 5s", "error_rate > 50% for 1s")
+    )
+    proc = aftershock("run", str(scenario), "--quick", "-o", str(tmp_path))
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 3, out
+    run = run_dir_of(tmp_path, "outage-abort")
+    result = json.loads((run / "result.json").read_text())
+    assert result["status"] == "aborted" and "error_rate > 50% for 1s" in result["message"]
+    journal = (run / "journal.jsonl").read_text()
+    assert journal.index('"event": "run.aborted"') < journal.index('"event": "fault.reverted"')
+    # aborted within about a window of the fault starting, well before the planned end
+    (fault,) = result["timeline"]["faults"]
+    assert fault["reverted_at_s"] - fault["injected_at_s"] < fault["planned_duration_s"]

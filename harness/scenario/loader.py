@@ -248,6 +248,7 @@ def parse_scenario(text: str, file: str = "<scenario>", base_dir: Path | None = 
         raise ScenarioError(_pydantic_problems(err, Scenario, (), marks, file)) from None
 
     faults = _validate_faults(scenario, marks, file, problems)
+    _validate_probes(scenario, marks, file, problems)
     _validate_semantics(scenario, marks, file, problems)
     _validate_expressions(scenario, marks, file, problems)
     if problems:
@@ -291,6 +292,38 @@ def _validate_faults(scenario: Scenario, marks: _Marks, file: str, problems: lis
     return out
 
 
+def _validate_probes(scenario: Scenario, marks: _Marks, file: str, problems: list[Problem]) -> None:
+    from harness.probes import probe_types
+    from harness.probes.placeholders import fill_probe_placeholders
+
+    types = probe_types()
+    names: set[str] = set()
+    for i, data in enumerate(scenario.probes):
+        base: Path_ = ("probes", i)
+        kind = data.get("type")
+        if kind not in types:
+            problems.append(_problem(file, marks, (*base, "type") if "type" in data else base,
+                                     f"unknown probe type {kind!r}{_suggest(str(kind), sorted(types))}; "
+                                     f"known types: {', '.join(sorted(types))}"))
+            continue
+        try:
+            config = types[kind].Config.model_validate(fill_probe_placeholders(data, example=True))
+        except ValidationError as err:
+            problems.extend(_pydantic_problems(err, types[kind].Config, base, marks, file))
+            continue
+        except UserError as exc:
+            problems.append(_problem(file, marks, base, str(exc)))
+            continue
+        if config.name in names:
+            problems.append(_problem(file, marks, (*base, "name"), f"probe name {config.name!r} is used twice"))
+        names.add(config.name)
+        for host in types[kind](config).hosts():
+            try:
+                check_host_allowed(host, scenario.safety.allowed_hosts)
+            except UserError as exc:
+                problems.append(_problem(file, marks, base, str(exc)))
+
+
 def _validate_semantics(scenario: Scenario, marks: _Marks, file: str, problems: list[Problem]) -> None:
     t = scenario.timeline
     total = scenario.load.duration
@@ -330,9 +363,10 @@ def _validate_expressions(scenario: Scenario, marks: _Marks, file: str, problems
     scopes = {"run", "baseline", "fault", "recovery", *(f.name for f in scenario.timeline.faults)}
     exprs = [(("slos", i, "expect"), s.expect, parse_slo) for i, s in enumerate(scenario.slos)]
     exprs += [(("stop_when", i), s, parse_stop) for i, s in enumerate(scenario.stop_when)]
+    probes = {str(p.get("name")) for p in scenario.probes}
     for path, text, parse in exprs:
         try:
-            parse(text, known_scopes=scopes)
+            parse(text, known_scopes=scopes, known_probes=probes)
         except SloSyntaxError as exc:
             col = getattr(exc, "column", 1) or 1
             problems.append(_problem(file, marks, path, str(exc), col_offset=col - 1))

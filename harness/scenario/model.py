@@ -165,6 +165,7 @@ class Scenario(Strict):
     timeline: Timeline = Field(default_factory=Timeline)
     slos: list[SloSpec] = Field(default_factory=list)
     stop_when: list[str] = Field(default_factory=list)
+    probes: list[dict[str, Any]] = Field(default_factory=list)  # checked per type by the loader
     settings: SloSettings = Field(default_factory=SloSettings)
     safety: Safety = Field(default_factory=Safety)
     output: Output = Field(default_factory=Output)
