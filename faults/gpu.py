@@ -42,6 +42,11 @@ class PreemptionParams(ProcessParams):
     grace: Duration = Field(30.0, description="time from notice to SIGKILL (GCE gives 30s, AWS 2m)")
     reschedule_after: Duration | None = Field(
         5.0, description="start the job again this long after the kill; null = when the fault ends")
+    progress: str | None = Field(
+        None, description="the job's JSONL progress file (relative: in the run folder), for the "
+        "SLIs resume_time, steps_lost, checkpoint_ok, completed")
+    resume_timeout: Duration = Field(
+        60.0, description="with progress: how long the SLIs wait for the rescheduled job's first step")
     visible_devices: str | None = Field(
         None, description="CUDA_VISIBLE_DEVICES of the rescheduled job, e.g. '0' (fewer GPUs) or ''")
 
@@ -108,6 +113,7 @@ class GpuPreemption(ProcessFault):
 
     type = "gpu.preemption"
     Params = PreemptionParams
+    metric_names = ("resume_time", "steps_lost", "checkpoint_ok", "completed")
 
     def __init__(self, name: str, params: FaultParams, ctx: Any) -> None:
         super().__init__(name, params, ctx)
@@ -117,6 +123,29 @@ class GpuPreemption(ProcessFault):
     def undo_record(self) -> dict[str, Any]:
         return {**super().undo_record(), "notice_file": self.params.notice_file
                 if self.params.notice == "file" else None}
+
+    def metrics(self) -> dict[str, float]:
+        if self.params.progress is None:
+            return {}
+        path = Path(self.params.progress)
+        if not path.is_absolute() and self.ctx.run_dir is not None:
+            path = self.ctx.run_dir / path
+        # a rescheduled job may still be starting when the load ends: wait (bounded) until
+        # its first step after the interruption, or resume_time could not be measured
+        deadline = time.monotonic() + self.params.resume_timeout
+        while True:
+            slis = preemption_slis(path) if path.exists() else PreemptionSLIs()
+            resumed = slis.interruptions and all(i.resume_time is not None for i in slis.interruptions)
+            if resumed or slis.completed or time.monotonic() >= deadline:
+                break
+            time.sleep(0.2)
+        if not path.exists():
+            return {}
+        out = {"steps_lost": float(slis.steps_lost), "checkpoint_ok": float(slis.checkpoint_ok),
+               "completed": float(slis.completed)}
+        if slis.resume_time is not None:
+            out["resume_time"] = slis.resume_time
+        return out
 
     def rescheduled_env(self, name: str) -> dict[str, str] | None:
         env = self._original_env.setdefault(name, self.proc(name).env)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 from pydantic import BaseModel, ConfigDict
@@ -41,6 +42,7 @@ class FaultContext:
     processes: dict[str, Any] = field(default_factory=dict)  # name -> ManagedProcess
     seed: int = 0
     journal: Callable[..., None] = lambda event, **fields: None
+    run_dir: Path | None = None  # this run's folder: relative paths in params resolve here
 
 
 class UserError(Exception):
@@ -50,6 +52,8 @@ class UserError(Exception):
 class Fault(ABC):
     type: ClassVar[str]  # the YAML `type:`
     Params: ClassVar[type[FaultParams]]
+    # names of the figures `metrics()` reports; SLOs may use them (e.g. `steps_lost <= 10`)
+    metric_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, name: str, params: FaultParams, ctx: FaultContext) -> None:
         self.name = name
@@ -70,6 +74,10 @@ class Fault(ABC):
     @abstractmethod
     def revert(self) -> None:
         """Undo the fault. Must be idempotent and safe to call if inject failed."""
+
+    def metrics(self) -> dict[str, float]:
+        """Figures this fault measured, read once after the load ends (default: none)."""
+        return {}
 
     @classmethod
     @abstractmethod

@@ -35,6 +35,12 @@ class ProbeSampler:
         self.samples[probe.config.name].append((now, value))
         self.journal("probe.sample", probe=probe.config.name, value=value)
 
+    def add_values(self, values: dict[str, float]) -> None:
+        """Figures measured by something other than a probe (a fault, an attack), as samples now."""
+        now = time.time()
+        for name, value in values.items():
+            self.samples.setdefault(name, []).append((now, float(value)))
+
     async def sample_once(self, mode: str) -> None:
         await asyncio.gather(*(self._sample(p) for p in self.probes if p.config.mode == mode))
 

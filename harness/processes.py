@@ -53,6 +53,9 @@ class ManagedProcess:
         self.env = env
         self.cwd = cwd
         self.proc: subprocess.Popen[bytes] | None = None
+        # called after every start, restarts by faults included, so the undo ledger
+        # always holds the pid that is running now
+        self.on_start: Callable[[ManagedProcess], None] | None = None
 
     @property
     def pid(self) -> int | None:
@@ -69,6 +72,8 @@ class ManagedProcess:
                 )
             except OSError as exc:
                 raise UserError(f"cannot start {self.name} ({' '.join(self.argv)}): {exc}") from None
+        if self.on_start is not None:
+            self.on_start(self)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

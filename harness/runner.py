@@ -139,7 +139,7 @@ class Runner:
             else:  # relative to the scenario file, like every path a scenario names
                 dataset = self.loaded.path.parent / s.load.data.dataset
             ctx = FaultContext(toxiproxy_url=url, dependencies=sut.dependencies, processes=sut.processes,
-                               seed=s.seed, journal=journal.write)
+                               seed=s.seed, journal=journal.write, run_dir=self.run_dir)
             entries = [(e, cls, params) for e, (cls, params) in zip(s.timeline.faults, self.loaded.faults)]
             faults = FaultTimeline(entries, ctx, self.run_id, journal, ledger, timeline)
             probes = build_probes(s.probes, sut.base_url, {n: d.listen for n, d in sut.dependencies.items()})
@@ -150,6 +150,7 @@ class Runner:
             ledger.process_started("load", load.pid)
             await self._drive(load, faults, timeline, sampler)
             await sampler.sample_once("end")
+            await self._collect_fault_metrics(faults, sampler)
             status, code = "completed", EXIT_OK
         except asyncio.CancelledError:
             status, code = "interrupted", EXIT_INTERRUPTED
@@ -241,6 +242,16 @@ class Runner:
                 t.cancel()
             await asyncio.gather(consume, fault_task, stop_task, probe_task, return_exceptions=True)
         timeline.run.end = min(time.time(), run_start + s.load.duration)
+
+    async def _collect_fault_metrics(self, faults: FaultTimeline, sampler: ProbeSampler) -> None:
+        """Figures faults measured (e.g. a preempted job's steps_lost), readable by SLOs by name."""
+        for f in faults.faults:
+            if not f.injected:
+                continue
+            figures = await asyncio.to_thread(f.fault.metrics)
+            if figures:
+                self.journal.write("fault.metrics", fault=f.entry.name, type=f.fault.type, metrics=figures)
+                sampler.add_values(figures)
 
     async def _consume(self, load: Any, first: asyncio.Event) -> None:
         async for rec in load.windows():

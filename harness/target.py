@@ -49,11 +49,14 @@ class SystemUnderTest:
             if self._stopping:
                 raise UserError(f"not starting {name}: the run is stopping")
             proc = ManagedProcess(name, argv, self.run_dir / "logs" / f"{name}.log", env=env, cwd=cwd)
+            proc.on_start = self._record_start
             proc.start()
             self.processes[name] = proc
-            self.ledger.process_started(name, proc.pid)
-            self.journal.write("process.started", name=name, pid=proc.pid, argv=argv)
         return proc
+
+    def _record_start(self, proc: ManagedProcess) -> None:
+        self.ledger.process_started(proc.name, proc.pid)
+        self.journal.write("process.started", name=proc.name, pid=proc.pid, argv=proc.argv)
 
     def start(self) -> None:
         s = self.scenario
@@ -72,6 +75,15 @@ class SystemUnderTest:
             self.base_url = f"http://{HOST}:{port}"
         else:
             self.base_url = t.url.rstrip("/")
+        for name, job in s.jobs.items():
+            values = {"run_dir": str(self.run_dir.resolve()), "target": self.base_url, "python": sys.executable,
+                      "deps": {n: d.listen for n, d in self.dependencies.items()}}
+            try:
+                argv = [part.format(**values) for part in job.command]
+                env = {k: v.format(**values) for k, v in job.env.items()}
+            except (KeyError, IndexError, ValueError) as exc:
+                raise UserError(f"jobs.{name}: cannot fill in {exc}: use {{python}}, {{run_dir}}, {{target}} or {{deps[NAME]}}") from None
+            self._spawn(name, argv, env=env, cwd=job.cwd)
 
     def _start_dependency(self, name: str, dep: Any) -> str:
         if dep.upstream == "demo":
@@ -89,7 +101,7 @@ class SystemUnderTest:
         return dep.upstream
 
     def _placeholders(self, port: int) -> dict[str, Any]:
-        return {"port": port, "deps": {n: d.listen for n, d in self.dependencies.items()}}
+        return {"port": port, "python": sys.executable, "deps": {n: d.listen for n, d in self.dependencies.items()}}
 
     def _start_command(self, name: str, spec: StartCommand, port: int) -> None:
         values = self._placeholders(port)
@@ -97,7 +109,7 @@ class SystemUnderTest:
             argv = [part.format(**values) for part in spec.command]
             env = {k: v.format(**values) for k, v in spec.env.items()}
         except (KeyError, IndexError, ValueError) as exc:
-            raise UserError(f"{name}.start: cannot fill in {exc} in the command: use {{port}} or {{deps[NAME]}}") from None
+            raise UserError(f"{name}.start: cannot fill in {exc} in the command: use {{port}}, {{python}} or {{deps[NAME]}}") from None
         proc = self._spawn(name, argv, env=env, cwd=spec.cwd)
         proc.wait_http_ready(f"http://{HOST}:{port}{spec.ready.path}", timeout=spec.ready.timeout)
 
@@ -134,7 +146,9 @@ class SystemUnderTest:
         """Stop the target first, then its dependencies; every one, whatever fails."""
         with self._lock:
             self._stopping = True
-        for name in ["target", *[n for n in self.processes if n != "target"]]:
+        jobs = [n for n in self.processes if n in self.scenario.jobs]
+        rest = [n for n in self.processes if n != "target" and n not in jobs]
+        for name in [*jobs, "target", *rest]:
             proc = self.processes.get(name)
             if proc is None:
                 continue

@@ -198,3 +198,18 @@ def test_stop_condition_aborts_with_exit_3_and_reverts(tmp_path: Path) -> None:
     # aborted within about a window of the fault starting, well before the planned end
     (fault,) = result["timeline"]["faults"]
     assert fault["reverted_at_s"] - fault["injected_at_s"] < fault["planned_duration_s"]
+
+
+@pytest.mark.parametrize("name, code", [("spot-preemption", 0), ("spot-preemption-fragile", 1)])
+def test_spot_preemption_of_the_training_job(tmp_path: Path, name: str, code: int) -> None:
+    proc = aftershock("run", str(ROOT / "scenarios" / f"{name}.yaml"), "--quick", "-o", str(tmp_path))
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == code, out
+    run = run_dir_of(tmp_path, name)
+    verdicts = {v["expect"]: v for v in json.loads((run / "result.json").read_text())["slos"]}
+    lost = verdicts["steps_lost <= 20"]
+    assert lost["passed"] is (code == 0)
+    assert verdicts["resume_time < 15s"]["measured"] is not None
+    # the job really was killed and started again
+    progress = (run / "trainer" / "progress.jsonl").read_text()
+    assert progress.count('"event": "start"') >= 2 or '"event": "resumed"' in progress

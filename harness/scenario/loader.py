@@ -264,7 +264,7 @@ def _problem(file: str, marks: _Marks, path: Path_, message: str, prefer_key: bo
 def _validate_faults(scenario: Scenario, marks: _Marks, file: str, problems: list[Problem]) -> list[tuple[type[Fault], Any]]:
     registry = fault_types()
     deps = set(scenario.dependencies)
-    procs = {"target", *deps}
+    procs = {"target", *deps, *scenario.jobs}
     seen: set[str] = set()
     out: list[tuple[type[Fault], Any]] = []
     for i, entry in enumerate(scenario.timeline.faults):
@@ -343,6 +343,9 @@ def _validate_semantics(scenario: Scenario, marks: _Marks, file: str, problems: 
             check_host_allowed(scenario.target.url, allowed)
         except UserError as exc:
             problems.append(_problem(file, marks, ("target", "url"), str(exc)))
+    for name in scenario.jobs:
+        if name in scenario.dependencies or name == "target":
+            problems.append(_problem(file, marks, ("jobs", name), f"job name {name!r} is taken by the target or a dependency"))
     for name, dep in scenario.dependencies.items():
         if dep.upstream == "demo":
             if scenario.target.demo is None:
@@ -364,6 +367,9 @@ def _validate_expressions(scenario: Scenario, marks: _Marks, file: str, problems
     exprs = [(("slos", i, "expect"), s.expect, parse_slo) for i, s in enumerate(scenario.slos)]
     exprs += [(("stop_when", i), s, parse_stop) for i, s in enumerate(scenario.stop_when)]
     probes = {str(p.get("name")) for p in scenario.probes}
+    registry = fault_types()
+    for f in scenario.timeline.faults:  # figures faults report are readable like probes
+        probes.update(getattr(registry.get(f.type), "metric_names", ()))
     for path, text, parse in exprs:
         try:
             parse(text, known_scopes=scopes, known_probes=probes)

@@ -82,6 +82,18 @@ class DependencySpec(Strict):
         return self
 
 
+class Job(Strict):
+    """A process that runs beside the target (e.g. a training job), started after it.
+
+    `{run_dir}`, `{target}` and `{deps[NAME]}` in the command and env are filled in;
+    faults reach it by its name (e.g. `process: trainer`).
+    """
+
+    command: list[str] = Field(min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+
+
 class DataSpec(Strict):
     dataset: str = "demo"  # "demo" or a path to NPZ/CSV/JSONL/Parquet
     labels: bool = True
@@ -161,6 +173,7 @@ class Scenario(Strict):
     seed: int = 0
     target: Target
     dependencies: dict[str, DependencySpec] = Field(default_factory=dict)
+    jobs: dict[str, Job] = Field(default_factory=dict)
     load: LoadSpec = Field(default_factory=LoadSpec)
     timeline: Timeline = Field(default_factory=Timeline)
     slos: list[SloSpec] = Field(default_factory=list)
@@ -176,9 +189,9 @@ class Scenario(Strict):
     def _valid_name(cls, v: str) -> str:
         return _check_name(v)
 
-    @field_validator("dependencies")
+    @field_validator("dependencies", "jobs")
     @classmethod
-    def _dep_names(cls, v: dict[str, DependencySpec]) -> dict[str, DependencySpec]:
+    def _dep_names(cls, v: dict[str, Any]) -> dict[str, Any]:
         for name in v:
             _check_name(name)
         return v
