@@ -46,7 +46,8 @@ def run(
     except UserError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    opts = RunOptions(quick=quick, output_dir=output, allow_hosts=list(allow_host), toxiproxy_url=toxiproxy_url)
+    opts = RunOptions(quick=quick, output_dir=output, allow_hosts=list(allow_host), toxiproxy_url=toxiproxy_url,
+                      live=True)
     runner = Runner(loaded, opts)
     err.print(f"running {loaded.scenario.name}{' (quick)' if quick else ''} → {runner.run_dir}", highlight=False)
     result = runner.run()
@@ -142,11 +143,104 @@ def worker(ctx: typer.Context) -> None:
     raise typer.Exit(worker_main(list(ctx.args)))
 
 
+# --- reports, compare, game days, schedules (harness/report, compare.py, gameday/, schedule/) ---
+
+
+def _user_error(exc: Exception) -> None:
+    """A user error on one unwrapped line per problem (file:line:col stays greppable)."""
+    err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="a run folder, e.g. reports/<scenario>/<timestamp>")) -> None:
+    """Render report.html and summary.md again from a run's journal (works for crashed runs too)."""
+    from harness.report.replay import RunDirError
+    from harness.report.writers import render_run
+
+    try:
+        data = render_run(run_dir)
+    except RunDirError as exc:
+        _user_error(exc)
+        raise typer.Exit(2) from None
+    out.print(f"{data['scenario']}: {data['status']} → {run_dir / 'report.html'}", highlight=False)
+
+
+@app.command()
+def compare(
+    baseline: Path = typer.Argument(..., help="baseline result.json, run folder, or folder of runs (newest)"),
+    current: Path = typer.Argument(..., help="current result.json, run folder, or folder of runs (newest)"),
+    tolerance: list[str] = typer.Option([], "--tolerance", "-t",
+                                        help="KEY=VALUE, e.g. p95(latency)=15%, error_rate=0.01, latency=10ms (repeatable)"),
+    markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="also write the Markdown table to this file"),
+) -> None:
+    """Per-SLO and per-SLI deltas between two runs; exit 1 on a regression beyond tolerance."""
+    from harness.compare import Tolerances, compare as compare_runs, load_result, markdown, parse_tolerance
+
+    try:
+        tols = Tolerances(dict(parse_tolerance(t) for t in tolerance))
+        cmp = compare_runs(load_result(baseline), load_result(current), tols, str(baseline), str(current))
+    except UserError as exc:
+        _user_error(exc)
+        raise typer.Exit(2) from None
+    text = markdown(cmp)
+    sys.stdout.write(text + "\n")
+    if markdown_out:
+        markdown_out.write_text(text + "\n", encoding="utf-8")
+    raise typer.Exit(1 if cmp.regressions else 0)
+
+
+@app.command()
+def gameday(
+    plan: Path = typer.Argument(..., help="game-day plan YAML"),
+    unattended: bool = typer.Option(False, "--unattended", help="don't prompt at checkpoints (CI, schedules)"),
+    quick: bool = typer.Option(False, "--quick", help="run every scenario in quick mode (x0.25)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="reports folder (default: the plan's output.dir)"),
+) -> None:
+    """Run a game day: ordered scenarios with hypotheses, roles, runbook checkpoints and observations."""
+    from harness.gameday import GameDay, load_plan
+
+    try:
+        gd = GameDay(load_plan(plan), unattended=unattended, quick=quick, output_dir=output, console=err)
+        outcome = gd.run()
+    except UserError as exc:
+        _user_error(exc)
+        raise typer.Exit(2) from None
+    err.print(f"game-day report: {outcome.report_dir / 'gameday.html'}", highlight=False)
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+def schedule(
+    plan: Path = typer.Argument(..., help="schedule plan YAML"),
+    export: Optional[str] = typer.Option(None, "--export", help="print the equivalent: crontab | kubernetes | github"),
+    job: Optional[str] = typer.Option(None, "--job", help="run this one job now (what an exported schedule calls)"),
+    max_runs: Optional[int] = typer.Option(None, "--max-runs", help="stop after this many runs"),
+    until: Optional[str] = typer.Option(None, "--until", help="stop at this time: a duration from now (2h) or ISO time"),
+    lock_timeout: float = typer.Option(0.0, "--lock-timeout", help="seconds to wait for a running job to finish"),
+) -> None:
+    """Run scenarios and game days on cron schedules, one at a time, with history under reports/."""
+    from harness.schedule import Scheduler, export_plan, load_schedule, parse_until
+
+    try:
+        sched = load_schedule(plan)
+        if export:
+            sys.stdout.write(export_plan(sched, export, plan))
+            return
+        scheduler = Scheduler(sched, lock_timeout=lock_timeout, console=err)
+        if job:
+            entry = scheduler.run_job_now(job)
+            raise typer.Exit(0 if entry["status"] in ("passed", "skipped") else 1)
+        scheduler.loop(max_runs=max_runs, until=parse_until(until) if until else None)
+    except UserError as exc:
+        _user_error(exc)
+        raise typer.Exit(2) from None
+
+
 def main() -> None:
     try:
         app()
     except UserError as exc:
-        err.print(f"error: {exc}", highlight=False, markup=False)
+        _user_error(exc)
         sys.exit(2)
 
 

@@ -24,6 +24,8 @@ from harness.journal import Journal
 from harness.ledger import Ledger, replay, stale_ledgers
 from harness.phases import RunTimeline, Span
 from harness.probe_sampler import ProbeSampler, build_probes
+from harness.report.events import journal_window
+from harness.report.result import environment
 from harness.scenario.loader import LoadedScenario
 from harness.target import SystemUnderTest
 from harness.timeline import FaultTimeline
@@ -73,6 +75,7 @@ class Runner:
         self.windows: dict[int, Window] = {}
         self.abort_reason: str | None = None
         self._signal: str | None = None
+        self.live: Any = None  # harness.live.LiveView while the load runs, if options.live
 
     # --- entry point ------------------------------------------------------------
 
@@ -113,7 +116,7 @@ class Runner:
                 journal.write("cleanup.replayed", ledger=str(left.path), action=line)
         ledger = Ledger(self.out_root / ".ledger", f"{s.name}-{self.run_id}")
         journal.write("run.started", scenario=s.name, file=str(self.loaded.path), run_id=self.run_id,
-                      quick=self.options.quick, window=s.load.window)
+                      quick=self.options.quick, window=s.load.window, environment=environment())
         proxy = None
         sampler: ProbeSampler | None = None
         sut: SystemUnderTest | None = None
@@ -137,7 +140,7 @@ class Runner:
             if s.load.data.dataset == "demo":
                 dataset = await asyncio.to_thread(sut.demo_dataset)
             else:  # relative to the scenario file, like every path a scenario names
-                dataset = self.loaded.path.parent / s.load.data.dataset
+                dataset = (self.loaded.path.parent / s.load.data.dataset).resolve()
             ctx = FaultContext(toxiproxy_url=url, dependencies=sut.dependencies, processes=sut.processes,
                                seed=s.seed, journal=journal.write, run_dir=self.run_dir)
             entries = [(e, cls, params) for e, (cls, params) in zip(s.timeline.faults, self.loaded.faults)]
@@ -211,19 +214,27 @@ class Runner:
         s = self.scenario
         first = asyncio.Event()
         consume = asyncio.create_task(self._consume(load, first))
-        try:
-            await asyncio.wait_for(asyncio.shield(first.wait()), timeout=s.load.request_timeout + 60)
-        except asyncio.TimeoutError:
+        started = asyncio.create_task(first.wait())
+        limit = s.load.request_timeout + 60
+        await asyncio.wait({started, consume}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        if consume.done():  # the load child ended before sending anything
+            consume.result()  # its error, with the tail of its log
+            raise RuntimeError(f"the load ended without sending a request; see {self.run_dir / 'load' / 'locust.log'}")
+        if not first.is_set():
             consume.cancel()
-            raise RuntimeError(f"the load sent no request within {s.load.request_timeout + 60:g}s; "
-                               f"see {self.run_dir / 'load' / 'locust.log'}") from None
-        if consume.done() and consume.exception() is not None:
-            raise consume.exception()
+            raise RuntimeError(f"the load sent no request within {limit:g}s; see {self.run_dir / 'load' / 'locust.log'}")
         run_start = min(w.start for w in self.windows.values())
         timeline.run.start = run_start
         if s.timeline.baseline > 0:
             timeline.baseline = Span("baseline", "baseline", run_start, run_start + s.timeline.baseline)
-        self.journal.write("phase", phase="load", start=run_start, duration=s.load.duration)
+        self.journal.write("phase", phase="load", start=run_start, duration=s.load.duration,
+                           baseline=s.timeline.baseline)
+        if self.options.live:
+            from harness.live import LiveView
+
+            self.live = LiveView(s.name, s.load.duration)
+            self.live.start()
         fault_task = asyncio.create_task(faults.run(run_start))
         stop_task = asyncio.create_task(self._watch_windows(timeline, sampler))
         probe_task = asyncio.create_task(sampler.run())
@@ -241,7 +252,26 @@ class Runner:
             for t in (consume, fault_task, stop_task, probe_task):
                 t.cancel()
             await asyncio.gather(consume, fault_task, stop_task, probe_task, return_exceptions=True)
+            if self.live is not None:
+                self.live.stop()
         timeline.run.end = min(time.time(), run_start + s.load.duration)
+
+    def _show_progress(self, timeline: RunTimeline, done: list[Window]) -> None:
+        if self.live is None:
+            return
+        from harness.slo import window_summary
+
+        active = [f.name for f in timeline.faults if f.end is None]
+        now = time.time()
+        if active:
+            phase = "fault"
+        elif timeline.baseline is not None and timeline.baseline.contains(now):
+            phase = "baseline"
+        else:
+            phase = "recovery" if timeline.faults else "load"
+        last = window_summary(done[-1]) if done else {}
+        self.live.update(phase, now - timeline.run.start, last.get("throughput"), last.get("p95_ms"),
+                         last.get("error_rate"), active)
 
     async def _collect_fault_metrics(self, faults: FaultTimeline, sampler: ProbeSampler) -> None:
         """Figures faults measured (e.g. a preempted job's steps_lost), readable by SLOs by name."""
@@ -255,6 +285,7 @@ class Runner:
 
     async def _consume(self, load: Any, first: asyncio.Event) -> None:
         async for rec in load.windows():
+            journal_window(self.journal, rec)  # each partial record once: the report merges them
             w = self.windows.get(rec.index)
             if w is None:
                 self.windows[rec.index] = rec
@@ -264,21 +295,17 @@ class Runner:
                 first.set()
 
     async def _watch_windows(self, timeline: RunTimeline, sampler: ProbeSampler) -> None:
-        """Every window: journal the windows that are complete and check the stop conditions."""
+        """Every window: update the live view and check the stop conditions."""
         from harness.slo import check_stop, parse_stop
 
         conditions = [(text, parse_stop(text)) for text in self.scenario.stop_when]
         size = self.scenario.load.window
-        journaled: set[int] = set()
         while True:
             await asyncio.sleep(size)
             sampler.attach(self.windows)
             horizon = time.time() - size  # a window's records are flushed within a tick of its end
             done = [w for i, w in sorted(self.windows.items()) if w.end <= horizon]
-            for w in done:
-                if w.index not in journaled:
-                    journaled.add(w.index)
-                    self.journal.write("window", **w.to_record())
+            self._show_progress(timeline, done)
             for text, cond in conditions:
                 reason = check_stop(cond, done, timeline, self.scenario.settings)
                 if reason:
@@ -315,7 +342,7 @@ class Runner:
             measured = v.measured
             if isinstance(measured, float) and not math.isfinite(measured):
                 measured = None
-            out.append({"name": slo.name, "expect": slo.expect, "passed": v.passed, "measured": measured,
+            out.append({"name": slo.name, "expect": slo.expect, "weight": slo.weight, "passed": v.passed, "measured": measured,
                         "unit": v.unit, "threshold": v.threshold, "scope": v.scope, "detail": v.detail})
             self.journal.write("slo.verdict", **out[-1])
         return out

@@ -10,10 +10,10 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from harness.slo import SloSyntaxError, parse_slo  # noqa: E402
-from harness.slo.ast import SliRef  # noqa: E402
+from harness.slo import SloSyntaxError, parse_slo
+from harness.slo.ast import SliRef
 
 FAULT_COLORS = ["tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive"]
 ATTACK_COLOR = "tab:red"
@@ -63,8 +63,13 @@ def scope_spans(result: dict[str, Any], scope: str | None) -> list[tuple[float, 
     if scope in ("baseline", "recovery"):
         span = tl.get(scope)
         return [(span["start_s"], span["end_s"] or run_end)] if span else []
-    faults = [f for f in tl["faults"] if f["injected_at_s"] is not None and scope in ("fault", f["name"])]
-    return [(f["injected_at_s"], f["reverted_at_s"] if f["reverted_at_s"] is not None else run_end) for f in faults]
+    faults = [
+        f for f in tl["faults"] if f["injected_at_s"] is not None and scope in ("fault", f["name"])
+    ]
+    return [
+        (f["injected_at_s"], f["reverted_at_s"] if f["reverted_at_s"] is not None else run_end)
+        for f in faults
+    ]
 
 
 def _last_t(result: dict[str, Any]) -> float:
@@ -82,16 +87,29 @@ def timeline_png(result: dict[str, Any]) -> bytes:
     fig, axes = plt.subplots(len(PANELS), 1, figsize=(10, 11), sharex=True)
     ax = dict(zip(PANELS, axes))
     for key, style in (("p50_ms", "-"), ("p95_ms", "-"), ("p99_ms", "--")):
-        ax["latency"].plot(t, _series(rows, key, 1.0), style, label=key.replace("_ms", ""), linewidth=1.4)
+        ax["latency"].plot(
+            t, _series(rows, key, 1.0), style, label=key.replace("_ms", ""), linewidth=1.4
+        )
     ax["error"].plot(t, _series(rows, "error_rate", 100.0), color="tab:red", label="error rate")
-    ax["throughput"].plot(t, _series(rows, "throughput", 1.0), color="tab:green", label="requests/s")
+    ax["throughput"].plot(
+        t, _series(rows, "throughput", 1.0), color="tab:green", label="requests/s"
+    )
     ax["accuracy"].plot(t, _series(rows, "accuracy", 100.0), color="tab:blue", label="accuracy")
-    ax["fallback"].plot(t, _series(rows, "fallback_rate", 100.0), color="tab:cyan", label="fallback rate")
+    ax["fallback"].plot(
+        t, _series(rows, "fallback_rate", 100.0), color="tab:cyan", label="fallback rate"
+    )
     for key, (label, _) in PANELS.items():
         ax[key].set_ylabel(label)
     for key, field in (("accuracy", "accuracy"), ("fallback", "fallback_rate")):
         if not any(r.get(field) is not None for r in rows):
-            ax[key].text(0.5, 0.5, "no data in this run", transform=ax[key].transAxes, ha="center", color="gray")
+            ax[key].text(
+                0.5,
+                0.5,
+                "no data in this run",
+                transform=ax[key].transAxes,
+                ha="center",
+                color="gray",
+            )
     axes[-1].set_xlabel("seconds since load start")
 
     end = (result["timeline"].get("run") or {}).get("end_s") or _last_t(result)
@@ -100,23 +118,42 @@ def timeline_png(result: dict[str, Any]) -> bytes:
             continue
         stop = f["reverted_at_s"] if f["reverted_at_s"] is not None else end
         for a in axes:
-            a.axvspan(f["injected_at_s"], stop, color=FAULT_COLORS[i % len(FAULT_COLORS)], alpha=0.15,
-                      label=f"fault: {f['name']}" if a is axes[0] else None)
+            a.axvspan(
+                f["injected_at_s"],
+                stop,
+                color=FAULT_COLORS[i % len(FAULT_COLORS)],
+                alpha=0.15,
+                label=f"fault: {f['name']}" if a is axes[0] else None,
+            )
     for j, atk in enumerate(result.get("attacks") or []):
         if atk.get("start_s") is None:
             continue
         stop = atk.get("end_s") if atk.get("end_s") is not None else end
         for a in axes:
-            a.axvspan(atk["start_s"], stop, facecolor="none", edgecolor=ATTACK_COLOR, hatch="//", alpha=0.4,
-                      label=f"attack: {atk.get('attack', j + 1)}" if a is axes[0] else None)
+            a.axvspan(
+                atk["start_s"],
+                stop,
+                facecolor="none",
+                edgecolor=ATTACK_COLOR,
+                hatch="//",
+                alpha=0.4,
+                label=f"attack: {atk.get('attack', j + 1)}" if a is axes[0] else None,
+            )
     for slo in result.get("slos") or []:
         where = slo_line(slo)
         if where is None:
             continue
         panel, y = where
         for k, (x0, x1) in enumerate(scope_spans(result, slo.get("scope"))):
-            ax[panel].hlines(y, x0, x1, colors="black", linestyles=":", linewidth=1.2,
-                             label=f"SLO: {slo['name']}" if k == 0 else None)
+            ax[panel].hlines(
+                y,
+                x0,
+                x1,
+                colors="black",
+                linestyles=":",
+                linewidth=1.2,
+                label=f"SLO: {slo['name']}" if k == 0 else None,
+            )
     for a in axes:
         a.grid(alpha=0.3)
         if a.get_legend_handles_labels()[0]:

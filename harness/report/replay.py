@@ -49,9 +49,17 @@ def _fault_spans(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if kind == "fault.injected" and name is not None:
             planned = e.get("planned_at")
             start = planned + (e.get("skew_s") or 0.0) if planned is not None else e["t"]
-            faults[name] = {"name": name, "type": e.get("type"), "start": start, "end": None,
-                            "planned_at": planned, "skew_s": e.get("skew_s"), "params": e.get("params") or {},
-                            "revert_skew_s": None, "error": None}
+            faults[name] = {
+                "name": name,
+                "type": e.get("type"),
+                "start": start,
+                "end": None,
+                "planned_at": planned,
+                "skew_s": e.get("skew_s"),
+                "params": e.get("params") or {},
+                "revert_skew_s": None,
+                "error": None,
+            }
         elif kind == "fault.reverted" and name in faults:
             faults[name]["end"] = e["t"]
             faults[name]["revert_skew_s"] = e.get("skew_s")
@@ -102,7 +110,9 @@ def result_from_journal(events: list[dict[str, Any]]) -> dict[str, Any]:
     for f in faults:
         timeline.faults.append(Span(f["name"], "fault", f["start"], f["end"], fault_type=f["type"]))
     if timeline.faults:
-        timeline.recovery = Span("recovery", "recovery", max(s.end or end for s in timeline.faults), end)
+        timeline.recovery = Span(
+            "recovery", "recovery", max(s.end or end for s in timeline.faults), end
+        )
 
     verdicts: dict[str, dict[str, Any]] = {}
     for e in events:
@@ -111,12 +121,22 @@ def result_from_journal(events: list[dict[str, Any]]) -> dict[str, Any]:
     slos = list(verdicts.values())
 
     if ended:
-        status, code, message = ended.get("status", "error"), ended.get("exit_code"), ended.get("message", "")
+        status, code, message = (
+            ended.get("status", "error"),
+            ended.get("exit_code"),
+            ended.get("message", ""),
+        )
     elif aborted:
-        status, code, message = "aborted", 3, f"stop condition `{aborted.get('condition')}` tripped: {aborted.get('reason')}"
+        status, code, message = (
+            "aborted",
+            3,
+            f"stop condition `{aborted.get('condition')}` tripped: {aborted.get('reason')}",
+        )
     else:
         status, code = "incomplete", None
-        message = "the journal ends without run.ended: the run crashed, was killed, or is still going"
+        message = (
+            "the journal ends without run.ended: the run crashed, was killed, or is still going"
+        )
     error = _last(events, "run.error")
     if error and not message:
         message = f"internal error: {error.get('error')}"
@@ -135,17 +155,27 @@ def result_from_journal(events: list[dict[str, Any]]) -> dict[str, Any]:
         "window_s": started.get("window"),
         "timeline": {
             "run": {"start_s": 0.0, "end_s": round(end - origin, 3)},
-            "baseline": None if timeline.baseline is None else
-            {"start_s": 0.0, "end_s": _rel(timeline.baseline.end, origin)},
-            "recovery": None if timeline.recovery is None else
-            {"start_s": _rel(timeline.recovery.start, origin), "end_s": _rel(end, origin)},
-            "faults": [{
-                "name": f["name"], "type": f["type"],
-                "planned_at_s": _rel(f["planned_at"], origin), "planned_duration_s": None,
-                "injected_at_s": _rel(f["start"], origin), "reverted_at_s": _rel(f["end"], origin),
-                "inject_skew_s": f["skew_s"], "revert_skew_s": f["revert_skew_s"],
-                "params": f["params"], "error": f["error"],
-            } for f in faults],
+            "baseline": None
+            if timeline.baseline is None
+            else {"start_s": 0.0, "end_s": _rel(timeline.baseline.end, origin)},
+            "recovery": None
+            if timeline.recovery is None
+            else {"start_s": _rel(timeline.recovery.start, origin), "end_s": _rel(end, origin)},
+            "faults": [
+                {
+                    "name": f["name"],
+                    "type": f["type"],
+                    "planned_at_s": _rel(f["planned_at"], origin),
+                    "planned_duration_s": None,
+                    "injected_at_s": _rel(f["start"], origin),
+                    "reverted_at_s": _rel(f["end"], origin),
+                    "inject_skew_s": f["skew_s"],
+                    "revert_skew_s": f["revert_skew_s"],
+                    "params": f["params"],
+                    "error": f["error"],
+                }
+                for f in faults
+            ],
         },
         "slos": slos,
         "recovery_time_s": times_by_slo(slos, "recovery_time"),
@@ -159,7 +189,9 @@ def result_from_journal(events: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def report_data(events: list[dict[str, Any]], result: dict[str, Any] | None = None) -> dict[str, Any]:
+def report_data(
+    events: list[dict[str, Any]], result: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """The journal's view with result.json (when the run got that far) laid over it."""
     data = result_from_journal(events) if events else {}
     if result:
@@ -180,8 +212,10 @@ def load_run(run_dir: Path) -> dict[str, Any]:
     journal = run_dir / "journal.jsonl"
     result_path = run_dir / "result.json"
     if not journal.is_file() and not result_path.is_file():
-        raise RunDirError(f"{run_dir}: no journal.jsonl or result.json here; "
-                          "pass a run folder such as reports/<scenario>/<timestamp>")
+        raise RunDirError(
+            f"{run_dir}: no journal.jsonl or result.json here; "
+            "pass a run folder such as reports/<scenario>/<timestamp>"
+        )
     events = read_journal(journal) if journal.is_file() else []
     result = None
     if result_path.is_file():
@@ -190,5 +224,7 @@ def load_run(run_dir: Path) -> dict[str, Any]:
         except json.JSONDecodeError:
             result = None  # torn by a crash: the journal still tells the story
     if not events and result is None:
-        raise RunDirError(f"{run_dir}: the journal is empty and result.json unreadable; nothing to report")
+        raise RunDirError(
+            f"{run_dir}: the journal is empty and result.json unreadable; nothing to report"
+        )
     return report_data(events, result)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import platform
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
@@ -22,13 +22,16 @@ RESULT_SCHEMA = 1
 
 
 def _iso(t: float | None) -> str | None:
-    return None if t is None else datetime.fromtimestamp(t, timezone.utc).isoformat()
+    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat()
 
 
 def _span(s: Span | None, origin: float) -> dict[str, Any] | None:
     if s is None:
         return None
-    return {"start_s": round(s.start - origin, 3), "end_s": None if s.end is None else round(s.end - origin, 3)}
+    return {
+        "start_s": round(s.start - origin, 3),
+        "end_s": None if s.end is None else round(s.end - origin, 3),
+    }
 
 
 def _pkg_version(name: str) -> str | None:
@@ -38,10 +41,26 @@ def _pkg_version(name: str) -> str | None:
         return None
 
 
-SLI_NAMES = ("p50(latency)", "p95(latency)", "p99(latency)", "error_rate", "availability", "throughput",
-             "accuracy", "fallback_rate")
-SLI_UNITS = {"p50(latency)": "ms", "p95(latency)": "ms", "p99(latency)": "ms", "error_rate": "fraction",
-             "availability": "fraction", "throughput": "req/s", "accuracy": "fraction", "fallback_rate": "fraction"}
+SLI_NAMES = (
+    "p50(latency)",
+    "p95(latency)",
+    "p99(latency)",
+    "error_rate",
+    "availability",
+    "throughput",
+    "accuracy",
+    "fallback_rate",
+)
+SLI_UNITS = {
+    "p50(latency)": "ms",
+    "p95(latency)": "ms",
+    "p99(latency)": "ms",
+    "error_rate": "fraction",
+    "availability": "fraction",
+    "throughput": "req/s",
+    "accuracy": "fraction",
+    "fallback_rate": "fraction",
+}
 
 
 def environment() -> dict[str, Any]:
@@ -95,29 +114,46 @@ def scope_slis(windows: list[Window], timeline: RunTimeline) -> dict[str, dict[s
 
 def times_by_slo(verdicts: list[dict[str, Any]], measure: str) -> dict[str, float | None]:
     """`recovery_time` / `detection_time` SLOs' measured seconds, by SLO name."""
-    return {v["name"]: v.get("measured") for v in verdicts if v["expect"].strip().startswith(measure)}
+    return {
+        v["name"]: v.get("measured") for v in verdicts if v["expect"].strip().startswith(measure)
+    }
 
 
-def build_result(runner: Runner, timeline: RunTimeline, verdicts: list[dict[str, Any]], status: str, code: int,
-                 message: str, started: float, faults: FaultTimeline | None) -> dict[str, Any]:
+def build_result(
+    runner: Runner,
+    timeline: RunTimeline,
+    verdicts: list[dict[str, Any]],
+    status: str,
+    code: int,
+    message: str,
+    started: float,
+    faults: FaultTimeline | None,
+) -> dict[str, Any]:
     s = runner.scenario
     origin = timeline.run.start
-    windows = [runner.windows[i] for i in sorted(runner.windows)
-               if timeline.run.contains((runner.windows[i].start + runner.windows[i].end) / 2)]
+    windows = [
+        runner.windows[i]
+        for i in sorted(runner.windows)
+        if timeline.run.contains((runner.windows[i].start + runner.windows[i].end) / 2)
+    ]
     fault_rows = []
     for f in faults.faults if faults else []:
-        fault_rows.append({
-            "name": f.entry.name,
-            "type": f.fault.type,
-            "planned_at_s": f.entry.at,
-            "planned_duration_s": f.entry.duration,
-            "injected_at_s": None if f.span is None else round(f.span.start - origin, 3),
-            "reverted_at_s": None if f.span is None or f.span.end is None else round(f.span.end - origin, 3),
-            "inject_skew_s": f.inject_skew,
-            "revert_skew_s": f.revert_skew,
-            "params": f.fault.params.model_dump(mode="json"),
-            "error": f.error,
-        })
+        fault_rows.append(
+            {
+                "name": f.entry.name,
+                "type": f.fault.type,
+                "planned_at_s": f.entry.at,
+                "planned_duration_s": f.entry.duration,
+                "injected_at_s": None if f.span is None else round(f.span.start - origin, 3),
+                "reverted_at_s": None
+                if f.span is None or f.span.end is None
+                else round(f.span.end - origin, 3),
+                "inject_skew_s": f.inject_skew,
+                "revert_skew_s": f.revert_skew,
+                "params": f.fault.params.model_dump(mode="json"),
+                "error": f.error,
+            }
+        )
     return {
         "schema": RESULT_SCHEMA,
         "scenario": s.name,

@@ -42,4 +42,6 @@ def resilience_score(slos: list[dict[str, Any]]) -> ResilienceScore:
     total = sum(slo_weight(v) for v in slos)
     met = sum(slo_weight(v) for v in slos if v.get("passed") is True)
     percent = None if total <= 0 else 100.0 * met / total
-    return ResilienceScore(percent, met, total, sum(1 for v in slos if v.get("passed") is True), len(slos))
+    return ResilienceScore(
+        percent, met, total, sum(1 for v in slos if v.get("passed") is True), len(slos)
+    )

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
@@ -18,7 +19,10 @@ from harness.report.plot import timeline_png
 from harness.report.replay import load_run, report_data
 from harness.report.score import FORMULA, ResilienceScore, slo_weight
 
-_env = Environment(loader=PackageLoader("harness.report", "templates"), autoescape=select_autoescape(["html", "j2"]))
+_env = Environment(
+    loader=PackageLoader("harness.report", "templates"),
+    autoescape=select_autoescape(["html", "j2"]),
+)
 
 
 def fmt_measured(v: dict[str, Any]) -> str:
@@ -50,7 +54,9 @@ def fmt_cell(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def generic_table(rows: list[dict[str, Any]], hide: tuple[str, ...] = ("start", "end")) -> tuple[list[str], list[list[str]]]:
+def generic_table(
+    rows: list[dict[str, Any]], hide: tuple[str, ...] = ("start", "end")
+) -> tuple[list[str], list[list[str]]]:
     """Columns (union of keys, first-seen order) and cells for events whose fields we don't fix.
     A `metrics` map becomes one column per metric."""
     flat = []
@@ -73,11 +79,15 @@ def summary_markdown(data: dict[str, Any]) -> str:
     if data.get("message"):
         lines += [f"> {data['message']}", ""]
     if score.percent is not None:
-        lines += [f"**Resilience score: {score.percent:.1f} %** ({score.met} of {score.total} SLOs met; "
-                  f"{score.worked()})", ""]
+        headline = (
+            f"**Resilience score: {score.percent:.1f} %** ({score.met} of {score.total} SLOs met; "
+        )
+        lines += [headline + f"{score.worked()})", ""]
     lines += ["| SLO | expect | measured | weight | verdict |", "|---|---|---|---|---|"]
     for v in data["slos"]:
-        lines.append(f"| {v['name']} | `{v['expect']}` | {fmt_measured(v)} | {slo_weight(v):g} | {verdict_word(v)} |")
+        lines.append(
+            f"| {v['name']} | `{v['expect']}` | {fmt_measured(v)} | {slo_weight(v):g} | {verdict_word(v)} |"
+        )
     times = [(n, "recovery", s) for n, s in (data.get("recovery_time_s") or {}).items()]
     times += [(n, "detection", s) for n, s in (data.get("detection_time_s") or {}).items()]
     if times:
@@ -87,11 +97,19 @@ def summary_markdown(data: dict[str, Any]) -> str:
     if faults:
         lines += ["", "| fault | type | injected at | reverted at |", "|---|---|---|---|"]
         for f in faults:
-            lines.append(f"| {f['name']} | {f['type']} | {f['injected_at_s']} s | {f['reverted_at_s']} s |")
+            lines.append(
+                f"| {f['name']} | {f['type']} | {f['injected_at_s']} s | {f['reverted_at_s']} s |"
+            )
     for title, rows in (("drift delivered", data.get("drift")), ("attacks", data.get("attacks"))):
         if rows:
             columns, cells = generic_table(rows)
-            lines += ["", f"**{title}**", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+            lines += [
+                "",
+                f"**{title}**",
+                "",
+                "| " + " | ".join(columns) + " |",
+                "|" + "---|" * len(columns),
+            ]
             lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
     lines += ["", f"run `{data.get('run_id')}`, exit code {data.get('exit_code')}"]
     return "\n".join(lines) + "\n"
@@ -100,8 +118,16 @@ def summary_markdown(data: dict[str, Any]) -> str:
 def report_html(data: dict[str, Any]) -> str:
     png = base64.b64encode(timeline_png(data)).decode("ascii") if data.get("windows") else None
     return _env.get_template("report.html.j2").render(
-        r=data, plot=png, score=score_of(data), formula=FORMULA, fmt_measured=fmt_measured,
-        verdict_word=verdict_word, fmt_seconds=fmt_seconds, slo_weight=slo_weight, generic_table=generic_table)
+        r=data,
+        plot=png,
+        score=score_of(data),
+        formula=FORMULA,
+        fmt_measured=fmt_measured,
+        verdict_word=verdict_word,
+        fmt_seconds=fmt_seconds,
+        slo_weight=slo_weight,
+        generic_table=generic_table,
+    )
 
 
 def _write_pages(run_dir: Path, data: dict[str, Any], redact: Callable[[str], str]) -> None:
@@ -113,7 +139,9 @@ def write_reports(run_dir: Path, result: dict[str, Any], journal: Journal | None
     """The runner's call at the end of a run: result.json as given, pages from journal + result."""
     run_dir.mkdir(parents=True, exist_ok=True)
     redact = journal.redact if journal else (lambda s: s)
-    (run_dir / "result.json").write_text(redact(json.dumps(result, indent=2, default=str)) + "\n", encoding="utf-8")
+    (run_dir / "result.json").write_text(
+        redact(json.dumps(result, indent=2, default=str)) + "\n", encoding="utf-8"
+    )
     events = read_journal(journal.path) if journal and journal.path.is_file() else []
     _write_pages(run_dir, report_data(events, result), redact)
 
@@ -124,6 +152,8 @@ def render_run(run_dir: Path) -> dict[str, Any]:
     data = load_run(run_dir)
     if not (run_dir / "result.json").is_file():
         result = {k: v for k, v in data.items() if k not in ("drift", "attacks")}
-        (run_dir / "result.json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+        (run_dir / "result.json").write_text(
+            json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8"
+        )
     _write_pages(run_dir, data, lambda s: s)  # the journal was redacted when written
     return data

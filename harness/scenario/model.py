@@ -153,6 +153,7 @@ class Timeline(Strict):
 class SloSpec(Strict):
     name: str
     expect: str
+    weight: float = Field(default=1.0, gt=0)  # its share of the resilience score
 
 
 class Safety(Strict):

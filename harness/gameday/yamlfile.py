@@ -1,0 +1,77 @@
+"""Read a plan YAML file (game day, schedule) into a pydantic model, with the scenario
+loader's error style: every problem as `file:line:col: field.path: message`.
+
+It reuses harness/scenario/loader.py's machinery (marks, Problem, ScenarioError,
+pydantic error translation) rather than repeating it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from harness.scenario.loader import (
+    Problem,
+    ScenarioError,
+    _Marks,
+    _problem,
+    _pydantic_problems,
+    _to_python,
+)
+
+M = TypeVar("M", bound=BaseModel)
+Marks = _Marks
+problem_at = _problem  # (file, marks, path, message) -> Problem
+
+
+class PlanError(ScenarioError):
+    """A plan file with problems; str() lists each as file:line:col: field.path: message."""
+
+
+def load_model(path: Path, model: type[M], what: str) -> tuple[M, Marks]:
+    """Parse `path` as `model`; raise PlanError listing every problem with its location."""
+    file = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanError([Problem(file, 1, 1, "", f"{what} file not found")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlanError([Problem(file, 1, 1, "", f"cannot read the file: {exc}")]) from None
+    problems: list[Problem] = []
+    marks = _Marks()
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+            data = _to_python(node, (), marks, loader, problems, file) if node is not None else None
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        m = exc.problem_mark or exc.context_mark
+        what_went_wrong = " ".join(x for x in (exc.context, exc.problem) if x)
+        raise PlanError(
+            [
+                Problem(
+                    file,
+                    m.line + 1 if m else 1,
+                    m.column + 1 if m else 1,
+                    "",
+                    f"YAML syntax error: {what_went_wrong}; check the indentation and quoting here",
+                )
+            ]
+        ) from None
+    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
+        raise PlanError([Problem(file, 1, 1, "", f"YAML error: {exc}")]) from None
+    if problems:
+        raise PlanError(problems)
+    if not isinstance(data, dict):
+        raise PlanError(
+            [Problem(file, 1, 1, "", f"a {what} must be a mapping; see harness/report/README.md")]
+        )
+    try:
+        return model.model_validate(data), marks
+    except ValidationError as err:
+        raise PlanError(_pydantic_problems(err, model, (), marks, file)) from None
