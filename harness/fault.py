@@ -42,6 +42,7 @@ class FaultContext:
     processes: dict[str, Any] = field(default_factory=dict)  # name -> ManagedProcess
     seed: int = 0
     journal: Callable[..., None] = lambda event, **fields: None
+    load_dir: Path | None = None  # the load's work folder: data faults' control channel
     run_dir: Path | None = None  # this run's folder: relative paths in params resolve here
 
 

@@ -20,6 +20,10 @@ BUILTIN_FAULT_MODULES = [
     "faults.gpu",
     "faults.resource",
     "faults.kubernetes",
+    "faults.drift",
+    "faults.corruption",
+    "faults.schema_break",
+    "faults.image_corruption",
 ]
 
 

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from faults.delivered import delivered_events
 from harness.fault import FaultContext, UserError
 from harness.journal import Journal
 from harness.ledger import Ledger, replay, stale_ledgers
@@ -28,13 +29,14 @@ from harness.report.events import journal_window
 from harness.report.result import environment
 from harness.scenario.loader import LoadedScenario
 from harness.target import SystemUnderTest
-from harness.timeline import FaultTimeline
+from harness.timeline import FaultTimeline, sleep_until
 from harness.windows import Window
 
 EXIT_OK, EXIT_SLO_FAILED, EXIT_BAD_INPUT, EXIT_ABORTED, EXIT_INTERNAL = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
 
 QUICK_FACTOR = 0.25
+LOAD_END_SLACK_S = 30.0
 
 
 @dataclass
@@ -142,7 +144,8 @@ class Runner:
             else:  # relative to the scenario file, like every path a scenario names
                 dataset = (self.loaded.path.parent / s.load.data.dataset).resolve()
             ctx = FaultContext(toxiproxy_url=url, dependencies=sut.dependencies, processes=sut.processes,
-                               seed=s.seed, journal=journal.write, run_dir=self.run_dir)
+                               seed=s.seed, journal=journal.write, run_dir=self.run_dir,
+                               load_dir=self.run_dir / "load")
             entries = [(e, cls, params) for e, (cls, params) in zip(s.timeline.faults, self.loaded.faults)]
             faults = FaultTimeline(entries, ctx, self.run_id, journal, ledger, timeline)
             probes = build_probes(s.probes, sut.base_url, {n: d.listen for n, d in sut.dependencies.items()})
@@ -169,6 +172,8 @@ class Runner:
             journal.write("run.error", error=str(exc), traceback=traceback.format_exc())
         finally:
             await self._teardown(faults, load, sut, proxy, ledger, journal)
+            for event in delivered_events(self.run_dir / "load"):  # what data faults really sent
+                journal.write("drift.delivered", **event)
             if sampler is not None:
                 sampler.attach(self.windows)
                 sampler.close()
@@ -198,7 +203,9 @@ class Runner:
         cfg = LoadConfig(
             target_url=base_url, protocol=s.target.protocol, model=s.target.model, dataset=str(dataset),
             label=s.load.data.label_field if s.load.data.labels else None, batch_size=s.load.data.batch_size,
-            users=s.load.users, spawn_rate=s.load.spawn_rate, duration=s.load.duration,
+            # Locust's own run-time clock starts before its users do; the runner ends the
+            # load itself at run start + duration, so this is only a bound if it cannot
+            users=s.load.users, spawn_rate=s.load.spawn_rate, duration=s.load.duration + LOAD_END_SLACK_S,
             processes=s.load.processes, request_timeout=s.load.request_timeout, window=s.load.window,
             locustfile=s.load.locustfile,
         )
@@ -238,7 +245,8 @@ class Runner:
         fault_task = asyncio.create_task(faults.run(run_start))
         stop_task = asyncio.create_task(self._watch_windows(timeline, sampler))
         probe_task = asyncio.create_task(sampler.run())
-        pending = {consume, fault_task, stop_task, probe_task}
+        end_task = asyncio.create_task(self._end_load_at(load, run_start + s.load.duration))
+        pending = {consume, fault_task, stop_task, probe_task, end_task}
         try:
             while consume in pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -249,9 +257,10 @@ class Runner:
                 # the load ended before the timeline did (its child died): nothing to measure
                 raise RuntimeError(f"the load stopped before the timeline ended; see {self.run_dir / 'load'}")
         finally:
-            for t in (consume, fault_task, stop_task, probe_task):
+            tasks = (consume, fault_task, stop_task, probe_task, end_task)
+            for t in tasks:
                 t.cancel()
-            await asyncio.gather(consume, fault_task, stop_task, probe_task, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             if self.live is not None:
                 self.live.stop()
         timeline.run.end = min(time.time(), run_start + s.load.duration)
@@ -263,12 +272,15 @@ class Runner:
 
         active = [f.name for f in timeline.faults if f.end is None]
         now = time.time()
+        planned = self.scenario.timeline.faults
         if active:
             phase = "fault"
         elif timeline.baseline is not None and timeline.baseline.contains(now):
             phase = "baseline"
+        elif any(now < timeline.run.start + f.at for f in planned):
+            phase = "between faults"
         else:
-            phase = "recovery" if timeline.faults else "load"
+            phase = "recovery" if planned else "load"
         last = window_summary(done[-1]) if done else {}
         self.live.update(phase, now - timeline.run.start, last.get("throughput"), last.get("p95_ms"),
                          last.get("error_rate"), active)
@@ -282,6 +294,12 @@ class Runner:
             if figures:
                 self.journal.write("fault.metrics", fault=f.entry.name, type=f.fault.type, metrics=figures)
                 sampler.add_values(figures)
+
+    @staticmethod
+    async def _end_load_at(load: Any, end: float) -> None:
+        """Stop the load at the planned end; it flushes its last windows as it exits."""
+        await sleep_until(end)
+        await load.stop()
 
     async def _consume(self, load: Any, first: asyncio.Event) -> None:
         async for rec in load.windows():

@@ -51,10 +51,10 @@ class FaultTimeline:
 
     async def _one(self, f: ScheduledFault, start: float) -> None:
         planned_in = start + f.entry.at
-        await _sleep_until(planned_in)
+        await sleep_until(planned_in)
         await self._inject(f, planned_in)
         planned_out = planned_in + f.entry.duration
-        await _sleep_until(planned_out)
+        await sleep_until(planned_out)
         await self._revert(f, planned_out)
 
     async def _inject(self, f: ScheduledFault, planned: float) -> None:
@@ -106,7 +106,7 @@ class FaultTimeline:
         return [f.entry.name for f in self.faults if f.injected and not f.reverted]
 
 
-async def _sleep_until(t: float) -> None:
+async def sleep_until(t: float) -> None:
     while True:
         left = t - time.time()
         if left <= 0:

@@ -59,7 +59,7 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     d = p.add_argument_group("drift monitor")
     d.add_argument("--drift-window", type=int, default=500, help="rows (default 500)")
     d.add_argument("--drift-threshold", type=float, default=0.2, help="PSI (default 0.2)")
-    d.add_argument("--drift-min-rows", type=int, default=100)
+    d.add_argument("--drift-min-rows", type=int, default=250)
     d.add_argument("--drift-webhook", help="URL POSTed when the alert turns on or off")
 
 

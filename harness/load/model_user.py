@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from locust import constant, task
@@ -31,17 +32,28 @@ class Payloads:
     dataset: PayloadDataset
     adapter: ProtocolAdapter
     batch_size: int
+    faults: Any = None  # faults.payload_stream.PayloadFaults: active data faults, if any
     _bodies: dict[int, tuple[bytes, list[Any] | None]] = field(default_factory=dict)
     _turn: itertools.count = field(default_factory=itertools.count)
 
     def next(self) -> tuple[bytes, list[Any] | None]:
         i = next(self._turn) % self.dataset.batch_count(self.batch_size)
+        if self.faults is not None and self.faults.active():
+            return self._faulted(i)
         body = self._bodies.get(i)
         if body is None:
             features, labels = self.dataset.batch(i, self.batch_size)
             encoded = json.dumps(self.adapter.encode(features), separators=(",", ":")).encode()
             body = self._bodies[i] = (encoded, labels.tolist() if labels is not None else None)
         return body
+
+    def _faulted(self, i: int) -> tuple[bytes, list[Any] | None]:
+        """Batch i as the active data faults change it (encoded afresh, never cached)."""
+        features, labels = self.dataset.batch(i, self.batch_size)
+        features, labels, change_body = self.faults.apply(features, labels)
+        body = change_body(self.adapter.encode(features))
+        encoded = json.dumps(body, separators=(",", ":")).encode()
+        return encoded, labels.tolist() if labels is not None else None
 
 
 class ModelUser(FastHttpUser):
@@ -76,8 +88,12 @@ class ModelUser(FastHttpUser):
             resp.request_meta["context"][CONTEXT_DECODED] = decoded
 
 
-def prepare_model_user(config: LoadConfig, adapter: ProtocolAdapter | None) -> None:
-    """Bind the run's config to ModelUser before users spawn (timeouts, payloads, pacing)."""
+def prepare_model_user(
+    config: LoadConfig, adapter: ProtocolAdapter | None, load_dir: Path | None = None
+) -> None:
+    """Bind the run's config to ModelUser before users spawn (timeouts, payloads, pacing).
+
+    `load_dir`: the load's work folder, where data faults' control file appears."""
     ModelUser.network_timeout = config.request_timeout
     ModelUser.connection_timeout = config.request_timeout
     if not isinstance(config.shape, ArrivalRateShape):
@@ -90,3 +106,16 @@ def prepare_model_user(config: LoadConfig, adapter: ProtocolAdapter | None) -> N
     ModelUser.adapter = adapter
     ModelUser.infer_path = adapter.infer_path(config.model)
     ModelUser.payloads = Payloads(dataset, adapter, config.batch_size)
+    if load_dir is not None:
+        from faults.data_fault import Reference
+        from faults.payload_stream import PayloadFaults
+
+        reference = Reference(dataset.features, dataset.labels)
+        ModelUser.payloads.faults = PayloadFaults(reference, load_dir, write_every=config.window)
+
+
+def flush_data_faults(final: bool = False) -> None:
+    """Write what the active data faults delivered so far (called every window tick)."""
+    payloads = ModelUser.payloads
+    if payloads is not None and payloads.faults is not None:
+        payloads.faults.flush(final)

@@ -123,9 +123,12 @@ def _emit(environment: Environment, records: list[dict[str, Any]]) -> None:
         _write(records)
 
 
-def _flush(environment: Environment) -> None:
+def _flush(environment: Environment, final: bool = False) -> None:
     if STATE.recorder is not None:
         _emit(environment, STATE.recorder.drain())
+        from harness.load.model_user import flush_data_faults
+
+        flush_data_faults(final)
 
 
 def _flush_every_window(environment: Environment) -> None:
@@ -165,7 +168,8 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
             user_class.wait_time = constant_throughput(cfg.shape.rate / cfg.users)
     from harness.load.model_user import prepare_model_user
 
-    prepare_model_user(cfg, STATE.adapter)
+    stream = STATE.config.stream_path if STATE.config else None
+    prepare_model_user(cfg, STATE.adapter, Path(stream).parent if stream else Path.cwd())
     if STATE.flusher is None:
         STATE.flusher = gevent.spawn(_flush_every_window, environment)
 
@@ -261,7 +265,7 @@ def _on_test_stopping(environment: Environment, **_: Any) -> None:
 @events.test_stop.add_listener
 def _on_test_stop(environment: Environment, **_: Any) -> None:
     if not isinstance(environment.runner, (MasterRunner, WorkerRunner)):
-        _flush(environment)
+        _flush(environment, final=True)
 
 
 @events.quitting.add_listener
@@ -271,4 +275,4 @@ def _on_quitting(environment: Environment, **_: Any) -> None:
         _collect_finals(environment)
     elif runner is not None and not isinstance(runner, WorkerRunner):
         runner.stop()  # let in-flight requests finish (stop_timeout), then record them
-        _flush(environment)
+        _flush(environment, final=True)

@@ -15,12 +15,13 @@ from harness.probes.command import CommandProbe
 from harness.probes.file import FileProbe
 from harness.probes.http import HttpProbe
 from harness.probes.prometheus import PrometheusProbe
+from harness.probes.webhook import WebhookProbe
 
 
 @cache
 def probe_types() -> dict[str, type[Probe]]:
     found: dict[str, type[Probe]] = {
-        p.type: p for p in (HttpProbe, PrometheusProbe, CommandProbe, FileProbe)
+        p.type: p for p in (HttpProbe, PrometheusProbe, CommandProbe, FileProbe, WebhookProbe)
     }
     for ep in entry_points(group="aftershock.probes"):
         cls = ep.load()

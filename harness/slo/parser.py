@@ -31,7 +31,10 @@ from harness.slo.ast import (
 
 BASE_SCOPES = ("run", "baseline", "fault", "recovery")
 COMPARATORS = ("<", "<=", ">", ">=", "==", "!=")
-SIMPLE_SLIS = ("error_rate", "availability", "throughput", "accuracy", "fallback_rate", "requests")
+SIMPLE_SLIS = (
+    "error_rate", "availability", "throughput", "accuracy", "fallback_rate", "requests",
+    "client_error_rate", "server_error_rate",
+)  # fmt: skip
 LATENCY_STATS = ("mean", "max", "min")
 PROBE_AGGS = ("last", "min", "max", "mean")
 # Names offered in "did you mean" and in the list of what was expected.
@@ -432,7 +435,8 @@ def dimension(node: Expr, text: str) -> Dim:
     if isinstance(node, SliRef):
         if node.is_latency:
             return "time"
-        if node.kind in ("error_rate", "availability", "accuracy", "fallback_rate"):
+        if node.kind in ("error_rate", "availability", "accuracy", "fallback_rate",
+                         "client_error_rate", "server_error_rate"):  # fmt: skip
             return "fraction"
         return "any" if node.kind == "probe" else "number"
     if isinstance(node, (RecoveryTime, DetectionTime)):

@@ -24,6 +24,8 @@ SLI_HELP = {
     "max(latency)": "slowest successful request",
     "min(latency)": "fastest successful request",
     "error_rate": "failed requests / requests",
+    "client_error_rate": "requests answered 4xx / requests (e.g. rejected bad input)",
+    "server_error_rate": "requests answered 5xx / requests",
     "availability": "1 - error_rate",
     "throughput": "requests per second",
     "accuracy": "correct / labelled successful responses",
@@ -66,6 +68,10 @@ def compute(sli: SliRef, series: Series, idx: list[int], where: str) -> Value:
     if sli.kind in ("error_rate", "availability"):
         rate = (failed + phantom) / (requests + phantom)
         return rate if sli.kind == "error_rate" else 1.0 - rate
+    if sli.kind in ("client_error_rate", "server_error_rate"):
+        first = "4" if sli.kind == "client_error_rate" else "5"
+        hits = sum(n for kind, n in (w.failures if w else {}).items() if _http_class(kind) == first)
+        return (hits + (phantom if first == "5" else 0.0)) / (requests + phantom)
     if sli.kind == "throughput":
         return requests / (counted * series.windows[idx[0]].size)
     if sli.kind == "requests":
@@ -97,6 +103,13 @@ def compute(sli: SliRef, series: Series, idx: list[int], where: str) -> Value:
             return w.fallbacks / w.succeeded
         return nothing_completed
     raise ValueError(f"unknown SLI kind {sli.kind!r}")
+
+
+def _http_class(failure_kind: str) -> str | None:
+    """'4' for http_4xx failure kinds, '5' for http_5xx, else None."""
+    if failure_kind.startswith("http_") and len(failure_kind) == 8 and failure_kind[5:].isdigit():
+        return failure_kind[5]
+    return None
 
 
 def _probe(sli: SliRef, series: Series, idx: list[int], where: str) -> Value:

@@ -1,0 +1,194 @@
+"""Child side of data faults: applies the active ones to each payload batch and measures them.
+
+Runs inside the Locust child (ModelUser's payloads). It polls the control file
+(faults.payload_channel), builds each newly active fault's transform from its spec,
+and for every batch: draws the rows the fault's schedule mixes in with a generator
+seeded from the fault's seed and a per-fault batch counter (reproducible), applies the
+transforms in injection order, and adds what is sent to each fault's measurement
+sample (faults.delivered), written out every `write_every` seconds and when the fault ends.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from faults.columns import get, parse_column
+from faults.data_fault import Batch, DataFault, PayloadTransform, Reference, Schedule
+from faults.delivered import DELIVERED_FILE, DeliveredLog, Reservoir, label_stats, per_row, shift_stats
+from faults.payload_channel import CONTROL_FILE, ControlReader
+
+DATA_FAULT_MODULES = ["faults.drift", "faults.corruption", "faults.schema_break", "faults.image_corruption"]
+
+log = logging.getLogger("aftershock.data_faults")
+
+
+@cache
+def data_fault_types() -> dict[str, type[DataFault]]:
+    found: dict[str, type[DataFault]] = {}
+    for mod_name in DATA_FAULT_MODULES:
+        for obj in vars(importlib.import_module(mod_name)).values():
+            if inspect.isclass(obj) and issubclass(obj, DataFault) and not inspect.isabstract(obj) and hasattr(obj, "type"):
+                found[obj.type] = obj
+    return found
+
+
+def build_transform(fault_type: str, params: dict[str, Any], reference: Reference) -> tuple[PayloadTransform, Schedule]:
+    """The transform and schedule of one fault spec; ValueError/KeyError if they do not fit."""
+    cls = data_fault_types().get(fault_type)
+    if cls is None:
+        raise ValueError(f"unknown data fault type {fault_type!r}")
+    p = cls.Params.model_validate(params)
+    return cls.transform(p, reference), p.schedule
+
+
+@dataclass
+class ActiveFault:
+    name: str
+    type: str
+    seed: int
+    started: float
+    transform: PayloadTransform | None
+    schedule: Schedule | None
+    error: str | None = None
+    prepared: bool = False
+    counter: int = 0
+    samples: dict[str, Reservoir] = field(default_factory=dict)
+    rows_since_write: int = 0
+
+
+class PayloadFaults:
+    """The active data faults of one Locust process, applied to the payload stream."""
+
+    def __init__(self, reference: Reference, load_dir: str | Path, write_every: float = 1.0) -> None:
+        self.reference = reference
+        self.reader = ControlReader(Path(load_dir) / CONTROL_FILE)
+        self.log = DeliveredLog(Path(load_dir) / DELIVERED_FILE)
+        self.write_every = write_every
+        self.faults: dict[str, ActiveFault] = {}
+        self._written = 0.0
+
+    # --- the control file --------------------------------------------------------------
+
+    def active(self) -> bool:
+        """True while any fault is active (checks the control file at most every 50 ms)."""
+        if self.reader.poll():
+            self._sync(self.reader.faults)
+        return bool(self.faults)
+
+    def _sync(self, specs: dict[str, Any]) -> None:
+        for name in [n for n in self.faults if n not in specs]:
+            self._write([self.faults.pop(name)])  # its final measurement
+        for name, spec in specs.items():
+            if name in self.faults or not isinstance(spec, dict):
+                continue
+            fault = ActiveFault(name, str(spec.get("type")), int(spec.get("seed", 0)),
+                                float(spec.get("started", time.time())), None, None)  # fmt: skip
+            try:
+                fault.transform, fault.schedule = build_transform(fault.type, spec.get("params") or {}, self.reference)
+            except Exception as exc:  # noqa: BLE001 - a fault that does not fit the payloads is reported, not fatal
+                fault.error = f"{type(exc).__name__}: {exc}"
+                log.error("aftershock: data fault %s (%s) cannot act: %s", name, fault.type, fault.error)
+            self.faults[name] = fault
+            log.info("aftershock: data fault %s (%s) active", name, fault.type)
+
+    # --- the payloads ------------------------------------------------------------------
+
+    def apply(self, features: dict[str, np.ndarray], labels: np.ndarray | None
+              ) -> tuple[dict[str, np.ndarray], np.ndarray | None, Callable[[Any], Any]]:  # fmt: skip
+        """The batch as the active faults change it, and a function that changes its encoded body."""
+        batch = Batch({n: np.array(a, copy=True) for n, a in features.items()},
+                      None if labels is None else np.array(labels, copy=True))  # fmt: skip
+        n = len(next(iter(batch.features.values())))
+        body_steps: list[tuple[PayloadTransform, np.random.Generator]] = []
+        now = time.time()
+        for f in sorted(self.faults.values(), key=lambda f: f.started):
+            if f.transform is None or f.schedule is None:
+                continue
+            if not f.prepared:
+                try:
+                    f.transform.prepare(batch)
+                    f.prepared = True
+                except (ValueError, KeyError) as exc:
+                    f.error, f.transform = str(exc).strip("'\""), None
+                    log.error("aftershock: data fault %s cannot act: %s", f.name, f.error)
+                    continue
+            mix, magnitude = f.schedule.at(now - f.started)
+            rng = np.random.default_rng([f.seed, f.counter])
+            f.counter += 1
+            f.transform.apply(batch, rng.random(n) < mix, magnitude, rng)
+            if f.transform.touches_body:
+                body_steps.append((f.transform, rng))
+        for f in self.faults.values():
+            if f.transform is not None:
+                self._record(f, batch)
+
+        def change_body(body: Any) -> Any:
+            for transform, rng in body_steps:
+                body = transform.apply_body(body, rng)
+            return body
+
+        return batch.features, batch.labels, change_body
+
+    # --- measurements ------------------------------------------------------------------
+
+    def _record(self, f: ActiveFault, batch: Batch) -> None:
+        assert f.transform is not None
+        for key in f.transform.measured(batch):
+            if key == "schema":
+                continue
+            if key == "label":
+                values = batch.labels
+            elif key in batch.features and batch.features[key].ndim > 2:
+                values = per_row(batch.features[key])
+            else:
+                values = get(batch.features, parse_column(key))
+            if values is None or values.dtype.kind in "USO":
+                continue
+            f.samples.setdefault(key, Reservoir(seed=f.seed)).add(values)
+        f.rows_since_write += len(next(iter(batch.features.values())))
+
+    def flush(self, final: bool = False) -> None:
+        """Write the measurements of the active faults (every `write_every` s, or now if final)."""
+        now = time.monotonic()
+        if not final and now - self._written < self.write_every:
+            return
+        self._written = now
+        self._write([f for f in self.faults.values() if f.rows_since_write or f.error])
+
+    def _write(self, faults: list[ActiveFault]) -> None:
+        records = []
+        for f in faults:
+            f.rows_since_write = 0
+            base = {"fault": f.name, "type": f.type}
+            if f.error:
+                records.append(base | {"feature": "*", "error": f.error})
+                continue
+            assert f.transform is not None
+            extra = f.transform.delivered()
+            requested = f.transform.requested()
+            for key, sample in f.samples.items():
+                records.append(base | {"feature": key, "requested": requested, **self._measure(key, sample.sample()), **extra})
+            if not f.samples and extra:
+                records.append(base | {"feature": "schema" if "broken_share" in extra else "*", "requested": requested, **extra})
+        try:
+            self.log.write(records)
+        except OSError as exc:  # measuring must never stop the load
+            log.warning("aftershock: cannot write delivered drift: %s", exc)
+
+    def _measure(self, key: str, sent: np.ndarray) -> dict[str, Any]:
+        if key == "label":
+            assert self.reference.labels is not None
+            return label_stats(self.reference.labels, sent)
+        if key in self.reference.features and self.reference.features[key].ndim > 2:
+            return shift_stats(per_row(self.reference.features[key]), sent)
+        return shift_stats(self.reference.values(parse_column(key)), sent)
