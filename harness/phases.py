@@ -28,9 +28,10 @@ class RunTimeline:
     baseline: Span | None = None
     faults: list[Span] = field(default_factory=list)  # actual inject .. revert per fault
     recovery: Span | None = None  # last fault reverted .. run end
+    attacks: list[Span] = field(default_factory=list)  # actual start .. end per attack
 
     def scope(self, name: str) -> list[Span]:
-        """Spans for a scope name: baseline, fault (all faults), recovery, run, or a fault name."""
+        """Spans for a scope name: baseline, fault (all faults), recovery, run, or a fault or attack name."""
         if name == "run":
             return [self.run]
         if name == "baseline":
@@ -39,7 +40,7 @@ class RunTimeline:
             return [self.recovery] if self.recovery else []
         if name == "fault":
             return list(self.faults)
-        return [s for s in self.faults if s.name == name]
+        return [s for s in (*self.faults, *self.attacks) if s.name == name]
 
     def scope_names(self) -> list[str]:
-        return ["run", "baseline", "fault", "recovery", *[s.name for s in self.faults]]
+        return ["run", "baseline", "fault", "recovery", *[s.name for s in (*self.faults, *self.attacks)]]

@@ -35,11 +35,12 @@ class ProbeSampler:
         self.samples[probe.config.name].append((now, value))
         self.journal("probe.sample", probe=probe.config.name, value=value)
 
-    def add_values(self, values: dict[str, float]) -> None:
-        """Figures measured by something other than a probe (a fault, an attack), as samples now."""
-        now = time.time()
+    def add_values(self, values: dict[str, float], at: float | None = None) -> None:
+        """Figures measured by something other than a probe (a fault, an attack), as samples."""
+        t = time.time() if at is None else at
         for name, value in values.items():
-            self.samples.setdefault(name, []).append((now, float(value)))
+            self.samples.setdefault(name, []).append((t, float(value)))
+            self.samples[name].sort(key=lambda s: s[0])
 
     async def sample_once(self, mode: str) -> None:
         await asyncio.gather(*(self._sample(p) for p in self.probes if p.config.mode == mode))

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from faults.delivered import delivered_events
+from harness.attack_schedule import AttackTimeline
 from harness.fault import FaultContext, UserError
 from harness.journal import Journal
 from harness.ledger import Ledger, replay, stale_ledgers
@@ -150,11 +151,12 @@ class Runner:
             faults = FaultTimeline(entries, ctx, self.run_id, journal, ledger, timeline)
             probes = build_probes(s.probes, sut.base_url, {n: d.listen for n, d in sut.dependencies.items()})
             sampler = ProbeSampler(probes, timeline, journal.write)
+            attacks = self._make_attacks(sut.base_url, dataset, timeline, sampler)
             await sampler.sample_once("start")
             load = self._make_load(sut.base_url, dataset)
             await load.start()
             ledger.process_started("load", load.pid)
-            await self._drive(load, faults, timeline, sampler)
+            await self._drive(load, faults, attacks, timeline, sampler)
             await sampler.sample_once("end")
             await self._collect_fault_metrics(faults, sampler)
             status, code = "completed", EXIT_OK
@@ -195,13 +197,29 @@ class Runner:
         journal.close()
         return RunResult(status, code, self.run_dir, result, message)
 
+    def _make_attacks(self, base_url: str, dataset: Path, timeline: RunTimeline, sampler: ProbeSampler) -> AttackTimeline:
+        s = self.scenario
+        entries = list(zip(s.timeline.attacks, self.loaded.attacks))
+        context = None
+        if entries:
+            from attacks.base import AttackContext
+            from harness.datasets import load_dataset
+            from harness.protocols import make_adapter
+
+            data = load_dataset(str(dataset), label=s.load.data.label_field if s.load.data.labels else None)
+            context = AttackContext(base_url=base_url, adapter=make_adapter(s.target.protocol, **s.target.options), model=s.target.model,
+                                    dataset=data.features, labels=data.labels, seed=s.seed,
+                                    journal=self.journal.write, workdir=str(self.run_dir / "attacks"))
+        return AttackTimeline(entries, context, self.journal, timeline, sampler, s.load.request_timeout)
+
     def _make_load(self, base_url: str, dataset: Path) -> Any:
         from harness.load.config import LoadConfig
         from harness.load.process import LoadProcess
 
         s = self.scenario
         cfg = LoadConfig(
-            target_url=base_url, protocol=s.target.protocol, model=s.target.model, dataset=str(dataset),
+            target_url=base_url, protocol=s.target.protocol, protocol_options=s.target.options,
+            model=s.target.model, dataset=str(dataset),
             label=s.load.data.label_field if s.load.data.labels else None, batch_size=s.load.data.batch_size,
             # Locust's own run-time clock starts before its users do; the runner ends the
             # load itself at run start + duration, so this is only a bound if it cannot
@@ -211,7 +229,8 @@ class Runner:
         )
         return LoadProcess(cfg, workdir=self.run_dir / "load")
 
-    async def _drive(self, load: Any, faults: FaultTimeline, timeline: RunTimeline, sampler: ProbeSampler) -> None:
+    async def _drive(self, load: Any, faults: FaultTimeline, attacks: AttackTimeline, timeline: RunTimeline,
+                     sampler: ProbeSampler) -> None:
         """Consume windows, run the fault schedule and the stop conditions until the load ends.
 
         The run's clock starts at the window of the first request, not at process start:
@@ -242,7 +261,7 @@ class Runner:
 
             self.live = LiveView(s.name, s.load.duration)
             self.live.start()
-        fault_task = asyncio.create_task(faults.run(run_start))
+        fault_task = asyncio.create_task(_both(faults.run(run_start), attacks.run(run_start)))
         stop_task = asyncio.create_task(self._watch_windows(timeline, sampler))
         probe_task = asyncio.create_task(sampler.run())
         end_task = asyncio.create_task(self._end_load_at(load, run_start + s.load.duration))
@@ -314,9 +333,9 @@ class Runner:
 
     async def _watch_windows(self, timeline: RunTimeline, sampler: ProbeSampler) -> None:
         """Every window: update the live view and check the stop conditions."""
-        from harness.slo import check_stop, parse_stop
+        from harness.slo import check_stop
 
-        conditions = [(text, parse_stop(text)) for text in self.scenario.stop_when]
+        conditions = list(zip(self.scenario.stop_when, self.loaded.stops))
         size = self.scenario.load.window
         while True:
             await asyncio.sleep(size)
@@ -350,13 +369,13 @@ class Runner:
         ledger.close()
 
     def _verdicts(self, timeline: RunTimeline) -> list[dict[str, Any]]:
-        from harness.slo import evaluate, parse_slo
+        from harness.slo import evaluate
 
         windows = [self.windows[i] for i in sorted(self.windows)
                    if timeline.run.contains((self.windows[i].start + self.windows[i].end) / 2)]
         out = []
-        for slo in self.scenario.slos:
-            v = evaluate(parse_slo(slo.expect), windows, timeline, self.scenario.settings)
+        for slo, parsed in zip(self.scenario.slos, self.loaded.slos):
+            v = evaluate(parsed, windows, timeline, self.scenario.settings)
             measured = v.measured
             if isinstance(measured, float) and not math.isfinite(measured):
                 measured = None
@@ -364,6 +383,10 @@ class Runner:
                         "unit": v.unit, "threshold": v.threshold, "scope": v.scope, "detail": v.detail})
             self.journal.write("slo.verdict", **out[-1])
         return out
+
+
+async def _both(*coros: Any) -> None:
+    await asyncio.gather(*coros)
 
 
 class _Aborted(Exception):

@@ -73,8 +73,11 @@ class SystemUnderTest:
             port = free_port()
             self._start_command("target", t.start, port)
             self.base_url = f"http://{HOST}:{port}"
-        else:
-            self.base_url = t.url.rstrip("/")
+        else:  # `{deps[NAME]}` reaches the target through the proxy (client-side faults)
+            try:
+                self.base_url = t.url.format(deps={n: d.listen for n, d in self.dependencies.items()}).rstrip("/")
+            except (KeyError, IndexError, ValueError) as exc:
+                raise UserError(f"target.url: cannot fill in {exc}: use {{deps[NAME]}} with a declared dependency") from None
         for name, job in s.jobs.items():
             values = {"run_dir": str(self.run_dir.resolve()), "target": self.base_url, "python": sys.executable,
                       "deps": {n: d.listen for n, d in self.dependencies.items()}}

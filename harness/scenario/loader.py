@@ -55,6 +55,9 @@ class LoadedScenario:
     scenario: Scenario
     path: Path
     faults: list[tuple[type[Fault], Any]]  # (fault class, validated params) per timeline entry
+    attacks: list[Any] = field(default_factory=list)  # attacks.base.Attack per timeline attack
+    slos: list[Any] = field(default_factory=list)  # harness.slo.Slo per `slos:` entry, parsed once
+    stops: list[Any] = field(default_factory=list)  # harness.slo.StopCondition per `stop_when:` entry
     secrets: list[str] = field(default_factory=list)
 
 
@@ -248,12 +251,14 @@ def parse_scenario(text: str, file: str = "<scenario>", base_dir: Path | None = 
         raise ScenarioError(_pydantic_problems(err, Scenario, (), marks, file)) from None
 
     faults = _validate_faults(scenario, marks, file, problems)
+    attacks = _validate_attacks(scenario, marks, file, problems)
     _validate_probes(scenario, marks, file, problems)
     _validate_semantics(scenario, marks, file, problems)
-    _validate_expressions(scenario, marks, file, problems)
+    slos, stops = _validate_expressions(scenario, marks, file, problems)
     if problems:
         raise ScenarioError(problems)
-    return LoadedScenario(scenario, Path(file) if base_dir is None else base_dir / Path(file).name, faults, secrets)
+    return LoadedScenario(scenario, Path(file) if base_dir is None else base_dir / Path(file).name, faults,
+                          attacks, slos, stops, secrets)
 
 
 def _problem(file: str, marks: _Marks, path: Path_, message: str, prefer_key: bool = False, col_offset: int = 0) -> Problem:
@@ -289,6 +294,37 @@ def _validate_faults(scenario: Scenario, marks: _Marks, file: str, problems: lis
             problems.append(_problem(file, marks, base, str(exc)))
             continue
         out.append((cls, params))
+    return out
+
+
+def _validate_attacks(scenario: Scenario, marks: _Marks, file: str, problems: list[Problem]) -> list[Any]:
+    if not scenario.timeline.attacks:
+        return []
+    from attacks.registry import attack_class, attack_types
+
+    out = []
+    taken = {f.name for f in scenario.timeline.faults}
+    for i, entry in enumerate(scenario.timeline.attacks):
+        base: Path_ = ("timeline", "attacks", i)
+        if entry.name in taken:
+            problems.append(_problem(file, marks, (*base, "name"), f"name {entry.name!r} is used twice: fault and attack names must be unique"))
+        taken.add(entry.name)
+        try:
+            cls = attack_class(entry.type)
+        except UserError as exc:
+            known = sorted(attack_types())
+            problems.append(_problem(file, marks, (*base, "type"), f"{exc}{_suggest(entry.type, known)}"))
+            continue
+        try:
+            params = cls.Params.model_validate(entry.params())
+        except ValidationError as err:
+            problems.extend(_pydantic_problems(err, cls.Params, base, marks, file))
+            continue
+        t = scenario.timeline
+        if entry.at < t.baseline or entry.at + entry.duration > scenario.load.duration:
+            problems.append(_problem(file, marks, (*base, "at"), f"the attack runs {entry.at:g}s..{entry.at + entry.duration:g}s: "
+                                     f"keep it after the {t.baseline:g}s baseline and inside load.duration ({scenario.load.duration:g}s)"))
+        out.append(cls(entry.name, params))
     return out
 
 
@@ -338,7 +374,7 @@ def _validate_semantics(scenario: Scenario, marks: _Marks, file: str, problems: 
         if f.duration <= 0:
             problems.append(_problem(file, marks, (*base, "duration"), "duration must be more than 0s"))
     allowed = scenario.safety.allowed_hosts
-    if scenario.target.url:
+    if scenario.target.url and "{deps[" not in scenario.target.url:  # else checked via the dependency
         try:
             check_host_allowed(scenario.target.url, allowed)
         except UserError as exc:
@@ -360,19 +396,26 @@ def _validate_semantics(scenario: Scenario, marks: _Marks, file: str, problems: 
         problems.append(_problem(file, marks, ("dependencies",), "the demo target needs its feature store declared, e.g. dependencies: {feature-store: {upstream: demo}}"))
 
 
-def _validate_expressions(scenario: Scenario, marks: _Marks, file: str, problems: list[Problem]) -> None:
+def _validate_expressions(scenario: Scenario, marks: _Marks, file: str,
+                          problems: list[Problem]) -> tuple[list[Any], list[Any]]:
     from harness.slo import SloSyntaxError, parse_slo, parse_stop  # the SLO language lives in harness.slo
 
-    scopes = {"run", "baseline", "fault", "recovery", *(f.name for f in scenario.timeline.faults)}
+    scopes = {"run", "baseline", "fault", "recovery",
+              *(f.name for f in (*scenario.timeline.faults, *scenario.timeline.attacks))}
     exprs = [(("slos", i, "expect"), s.expect, parse_slo) for i, s in enumerate(scenario.slos)]
     exprs += [(("stop_when", i), s, parse_stop) for i, s in enumerate(scenario.stop_when)]
     probes = {str(p.get("name")) for p in scenario.probes}
     registry = fault_types()
     for f in scenario.timeline.faults:  # figures faults report are readable like probes
         probes.update(getattr(registry.get(f.type), "metric_names", ()))
+    if scenario.timeline.attacks:  # figures attacks report are readable by name too
+        from attacks.metrics import ATTACK_METRIC_NAMES
+
+        probes |= ATTACK_METRIC_NAMES
+    parsed: list[Any] = []
     for path, text, parse in exprs:
         try:
-            parse(text, known_scopes=scopes, known_probes=probes)
+            parsed.append(parse(text, known_scopes=scopes, known_probes=probes))
         except SloSyntaxError as exc:
             col = getattr(exc, "column", 1) or 1
             problems.append(_problem(file, marks, path, str(exc), col_offset=col - 1))
@@ -380,3 +423,4 @@ def _validate_expressions(scenario: Scenario, marks: _Marks, file: str, problems
     for i, n in enumerate(names):
         if names.index(n) != i:
             problems.append(_problem(file, marks, ("slos", i, "name"), f"SLO name {n!r} is used twice: names must be unique"))
+    return parsed[: len(scenario.slos)], parsed[len(scenario.slos):]

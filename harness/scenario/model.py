@@ -53,6 +53,7 @@ class Target(Strict):
     url: str | None = None
     start: StartCommand | None = None
     protocol: str = "oip-v2"
+    options: dict[str, Any] = Field(default_factory=dict)  # the protocol adapter's options
     model: str = "fraud"
     ready_timeout: Duration = 60.0
     feature_timeout: Duration | None = None  # demo only: the service's feature-store timeout
@@ -148,6 +149,7 @@ class FaultEntry(BaseModel):
 class Timeline(Strict):
     baseline: Duration = 0.0
     faults: list[FaultEntry] = Field(default_factory=list)
+    attacks: list[FaultEntry] = Field(default_factory=list)  # same fields; params are the attack's
 
 
 class SloSpec(Strict):
@@ -202,7 +204,7 @@ class Scenario(Strict):
         data = self.model_copy(deep=True)
         data.load.duration *= factor
         data.timeline.baseline *= factor
-        for f in data.timeline.faults:
+        for f in [*data.timeline.faults, *data.timeline.attacks]:
             f.at *= factor
             f.duration *= factor
         return data

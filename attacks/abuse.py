@@ -1,0 +1,430 @@
+"""Abuse of the serving API: property-based fuzzing, a request flood, model extraction.
+
+- `abuse.fuzz`: hypothesis generates malformed requests from a valid one (mutated
+  JSON trees, wrong dtypes and shapes, NaN/Inf, huge batches, deeply nested JSON, bad
+  text encodings, truncated bodies) and asserts the property "a bad request gets a
+  4xx, never a 5xx or a dropped connection". Every case is checked (the run does not
+  stop at the first violation); the smallest violation of each kind is reported.
+- `abuse.flood`: valid requests at a rate and concurrency above the server's limit;
+  a server that protects itself answers 429 instead of queueing until it times out.
+- `abuse.extraction`: a surrogate trained from N answers, and its agreement with the
+  target on rows it never saw (model-stealing risk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httpx
+import numpy as np
+from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import strategies as st
+from pydantic import Field, field_validator
+
+from attacks.base import (
+    Attack,
+    AttackContext,
+    AttackParams,
+    AttackResult,
+    attacked_input,
+    pick_rows,
+)
+from attacks.endpoint import BudgetExhausted, EndpointClient, RateLimiter
+from attacks.space import FeatureSpace, take_rows
+from attacks.surrogate import predict, query_points, train_surrogate
+
+
+@dataclass(frozen=True)
+class FuzzCase:
+    kind: str  # what was broken, for the report
+    body: bytes
+    content_type: str = "application/json"
+
+    def __repr__(self) -> str:
+        shown = self.body[:120] + (b"..." if len(self.body) > 120 else b"")
+        return f"FuzzCase({self.kind}, {len(self.body)} bytes: {shown!r})"
+
+
+_json_leaf = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=12)
+)
+_json_value = st.recursive(
+    _json_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+def _paths(node: Any, here: tuple = ()) -> list[tuple]:
+    out = [here]
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, here + (k,))
+    elif isinstance(node, list):
+        for i, v in enumerate(node[:8]):
+            out += _paths(v, here + (i,))
+    return out
+
+
+def _replace(node: Any, path: tuple, value: Any) -> Any:
+    if not path:
+        return value
+    head, rest = path[0], path[1:]
+    if isinstance(node, dict):
+        return {**node, head: _replace(node[head], rest, value)}
+    copy = list(node)
+    copy[head] = _replace(node[head], rest, value)
+    return copy
+
+
+def _dumps(tree: Any) -> bytes:
+    return json.dumps(tree, allow_nan=True).encode()
+
+
+def fuzz_cases(valid: dict[str, Any], huge_rows: int) -> st.SearchStrategy[FuzzCase]:
+    """Malformed variants of the valid request body `valid`."""
+    valid_bytes = _dumps(valid)
+
+    @st.composite
+    def mutated(draw: st.DrawFn) -> FuzzCase:
+        paths = _paths(valid)
+        path = draw(st.sampled_from(paths))
+        return FuzzCase(
+            f"replace {'/'.join(map(str, path)) or 'body'}",
+            _dumps(_replace(valid, path, draw(_json_value))),
+        )
+
+    @st.composite
+    def special_number(draw: st.DrawFn) -> FuzzCase:
+        number_paths = [
+            p
+            for p in _paths(valid)
+            if isinstance(_get(valid, p), (int, float)) and not isinstance(_get(valid, p), bool)
+        ]
+        path = draw(st.sampled_from(number_paths or [()]))
+        value = draw(
+            st.sampled_from(
+                [
+                    float("nan"),
+                    float("inf"),
+                    float("-inf"),
+                    1e309,
+                    -0.0,
+                    2**64,
+                    -(2**63) - 1,
+                    1e-320,
+                    3.4e39,
+                ]
+            )
+        )
+        return FuzzCase("special number", _dumps(_replace(valid, path, value)))
+
+    deep = st.integers(min_value=10, max_value=200_000).map(
+        lambda d: FuzzCase(f"nested {d} deep", b"[" * d + b"]" * d)
+    )
+    deep_obj = st.integers(min_value=10, max_value=50_000).map(
+        lambda d: FuzzCase(f"object nested {d} deep", b'{"a":' * d + b"1" + b"}" * d)
+    )
+    huge = st.integers(min_value=huge_rows // 2, max_value=huge_rows).map(
+        lambda n: FuzzCase(f"{n}-row batch", _huge(valid, n))
+    )
+    encodings = st.sampled_from(
+        [
+            FuzzCase("utf-16 body", valid_bytes.decode().encode("utf-16")),
+            FuzzCase("utf-32 body", valid_bytes.decode().encode("utf-32")),
+            FuzzCase("BOM + body", b"\xef\xbb\xbf" + valid_bytes),
+            FuzzCase("invalid utf-8", valid_bytes[:10] + b"\xff\xfe\xc3\x28" + valid_bytes[10:]),
+            FuzzCase("latin-1 text", '{"inputs": "caf\u00e9"}'.encode("latin-1")),
+            FuzzCase("empty body", b""),
+            FuzzCase("not json", b"hello"),
+            FuzzCase("form content type", valid_bytes, "application/x-www-form-urlencoded"),
+        ]
+    )
+    truncated = st.integers(min_value=1, max_value=max(1, len(valid_bytes) - 1)).map(
+        lambda n: FuzzCase("truncated", valid_bytes[:n])
+    )
+    junk = st.binary(max_size=256).map(lambda b: FuzzCase("random bytes", b))
+    return st.one_of(mutated(), special_number(), deep, deep_obj, huge, encodings, truncated, junk)
+
+
+def _get(node: Any, path: tuple) -> Any:
+    for k in path:
+        node = node[k]
+    return node
+
+
+def _huge(valid: dict[str, Any], n: int) -> bytes:
+    """The valid body with every list that holds rows repeated to `n` rows (shapes kept)."""
+
+    def grow(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {k: grow(v) for k, v in node.items()}
+        if isinstance(node, list) and node and not isinstance(node[0], (dict, list)):
+            return (node * (n // max(len(node), 1) + 1))[: max(n, len(node))]
+        if isinstance(node, list):
+            return [grow(v) for v in node]
+        return node
+
+    return _dumps(grow(valid))
+
+
+class FuzzParams(AttackParams):
+    samples: int = Field(
+        1, ge=1, le=64, description="rows in the valid request the cases start from"
+    )
+    examples: int = Field(200, ge=1, le=100_000, description="generated requests at most")
+    huge_rows: int = Field(20_000, ge=2, description="rows in the largest generated batch")
+
+
+class ApiFuzz(Attack):
+    type = "abuse.fuzz"
+    Params: ClassVar[type[AttackParams]] = FuzzParams
+    params: FuzzParams
+
+    def run(self, ctx: AttackContext, deadline: float) -> AttackResult:
+        p = self.params
+        rows = pick_rows(len(next(iter(ctx.dataset.values()))), p.samples, ctx.seed)
+        valid = ctx.adapter.encode(take_rows(ctx.dataset, rows))
+        url = ctx.base_url.rstrip("/") + ctx.adapter.infer_path(ctx.model)
+        limiter = RateLimiter(p.rate_limit)
+        counts = {
+            "fuzz_cases": 0,
+            "server_errors": 0,
+            "crashes": 0,
+            "client_errors": 0,
+            "accepted": 0,
+        }
+        failures: list[tuple[FuzzCase, str]] = []
+        http = httpx.Client(timeout=p.request_timeout)
+
+        @settings(
+            max_examples=p.examples,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+            phases=[Phase.generate],
+        )
+        @seed(ctx.seed)
+        @given(case=fuzz_cases(valid, p.huge_rows))
+        def bad_requests_get_4xx(case: FuzzCase) -> None:
+            # Every case is checked (no stop at the first failure): violations are
+            # recorded, and the smallest one per kind goes to the report.
+            if time.monotonic() >= deadline or counts["fuzz_cases"] >= p.max_queries:
+                return
+            try:
+                limiter.wait(deadline)
+            except BudgetExhausted:
+                return
+            counts["fuzz_cases"] += 1
+            headers = {"content-type": case.content_type}
+            try:
+                try:
+                    response = http.post(url, content=case.body, headers=headers)
+                except httpx.TransportError:
+                    # a kept-alive connection the server closed after the previous case:
+                    # retry once on a fresh connection before calling it a crash
+                    with httpx.Client(timeout=p.request_timeout) as fresh:
+                        response = fresh.post(url, content=case.body, headers=headers)
+            except httpx.TimeoutException:
+                counts["crashes"] += 1
+                failures.append((case, f"no answer within {p.request_timeout:g}s"))
+                return
+            except httpx.TransportError as exc:
+                counts["crashes"] += 1
+                failures.append((case, f"connection failed: {exc!r}"))
+                return
+            code = response.status_code
+            if code >= 500:
+                counts["server_errors"] += 1
+                failures.append((case, f"{code}: {response.text[:200]}"))
+            elif code >= 400:
+                counts["client_errors"] += 1
+            else:
+                counts["accepted"] += 1
+
+        try:
+            bad_requests_get_4xx()
+        finally:
+            http.close()
+        alive = _alive(ctx, p.request_timeout)
+        metrics = {k: float(v) for k, v in counts.items()}
+        metrics["alive"] = float(alive)
+        smallest: dict[str, tuple[FuzzCase, str]] = {}
+        for case, what in failures:
+            kind = re.sub(r"\d+", "N", case.kind)
+            if kind not in smallest or len(case.body) < len(smallest[kind][0].body):
+                smallest[kind] = (case, what)
+        details: dict[str, Any] = {
+            "failures": [f"{what} on {case!r}" for case, what in smallest.values()][:20]
+        }
+        return AttackResult(metrics=metrics, details=details)
+
+
+def _alive(ctx: AttackContext, timeout: float) -> bool:
+    try:
+        return (
+            httpx.get(ctx.base_url.rstrip("/") + ctx.adapter.live_path, timeout=timeout).status_code
+            < 300
+        )
+    except httpx.HTTPError:
+        return False
+
+
+class FloodParams(AttackParams):
+    samples: int = Field(1, ge=1, le=4096, description="rows per request")
+
+    @field_validator("rate_limit")
+    @classmethod
+    def _no_rate_limit(cls, v: float | None) -> float | None:
+        if v is not None:
+            raise ValueError("abuse.flood sends at `rate:` (requests per second); drop rate_limit")
+        return v
+
+    rate: float = Field(500.0, gt=0, description="requests per second to send")
+    concurrency: int = Field(200, ge=1, le=2000, description="requests in flight at most")
+    max_queries: int = Field(5000, ge=1, description="requests at most")
+
+
+class RequestFlood(Attack):
+    type = "abuse.flood"
+    Params: ClassVar[type[AttackParams]] = FloodParams
+    params: FloodParams
+
+    def run(self, ctx: AttackContext, deadline: float) -> AttackResult:
+        return asyncio.run(self._flood(ctx, deadline))
+
+    async def _flood(self, ctx: AttackContext, deadline: float) -> AttackResult:
+        p = self.params
+        order = pick_rows(len(next(iter(ctx.dataset.values()))), 10**9, ctx.seed)
+        bodies = [
+            ctx.adapter.encode(
+                take_rows(ctx.dataset, np.take(order, np.arange(i, i + p.samples), mode="wrap"))
+            )
+            for i in range(0, min(len(order), 512 * p.samples), p.samples)
+        ]  # varied rows: no cache hits
+        url = ctx.base_url.rstrip("/") + ctx.adapter.infer_path(ctx.model)
+        counts = {"ok": 0, "rate_limited": 0, "server_errors": 0, "other_4xx": 0, "timeouts": 0}
+        latencies: list[float] = []
+        gate = asyncio.Semaphore(p.concurrency)
+        limits = httpx.Limits(
+            max_connections=p.concurrency, max_keepalive_connections=p.concurrency
+        )
+        started = time.monotonic()
+
+        async def one(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
+            t0 = time.monotonic()
+            try:
+                response = await client.post(url, json=body)
+            except httpx.HTTPError:
+                counts["timeouts"] += 1
+                return
+            finally:
+                gate.release()
+            latencies.append(time.monotonic() - t0)
+            code = response.status_code
+            key = (
+                "ok"
+                if code < 400
+                else "rate_limited"
+                if code == 429
+                else "server_errors"
+                if code >= 500
+                else "other_4xx"
+            )
+            counts[key] += 1
+
+        sent = 0
+        tasks: set[asyncio.Task[None]] = set()
+        timeout = httpx.Timeout(p.request_timeout)
+        async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+            while sent < p.max_queries and time.monotonic() < deadline:
+                await gate.acquire()
+                task = asyncio.create_task(one(client, bodies[sent % len(bodies)]))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+                sent += 1
+                await asyncio.sleep(max(0.0, started + sent / p.rate - time.monotonic()))
+            if tasks:
+                await asyncio.wait(
+                    tasks, timeout=max(0.1, deadline + p.request_timeout - time.monotonic())
+                )
+            for task in tasks:
+                task.cancel()
+        elapsed = max(time.monotonic() - started, 1e-9)
+        metrics = {f"flood_{k}" if k != "server_errors" else k: float(v) for k, v in counts.items()}
+        metrics.update(
+            flood_requests=float(sent),
+            flood_rate=sent / elapsed,
+            rate_limited_share=counts["rate_limited"] / max(sent, 1),
+            flood_p95_latency=float(np.percentile(latencies, 95)) if latencies else 0.0,
+            alive=float(_alive(ctx, p.request_timeout)),
+        )
+        return AttackResult(metrics=metrics, details={"seconds": round(elapsed, 3)})
+
+
+class ExtractionParams(AttackParams):
+    samples: int = Field(200, ge=10, description="held-out rows to measure agreement on")
+    max_queries: int = Field(1000, ge=10, description="answers the surrogate is trained on")
+    jitter: float = Field(
+        0.05, ge=0, le=1, description="noise added to queried rows (attack space)"
+    )
+    bounds: list[tuple[float, float]] | None = None
+
+
+class ModelExtraction(Attack):
+    type = "abuse.extraction"
+    Params: ClassVar[type[AttackParams]] = ExtractionParams
+    params: ExtractionParams
+
+    def run(self, ctx: AttackContext, deadline: float) -> AttackResult:
+        p = self.params
+        name = attacked_input(ctx, p.input)
+        x = ctx.dataset[name]
+        space = FeatureSpace.from_data(name, x, p.bounds)
+        order = np.random.default_rng(ctx.seed).permutation(len(x))
+        holdout, pool = order[: p.samples], order[p.samples :]
+        train_rows = np.random.default_rng(ctx.seed + 1).choice(
+            pool, size=p.max_queries, replace=len(pool) < p.max_queries
+        )
+        budget = p.max_queries + p.samples
+        with EndpointClient(
+            ctx,
+            max_queries=budget,
+            deadline=deadline,
+            rate_limit=p.rate_limit,
+            batch_size=p.batch_size,
+            request_timeout=p.request_timeout,
+        ) as client:
+            try:
+                z, y = query_points(client, space, ctx.dataset, train_rows, p.jitter, ctx.seed)
+                target, _ = client.predict(take_rows(ctx.dataset, holdout))
+            except BudgetExhausted as exc:
+                return AttackResult(
+                    metrics={"extraction_queries": float(client.queries)},
+                    details={"stopped": str(exc)},
+                )
+            classes = int(max(y.max(), target.max())) + 1
+            net = train_surrogate(z, y, max(classes, 2), seed=ctx.seed)
+            copy = predict(net, space.encode(x[holdout]))
+            metrics = {
+                "extraction_agreement": float(np.mean(copy == target)),
+                "extraction_queries": float(len(y)),
+                "queries": float(client.queries),
+                "server_errors": float(client.server_errors),
+            }
+            if ctx.labels is not None:
+                metrics["surrogate_accuracy"] = float(
+                    np.mean(copy == np.asarray(ctx.labels)[holdout])
+                )
+        return AttackResult(metrics=metrics, details={"stopped": "done"})

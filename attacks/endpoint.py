@@ -1,0 +1,175 @@
+"""The live endpoint as a black-box classifier: counted, rate-limited and budgeted.
+
+Every row sent is one query. A query over budget or past the deadline raises
+`BudgetExhausted` before anything is sent, so an attack stops cleanly inside ART's
+loops. 429s are waited out (inside the deadline), 5xx are counted as server errors.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Self
+
+import httpx
+import numpy as np
+
+from attacks.base import AttackContext
+from harness.protocols import DecodeError
+
+
+class BudgetExhausted(Exception):
+    """The attack's query budget or time window is used up."""
+
+
+class EndpointError(Exception):
+    """The endpoint failed to answer a query (5xx, transport error, undecodable body)."""
+
+
+class RateLimiter:
+    """Spaces calls at most `rate` per second (None: no limit). Thread-safe."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.interval = 1.0 / rate if rate else 0.0
+        self.next_at = time.monotonic()
+        self.lock = threading.Lock()
+
+    def wait(self, deadline: float) -> None:
+        if not self.interval:
+            return
+        with self.lock:
+            now = time.monotonic()
+            at = max(self.next_at, now)
+            self.next_at = at + self.interval
+        if at > deadline:
+            raise BudgetExhausted("the attack's time window ends before the next allowed request")
+        time.sleep(max(0.0, at - now))
+
+
+def read_scores(response_json: Any, rows: int) -> np.ndarray | None:
+    """Class scores [rows, k] from a response, where the server sends them.
+
+    OIP v2: the first 2-D numeric output; KServe v1 / JSON: a `probabilities` list.
+    """
+    candidates: list[Any] = []
+    if isinstance(response_json, dict):
+        outputs = response_json.get("outputs")
+        if isinstance(outputs, list):
+            for out in outputs:
+                shape = out.get("shape") if isinstance(out, dict) else None
+                if isinstance(shape, list) and len(shape) == 2:
+                    candidates.append((out.get("data"), shape))
+        if "probabilities" in response_json:
+            candidates.append((response_json["probabilities"], None))
+    for data, shape in candidates:
+        try:
+            arr = np.asarray(data, dtype=np.float64)
+            arr = arr.reshape(shape) if shape else arr
+        except (TypeError, ValueError):
+            continue
+        if arr.ndim == 2 and arr.shape[0] == rows:
+            return arr
+    return None
+
+
+class EndpointClient:
+    """Sends batches through the protocol adapter; counts queries, errors and throttling."""
+
+    def __init__(
+        self,
+        ctx: AttackContext,
+        *,
+        max_queries: int,
+        deadline: float,
+        rate_limit: float | None = None,
+        batch_size: int = 64,
+        request_timeout: float = 10.0,
+    ) -> None:
+        self.ctx = ctx
+        self.max_queries = max_queries
+        self.deadline = deadline
+        self.batch_size = batch_size
+        self.limiter = RateLimiter(rate_limit)
+        self.http = httpx.Client(base_url=ctx.base_url, timeout=request_timeout)
+        self.url = ctx.adapter.infer_path(ctx.model)
+        self.queries = 0
+        self.requests = 0
+        self.server_errors = 0
+        self.throttled = 0
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def predict(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        """(labels [n] int, scores [n, k] or None) for a batch of named input arrays."""
+        n = len(next(iter(batch.values())))
+        labels: list[np.ndarray] = []
+        scores: list[np.ndarray | None] = []
+        for start in range(0, n, self.batch_size):
+            part = {k: v[start : start + self.batch_size] for k, v in batch.items()}
+            lab, sc = self._one_request(part)
+            labels.append(lab)
+            scores.append(sc)
+        all_scores = None if any(s is None for s in scores) else np.vstack(scores)  # type: ignore[arg-type]
+        return np.concatenate(labels), all_scores
+
+    def _one_request(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        rows = len(next(iter(batch.values())))
+        if self.queries + rows > self.max_queries:
+            raise BudgetExhausted(f"query budget of {self.max_queries} used up")
+        body = self.ctx.adapter.encode(batch)
+        while True:
+            if time.monotonic() >= self.deadline:
+                raise BudgetExhausted("the attack's time window is over")
+            self.limiter.wait(self.deadline)
+            self.requests += 1
+            try:
+                response = self.http.post(self.url, json=body)
+            except httpx.HTTPError as exc:
+                raise EndpointError(f"no answer from {self.url}: {exc!r}") from exc
+            if response.status_code == 429:
+                self.throttled += 1
+                retry_after = _retry_after(response)
+                if time.monotonic() + retry_after >= self.deadline:
+                    raise BudgetExhausted("throttled (429) until the end of the window")
+                time.sleep(retry_after)
+                continue
+            break
+        if response.status_code >= 500:
+            self.server_errors += 1
+            raise EndpointError(
+                f"{self.url} answered {response.status_code}: {response.text[:200]}"
+            )
+        if response.status_code >= 400:
+            raise EndpointError(
+                f"{self.url} refused a query ({response.status_code}): {response.text[:200]}"
+            )
+        self.queries += rows
+        try:
+            payload = response.json()
+            decoded = self.ctx.adapter.decode(payload)
+        except (ValueError, DecodeError) as exc:
+            raise EndpointError(f"cannot read the answer of {self.url}: {exc}") from exc
+        if decoded.predictions is None or len(decoded.predictions) != rows:
+            raise EndpointError(f"{self.url} did not return one prediction per row")
+        labels = np.array([int(float(p)) for p in decoded.predictions], dtype=np.int64)
+        scores = getattr(decoded, "scores", None)
+        scores = (
+            np.asarray(scores, dtype=np.float64)
+            if scores is not None
+            else read_scores(payload, rows)
+        )
+        return labels, scores
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return min(max(float(response.headers.get("Retry-After", "0.2")), 0.05), 5.0)
+    except ValueError:
+        return 0.2
