@@ -236,6 +236,108 @@ def schedule(
         raise typer.Exit(2) from None
 
 
+@app.command("drift-test", context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                                             "help_option_names": []})
+def drift_test(ctx: typer.Context) -> None:
+    """Accuracy under each corruption x severity 1..5, no load (RobustBench style); --help for options."""
+    from harness.drift_test import main as drift_test_main
+
+    raise typer.Exit(drift_test_main(list(ctx.args)))
+
+
+# --- probe-target / init (harness/probe_target.py) ------------------------------------
+
+
+def _protocol_options(option: list[str]) -> dict:
+    """`--option key=value` pairs (values read as YAML: numbers, booleans, lists)."""
+    import yaml
+
+    out = {}
+    for item in option:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--option {item!r}: write key=value, e.g. --option model_version=meta.version")
+        out[key.strip()] = yaml.safe_load(value) if value else ""
+    return out
+
+
+def _print_probe(report) -> None:
+    out = Console()
+    table = Table(title=f"{report.protocol} at {report.url} (model {report.model})", show_header=False)
+    for what, check in (("liveness", report.live), ("readiness", report.ready)):
+        table.add_row(what, f"GET {check.path} -> {check.status or check.error}")
+    if isinstance(report.metadata, dict):
+        for key in ("name", "versions", "platform", "inputs", "outputs"):
+            if report.metadata.get(key) not in (None, [], ""):
+                table.add_row(f"metadata {key}", json.dumps(report.metadata[key])[:200])
+    elif report.metadata is not None:
+        table.add_row("metadata", json.dumps(report.metadata)[:200])
+    table.add_row("batch", report.batch_source or "-")
+    for name, (shape, dtype) in report.inputs.items():
+        table.add_row(f"input {name}", f"shape {shape}, dtype {dtype}")
+    if report.status is not None:
+        table.add_row("inference", f"HTTP {report.status} in {report.latency_ms:.1f} ms")
+    if report.predictions is not None:
+        table.add_row("predictions", json.dumps(report.predictions)[:200])
+        table.add_row("classes seen", ", ".join(map(str, report.classes)))
+    table.add_row("model version", str(report.model_version) if report.model_version is not None else "not reported")
+    table.add_row("fallback flag", str(report.fallback) if report.fallback is not None else "not reported")
+    if report.accuracy is not None:
+        table.add_row("accuracy on the batch", f"{report.accuracy:.0%}")
+    out.print(table)
+    for problem in report.problems:
+        err.print(f"[yellow]problem:[/yellow] {problem}")
+
+
+@app.command("probe-target")
+def probe_target_cmd(
+    url: str = typer.Argument(..., help="base URL of the model server, e.g. http://127.0.0.1:8080"),
+    protocol: str = typer.Option(..., "--protocol", "-p", help="oip-v2, kserve-v1, torchserve, bentoml, seldon-v1, http-json"),
+    model: str = typer.Option("model", "--model", "-m", help="model name (in the URL paths that have one)"),
+    data: Optional[Path] = typer.Option(None, "--data", help="rows to send (.npz/.csv/.jsonl/.parquet); default: from metadata"),
+    option: list[str] = typer.Option([], "--option", "-o", help="adapter option key=value (repeatable)"),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="allow a non-loopback host (repeatable)"),
+) -> None:
+    """Check readiness, send one batch, and print what aftershock understood of the answer."""
+    from harness.probe_target import probe_target
+
+    try:
+        report = probe_target(url, protocol, model, dataset=data, options=_protocol_options(option),
+                              allowed_hosts=allow_host)
+    except UserError as exc:
+        _user_error(exc)
+        raise typer.Exit(2) from None
+    _print_probe(report)
+    raise typer.Exit(0 if report.ok else 1)
+
+
+@app.command()
+def init(
+    url: str = typer.Argument(..., help="base URL of the running model server"),
+    protocol: str = typer.Option(..., "--protocol", "-p", help="the server's protocol (see probe-target)"),
+    model: str = typer.Option("model", "--model", "-m", help="model name"),
+    data: Path = typer.Option(..., "--data", help="the rows the scenario's load sends (labels in a `label` column)"),
+    out: Path = typer.Option(Path("scenario.yaml"), "--out", help="scenario file to write"),
+    name: Optional[str] = typer.Option(None, "--name", help="scenario name (default: the file's stem)"),
+    force: bool = typer.Option(False, "--force", help="overwrite --out if it exists"),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="allow a non-loopback host (repeatable)"),
+) -> None:
+    """Probe the server, then write a starter scenario for it."""
+    from harness.probe_target import probe_target, write_starter
+
+    try:
+        report = probe_target(url, protocol, model, dataset=data, allowed_hosts=allow_host)
+        _print_probe(report)
+        if not report.ok:
+            raise UserError("the probe found problems (above): fix them before writing a scenario")
+        written = write_starter(report, out, name, data, force)
+    except UserError as exc:
+        _user_error(exc)
+        raise typer.Exit(2) from None
+    err.print(f"wrote {written}: run it with `aftershock run {written}`")
+
+
+
 def main() -> None:
     try:
         app()

@@ -8,8 +8,21 @@ from typing import Any
 
 from harness.fault import UserError
 from harness.protocols.base import Decoded, DecodeError, ProtocolAdapter, same_prediction
+from harness.protocols.bentoml import BentoMLAdapter
 from harness.protocols.http_json import HttpJsonAdapter
+from harness.protocols.kserve_v1 import KServeV1Adapter
 from harness.protocols.oip_v2 import OipV2Adapter
+from harness.protocols.seldon_v1 import SeldonV1Adapter
+from harness.protocols.torchserve import TorchServeAdapter
+
+BUILTIN_ADAPTERS: tuple[type[ProtocolAdapter], ...] = (
+    OipV2Adapter,
+    KServeV1Adapter,
+    TorchServeAdapter,
+    BentoMLAdapter,
+    SeldonV1Adapter,
+    HttpJsonAdapter,
+)
 
 __all__ = [
     "DecodeError",
@@ -23,7 +36,7 @@ __all__ = [
 
 @cache
 def adapter_types() -> dict[str, type[ProtocolAdapter]]:
-    found: dict[str, type[ProtocolAdapter]] = {a.name: a for a in (OipV2Adapter, HttpJsonAdapter)}
+    found: dict[str, type[ProtocolAdapter]] = {a.name: a for a in BUILTIN_ADAPTERS}
     for ep in entry_points(group="aftershock.protocols"):
         cls = ep.load()
         found[getattr(cls, "name", ep.name)] = cls

@@ -70,6 +70,11 @@ class ProtocolAdapter(ABC):
     def live_path(self) -> str:
         """URL path that answers 2xx while the server process is alive."""
 
+    def metadata_path(self, model: str) -> str | None:
+        """URL path (GET) that describes the model (inputs, outputs, versions); None: no such
+        endpoint. May be an absolute URL where the server keeps it on another port."""
+        return None
+
 
 def argmax_rows(scores: Any) -> list[Prediction]:
     """Class index per row of a 2-D score matrix (list of lists)."""
@@ -85,6 +90,8 @@ def as_scalar(value: Any) -> Prediction:
         return int(value)
     if isinstance(value, (int, float, str)):
         return value
+    if isinstance(value, list) and len(value) == 1:
+        return as_scalar(value[0])  # a column vector's row: the value itself, not an argmax
     if (
         isinstance(value, list)
         and value
@@ -92,6 +99,29 @@ def as_scalar(value: Any) -> Prediction:
     ):
         return int(np.argmax(value))
     raise DecodeError(f"cannot read a prediction from {value!r:.80}")
+
+
+def rows_or_objects(batch: dict[str, np.ndarray]) -> list[Any]:
+    """The batch as per-row JSON: one input gives its rows as they are (a row may be a
+    list), several give one object per row keyed by input name."""
+    columns = {name: _plain_list(np.asarray(a)) for name, a in batch.items()}
+    if len(columns) == 1:
+        return next(iter(columns.values()))
+    n = len(next(iter(columns.values()))) if columns else 0
+    return [{name: col[i] for name, col in columns.items()} for i in range(n)]
+
+
+def _plain_list(array: np.ndarray) -> list[Any]:
+    if array.dtype.kind == "S":
+        return [v.decode() for v in array.tolist()]
+    return array.tolist()
+
+
+def predictions_list(values: Any, where: str) -> list[Prediction]:
+    """One prediction per row from a JSON list (a row of scores becomes its argmax)."""
+    if not isinstance(values, list):
+        raise DecodeError(f"{where}: expected a list with one prediction per row, got {type(values).__name__}")
+    return [as_scalar(v) for v in values]
 
 
 def same_prediction(prediction: Prediction, label: Any) -> bool:

@@ -1,4 +1,10 @@
-"""Open Inference Protocol v2 (KServe v2, Triton, MLServer) over REST/JSON."""
+"""Open Inference Protocol v2 (KServe v2, Triton, MLServer, Seldon Core 2) over REST/JSON.
+
+Predictions are read, in this order, from: the output named `label_output`; the first
+[rows, classes] score output (its argmax per row); the first [rows] or [rows, 1] output
+of an integer, boolean or string datatype (class labels, as scikit-learn servers send
+them). A floating-point column alone is a regression answer: no predictions are read.
+"""
 
 from __future__ import annotations
 
@@ -29,6 +35,8 @@ _DATATYPES = {
     "uint64": "UINT64",
     "bool": "BOOL",
 }
+
+_LABEL_DATATYPES = {"BYTES", "BOOL"} | {t for t in _DATATYPES.values() if "INT" in t}
 
 
 def oip_datatype(dtype: np.dtype) -> str:
@@ -67,6 +75,9 @@ class OipV2Adapter(ProtocolAdapter):
     def live_path(self) -> str:
         return "/v2/health/live"
 
+    def metadata_path(self, model: str) -> str | None:
+        return self._model_path(model)
+
     def encode(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
         inputs = []
         for name, array in batch.items():
@@ -104,7 +115,7 @@ class OipV2Adapter(ProtocolAdapter):
                 return [v if isinstance(v, (int, float, str)) else str(v) for v in data]
         for out in outputs:
             shape = out.get("shape")
-            if isinstance(shape, list) and len(shape) == 2:
+            if isinstance(shape, list) and len(shape) == 2 and shape[1] != 1:
                 data = out.get("data")
                 try:
                     rows = np.asarray(data, dtype=float).reshape(shape)
@@ -113,4 +124,12 @@ class OipV2Adapter(ProtocolAdapter):
                         f"output {out.get('name')!r}: data does not fit shape {shape}"
                     ) from None
                 return argmax_rows(rows)
+        for out in outputs:
+            shape = out.get("shape")
+            column = isinstance(shape, list) and (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1))
+            if column and out.get("datatype") in _LABEL_DATATYPES:
+                data = out.get("data")
+                if not isinstance(data, list) or len(data) != shape[0]:
+                    raise DecodeError(f"output {out.get('name')!r}: data does not fit shape {shape}")
+                return [v[0] if isinstance(v, list) and len(v) == 1 else v for v in data]
         return None
