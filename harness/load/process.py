@@ -111,7 +111,11 @@ class LoadProcess:
                 f"{math.ceil(cfg.duration)}s",
             ]
         if cfg.processes > 1:
-            argv += ["--processes", str(cfg.processes)]
+            # its forked workers talk to the master over loopback; a free port, not the
+            # default 5557 on every interface, so parallel runs do not collide
+            port = str(free_port())
+            argv += ["--processes", str(cfg.processes), "--master-bind-host", "127.0.0.1",
+                     "--master-bind-port", port, "--master-host", "127.0.0.1", "--master-port", port]
         if cfg.expect_workers:
             self.master_port = cfg.master_port or free_port(cfg.master_host)
             argv += ["--master", "--master-bind-host", cfg.master_host]
