@@ -398,14 +398,7 @@ class ModelExtraction(Attack):
             pool, size=p.max_queries, replace=len(pool) < p.max_queries
         )
         budget = p.max_queries + p.samples
-        with EndpointClient(
-            ctx,
-            max_queries=budget,
-            deadline=deadline,
-            rate_limit=p.rate_limit,
-            batch_size=p.batch_size,
-            request_timeout=p.request_timeout,
-        ) as client:
+        with EndpointClient.for_attack(ctx, p, deadline, max_queries=budget) as client:
             try:
                 z, y = query_points(client, space, ctx.dataset, train_rows, p.jitter, ctx.seed)
                 target, _ = client.predict(take_rows(ctx.dataset, holdout))

@@ -97,6 +97,14 @@ class EndpointClient:
         self.server_errors = 0
         self.throttled = 0
 
+    @classmethod
+    def for_attack(cls, ctx: AttackContext, params: Any, deadline: float,
+                   max_queries: int | None = None) -> Self:
+        """A client with an attack's common budget params (AttackParams)."""
+        return cls(ctx, max_queries=params.max_queries if max_queries is None else max_queries,
+                   deadline=deadline, rate_limit=params.rate_limit, batch_size=params.batch_size,
+                   request_timeout=params.request_timeout)
+
     def close(self) -> None:
         self.http.close()
 

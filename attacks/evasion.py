@@ -162,14 +162,7 @@ class BlackBoxEvasion(Attack):
         started = time.monotonic()
         finished: list[int] = []
         stopped = "done"
-        with EndpointClient(
-            ctx,
-            max_queries=p.max_queries,
-            deadline=deadline,
-            rate_limit=p.rate_limit,
-            batch_size=p.batch_size,
-            request_timeout=p.request_timeout,
-        ) as client:
+        with EndpointClient.for_attack(ctx, p, deadline) as client:
             try:
                 clean_pred, _ = client.predict(take_rows(ctx.dataset, rows))
             except BudgetExhausted as exc:

@@ -81,14 +81,7 @@ class PoisoningAttack(Attack):
             )
         metrics: dict[str, float] = {}
         details: dict[str, Any] = {"stopped": "done"}
-        with EndpointClient(
-            ctx,
-            max_queries=p.max_queries,
-            deadline=deadline,
-            rate_limit=p.rate_limit,
-            batch_size=p.batch_size,
-            request_timeout=p.request_timeout,
-        ) as client:
+        with EndpointClient.for_attack(ctx, p, deadline) as client:
             try:
                 self._measure(ctx, client, eval_rows, labels, name, "_before", metrics)
                 picked = rng.choice(pool, size=p.rows, replace=len(pool) < p.rows)

@@ -117,14 +117,7 @@ class WhiteboxAttack(Attack):
         rows = pick_rows(len(x), p.samples, ctx.seed)
         details: dict[str, Any] = {"stopped": "done"}
         np.random.seed(ctx.seed % 2**32)
-        with EndpointClient(
-            ctx,
-            max_queries=p.max_queries,
-            deadline=deadline,
-            rate_limit=p.rate_limit,
-            batch_size=p.batch_size,
-            request_timeout=p.request_timeout,
-        ) as client:
+        with EndpointClient.for_attack(ctx, p, deadline) as client:
             try:
                 local = self._local_model(ctx, client, space, rows, classes, details)
                 y = labels[rows]
