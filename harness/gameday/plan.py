@@ -23,11 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from harness.gameday.yamlfile import PlanError, load_model, problem_at
 from harness.scenario.loader import LoadedScenario, ScenarioError, load_scenario
-from harness.scenario.model import Output, Strict, _check_name
+from harness.scenario.model import Name, Output, Strict
 
 
 class Step(Strict):
@@ -54,18 +54,13 @@ class Step(Strict):
 
 
 class GameDayPlan(Strict):
-    name: str
+    name: Name
     description: str = ""
     hypothesis: str = ""
     roles: dict[str, str] = Field(default_factory=dict)  # role -> person
     steps: list[Step] = Field(min_length=1)
     action_items: list[str] = Field(default_factory=list)
     output: Output = Field(default_factory=Output)
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, v: str) -> str:
-        return _check_name(v)
 
 
 @dataclass

@@ -8,9 +8,9 @@ family's own Params model, looked up by `type` in the registry (see loader.py).
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from harness.slo.settings import SloSettings
 from harness.units import Duration
@@ -28,6 +28,10 @@ def _check_name(value: str) -> str:
             f"invalid name {value!r}: use letters, digits, '-', '_' or '.', starting with a letter or digit"
         )
     return value
+
+
+# a name used in paths, SLO scopes and CLI output (scenarios, faults, jobs, plans)
+Name = Annotated[str, AfterValidator(_check_name)]
 
 
 class ReadyCheck(Strict):
@@ -132,15 +136,10 @@ class FaultEntry(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    name: str
+    name: Name
     type: str
     at: Duration
     duration: Duration
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, v: str) -> str:
-        return _check_name(v)
 
     def params(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -171,7 +170,7 @@ class ToxiproxySpec(Strict):
 
 
 class Scenario(Strict):
-    name: str
+    name: Name
     description: str = ""
     seed: int = 0
     target: Target
@@ -186,11 +185,6 @@ class Scenario(Strict):
     safety: Safety = Field(default_factory=Safety)
     output: Output = Field(default_factory=Output)
     toxiproxy: ToxiproxySpec | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, v: str) -> str:
-        return _check_name(v)
 
     @field_validator("dependencies", "jobs")
     @classmethod

@@ -27,20 +27,15 @@ from pydantic import Field, field_validator, model_validator
 
 from harness.fault import UserError
 from harness.gameday.yamlfile import PlanError, load_model, problem_at
-from harness.scenario.model import Output, Strict, _check_name
+from harness.scenario.model import Name, Output, Strict
 
 
 class Job(Strict):
-    name: str
+    name: Name
     cron: str
     scenario: str | None = None
     gameday: str | None = None
     quick: bool = False
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, v: str) -> str:
-        return _check_name(v)
 
     @field_validator("cron")
     @classmethod
@@ -66,14 +61,9 @@ class Job(Strict):
 
 
 class SchedulePlan(Strict):
-    name: str
+    name: Name
     jobs: list[Job] = Field(min_length=1)
     output: Output = Field(default_factory=Output)
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, v: str) -> str:
-        return _check_name(v)
 
 
 @dataclass
