@@ -13,7 +13,7 @@ from tests.attacks_support import demo_rows, live_demo
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    with live_demo(tmp_path_factory.mktemp("poison")) as d:
+    with live_demo(tmp_path_factory.mktemp("poison"), "--mode", "fragile") as d:  # the undefended pipeline
         yield d
 
 

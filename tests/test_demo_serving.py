@@ -140,6 +140,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory, webhook: Webhook) -> Iterator
                     "1.0",
                     "--drift-webhook",
                     webhook.url,
+                    # schema checks alone here (the test ingests a flipped label on purpose);
+                    # the ingest guard has its own tests in test_demo_hardening.py
+                    "--no-ingest-guard",
                 ],
                 start_new_session=True,
             )

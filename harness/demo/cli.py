@@ -56,6 +56,46 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="429 above this many requests in flight; 0 = off (resilient 64)",
     )
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=8 * 1024 * 1024,
+        help="larger request bodies get a 413 (default 8 MiB, both modes)",
+    )
+    t = p.add_argument_group("defences against poisoning and evasion (defaults come from --mode)")
+    t.add_argument(
+        "--ingest-guard",
+        action=flag,
+        help="refuse ingested rows whose label the current model confidently contradicts",
+    )
+    t.add_argument(
+        "--ingest-guard-confidence",
+        type=float,
+        default=0.9,
+        help="model probability of another class that refuses a row (default 0.9)",
+    )
+    t.add_argument(
+        "--promotion-gate",
+        action=flag,
+        help="keep the current model when a retrain scores worse on the holdout set",
+    )
+    t.add_argument(
+        "--promotion-max-drop",
+        type=float,
+        default=0.01,
+        help="holdout accuracy a retrain may lose and still be promoted (default 0.01)",
+    )
+    t.add_argument(
+        "--input-guard",
+        action=flag,
+        help="clip features to the training range and round the discrete ones before inference",
+    )
+    t.add_argument(
+        "--robust-model",
+        action=flag,
+        help="serve an adversarially trained main model (cached as model.pt; "
+        "the plain one as model-plain.pt)",
+    )
     d = p.add_argument_group("drift monitor")
     d.add_argument("--drift-window", type=int, default=500, help="rows (default 500)")
     d.add_argument("--drift-threshold", type=float, default=0.2, help="PSI (default 0.2)")
@@ -93,6 +133,13 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         world_seed=args.seed,
         fallback=bool(pick("fallback")),
         max_inflight=int(pick("max_inflight")),  # type: ignore[call-overload]
+        max_body_bytes=args.max_body_bytes,
+        ingest_guard=bool(pick("ingest_guard")),
+        ingest_guard_confidence=args.ingest_guard_confidence,
+        promotion_gate=bool(pick("promotion_gate")),
+        promotion_max_drop=args.promotion_max_drop,
+        input_guard=bool(pick("input_guard")),
+        robust_model=bool(pick("robust_model")),
         drift_window=args.drift_window,
         drift_threshold=args.drift_threshold,
         drift_min_rows=args.drift_min_rows,
@@ -131,6 +178,9 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--n", type=int, default=2000)
     ev.add_argument("--seed", type=int, default=1)
     ev.add_argument("--world-seed", type=int, default=0)
+    ev.add_argument(
+        "--variant", choices=("robust", "plain"), default="robust", help="which cached models"
+    )
 
     sub.add_parser("all", help="feature store + model server; see `all --help`", add_help=False)
     return p
@@ -187,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             from harness.demo.model_cache import load_models
 
             try:
-                models = load_models(args.state_dir)
+                models = load_models(args.state_dir, args.variant)
             except FileNotFoundError:
                 raise ValueError(
                     f"no cached model in {args.state_dir}; start `serve` with this "

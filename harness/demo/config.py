@@ -18,6 +18,10 @@ MODE_DEFAULTS: dict[str, dict[str, object]] = {
         "cache": True,
         "fallback": True,
         "max_inflight": 64,
+        "ingest_guard": True,
+        "promotion_gate": True,
+        "input_guard": True,
+        "robust_model": True,
     },
     "fragile": {
         "feature_timeout": 30.0,
@@ -26,6 +30,10 @@ MODE_DEFAULTS: dict[str, dict[str, object]] = {
         "cache": False,
         "fallback": False,
         "max_inflight": 0,
+        "ingest_guard": False,
+        "promotion_gate": False,
+        "input_guard": False,
+        "robust_model": False,
     },
 }
 
@@ -39,6 +47,14 @@ class ServerConfig:
     world_seed: int = 0
     fallback: bool = True
     max_inflight: int = 64  # 0 = no load shedding
+    max_body_bytes: int = 8 * 1024 * 1024  # bigger request bodies get a 413
+    ingest_guard: bool = True  # refuse ingested rows the model contradicts confidently
+    ingest_guard_confidence: float = 0.9
+    promotion_gate: bool = True  # keep the current model if a retrain is worse on holdout
+    promotion_max_drop: float = 0.01
+    input_guard: bool = True  # clip and round request features before inference
+    robust_model: bool = True  # serve an adversarially trained main model
+    robust_eps: float = 0.1  # its training perturbations (L2, features scaled to [0, 1])
     drift_window: int = 500
     drift_threshold: float = 0.2
     drift_min_rows: int = 250  # fewer clean rows trip PSI > 0.2 by chance (~15% at 100)
@@ -60,5 +76,12 @@ class ServerConfig:
             "cache": f.cache,
             "fallback": self.fallback,
             "max_inflight": self.max_inflight,
+            "max_body_bytes": self.max_body_bytes,
+            "ingest_guard": self.ingest_guard,
+            "ingest_guard_confidence": self.ingest_guard_confidence,
+            "promotion_gate": self.promotion_gate,
+            "promotion_max_drop": self.promotion_max_drop,
+            "input_guard": self.input_guard,
+            "robust_model": self.robust_model,
             "drift_webhook": self.drift_webhook,
         }

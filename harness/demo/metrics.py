@@ -73,6 +73,11 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.ingest_guard_rejections = Counter(
+            "demo_ingest_guard_rejections",
+            "Ingested rows refused because the model confidently contradicts their label",
+            registry=r,
+        )
         self.retrains = Counter(
             "demo_retrains", "Retrain jobs, by outcome", ["outcome"], registry=r
         )

@@ -37,6 +37,23 @@ def preprocess_transactions(features: np.ndarray) -> np.ndarray:
     ).astype(np.float32)
 
 
+def preprocess_transactions_torch(x: torch.Tensor) -> torch.Tensor:
+    """``preprocess_transactions`` in torch, differentiable (for adversarial training)."""
+    hour = x[:, 1] / 24.0 * 2.0 * torch.pi
+    return torch.stack(
+        [
+            torch.log1p(x[:, 0].clamp_min(0.0)),
+            torch.sin(hour),
+            torch.cos(hour),
+            torch.log1p(x[:, 2].clamp_min(0.0)),
+            x[:, 3],
+            torch.log1p(x[:, 4].clamp_min(0.0)),
+            x[:, 5],
+        ],
+        dim=1,
+    )
+
+
 def preprocess_entities(entity_features: np.ndarray) -> np.ndarray:
     """Raw entity features → model inputs."""
     e = entity_features.astype(np.float64)
@@ -104,6 +121,16 @@ class Models:
     main: FraudNet
     fallback: FallbackNet
     meta: dict = field(default_factory=dict)
+    # a plainly trained twin of an adversarially trained main model: adversarial
+    # training flattens confidence, and the ingest guard needs a confident model
+    screen: FraudNet | None = None
+
+    def predict_screen(self, features: np.ndarray, entity_features: np.ndarray) -> np.ndarray:
+        """Class probabilities of the screening model (the main model if there is none)."""
+        net = self.screen if self.screen is not None else self.main
+        x = np.hstack([preprocess_transactions(features), preprocess_entities(entity_features)])
+        with torch.inference_mode():
+            return torch.softmax(net(torch.from_numpy(x)), dim=1).numpy()
 
     def predict_main(self, features: np.ndarray, entity_features: np.ndarray) -> np.ndarray:
         """Class probabilities, float32 [n, N_CLASSES]."""
@@ -132,17 +159,63 @@ def fit(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int, lr: floa
     return float(loss.detach())
 
 
+def fit_adversarial(
+    model: FraudNet,
+    x: torch.Tensor,
+    ent: torch.Tensor,
+    y: torch.Tensor,
+    steps: int,
+    eps: float,
+    pgd_steps: int = 3,
+    lr: float = 0.01,
+) -> float:
+    """Adversarial training (Madry et al.), half clean and half adversarial loss.
+
+    The perturbations are L2 PGD in the space where each raw request feature spans
+    [0, 1] over the training range, which is where evasion attackers bound theirs.
+    """
+    low, high = x.min(0).values, x.max(0).values
+    span = (high - low).clamp_min(1e-6)
+    z = (x - low) / span
+
+    def logits(point: torch.Tensor) -> torch.Tensor:
+        raw = low + point.clamp(0.0, 1.0) * span
+        return model(torch.hstack([preprocess_transactions_torch(raw), ent]))
+
+    model.norm.fit(torch.hstack([preprocess_transactions_torch(x), ent]))
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    loss = torch.tensor(0.0)
+    for _ in range(steps):
+        delta = torch.randn_like(z)
+        delta = delta / delta.norm(dim=1, keepdim=True).clamp_min(1e-12) * (eps / 2)
+        for _ in range(pgd_steps):
+            delta.requires_grad_(True)
+            (grad,) = torch.autograd.grad(loss_fn(logits(z + delta), y), delta)
+            delta = delta.detach() + 1.5 * eps / pgd_steps * grad / (
+                grad.norm(dim=1, keepdim=True) + 1e-12
+            )
+            delta = delta * (eps / delta.norm(dim=1, keepdim=True).clamp_min(1e-12)).clamp(max=1.0)
+        optimizer.zero_grad()
+        loss = 0.5 * loss_fn(logits(z), y) + 0.5 * loss_fn(logits(z + delta.detach()), y)
+        loss.backward()
+        optimizer.step()
+    return float(loss.detach())
+
+
 def train_models(
     samples: Samples,
     world_seed: int = 0,
     seed: int = 0,
     steps: int = 600,
     extra: Samples | None = None,
+    robust_eps: float = 0.0,
 ) -> Models:
     """Train both models on ``samples`` (plus optional ingested rows ``extra``).
 
     Entity features come from the offline snapshot of the world (the same table
-    the feature store serves online).
+    the feature store serves online). ``robust_eps`` > 0 trains the main model
+    adversarially with perturbations up to that L2 norm (features scaled to [0, 1]).
     """
     if extra is not None and len(extra.label):
         samples = Samples(
@@ -153,12 +226,12 @@ def train_models(
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # tiny tensors: more threads only contend (6x slower on 2 cores)
     try:
-        return _train(samples, world_seed, seed, steps)
+        return _train(samples, world_seed, seed, steps, robust_eps)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(samples: Samples, world_seed: int, seed: int, steps: int) -> Models:
+def _train(samples: Samples, world_seed: int, seed: int, steps: int, robust_eps: float) -> Models:
     table = entity_table(world_seed)
     tx = torch.from_numpy(preprocess_transactions(samples.features))
     ent = torch.from_numpy(preprocess_entities(table[samples.entity_id]))
@@ -166,16 +239,23 @@ def _train(samples: Samples, world_seed: int, seed: int, steps: int) -> Models:
     torch.manual_seed(seed)
     main, fallback = FraudNet(), FallbackNet()
     main_loss = fit(main, torch.hstack([tx, ent]), y, steps=steps, lr=0.01)
+    screen = None
+    if robust_eps > 0:
+        screen, main = main, FraudNet()
+        screen.eval()
+        raw = torch.from_numpy(samples.features.astype(np.float32))
+        main_loss = fit_adversarial(main, raw, ent, y, steps=steps, eps=robust_eps)
     fallback_loss = fit(fallback, tx, y, steps=steps, lr=0.05)
     main.eval()
     fallback.eval()
     meta = {
         "world_seed": world_seed,
+        "robust_eps": robust_eps,
         "rows": len(y),
         "main_loss": main_loss,
         "fallback_loss": fallback_loss,
     }
-    return Models(main=main, fallback=fallback, meta=meta)
+    return Models(main=main, fallback=fallback, meta=meta, screen=screen)
 
 
 def accuracy(models: Models, samples: Samples, world_seed: int = 0) -> tuple[float, float]:

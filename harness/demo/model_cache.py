@@ -1,4 +1,9 @@
-"""The model server's on-disk cache of trained models (checksummed at load)."""
+"""The model server's on-disk cache of trained models (checksummed at load).
+
+One file per training recipe (*variant*), so that servers in different modes can
+share a state folder: ``model.pt`` holds the adversarially trained models that
+resilient mode serves, ``model-plain.pt`` the plainly trained ones of fragile mode.
+"""
 
 from __future__ import annotations
 
@@ -7,29 +12,48 @@ from pathlib import Path
 from harness.demo.model import FallbackNet, FraudNet, Models
 from harness.demo.storage import load_checksummed, save_checksummed
 
-MODEL_FILE = "model.pt"
+VARIANTS = ("robust", "plain")
+MODEL_FILES = {"robust": "model.pt", "plain": "model-plain.pt"}
 
 
-def model_path(state_dir: Path) -> Path:
-    return Path(state_dir) / MODEL_FILE
+def model_path(state_dir: Path, variant: str = "robust") -> Path:
+    return Path(state_dir) / MODEL_FILES[variant]
+
+
+def variant_of(models: Models) -> str:
+    return "robust" if models.meta.get("robust_eps", 0.0) > 0 else "plain"
 
 
 def save_models(state_dir: Path, models: Models) -> str:
-    """Cache ``models`` in ``state_dir``; returns the checksum written."""
+    """Cache ``models`` in ``state_dir`` under their variant; returns the checksum written."""
     payload = {
         "main": models.main.state_dict(),
         "fallback": models.fallback.state_dict(),
         "meta": models.meta,
     }
-    return save_checksummed(model_path(state_dir), payload, meta={"kind": "fraud-models"})
+    if models.screen is not None:
+        payload["screen"] = models.screen.state_dict()
+    path = model_path(state_dir, variant_of(models))
+    return save_checksummed(path, payload, meta={"kind": "fraud-models"})
 
 
-def load_models(state_dir: Path) -> Models:
-    """Load cached models; FileNotFoundError if none, ChecksumMismatch if corrupt."""
-    payload = load_checksummed(model_path(state_dir))
+def load_models(state_dir: Path, variant: str = "robust") -> Models:
+    """Load cached models of ``variant``; FileNotFoundError if there are none (or the
+    file holds another variant, as caches written before variants did), ChecksumMismatch
+    if the file is corrupt."""
+    path = model_path(state_dir, variant)
+    payload = load_checksummed(path)
     main, fallback = FraudNet(), FallbackNet()
     main.load_state_dict(payload["main"])
     fallback.load_state_dict(payload["fallback"])
     main.eval()
     fallback.eval()
-    return Models(main=main, fallback=fallback, meta=dict(payload["meta"]))
+    screen = None
+    if "screen" in payload:
+        screen = FraudNet()
+        screen.load_state_dict(payload["screen"])
+        screen.eval()
+    models = Models(main=main, fallback=fallback, meta=dict(payload["meta"]), screen=screen)
+    if variant_of(models) != variant:
+        raise FileNotFoundError(f"{path} holds {variant_of(models)} models, not {variant}")
+    return models

@@ -16,6 +16,7 @@ from harness.demo.data import N_ENTITIES, TRANSACTION_FEATURES, TRANSACTION_RANG
 N_FEATURES = len(TRANSACTION_FEATURES)
 MAX_BATCH = 4096
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+FP32_MAX = float(np.finfo(np.float32).max)
 
 # name → (datatype, shape with -1 for the batch dimension)
 INPUTS: dict[str, tuple[str, list[int]]] = {
@@ -49,17 +50,24 @@ def _numbers(flat: list[Any], datatype: str, where: str) -> np.ndarray:
     if datatype == "INT64":
         for x in flat:
             if type(x) is not int or not INT64_MIN <= x <= INT64_MAX:
-                raise InvalidRequest(f"{where}: INT64 data must hold integers, found {x!r}")
+                raise InvalidRequest(
+                    f"{where}: INT64 data must hold integers in the int64 range, found {_short(x)}"
+                )
         return np.array(flat, dtype=np.int64)
     for x in flat:
         if type(x) not in (int, float):
             raise InvalidRequest(f"{where}: FP32 data must hold numbers, found {x!r}")
-        if not math.isfinite(x):
+        if type(x) is float and not math.isfinite(x):
             raise InvalidRequest(f"{where}: data holds {x!r}; NaN and Inf are not accepted")
-    values = np.array(flat, dtype=np.float64)
-    if np.any(np.abs(values) > np.finfo(np.float32).max):
-        raise InvalidRequest(f"{where}: a value overflows FP32")
-    return values.astype(np.float32)
+        if abs(x) > FP32_MAX:  # checked before numpy sees it: a huge int overflows float64
+            raise InvalidRequest(f"{where}: {_short(x)} overflows FP32")
+    return np.array(flat, dtype=np.float64).astype(np.float32)
+
+
+def _short(value: Any) -> str:
+    """A value for an error message, cut short (a fuzzer's 4000-digit integer, say)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _tensor(spec: Any, index: int) -> tuple[str, np.ndarray]:
@@ -69,9 +77,9 @@ def _tensor(spec: Any, index: int) -> tuple[str, np.ndarray]:
             f"{where}: each input must be an object with name, shape, datatype, data"
         )
     name = spec.get("name")
-    if name not in INPUTS:
+    if not isinstance(name, str) or name not in INPUTS:  # a list name is unhashable
         raise InvalidRequest(
-            f"{where}: unexpected input {name!r}; this model takes {', '.join(INPUTS)}"
+            f"{where}: unexpected input name {_short(name)}; this model takes {', '.join(INPUTS)}"
         )
     where = f"input {name!r}"
     for key in ("shape", "datatype", "data"):
@@ -79,7 +87,9 @@ def _tensor(spec: Any, index: int) -> tuple[str, np.ndarray]:
             raise InvalidRequest(f"{where}: missing field {key!r}")
     want_type, want_shape = INPUTS[name]
     if spec["datatype"] != want_type:
-        raise InvalidRequest(f"{where}: datatype must be {want_type}, got {spec['datatype']!r}")
+        raise InvalidRequest(
+            f"{where}: datatype must be {want_type}, got {_short(spec['datatype'])}"
+        )
     shape = spec["shape"]
     if (
         not isinstance(shape, list)
@@ -88,7 +98,7 @@ def _tensor(spec: Any, index: int) -> tuple[str, np.ndarray]:
         or any(w != -1 and d != w for d, w in zip(shape, want_shape))
     ):
         wanted = "[n" + "".join(f", {w}" for w in want_shape[1:]) + "]"
-        raise InvalidRequest(f"{where}: shape must be {wanted}, got {shape!r}")
+        raise InvalidRequest(f"{where}: shape must be {wanted}, got {_short(shape)}")
     if not 1 <= shape[0] <= MAX_BATCH:
         raise InvalidRequest(f"{where}: batch size must be 1..{MAX_BATCH}, got {shape[0]}")
     flat = _flatten(spec["data"], where)
@@ -132,7 +142,8 @@ def decode_v2(body: Any) -> tuple[np.ndarray, np.ndarray, str | None, list[str]]
         raise InvalidRequest("'id' must be a string")
     wanted = body.get("outputs") or [{"name": n} for n in OUTPUTS]
     if not isinstance(wanted, list) or not all(
-        isinstance(o, dict) and o.get("name") in OUTPUTS for o in wanted
+        isinstance(o, dict) and isinstance(o.get("name"), str) and o["name"] in OUTPUTS
+        for o in wanted
     ):
         raise InvalidRequest(f"'outputs' may only name {', '.join(OUTPUTS)}")
     return features, entity_id, request_id, [o["name"] for o in wanted]
@@ -201,11 +212,11 @@ def validate_training_row(row: Any) -> str | None:
     if not isinstance(features, list) or len(features) != N_FEATURES:
         return f"'features' must be an array of {N_FEATURES} numbers"
     for name, value in zip(TRANSACTION_FEATURES, features):
-        if type(value) not in (int, float) or not math.isfinite(value):
-            return f"feature {name!r} must be a finite number, got {value!r}"
+        if type(value) not in (int, float) or (type(value) is float and not math.isfinite(value)):
+            return f"feature {name!r} must be a finite number, got {_short(value)}"
         low, high = TRANSACTION_RANGES[name]
         if not low <= value <= high:
-            return f"feature {name!r} = {value} is outside {low}..{high}"
+            return f"feature {name!r} = {_short(value)} is outside {low}..{high}"
     if type(row["entity_id"]) is not int or not 0 <= row["entity_id"] < N_ENTITIES:
         return f"'entity_id' must be an integer 0..{N_ENTITIES - 1}"
     if type(row["label"]) is not int or row["label"] not in (0, 1):

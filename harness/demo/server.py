@@ -106,10 +106,40 @@ class InferenceGate:
             metrics.latency.labels(endpoint).observe(time.perf_counter() - started)
 
 
-async def read_json(request: Request) -> Any:
+class PayloadTooLarge(Exception):
+    """The request body is over the server's limit (413)."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused as soon as it is known to be over ``limit`` bytes."""
+    declared = request.headers.get("content-length", "")
+    too_large = PayloadTooLarge(
+        f"the request body is over the {limit}-byte limit (--max-body-bytes); send smaller batches"
+    )
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise too_large
+    return bytes(body)
+
+
+async def read_json(request: Request, limit: int) -> Any:
+    """A UTF-8 JSON body; every way it can be malformed is an InvalidRequest (400)."""
+    raw = await read_body(request, limit)
     try:
-        return json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError) as exc:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidRequest(
+            f"the body is not UTF-8 ({exc.reason} at byte {exc.start}); send UTF-8 JSON"
+        ) from exc
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise InvalidRequest("the body's JSON is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, and integers too long to parse
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from exc
 
 
@@ -129,6 +159,10 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.exception_handler(InvalidRequest)
     async def invalid(request: Request, exc: InvalidRequest) -> JSONResponse:
         return error(400, str(exc))
+
+    @app.exception_handler(PayloadTooLarge)
+    async def too_large(request: Request, exc: PayloadTooLarge) -> JSONResponse:
+        return error(413, str(exc))
 
     @app.exception_handler(UnknownEntities)
     async def unknown(request: Request, exc: UnknownEntities) -> JSONResponse:
@@ -188,7 +222,9 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def infer(model: str, request: Request) -> Response:
         if (bad := check_model(model)) is not None:
             return bad
-        features, entity_id, request_id, outputs = decode_v2(await read_json(request))
+        features, entity_id, request_id, outputs = decode_v2(
+            await read_json(request, config.max_body_bytes)
+        )
         prediction = await service.predict(features, entity_id)
         parameters: dict[str, Any] = {"fallback": prediction.fallback_reason is not None}
         if prediction.fallback_reason:
@@ -215,7 +251,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def predict(model: str, request: Request) -> Response:
         if (bad := check_model(model)) is not None:
             return bad
-        features, entity_id = decode_v1(await read_json(request))
+        features, entity_id = decode_v1(await read_json(request, config.max_body_bytes))
         prediction = await service.predict(features, entity_id)
         return JSONResponse(
             {
@@ -234,7 +270,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def ingest(model: str, request: Request) -> Response:
         if (bad := check_model(model)) is not None:
             return bad
-        body = await read_json(request)
+        body = await read_json(request, config.max_body_bytes)
         if not isinstance(body, dict) or not isinstance(body.get("rows"), list):
             raise InvalidRequest(
                 'the body must be {"rows": [{"features": [...], "entity_id": n, '

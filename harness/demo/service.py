@@ -15,9 +15,10 @@ import httpx
 import numpy as np
 
 from harness.demo.config import ServerConfig
-from harness.demo.data import TRANSACTION_FEATURES, Samples, sample
+from harness.demo.data import TRANSACTION_FEATURES, Samples, entity_table, sample
 from harness.demo.drift import DriftMonitor
 from harness.demo.feature_client import FeatureClient, FeatureStoreUnavailable
+from harness.demo.input_guard import InputGuard
 from harness.demo.metrics import Metrics
 from harness.demo.model import Models, accuracy, train_models
 from harness.demo.model_cache import load_models, model_path, save_models
@@ -57,6 +58,9 @@ class ModelService:
         self.version = 1
         self.model_source = ""
         self.reference = sample(config.train_rows, config.world_seed, TRAIN_SAMPLE_SEED)
+        self.entity_table = entity_table(config.world_seed)
+        self.input_guard = InputGuard.from_training(self.reference.features)
+        self.variant = "robust" if config.robust_model else "plain"
         self.drift = DriftMonitor(
             self.reference.features,
             TRANSACTION_FEATURES,
@@ -95,15 +99,15 @@ class ModelService:
         """Use the cached models if their checksum holds; otherwise train and cache."""
         state_dir = self.config.state_dir
         try:
-            models = load_models(state_dir)
+            models = load_models(state_dir, self.variant)
             self.model_source = "cache"
         except FileNotFoundError:
             models = self._train_and_cache("no cached model")
         except ChecksumMismatch as exc:
             self.metrics.checksum_failures.inc()
             log(f"checksum mismatch, not loading the cached model: {exc}")
-            corrupt = model_path(state_dir).with_suffix(".pt.corrupt")
-            shutil.move(model_path(state_dir), corrupt)
+            corrupt = model_path(state_dir, self.variant).with_suffix(".pt.corrupt")
+            shutil.move(model_path(state_dir, self.variant), corrupt)
             log(f"moved it to {corrupt}")
             models = self._train_and_cache("cached model failed its checksum")
             self.model_source = "retrained-after-checksum-mismatch"
@@ -114,14 +118,24 @@ class ModelService:
 
     def _train_and_cache(self, why: str) -> Models:
         started = time.monotonic()
-        models = train_models(self.reference, self.config.world_seed, steps=self.config.train_steps)
+        models = train_models(
+            self.reference,
+            self.config.world_seed,
+            steps=self.config.train_steps,
+            robust_eps=self.robust_eps,
+        )
         models.meta["version"] = 1
         save_models(self.config.state_dir, models)
         self.model_source = "trained"
         log(
-            f"{why}: trained in {time.monotonic() - started:.1f}s, cached in {self.config.state_dir}"
+            f"{why}: trained {self.variant} models in {time.monotonic() - started:.1f}s, "
+            f"cached in {model_path(self.config.state_dir, self.variant)}"
         )
         return models
+
+    @property
+    def robust_eps(self) -> float:
+        return self.config.robust_eps if self.config.robust_model else 0.0
 
     @property
     def ready(self) -> bool:
@@ -138,7 +152,9 @@ class ModelService:
         models = self.models
         if models is None:
             raise ServiceUnavailable("the model is still loading; poll /v2/health/ready")
-        self.observe_drift(features)
+        self.observe_drift(features)  # what clients send, before any sanitising
+        if self.config.input_guard:
+            features = self.input_guard.apply(features)
         assert self.features is not None
         try:
             entity_features = await self.features.get_many(entity_id)
@@ -204,25 +220,63 @@ class ModelService:
     # --- training side -----------------------------------------------------------------
 
     def ingest(self, rows: list[Any], validate: Any) -> dict[str, Any]:
-        """Keep the rows that pass ``validate``; report the rest by index."""
-        accepted: list[tuple[list[float], int, int]] = []
+        """Keep the rows that pass ``validate`` (and the ingest guard, when on);
+        report each of the rest by index, with the reason."""
+        valid: list[tuple[int, tuple[list[float], int, int]]] = []
         errors: list[dict[str, Any]] = []
         for i, row in enumerate(rows):
             problem = validate(row)
             if problem is None:
-                accepted.append((row["features"], row["entity_id"], row["label"]))
+                valid.append((i, (row["features"], row["entity_id"], row["label"])))
             else:
-                errors.append({"row": i, "error": problem})
+                errors.append({"row": i, "error": problem, "reason": "schema"})
+        guard_rejects = self._contradicted(valid) if self.config.ingest_guard else {}
+        accepted = [r for i, r in valid if i not in guard_rejects]
+        errors.extend(
+            {"row": i, "error": why, "reason": "label_contradicts_model"}
+            for i, why in guard_rejects.items()
+        )
+        errors.sort(key=lambda e: e["row"])
         with self.ingest_lock:
             self.ingested.extend(accepted)
             total = len(self.ingested)
         self.metrics.ingested_rows.labels("accepted").inc(len(accepted))
         self.metrics.ingested_rows.labels("rejected").inc(len(errors))
+        self.metrics.ingest_guard_rejections.inc(len(guard_rejects))
         return {
             "accepted": len(accepted),
             "rejected": len(errors),
-            "errors": errors[:50],
+            "rejected_by_guard": len(guard_rejects),
+            "errors": errors,
             "total_ingested": total,
+        }
+
+    def _contradicted(self, rows: list[tuple[int, tuple[list[float], int, int]]]) -> dict[int, str]:
+        """Rows whose label the current model contradicts with high confidence: a
+        label-flipping poisoner's rows, mostly (the model is right about ~94% of rows).
+
+        The entity features come from the offline table, as in training.
+        """
+        if not rows:
+            return {}
+        models = self.models
+        if models is None:
+            raise ServiceUnavailable(
+                "the model is still loading; ingest when /v2/health/ready is 200"
+            )
+        features = np.array([r[0] for _, r in rows], dtype=np.float32)
+        entity_id = np.array([r[1] for _, r in rows], dtype=np.int64)
+        labels = np.array([r[2] for _, r in rows], dtype=np.int64)
+        probabilities = models.predict_screen(features, self.entity_table[entity_id])
+        other = 1.0 - probabilities[np.arange(len(labels)), labels]
+        limit = self.config.ingest_guard_confidence
+        return {
+            i: (
+                f"label {label} contradicts the current model: it gives the other class "
+                f"{p:.3f} >= {limit:g} (--ingest-guard-confidence)"
+            )
+            for (i, _), label, p in zip(rows, labels, other)
+            if p >= limit
         }
 
     def start_retrain(self) -> bool:
@@ -247,21 +301,46 @@ class ModelService:
             models = train_models(
                 self.reference,
                 self.config.world_seed,
-                seed=self.version,
+                seed=0,  # the data decides, not the init: the gate compares like with like
                 steps=self.config.train_steps,
                 extra=extra,
+                robust_eps=self.robust_eps,
             )
             holdout = sample(2000, self.config.world_seed, HOLDOUT_SAMPLE_SEED)
             main_acc, fallback_acc = accuracy(models, holdout, self.config.world_seed)
+            status: dict[str, Any] = {
+                "state": "done",
+                "ingested_rows": len(rows),
+                "holdout_accuracy": {"main": main_acc, "fallback": fallback_acc},
+            }
+            current = self.models
+            if self.config.promotion_gate and current is not None:
+                current_acc, _ = accuracy(current, holdout, self.config.world_seed)
+                status["current_holdout_accuracy"] = current_acc
+                if main_acc < current_acc - self.config.promotion_max_drop:
+                    self.metrics.retrains.labels("not_promoted").inc()
+                    self.retrain_status = {
+                        **status,
+                        "promoted": False,
+                        "version": self.version,
+                        "reason": (
+                            f"holdout accuracy {main_acc:.4f} is more than "
+                            f"{self.config.promotion_max_drop:g} below the current model's "
+                            f"{current_acc:.4f}: v{self.version} stays"
+                        ),
+                        "finished": time.time(),
+                    }
+                    log(f"retrain not promoted: {self.retrain_status['reason']}")
+                    return
+            # In memory only: the cache keeps the first-start model, so that a run that
+            # poisons a retrain leaves nothing behind for the next run that shares it.
             models.meta["version"] = self.version + 1
-            save_models(self.config.state_dir, models)
             self.models, self.version = models, self.version + 1
             self.metrics.retrains.labels("ok").inc()
             self.retrain_status = {
-                "state": "done",
+                **status,
+                "promoted": True,
                 "version": self.version,
-                "ingested_rows": len(rows),
-                "holdout_accuracy": {"main": main_acc, "fallback": fallback_acc},
                 "finished": time.time(),
             }
             log(f"retrained: v{self.version}, holdout accuracy {main_acc:.3f}")
@@ -279,6 +358,7 @@ class ModelService:
             "ready": self.ready,
             "model_version": str(self.version),
             "model_source": self.model_source,
+            "model_variant": self.variant,
             "breaker": self.features.breaker_state.name.lower() if self.features else "closed",
             "inflight": self.inflight,
             "drift": {"score": drift.score, "alert": drift.alert, "rows": drift.rows},
