@@ -8,10 +8,13 @@ One JSONL file per run under `<output dir>/.ledger/`. Entries:
   {"op": "process_done", "id": ...}                             after stop
   {"op": "route", "id": ..., "api": url, "proxy": name}         after creating a proxy
   {"op": "route_done", "id": ...}                               after deleting it
+  {"op": "container", "id": ..., "name": ..., "run": ..., "docker_host": ...}
+                                                                before running a container
+  {"op": "container_done", "id": ...}                           after removing it
   {"op": "closed"}                                              run ended cleanly
 A harness killed with SIGKILL leaves a file without "closed"; `aftershock cleanup`
 (and the start of the next run) replays it: reverts open faults, kills open process
-groups, and closes the file.
+groups, removes open containers, and closes the file.
 """
 
 from __future__ import annotations
@@ -58,6 +61,12 @@ class Ledger:
     def route_done(self, route_id: str) -> None:
         self._append({"op": "route_done", "id": route_id})
 
+    def container_started(self, container_id: str, name: str, run: str, docker_host: str | None) -> None:
+        self._append({"op": "container", "id": container_id, "name": name, "run": run, "docker_host": docker_host})
+
+    def container_done(self, container_id: str) -> None:
+        self._append({"op": "container_done", "id": container_id})
+
     def close(self) -> None:
         self._append({"op": "closed"})
         with self._lock:
@@ -72,6 +81,7 @@ class Leftovers:
     faults: list[dict[str, Any]] = field(default_factory=list)  # in injection order
     processes: list[dict[str, Any]] = field(default_factory=list)
     routes: list[dict[str, Any]] = field(default_factory=list)
+    containers: list[dict[str, Any]] = field(default_factory=list)
     closed: bool = False
 
     def owner_alive(self) -> bool:
@@ -86,6 +96,7 @@ def read_ledger(path: Path) -> Leftovers:
     faults: dict[str, dict[str, Any]] = {}
     procs: dict[str, dict[str, Any]] = {}
     routes: dict[str, dict[str, Any]] = {}
+    containers: dict[str, dict[str, Any]] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         try:
             e = json.loads(line)
@@ -106,11 +117,16 @@ def read_ledger(path: Path) -> Leftovers:
             routes[e["id"]] = e
         elif op == "route_done":
             routes.pop(e["id"], None)
+        elif op == "container":
+            containers[e["id"]] = e
+        elif op == "container_done":
+            containers.pop(e["id"], None)
         elif op == "closed":
             left.closed = True
     left.faults = list(faults.values())
     left.processes = list(procs.values())
     left.routes = list(routes.values())
+    left.containers = list(containers.values())
     return left
 
 
@@ -131,6 +147,8 @@ def replay(left: Leftovers) -> list[str]:
             actions.append(f"fault {entry['id']} ({entry['type']}): undo failed: {exc}")
     for entry in left.routes:
         actions.append(f"proxy {entry['proxy']} on {entry['api']}: {_delete_route(entry['api'], entry['proxy'])}")
+    for entry in left.containers:
+        actions.append(f"container {entry['name']} ({entry['id']}): {_remove_container(entry)}")
     for entry in left.processes:
         killed = kill_group_if_same(entry["pid"], entry["pid"], entry.get("start_time"))
         actions.append(f"process {entry['id']} (pid {entry['pid']}): {'killed' if killed else 'already gone'}")
@@ -161,3 +179,12 @@ def _delete_route(api_url: str, proxy_name: str) -> str:
         return "proxy server gone (nothing left on it)"
     except ToxiproxyError as exc:
         return f"could not delete: {exc}"
+
+
+def _remove_container(entry: dict[str, Any]) -> str:
+    from harness.containers import remove_leftover
+
+    try:
+        return remove_leftover(entry.get("docker_host"), entry["name"], entry["run"])
+    except Exception as exc:  # noqa: BLE001 (no daemon, say: tell the user, undo the rest)
+        return f"could not remove: {exc}"

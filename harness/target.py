@@ -14,9 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.containers import (
+    DEPENDENCY_LABEL,
+    RUN_LABEL,
+    SCENARIO_LABEL,
+    ManagedContainer,
+    docker_client,
+    host_python_mounts,
+)
 from harness.fault import Dependency, UserError
 from harness.processes import ManagedProcess, free_port
-from harness.scenario.model import Scenario, StartCommand
+from harness.scenario.model import ContainerSpec, Scenario, StartCommand
 
 HOST = "127.0.0.1"
 
@@ -35,6 +43,7 @@ class SystemUnderTest:
     ledger: Any  # harness.ledger.Ledger: every process and proxy is recorded for cleanup
     journal: Any  # harness.journal.Journal
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
+    containers: dict[str, ManagedContainer] = field(default_factory=dict)
     dependencies: dict[str, Dependency] = field(default_factory=dict)
     base_url: str = ""
     dataset_path: Path | None = None
@@ -89,6 +98,10 @@ class SystemUnderTest:
             self._spawn(name, argv, env=env, cwd=job.cwd)
 
     def _start_dependency(self, name: str, dep: Any) -> str:
+        if dep.container:
+            port = free_port()
+            self._start_container(name, dep.container, port, demo_store=dep.upstream == "demo")
+            return f"{HOST}:{port}"
         if dep.upstream == "demo":
             port = free_port()
             # the demo's world seed (entities, labelling rule) stays its default: the
@@ -116,6 +129,44 @@ class SystemUnderTest:
         proc = self._spawn(name, argv, env=env, cwd=spec.cwd)
         proc.wait_http_ready(f"http://{HOST}:{port}{spec.ready.path}", timeout=spec.ready.timeout)
 
+    def _start_container(self, name: str, spec: ContainerSpec, port: int, demo_store: bool) -> None:
+        """Run the dependency in a container on the host network; recorded in the ledger first."""
+        if demo_store:
+            argv = [sys.executable, "-m", "harness.demo", "feature-store", "--host", HOST, "--port", str(port)]
+            env, ready = {}, f"http://{HOST}:{port}/health"
+        else:
+            values = self._placeholders(port)
+            try:
+                argv = [part.format(**values) for part in spec.command or []]
+                env = {k: v.format(**values) for k, v in spec.env.items()}
+            except (KeyError, IndexError, ValueError) as exc:
+                raise UserError(f"{name}.container: cannot fill in {exc} in the command: use {{port}}, {{python}} or {{deps[NAME]}}") from None
+            ready = f"http://{HOST}:{port}{spec.ready.path}"
+        volumes = dict(spec.volumes)
+        workdir = None
+        if spec.host_python or demo_store:
+            volumes = {**host_python_mounts(), **volumes}
+            env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", **env}
+            if os.environ.get("PYTHONPATH"):
+                env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
+            workdir = str(Path(__file__).resolve().parents[1])  # `-m harness...` resolves here
+        client = docker_client(spec.docker_host)
+        run_id = self.run_dir.name
+        container_name = spec.name or f"aftershock-{name}-{run_id}"
+        labels = {RUN_LABEL: run_id, SCENARIO_LABEL: self.scenario.name, DEPENDENCY_LABEL: name}
+        box = ManagedContainer(name, client, spec.image, argv, container_name=container_name, labels=labels,
+                               env=env, volumes=volumes, log_path=self.run_dir / "logs" / f"{name}.log",
+                               working_dir=workdir)
+        with self._lock:  # as _spawn: nothing starts once stop() has begun
+            if self._stopping:
+                raise UserError(f"not starting {name}: the run is stopping")
+            self.ledger.container_started(name, container_name, run_id, spec.docker_host)
+            self.containers[name] = box
+            box.start()
+        self.journal.write("container.started", name=name, container=container_name, id=box.id,
+                           image=spec.image, argv=argv, labels=labels, host_pid=box.host_pid())
+        box.wait_http_ready(ready, timeout=spec.ready.timeout)
+
     def _start_demo_target(self) -> None:
         t = self.scenario.target
         store = next(d for n, d in self.dependencies.items() if self.scenario.dependencies[n].upstream == "demo")
@@ -126,6 +177,7 @@ class SystemUnderTest:
                 "--model-name", t.model]
         if t.feature_timeout is not None:
             argv += ["--feature-timeout", f"{t.feature_timeout:g}"]
+        argv += t.args
         proc = self._spawn("target", argv)
         proc.wait_http_ready(f"http://{HOST}:{port}/v2/health/ready", timeout=t.ready_timeout)
         self.base_url = f"http://{HOST}:{port}"
@@ -158,6 +210,14 @@ class SystemUnderTest:
             proc.stop()
             self.ledger.process_done(name)
             self.journal.write("process.stopped", name=name, returncode=proc.proc.returncode if proc.proc else None)
+        for name, box in self.containers.items():
+            try:
+                box.stop()
+                self.journal.write("container.removed", name=name, container=box.container_name)
+            except Exception as exc:  # noqa: BLE001 (no daemon: the ledger keeps it for cleanup)
+                self.journal.write("teardown.error", step=f"remove container {box.container_name}", error=str(exc))
+                continue
+            self.ledger.container_done(name)
         for dep in self.dependencies.values():
             try:
                 self.proxy_client.delete_proxy(dep.proxy_name)

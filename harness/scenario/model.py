@@ -61,29 +61,76 @@ class Target(Strict):
     model: str = "fraud"
     ready_timeout: Duration = 60.0
     feature_timeout: Duration | None = None  # demo only: the service's feature-store timeout
+    args: list[str] = Field(default_factory=list)  # demo only: more `serve` flags, e.g. [--max-inflight, "16"]
 
     @model_validator(mode="after")
     def _one_way_to_reach(self) -> Target:
         ways = [w for w in ("demo", "url", "start") if getattr(self, w) is not None]
         if len(ways) != 1:
             raise ValueError("say exactly one of demo:, url: or start: to tell how to reach the target")
+        if self.demo is None and (self.args or self.feature_timeout is not None):
+            raise ValueError("args: and feature_timeout: are flags of the demo: use them with demo: fraud")
         return self
+
+
+class ContainerSpec(Strict):
+    """A dependency the harness runs in a Docker container (host network), on a free port.
+
+    `{port}`, `{python}` and `{deps[NAME]}` in the command and env are filled in, as for
+    `start:`. `volumes` maps a host path to a container path, read-only unless the
+    container path ends in `:rw`. `host_python: true` also mounts the host's interpreter,
+    its packages and this project read-only at the same paths, so a bare image (busybox)
+    can run `{python}`. The container is labelled `aftershock.run`, `aftershock.scenario`
+    and `aftershock.dependency`; container faults pick it by those labels or by `name`.
+    """
+
+    image: str
+    command: list[str] | None = Field(default=None, min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+    volumes: dict[str, str] = Field(default_factory=dict)
+    name: str | None = None  # default: aftershock-<dependency>-<run id>
+    host_python: bool = False
+    ready: ReadyCheck = Field(default_factory=ReadyCheck)
+    docker_host: str | None = None  # default: DOCKER_HOST or the local socket
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, v: str | None) -> str | None:
+        return v if v is None else _check_name(v)
+
+    @field_validator("volumes")
+    @classmethod
+    def _absolute_paths(cls, v: dict[str, str]) -> dict[str, str]:
+        for host, inside in v.items():
+            path = inside.removesuffix(":rw").removesuffix(":ro")
+            if not host.startswith("/") or not path.startswith("/"):
+                raise ValueError(f"volume {host!r}: {inside!r}: both paths must be absolute (host path: container path[:rw])")
+        return v
 
 
 class DependencySpec(Strict):
     """A dependency of the target, routed through the fault proxy.
 
     `upstream: demo` is the demo's feature store; otherwise host:port of a running
-    service, or `start:` to have the harness start it.
+    service, `start:` to have the harness start it, or `container:` to have the harness
+    run it in a container. `upstream: demo` with `container:` runs the demo's feature
+    store in that container (its command and the host's interpreter are filled in).
     """
 
     upstream: str | None = None
     start: StartCommand | None = None
+    container: ContainerSpec | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> DependencySpec:
-        if (self.upstream is None) == (self.start is None):
-            raise ValueError("say exactly one of upstream: (host:port or 'demo') or start:")
+        if self.upstream == "demo" and self.container is not None:
+            if self.container.command is not None:
+                raise ValueError("upstream: demo runs the demo's feature store: leave out container.command")
+            return self
+        if sum(w is not None for w in (self.upstream, self.start, self.container)) != 1:
+            raise ValueError("say exactly one of upstream: (host:port or 'demo'), start: or container:")
+        if self.container is not None and self.container.command is None:
+            raise ValueError("container.command is required: the command that serves on {port}")
         return self
 
 
