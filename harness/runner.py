@@ -273,8 +273,10 @@ class Runner:
                     if t.exception() is not None:
                         raise t.exception()
             if not fault_task.done():
-                # the load ended before the timeline did (its child died): nothing to measure
-                raise RuntimeError(f"the load stopped before the timeline ended; see {self.run_dir / 'load'}")
+                if not end_task.done():
+                    # the load ended before the timeline did (its child died): nothing to measure
+                    raise RuntimeError(f"the load stopped before the timeline ended; see {self.run_dir / 'load'}")
+                await fault_task  # an attack overrunning its window a little (bounded in AttackTimeline)
         finally:
             tasks = (consume, fault_task, stop_task, probe_task, end_task)
             for t in tasks:

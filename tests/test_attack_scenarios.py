@@ -1,0 +1,73 @@
+"""The attack scenarios end to end: each holds against the resilient demo and shows the
+expected failure against its fragile twin (same scenario, `mode: fragile`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# scenario -> the SLO (by expression) that the fragile demo is expected to fail. Evasion is
+# not here: with the few samples a quick run affords (13-40), robust accuracy is +-0.1,
+# too close to its 0.7 line for a CI gate; it is checked for sound figures instead.
+CASES = {
+    "attack-label-flip": "poison_rejection_rate >= 90% during label-flip",
+    "attack-api-fuzz": "rate_limited_share > 0 during flood",
+}
+
+
+def run(scenario: Path, out: Path) -> tuple[int, dict, str]:
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(scenario), "--quick", "-o", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    runs = sorted((out / scenario.stem).glob("*/result.json"))  # file stem == scenario name
+    result = json.loads(runs[-1].read_text()) if runs else {}
+    return proc.returncode, result, proc.stdout + proc.stderr
+
+
+# The demo retrains inside its serving process; on a busy 2-core box under 8 users a
+# retrain outlasts the quick run's window, so the test runs these with lighter load.
+LIGHT_LOAD = {"attack-label-flip": ("users: 8", "users: 2")}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_attack_scenario_resilient_holds_fragile_fails(tmp_path: Path, name: str) -> None:
+    source = tmp_path / f"{name}.yaml"
+    text = (ROOT / "scenarios" / f"{name}.yaml").read_text()
+    if name in LIGHT_LOAD:
+        assert LIGHT_LOAD[name][0] in text
+        text = text.replace(*LIGHT_LOAD[name])
+    source.write_text(text)
+    code, result, out = run(source, tmp_path / "resilient")
+    assert code == 0, out
+    assert all(v["passed"] is True for v in result["slos"]), result["slos"]
+    assert "attack.result" in (next((tmp_path / "resilient" / name).iterdir()) / "journal.jsonl").read_text()
+
+    fragile = tmp_path / "fragile" / f"{name}.yaml"
+    fragile.parent.mkdir()
+    assert "mode: resilient" in text
+    # the fragile twin: patterns off, and no resilience flags passed to the demo either
+    text = "\n".join(line for line in text.splitlines() if not line.strip().startswith("args:"))
+    fragile.write_text(text.replace("mode: resilient", "mode: fragile"))
+    code, result, out = run(fragile, tmp_path / "fragile")
+    assert code == 1, out
+    verdicts = {v["expect"]: v for v in result["slos"]}
+    assert verdicts[CASES[name]]["passed"] is False, verdicts[CASES[name]]
+
+
+def test_evasion_scenario_measures_the_live_endpoint(tmp_path: Path) -> None:
+    code, result, out = run(ROOT / "scenarios" / "attack-evasion.yaml", tmp_path)
+    assert code in (0, 1), out  # verdicts were reached; the robustness line itself is noisy
+    verdicts = {v["expect"]: v for v in result["slos"]}
+    robust = verdicts["robust_accuracy >= 0.7 during hsj"]["measured"]
+    success = verdicts["attack_success_rate <= 30% during hsj"]["measured"]
+    assert 0 <= robust <= 1 and 0 <= success <= 1
+    assert verdicts["server_errors == 0 during hsj"]["passed"] is True
+    journal = (next((tmp_path / "attack-evasion").iterdir()) / "journal.jsonl").read_text()
+    (line,) = [x for x in journal.splitlines() if '"event": "attack.result"' in x]
+    metrics = json.loads(line)["metrics"]
+    assert metrics["samples"] >= 5 and metrics["queries"] > 0
