@@ -38,16 +38,14 @@ def run(
 ) -> None:
     """Run a scenario and report every SLO's verdict."""
     from harness.runner import EXIT_BAD_INPUT, RunOptions, Runner
+    from harness.scenario.loader import load_scenario
 
     try:
-        loaded = _load(scenario)
-        if allow_host:
-            loaded.scenario.safety.allowed_hosts.extend(allow_host)
+        loaded = load_scenario(scenario, allow_hosts=allow_host)
     except UserError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         raise typer.Exit(EXIT_BAD_INPUT) from None
-    opts = RunOptions(quick=quick, output_dir=output, allow_hosts=list(allow_host), toxiproxy_url=toxiproxy_url,
-                      live=True)
+    opts = RunOptions(quick=quick, output_dir=output, toxiproxy_url=toxiproxy_url, live=True)
     runner = Runner(loaded, opts)
     err.print(f"running {loaded.scenario.name}{' (quick)' if quick else ''} → {runner.run_dir}", highlight=False)
     result = runner.run()

@@ -45,7 +45,7 @@ class ScenarioFile(pytest.File):
         from harness.scenario.loader import load_scenario
 
         try:
-            self.loaded = load_scenario(self.path)
+            self.loaded = load_scenario(self.path, allow_hosts=self.config.getoption("--aftershock-allow-host"))
         except UserError as exc:
             raise self.CollectError(f"bad scenario (exit code 2 from `aftershock run`):\n{exc}") from None
         slos = self.loaded.scenario.slos
@@ -59,13 +59,9 @@ class ScenarioFile(pytest.File):
             from harness.runner import RunOptions, Runner
 
             cfg = self.config
-            loaded = self.loaded
-            allow = cfg.getoption("--aftershock-allow-host")
-            loaded.scenario.safety.allowed_hosts.extend(allow)
             output = cfg.getoption("--aftershock-output")
-            opts = RunOptions(quick=cfg.getoption("--aftershock-quick"), output_dir=Path(output) if output else None,
-                              allow_hosts=allow)
-            self._result = Runner(loaded, opts).run()
+            opts = RunOptions(quick=cfg.getoption("--aftershock-quick"), output_dir=Path(output) if output else None)
+            self._result = Runner(self.loaded, opts).run()
         return self._result
 
 

@@ -44,7 +44,6 @@ LOAD_END_SLACK_S = 30.0
 class RunOptions:
     quick: bool = False
     output_dir: Path | None = None  # overrides the scenario's output.dir
-    allow_hosts: list[str] = field(default_factory=list)
     toxiproxy_url: str | None = None  # an external Toxiproxy server instead of the embedded one
     live: bool = False  # a live terminal view (rich) while the run goes
 
@@ -56,12 +55,6 @@ class RunResult:
     run_dir: Path
     result: dict[str, Any]
     message: str = ""
-
-
-class Interrupted(Exception):
-    def __init__(self, signame: str) -> None:
-        super().__init__(signame)
-        self.signame = signame
 
 
 class Runner:

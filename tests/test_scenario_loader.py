@@ -167,3 +167,12 @@ def test_random_text_never_tracebacks(text: str) -> None:
         parse_scenario(text, "fuzz.yaml")
     except ScenarioError:
         pass
+
+
+def test_allow_host_flag_admits_a_non_loopback_target(tmp_path: Path) -> None:
+    path = tmp_path / "remote.yaml"
+    path.write_text(GOOD.replace("  demo: fraud\n", "  url: http://10.1.2.3:8080\n")
+                    .replace("feature-store: {upstream: demo}", "feature-store: {upstream: '127.0.0.1:6379'}"))
+    with pytest.raises(ScenarioError, match="outside loopback"):
+        load_scenario(path)
+    assert load_scenario(path, allow_hosts=["10.1.2.3"]).scenario.safety.allowed_hosts == ["10.1.2.3"]

@@ -198,8 +198,10 @@ def _pydantic_problems(err: ValidationError, model: type[BaseModel], prefix: Pat
     return out
 
 
-def load_scenario(path: str | os.PathLike[str]) -> LoadedScenario:
-    """Load and fully validate a scenario file, or raise ScenarioError."""
+def load_scenario(path: str | os.PathLike[str], allow_hosts: list[str] | tuple[str, ...] = ()) -> LoadedScenario:
+    """Load and fully validate a scenario file, or raise ScenarioError.
+
+    `allow_hosts` adds to the scenario's safety.allowed_hosts (the --allow-host flag)."""
     p = Path(path)
     file = str(path)
     try:
@@ -208,10 +210,11 @@ def load_scenario(path: str | os.PathLike[str]) -> LoadedScenario:
         raise ScenarioError([Problem(file, 1, 1, "", "file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ScenarioError([Problem(file, 1, 1, "", f"cannot read the file: {exc}")]) from None
-    return parse_scenario(text, file, base_dir=p.parent)
+    return parse_scenario(text, file, base_dir=p.parent, allow_hosts=allow_hosts)
 
 
-def parse_scenario(text: str, file: str = "<scenario>", base_dir: Path | None = None) -> LoadedScenario:
+def parse_scenario(text: str, file: str = "<scenario>", base_dir: Path | None = None,
+                   allow_hosts: list[str] | tuple[str, ...] = ()) -> LoadedScenario:
     problems: list[Problem] = []
     marks = _Marks()
     try:
@@ -250,6 +253,7 @@ def parse_scenario(text: str, file: str = "<scenario>", base_dir: Path | None = 
     except ValidationError as err:
         raise ScenarioError(_pydantic_problems(err, Scenario, (), marks, file)) from None
 
+    scenario.safety.allowed_hosts.extend(h for h in allow_hosts if h not in scenario.safety.allowed_hosts)
     faults = _validate_faults(scenario, marks, file, problems)
     attacks = _validate_attacks(scenario, marks, file, problems)
     _validate_probes(scenario, marks, file, problems)
