@@ -65,7 +65,7 @@ class Runner:
         if self.options.quick:
             self.scenario.load.window = min(self.scenario.load.window, 0.5)
         self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
-        out_root = self.options.output_dir or Path(self.scenario.output.dir)
+        out_root = (self.options.output_dir or Path(self.scenario.output.dir)).absolute()
         self.out_root = out_root
         self.run_dir = out_root / self.scenario.name / self.run_id
         self.windows: dict[int, Window] = {}

@@ -23,8 +23,8 @@ FLAGSHIP = ROOT / "scenarios" / "feature-store-latency.yaml"
 FRAGILE = ROOT / "scenarios" / "feature-store-latency-fragile.yaml"
 
 
-def aftershock(*args: str, **kw) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=ROOT,
+def aftershock(*args: str, cwd: Path = ROOT, **kw) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", *args], cwd=cwd,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
 
 
@@ -34,10 +34,11 @@ def run_dir_of(output: Path, name: str) -> Path:
 
 
 def test_flagship_quick_passes_with_verdicts(tmp_path: Path) -> None:
-    proc = aftershock("run", str(FLAGSHIP), "--quick", "-o", str(tmp_path))
+    # a relative reports folder, as the README's main command uses
+    proc = aftershock("run", str(FLAGSHIP), "--quick", "-o", "reports", cwd=tmp_path)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
-    run = run_dir_of(tmp_path, "feature-store-latency")
+    run = run_dir_of(tmp_path / "reports", "feature-store-latency")
     result = json.loads((run / "result.json").read_text())
     assert result["status"] == "passed"
     assert len(result["slos"]) == 4

@@ -64,7 +64,8 @@ class LoadProcess:
     def __init__(self, config: LoadConfig, workdir: str | Path | None = None) -> None:
         self.config = config
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="aftershock-load-")
-        self.workdir = Path(workdir or self._tmp.name)  # type: ignore[union-attr]
+        # absolute: the child runs in this folder and is told paths inside it
+        self.workdir = Path(workdir or self._tmp.name).resolve()  # type: ignore[union-attr]
         self.stream_path = self.workdir / "windows.jsonl"
         self.log_path = self.workdir / "locust.log"
         self.config_path = self.workdir / "load-config.json"
