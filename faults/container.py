@@ -16,22 +16,9 @@ from pydantic import Field, model_validator
 
 from faults.process import SignalName
 from faults.selection import SelectorParams, select
+from harness.containers import docker_client
 from harness.fault import Fault, FaultParams, UserError
 from harness.units import Duration
-
-
-def docker_client(host: str | None) -> Any:
-    """A Docker SDK client for `host` (DOCKER_HOST etc. when None); UserError if unreachable."""
-    import docker  # optional extra: `pip install aftershock[docker]`
-    from docker.errors import DockerException
-
-    try:
-        client = docker.DockerClient(base_url=host) if host else docker.from_env()
-        client.ping()
-    except DockerException as exc:
-        where = host or "DOCKER_HOST or /var/run/docker.sock"
-        raise UserError(f"no Docker daemon reachable at {where} ({exc}); start dockerd or set `docker_host:`") from None
-    return client
 
 
 class ContainerParams(SelectorParams):
