@@ -80,19 +80,39 @@ class ManagedProcess:
 
     def wait_http_ready(self, url: str, timeout: float, is_ready: Callable[[httpx.Response], bool] | None = None) -> None:
         """Poll `url` until it answers 2xx; on timeout or early exit, show the log's tail."""
-        deadline = time.monotonic() + timeout
         check = is_ready or (lambda r: r.status_code < 300)
+
+        def answered() -> bool:
+            try:
+                return check(httpx.get(url, timeout=1.0))
+            except httpx.HTTPError:
+                return False
+
+        self.wait_until(answered, f"at {url}", timeout)
+
+    def wait_file_ready(self, path: Path, timeout: float, contains: str | None = None) -> None:
+        """Wait until the process has written `path` (holding `contains`, when given)."""
+        def written() -> bool:
+            try:
+                text = path.read_text(encoding="utf-8", errors="replace")
+            except OSError:
+                return False
+            return bool(text) and (contains is None or contains in text)
+
+        what = f"(no {path}" + (f" holding {contains!r})" if contains else ")")
+        self.wait_until(written, what, timeout)
+
+    def wait_until(self, ready: Callable[[], bool], what: str, timeout: float) -> None:
+        """Poll `ready` until true; on timeout or early exit, show the log's tail."""
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.alive():
                 code = self.proc.returncode if self.proc else None
                 raise UserError(f"{self.name} exited with code {code} before it was ready; last lines of {self.log_path}:\n{tail(self.log_path)}")
-            try:
-                if check(httpx.get(url, timeout=1.0)):
-                    return
-            except httpx.HTTPError:
-                pass
+            if ready():
+                return
             time.sleep(0.1)
-        raise UserError(f"{self.name} was not ready at {url} within {timeout:g}s; last lines of {self.log_path}:\n{tail(self.log_path)}")
+        raise UserError(f"{self.name} was not ready {what} within {timeout:g}s; last lines of {self.log_path}:\n{tail(self.log_path)}")
 
     def signal_group(self, sig: int) -> None:
         if self.proc is None:

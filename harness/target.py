@@ -93,9 +93,12 @@ class SystemUnderTest:
             try:
                 argv = [part.format(**values) for part in job.command]
                 env = {k: v.format(**values) for k, v in job.env.items()}
+                ready = job.ready and Path(job.ready.file.format(**values))
             except (KeyError, IndexError, ValueError) as exc:
                 raise UserError(f"jobs.{name}: cannot fill in {exc}: use {{python}}, {{run_dir}}, {{target}} or {{deps[NAME]}}") from None
-            self._spawn(name, argv, env=env, cwd=job.cwd)
+            proc = self._spawn(name, argv, env=env, cwd=job.cwd)
+            if ready:
+                proc.wait_file_ready(ready, job.ready.timeout, job.ready.contains)
 
     def _start_dependency(self, name: str, dep: Any) -> str:
         if dep.container:

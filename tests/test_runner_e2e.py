@@ -214,3 +214,17 @@ def test_spot_preemption_of_the_training_job(tmp_path: Path, name: str, code: in
     # the job really was killed and started again
     progress = (run / "trainer" / "progress.jsonl").read_text()
     assert progress.count('"event": "start"') >= 2 or '"event": "resumed"' in progress
+
+
+def test_a_job_that_dies_before_it_is_ready_stops_the_run_with_its_log(tmp_path: Path) -> None:
+    scenario = tmp_path / "dead-job.yaml"
+    text = (ROOT / "scenarios" / "spot-preemption.yaml").read_text().replace("name: spot-preemption", "name: dead-job")
+    # the trainer is given a flag it does not know: it exits at once, before any step
+    scenario.write_text(text.replace("--step-time", "--no-such-flag"))
+    proc = aftershock("run", str(scenario), "--quick", "-o", str(tmp_path))
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out
+    assert "trainer exited with code 2 before it was ready" in out and "--no-such-flag" in out
+    assert "Traceback" not in out
+    started = _started_pids(run_dir_of(tmp_path, "dead-job") / "journal.jsonl")
+    assert started and not any(_alive(pid) for pid in started)

@@ -48,6 +48,9 @@ class StartCommand(Strict):
     command: list[str] = Field(min_length=1)
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
+    ready: JobReady | None = None
+
+
     ready: ReadyCheck = Field(default_factory=ReadyCheck)
 
 
@@ -134,6 +137,15 @@ class DependencySpec(Strict):
         return self
 
 
+class JobReady(Strict):
+    """When a job counts as started: the run's clock waits for it, so a fault at `8s`
+    meets a job that is really working (a cold `import torch` can take seconds)."""
+
+    file: str  # the job has written this file (placeholders as in `command`)
+    contains: str | None = None  # ... and it holds this text (e.g. '"event": "step"')
+    timeout: Duration = 120.0
+
+
 class Job(Strict):
     """A process that runs beside the target (e.g. a training job), started after it.
 
@@ -144,6 +156,7 @@ class Job(Strict):
     command: list[str] = Field(min_length=1)
     env: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
+    ready: JobReady | None = None
 
 
 class DataSpec(Strict):
