@@ -130,17 +130,17 @@ def test_percentiles_match_the_truth_and_windows_stream(dataset: Path, tmp_path:
     for p in (50, 95, 99):
         measured = hdr_percentile(total, p)
         # The windowed, merged HDR figures against every raw sample the client saw: the
-        # issue's bound, 2 % + 2 ms, holds however busy the machine is.
+        # histograms' own error is under 1 %, however busy the machine is.
         seen = true_percentile(client_seen, p)
-        assert abs(measured - seen) <= 0.02 * seen + 2.0, (
+        assert abs(measured - seen) <= 0.01 * seen, (
             f"p{p}: {measured:.2f} ms vs client {seen:.2f} ms"
         )
-        # Against what the server served: the client also sees scheduling delays on a
-        # busy shared 2-core box, so the bound here is wider (quiet-machine figures:
-        # benchmarks/README-load.md).
+        # Against what the server served (its own clock, from request to answer): the
+        # truth the issue names. The gap is loopback and Locust's client work, about
+        # 1 ms here even with one core kept busy (benchmarks/README-load.md).
         served = true_percentile(srv.durations, p)
         print(f"p{p}: measured {measured:.2f} ms, client saw {seen:.2f} ms, server served {served:.2f} ms")
-        assert abs(measured - served) <= 0.05 * served + 6.0, (
+        assert abs(measured - served) <= 0.02 * served + 2.0, (
             f"p{p}: {measured:.2f} ms vs served {served:.2f} ms"
         )
 

@@ -98,3 +98,28 @@ def test_config_errors() -> None:
     with pytest.raises(ValidationError, match="class_path"):
         _cfg(duration=1, shape={"kind": "custom", "class_path": "no-colon"})
     assert _cfg(duration="2m", window="100ms", request_timeout="250ms").window == 0.1
+
+
+def test_response_decoder_remembers_bodies_and_still_rejects_garbage() -> None:
+    from harness.load import response_decoder
+    from harness.load.response_decoder import ResponseDecoder
+    from harness.protocols import DecodeError, make_adapter
+
+    calls = []
+    adapter = make_adapter("oip-v2")
+    real = adapter.decode
+    adapter.decode = lambda body: calls.append(body) or real(body)  # counts the real decoding
+    decoder = ResponseDecoder(adapter)
+    body = b'{"model_name":"m","model_version":"3","outputs":[{"name":"y","shape":[1],"datatype":"INT64","data":[1]}]}'
+    first = decoder.decode(body)
+    assert decoder.decode(bytes(body)) == first == Decoded(predictions=[1], model_version="3")
+    assert len(calls) == 1, "the same bytes are decoded once"
+    with pytest.raises(ValueError):
+        decoder.decode(b"not json")
+    with pytest.raises(DecodeError):
+        decoder.decode(b'{"no": "outputs"}')
+    with pytest.raises(ValueError):
+        decoder.decode(b"not json")  # errors are never remembered as answers
+    for i in range(response_decoder.MAX_ENTRIES + 5):  # a full memory is dropped, not grown
+        decoder.decode(body.replace(b'"3"', f'"{i}"'.encode()))
+    assert len(decoder._known) <= response_decoder.MAX_ENTRIES

@@ -20,6 +20,7 @@ from harness.datasets import PayloadDataset, load_dataset
 from harness.load.config import ArrivalRateShape, LoadConfig
 from harness.load.failures import DecodeFailure
 from harness.load.plugin import CONTEXT_DECODED, CONTEXT_LABELS
+from harness.load.response_decoder import ResponseDecoder
 from harness.protocols import DecodeError, ProtocolAdapter
 
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
@@ -62,11 +63,11 @@ class ModelUser(FastHttpUser):
     wait_time = constant(0)
     payloads: Payloads | None = None
     infer_path: str = "/"
-    adapter: ProtocolAdapter | None = None
+    decoder: ResponseDecoder | None = None
 
     @task
     def infer(self) -> None:
-        assert self.payloads is not None and self.adapter is not None
+        assert self.payloads is not None and self.decoder is not None
         body, labels = self.payloads.next()
         context = {CONTEXT_LABELS: labels, CONTEXT_DECODED: None}
         with self.client.post(
@@ -75,7 +76,7 @@ class ModelUser(FastHttpUser):
             if resp.request_meta["exception"] is not None:
                 return  # HTTP or network failure: the plugin names its kind
             try:
-                decoded = self.adapter.decode(json.loads(resp.content or b""))
+                decoded = self.decoder.decode(resp.content)
             except (ValueError, DecodeError) as exc:
                 resp.failure(DecodeFailure(str(exc)))
                 return
@@ -89,7 +90,7 @@ class ModelUser(FastHttpUser):
 
 
 def prepare_model_user(
-    config: LoadConfig, adapter: ProtocolAdapter | None, load_dir: Path | None = None
+    config: LoadConfig, decoder: ResponseDecoder | None, load_dir: Path | None = None
 ) -> None:
     """Bind the run's config to ModelUser before users spawn (timeouts, payloads, pacing).
 
@@ -98,12 +99,13 @@ def prepare_model_user(
     ModelUser.connection_timeout = config.request_timeout
     if not isinstance(config.shape, ArrivalRateShape):
         ModelUser.wait_time = constant(config.think_time)
-    if config.dataset is None or adapter is None or ModelUser.payloads is not None:
+    if config.dataset is None or decoder is None or ModelUser.payloads is not None:
         return
+    adapter = decoder.adapter
     dataset = load_dataset(
         config.dataset, label=config.label, features=config.features, stack_as=config.stack_as
     )
-    ModelUser.adapter = adapter
+    ModelUser.decoder = decoder
     ModelUser.infer_path = adapter.infer_path(config.model)
     ModelUser.payloads = Payloads(dataset, adapter, config.batch_size)
     if load_dir is not None:

@@ -29,7 +29,8 @@ from pydantic import BaseModel
 from harness.load.config import ArrivalRateShape, LoadConfig
 from harness.load.failures import failure_kind
 from harness.load.recorder import WindowRecorder
-from harness.protocols import Decoded, DecodeError, ProtocolAdapter, make_adapter
+from harness.load.response_decoder import ResponseDecoder
+from harness.protocols import Decoded, DecodeError, make_adapter
 
 CONFIG_ENV = "AFTERSHOCK_LOAD_CONFIG"  # names the JSON file with the ChildConfig
 CONTEXT_LABELS = "aftershock_labels"  # request context: the labels of the batch sent
@@ -60,7 +61,7 @@ def config_from_env() -> ChildConfig | None:
 @dataclass
 class PluginState:
     config: ChildConfig | None = None
-    adapter: ProtocolAdapter | None = None
+    decoder: ResponseDecoder | None = None
     recorder: WindowRecorder | None = None
     sink: IO[bytes] | None = None
     flusher: gevent.Greenlet | None = None
@@ -99,7 +100,7 @@ def _configure(environment: Environment) -> ChildConfig:
         )
     cfg = ChildConfig.model_validate_json(text)
     STATE.config = cfg
-    STATE.adapter = make_adapter(cfg.load.protocol, **cfg.load.protocol_options)
+    STATE.decoder = ResponseDecoder(make_adapter(cfg.load.protocol, **cfg.load.protocol_options))
     if not isinstance(environment.runner, MasterRunner):
         STATE.recorder = WindowRecorder(cfg.load.window)
     return cfg
@@ -169,7 +170,7 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     from harness.load.model_user import prepare_model_user
 
     stream = STATE.config.stream_path if STATE.config else None
-    prepare_model_user(cfg, STATE.adapter, Path(stream).parent if stream else Path.cwd())
+    prepare_model_user(cfg, STATE.decoder, Path(stream).parent if stream else Path.cwd())
     if STATE.flusher is None:
         STATE.flusher = gevent.spawn(_flush_every_window, environment)
 
@@ -204,11 +205,10 @@ def _on_request(
 
 def _decode_foreign(response: Any) -> Decoded | None:
     """Tag a bring-your-own request with what the adapter reads, if its body is protocol JSON."""
-    if STATE.adapter is None or response is None:
+    if STATE.decoder is None or response is None:
         return None
     try:
-        body = json.loads(response.content or b"")
-        return STATE.adapter.decode(body)
+        return STATE.decoder.decode(response.content)
     except (ValueError, TypeError, DecodeError, AttributeError):
         return None
 
