@@ -8,7 +8,7 @@ Against one fast local endpoint (harness.load.reference_server, fast mode, own p
 each with processes: 1 and 2. Throughput = requests the server answered / run time.
 Rounds alternate bare/harness so drift in machine load hits both alike.
 
-    python benchmarks/load_bench.py [--seconds 8] [--users 20] [--rounds 2]
+    python benchmarks/load_bench.py [--seconds 8] [--users 20] [--rounds 2] [--processes 1,2]
 """
 
 from __future__ import annotations
@@ -98,7 +98,9 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--users", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--processes", default="1,2", help="process counts to compare, e.g. 1,2,4")
     args = ap.parse_args()
+    counts = [int(p) for p in args.processes.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         locustfile = Path(tmp) / "bench_user.py"
         locustfile.write_text(BENCH_USER)
@@ -108,7 +110,7 @@ def main() -> None:
         model = {"dataset": str(dataset), "model": "m"}
         rows: dict[str, list[float]] = {}
         for _ in range(args.rounds):
-            for processes in (1, 2):
+            for processes in counts:
                 rows.setdefault(f"bare p={processes}", []).append(
                     bare(locustfile, args.users, args.seconds, processes)
                 )
@@ -124,13 +126,12 @@ def main() -> None:
     )
     for k, v in rows.items():
         print(f"{k:<14} {med[k]:8.0f} req/s   runs: {', '.join(f'{x:.0f}' for x in v)}")
-    for p in (1, 2):
+    for p in counts:
         print(f"harness/bare   p={p}: {med[f'harness p={p}'] / med[f'bare p={p}']:.3f}")
         print(f"model/bare     p={p}: {med[f'model p={p}'] / med[f'bare p={p}']:.3f}")
-    print(
-        f"gain from processes: 2  harness {med['harness p=2'] / med['harness p=1']:.2f}x, "
-        f"bare {med['bare p=2'] / med['bare p=1']:.2f}x, model {med['model p=2'] / med['model p=1']:.2f}x"
-    )
+    for p in counts[1:]:
+        gains = {k: med[f"{k} p={p}"] / med[f"{k} p={counts[0]}"] for k in ("harness", "bare", "model")}
+        print(f"gain from processes: {p}  " + ", ".join(f"{k} {g:.2f}x" for k, g in gains.items()))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import stats as scistats
 
 DELIVERED_FILE = "drift-delivered.jsonl"
 SAMPLE_CAP = 20_000
@@ -42,11 +41,15 @@ def shift_stats(reference: np.ndarray, sent: np.ndarray) -> dict[str, Any]:
     sent = np.asarray(sent, dtype=np.float64)
     ref = reference[np.isfinite(reference)]
     finite = sent[np.isfinite(sent)]
-    out: dict[str, Any] = {"rows": int(len(sent)),
+    out: dict[str, Any] = {"rows": len(sent),
                            "nonfinite_share": float(1 - len(finite) / len(sent)) if len(sent) else None}  # fmt: skip
     if not len(finite) or not len(ref):
         return out | {"ks": None, "psi": None, "wasserstein": None, "mean_shift_std": None, "std_ratio": None}
     std = float(ref.std()) or 1.0
+    # scipy is imported here, not at the top: the Locust child imports this module, and
+    # scipy there costs it a second at start
+    from scipy import stats as scistats
+
     return out | {
         "ks": float(scistats.ks_2samp(ref, finite).statistic),
         "psi": psi(ref, finite),
@@ -65,7 +68,7 @@ def label_stats(reference: np.ndarray, sent: np.ndarray) -> dict[str, Any]:
     p = np.array([(got == c).mean() if len(got) else 0.0 for c in classes])
     pc, qc = np.clip(p, PSI_EPSILON, None), np.clip(q, PSI_EPSILON, None)
     return {
-        "rows": int(len(got)),
+        "rows": len(got),
         "shares": {c: float(s) for c, s in zip(classes, p)},
         "reference_shares": {c: float(s) for c, s in zip(classes, q)},
         "psi": float(np.sum((pc - qc) * np.log(pc / qc))),
