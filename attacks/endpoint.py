@@ -26,6 +26,10 @@ class EndpointError(Exception):
     """The endpoint failed to answer a query (5xx, transport error, undecodable body)."""
 
 
+class QueryRefused(EndpointError):
+    """The endpoint refused a well-formed query (403): a defence caught the attacker."""
+
+
 class RateLimiter:
     """Spaces calls at most `rate` per second (None: no limit). Thread-safe."""
 
@@ -96,6 +100,7 @@ class EndpointClient:
         self.requests = 0
         self.server_errors = 0
         self.throttled = 0
+        self.refused = 0  # queries (rows) the endpoint refused with 403
 
     @classmethod
     def for_attack(cls, ctx: AttackContext, params: Any, deadline: float,
@@ -154,6 +159,9 @@ class EndpointClient:
             raise EndpointError(
                 f"{self.url} answered {response.status_code}: {response.text[:200]}"
             )
+        if response.status_code == 403:
+            self.refused += rows
+            raise QueryRefused(f"{self.url} refused the attacker's query: {response.text[:200]}")
         if response.status_code >= 400:
             raise EndpointError(
                 f"{self.url} refused a query ({response.status_code}): {response.text[:200]}"

@@ -29,7 +29,7 @@ from attacks.base import (
     pick_rows,
     require_labels,
 )
-from attacks.endpoint import BudgetExhausted, EndpointClient, EndpointError
+from attacks.endpoint import BudgetExhausted, EndpointClient, EndpointError, QueryRefused
 from attacks.metrics import evasion_metrics, perturbation_norm
 from attacks.space import FeatureSpace, take_row, take_rows
 from harness.fault import UserError
@@ -162,6 +162,7 @@ class BlackBoxEvasion(Attack):
         started = time.monotonic()
         finished: list[int] = []
         stopped = "done"
+        refused_samples = 0
         with EndpointClient.for_attack(ctx, p, deadline) as client:
             try:
                 clean_pred, _ = client.predict(take_rows(ctx.dataset, rows))
@@ -208,6 +209,12 @@ class BlackBoxEvasion(Attack):
                         _, z_adv[j], adv_pred[j] = endpoint.best
                         finished.append(j)
                     break
+                except QueryRefused as exc:
+                    # a defence stopped the search: the sample keeps what the endpoint
+                    # last confirmed (its clean prediction, or a success found before)
+                    refused_samples += 1
+                    if refused_samples == 1:
+                        ctx.journal("attack.refused", attack=self.name, error=str(exc))
                 except EndpointError as exc:
                     ctx.journal("attack.error", attack=self.name, error=str(exc))
                     continue
@@ -234,6 +241,7 @@ class BlackBoxEvasion(Attack):
                 space=space,
                 x=x,
             )
+        result.metrics["refused_samples"] = float(refused_samples)
         result.details["seconds"] = round(time.monotonic() - started, 3)
         return result
 
@@ -288,6 +296,7 @@ class BlackBoxEvasion(Attack):
             requests=float(client.requests),
             server_errors=float(client.server_errors),
             throttled=float(client.throttled),
+            refused_queries=float(client.refused),
         )
         return AttackResult(metrics=metrics, details=details)
 

@@ -81,6 +81,7 @@ ATTACK_METRIC_NAMES = frozenset({
     # evasion (black box and white box)
     "clean_accuracy", "robust_accuracy", "attack_success_rate", "perturbation_l2", "perturbation_linf",
     "queries_per_success", "samples", "successes", "queries", "requests", "server_errors", "throttled",
+    "refused_queries", "refused_samples",
     "whitebox_robust_accuracy", "blackbox_robust_accuracy", "transfer_rate", "gradient_masking",
     "surrogate_accuracy",
     # poisoning

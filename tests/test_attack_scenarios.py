@@ -12,17 +12,16 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# scenario -> the SLO (by expression) that the fragile demo is expected to fail. Evasion is
-# not here: with the few samples a quick run affords (13-40), robust accuracy is +-0.1,
-# too close to its 0.7 line for a CI gate; it is checked for sound figures instead.
+# scenario -> the SLO (by expression) that the fragile demo is expected to fail
 CASES = {
     "attack-label-flip": "poison_rejection_rate >= 90% during label-flip",
     "attack-api-fuzz": "rate_limited_share > 0 during flood",
 }
 
 
-def run(scenario: Path, out: Path) -> tuple[int, dict, str]:
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(scenario), "--quick", "-o", str(out)],
+def run(scenario: Path, out: Path, quick: bool = True) -> tuple[int, dict, str]:
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(scenario), *(["--quick"] if quick else []),
+                           "-o", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=600)
     runs = sorted((out / scenario.stem).glob("*/result.json"))  # file stem == scenario name
     result = json.loads(runs[-1].read_text()) if runs else {}
@@ -59,15 +58,32 @@ def test_attack_scenario_resilient_holds_fragile_fails(tmp_path: Path, name: str
     assert verdicts[CASES[name]]["passed"] is False, verdicts[CASES[name]]
 
 
-def test_evasion_scenario_measures_the_live_endpoint(tmp_path: Path) -> None:
-    code, result, out = run(ROOT / "scenarios" / "attack-evasion.yaml", tmp_path)
-    assert code in (0, 1), out  # verdicts were reached; the robustness line itself is noisy
+def test_evasion_resilient_refuses_the_probing_fragile_is_evaded(tmp_path: Path) -> None:
+    code, result, out = run(ROOT / "scenarios" / "attack-evasion.yaml", tmp_path / "resilient")
+    assert code == 0, out
+    assert all(v["passed"] is True for v in result["slos"]), result["slos"]
+    metrics = _attack_metrics(tmp_path / "resilient" / "attack-evasion")
+    # the query guard refused the boundary search, and the real users were not refused
+    assert metrics["refused_queries"] > 0 and metrics["refused_samples"] > 0
+    assert metrics["samples"] >= 10 and metrics["server_errors"] == 0
+
+    # The fragile twin runs the whole 80 s attack window: HopSkipJump then finishes about
+    # 16 samples before its 2000-query budget runs out (a quick run, about 6), enough that
+    # robust accuracy (about 0.45 for the plain model) is far from the 0.8 line.
+    fragile = tmp_path / "attack-evasion.yaml"
+    text = (ROOT / "scenarios" / "attack-evasion.yaml").read_text()
+    assert "mode: resilient" in text
+    fragile.write_text(text.replace("mode: resilient", "mode: fragile"))
+    code, result, out = run(fragile, tmp_path / "fragile", quick=False)
+    assert code == 1, out
     verdicts = {v["expect"]: v for v in result["slos"]}
-    robust = verdicts["robust_accuracy >= 0.7 during hsj"]["measured"]
-    success = verdicts["attack_success_rate <= 30% during hsj"]["measured"]
-    assert 0 <= robust <= 1 and 0 <= success <= 1
-    assert verdicts["server_errors == 0 during hsj"]["passed"] is True
-    journal = (next((tmp_path / "attack-evasion").iterdir()) / "journal.jsonl").read_text()
+    robust = verdicts["robust_accuracy >= 0.8 during hsj"]
+    assert robust["passed"] is False and 0 <= robust["measured"] < 0.8, robust
+    metrics = _attack_metrics(tmp_path / "fragile" / "attack-evasion")
+    assert metrics["refused_queries"] == 0 and metrics["samples"] >= 10 and metrics["queries"] > 0
+
+
+def _attack_metrics(scenario_out: Path) -> dict:
+    journal = (next(scenario_out.iterdir()) / "journal.jsonl").read_text()
     (line,) = [x for x in journal.splitlines() if '"event": "attack.result"' in x]
-    metrics = json.loads(line)["metrics"]
-    assert metrics["samples"] >= 5 and metrics["queries"] > 0
+    return json.loads(line)["metrics"]

@@ -162,3 +162,31 @@ def test_demo_imports_nothing_else_from_aftershock() -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
+
+
+def test_query_guard_refuses_boundary_probing_not_real_traffic() -> None:
+    from harness.demo.query_guard import QueryGuard, QueryRefused
+
+    train = sample(6000, 0, 0).features
+    guard = QueryGuard.from_training(train)
+    traffic = sample(2000, 0, 1).features
+    for _ in range(2):  # real rows, each sent twice: exact repeats are not probes
+        for i in range(0, len(traffic), 4):
+            guard.check(traffic[i : i + 4])
+    assert guard.refused == 0
+
+    # a binary search towards the boundary: each step halves the distance to the point
+    x, far = traffic[0].copy(), traffic[1].copy()
+    span = train.max(axis=0) - train.min(axis=0)
+    steps = 0
+    with pytest.raises(QueryRefused, match="boundary probing"):
+        for k in range(1, 40):
+            guard.check((x + (far - x) * 0.5**k + span * 1e-4 * k)[None])
+            steps += 1
+    assert 5 <= steps <= 20
+
+    # a gradient-estimation batch (many tiny offsets around one point) in one request
+    rng = np.random.default_rng(0)
+    batch = traffic[2] + rng.normal(0, 0.002, (20, len(span))).astype(np.float32) * span
+    with pytest.raises(QueryRefused):
+        QueryGuard.from_training(train).check(batch)

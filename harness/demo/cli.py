@@ -96,6 +96,12 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
         help="serve an adversarially trained main model (cached as model.pt; "
         "the plain one as model-plain.pt)",
     )
+    t.add_argument(
+        "--query-guard",
+        action=flag,
+        help="refuse (403) a query with 8 or more recent near-duplicate queries: the boundary "
+        "probing of black-box evasion attacks (HopSkipJump, Boundary, SimBA, Square)",
+    )
     d = p.add_argument_group("drift monitor")
     d.add_argument("--drift-window", type=int, default=500, help="rows (default 500)")
     d.add_argument("--drift-threshold", type=float, default=0.2, help="PSI (default 0.2)")
@@ -140,6 +146,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         promotion_max_drop=args.promotion_max_drop,
         input_guard=bool(pick("input_guard")),
         robust_model=bool(pick("robust_model")),
+        query_guard=bool(pick("query_guard")),
         drift_window=args.drift_window,
         drift_threshold=args.drift_threshold,
         drift_min_rows=args.drift_min_rows,

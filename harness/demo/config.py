@@ -22,6 +22,7 @@ MODE_DEFAULTS: dict[str, dict[str, object]] = {
         "promotion_gate": True,
         "input_guard": True,
         "robust_model": True,
+        "query_guard": True,
     },
     "fragile": {
         "feature_timeout": 30.0,
@@ -34,6 +35,7 @@ MODE_DEFAULTS: dict[str, dict[str, object]] = {
         "promotion_gate": False,
         "input_guard": False,
         "robust_model": False,
+        "query_guard": False,
     },
 }
 
@@ -55,6 +57,7 @@ class ServerConfig:
     input_guard: bool = True  # clip and round request features before inference
     robust_model: bool = True  # serve an adversarially trained main model
     robust_eps: float = 0.1  # its training perturbations (L2, features scaled to [0, 1])
+    query_guard: bool = True  # refuse boundary probing (many near-duplicate recent queries)
     drift_window: int = 500
     drift_threshold: float = 0.2
     drift_min_rows: int = 250  # fewer clean rows trip PSI > 0.2 by chance (~15% at 100)
@@ -83,5 +86,6 @@ class ServerConfig:
             "promotion_max_drop": self.promotion_max_drop,
             "input_guard": self.input_guard,
             "robust_model": self.robust_model,
+            "query_guard": self.query_guard,
             "drift_webhook": self.drift_webhook,
         }

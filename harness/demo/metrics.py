@@ -28,6 +28,9 @@ class Metrics:
         )
         self.inflight = Gauge("demo_inflight_requests", "Inference requests in flight", registry=r)
         self.shed = Counter("demo_shed_requests", "Requests refused with 429", registry=r)
+        self.refused_queries = Counter(
+            "demo_refused_queries", "Rows refused with 403 as boundary probing (query guard)", registry=r
+        )
         self.fallbacks = Counter(
             "demo_fallbacks",
             "Responses served by the fallback model, by reason",

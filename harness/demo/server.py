@@ -34,6 +34,7 @@ from harness.demo.protocol import (
     encode_v2,
     validate_training_row,
 )
+from harness.demo.query_guard import QueryRefused
 from harness.demo.service import ModelService, ServiceUnavailable, log
 
 Scope = MutableMapping[str, Any]
@@ -167,6 +168,10 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.exception_handler(UnknownEntities)
     async def unknown(request: Request, exc: UnknownEntities) -> JSONResponse:
         return error(400, str(exc))
+
+    @app.exception_handler(QueryRefused)
+    async def refused(request: Request, exc: QueryRefused) -> JSONResponse:
+        return error(403, str(exc))
 
     @app.exception_handler(ServiceUnavailable)
     async def unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:

@@ -22,6 +22,7 @@ from harness.demo.input_guard import InputGuard
 from harness.demo.metrics import Metrics
 from harness.demo.model import Models, accuracy, train_models
 from harness.demo.model_cache import load_models, model_path, save_models
+from harness.demo.query_guard import QueryGuard, QueryRefused
 from harness.demo.storage import ChecksumMismatch
 
 TRAIN_SAMPLE_SEED = 0  # export-data defaults to seed 1: evaluation never sees training rows
@@ -60,6 +61,7 @@ class ModelService:
         self.reference = sample(config.train_rows, config.world_seed, TRAIN_SAMPLE_SEED)
         self.entity_table = entity_table(config.world_seed)
         self.input_guard = InputGuard.from_training(self.reference.features)
+        self.query_guard = QueryGuard.from_training(self.reference.features)
         self.variant = "robust" if config.robust_model else "plain"
         self.drift = DriftMonitor(
             self.reference.features,
@@ -147,11 +149,17 @@ class ModelService:
         """Main model when it can; fallback (if on) when features or the model fail.
 
         Raises ServiceUnavailable when neither can answer, UnknownEntities for ids
-        the store does not know.
+        the store does not know, QueryRefused for boundary probing (query guard on).
         """
         models = self.models
         if models is None:
             raise ServiceUnavailable("the model is still loading; poll /v2/health/ready")
+        if self.config.query_guard:
+            try:
+                self.query_guard.check(features)
+            except QueryRefused:
+                self.metrics.refused_queries.inc(len(features))
+                raise
         self.observe_drift(features)  # what clients send, before any sanitising
         if self.config.input_guard:
             features = self.input_guard.apply(features)
