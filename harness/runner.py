@@ -174,6 +174,7 @@ class Runner:
                 sampler.close()
 
         timeline.run.end = time.time() if timeline.run.end is None else timeline.run.end
+        _settle_baseline(timeline, self.scenario.load.window)
         if timeline.faults and status in ("completed", "aborted"):
             last = max(f.end or timeline.run.end for f in timeline.faults)
             timeline.recovery = Span("recovery", "recovery", last, timeline.run.end)
@@ -386,3 +387,16 @@ async def _both(*coros: Any) -> None:
 
 class _Aborted(Exception):
     """A stop condition tripped."""
+
+
+def _settle_baseline(timeline: RunTimeline, window: float) -> None:
+    """End the baseline a window before the first fault or attack begins.
+
+    Requests in flight when a fault lands (a crash, a toxic) started in the window before
+    it and fail or slow because of it; they belong to neither the steady state nor the
+    fault's windows (which start at its injection), only to the run."""
+    starts = [s.start for s in (*timeline.faults, *timeline.attacks)]
+    if timeline.baseline is None or not starts:
+        return
+    end = min(timeline.baseline.end or timeline.run.end or 0.0, min(starts) - window)
+    timeline.baseline.end = max(end, timeline.baseline.start)

@@ -7,6 +7,8 @@ real control file, the way the Locust child does, on the demo's synthetic data.
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -20,6 +22,8 @@ from faults.payload_channel import CONTROL_FILE, ControlReader, put_fault
 from faults.payload_stream import PayloadFaults
 from harness.demo.data import sample
 from harness.fault import FaultContext, UserError
+
+ROOT = Path(__file__).resolve().parents[1]
 
 ROWS = 2000
 
@@ -200,3 +204,23 @@ def test_delivered_events_combine_processes(tmp_path: Path) -> None:
     (tmp_path / DELIVERED_FILE).write_text("\n".join(lines))
     (ev,) = delivered_events(tmp_path)
     assert ev["rows"] == 400 and ev["ks"] == pytest.approx(0.5) and ev["mean_shift_std"] == pytest.approx(1.25)
+
+
+def test_delivered_ks_and_wasserstein_agree_with_scipy() -> None:
+    from scipy import stats
+
+    from faults.delivered import ks_statistic, wasserstein
+
+    rng = np.random.default_rng(3)
+    for n, m, shift in [(100, 80, 0.3), (1000, 37, 1.0), (5, 5, 0.0), (2000, 2000, 0.01)]:
+        a, b = rng.normal(0, 1, n), rng.normal(shift, 1.5, m)
+        b[:3] = a[:3]  # ties between the samples
+        assert ks_statistic(a, b) == pytest.approx(stats.ks_2samp(a, b, method="asymp").statistic, abs=1e-12)
+        assert wasserstein(a, b) == pytest.approx(stats.wasserstein_distance(a, b), rel=1e-9)
+
+
+def test_the_load_child_modules_do_not_import_scipy() -> None:
+    # scipy in the Locust child stalls its request loop for a second when first imported
+    code = "import sys, faults.payload_stream, harness.load.plugin, harness.load.model_user; print('scipy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"

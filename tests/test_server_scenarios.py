@@ -1,0 +1,41 @@
+"""The flagship latency and outage scenarios against each real model server.
+
+Each server runs from its own venv (.ci/model-servers.sh), started by the scenario's
+`target.start` command; the proxy sits in front of the server (latency) or the server
+process is crashed and restarted (outage). Every SLO must reach a verdict; the
+resilient expectations (recovery within 30 s, accuracy intact) are what a healthy
+stack gives, so the run must pass.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from servers import launch
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = sorted((ROOT / "scenarios" / "servers").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[p.stem for p in SCENARIOS])
+def test_server_scenario_reaches_verdicts(scenario: Path, tmp_path: Path) -> None:
+    server = scenario.stem.split("-")[0]
+    if launch.venv_dir(server) is None:
+        pytest.skip(f"{server} is not installed: run .ci/model-servers.sh {launch.VENV_OF[server]}")
+    # an outage run keeps its full length: a restarted server takes 5-15 s to load its
+    # model again, more than a quick run leaves after the crash
+    quick = [] if scenario.stem.endswith("-outage") else ["--quick"]
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(scenario), *quick, "-o", str(tmp_path)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    (result_path,) = (tmp_path / scenario.stem).glob("*/result.json")
+    result = json.loads(result_path.read_text())
+    verdicts = {v["expect"]: v for v in result["slos"]}
+    assert verdicts and all(v["passed"] is not None for v in verdicts.values()), verdicts
+    assert proc.returncode == 0, out
+    faults = result["timeline"]["faults"]
+    assert faults and all(f["reverted_at_s"] is not None for f in faults)
