@@ -69,6 +69,7 @@ class Runner:
         self.out_root = out_root
         self.run_dir = out_root / self.scenario.name / self.run_id
         self.windows: dict[int, Window] = {}
+        self._measure_from: float | None = None  # set at the clock's start; earlier records are warm-up
         self.abort_reason: str | None = None
         self._signal: str | None = None
         self.live: Any = None  # harness.live.LiveView while the load runs, if options.live
@@ -217,7 +218,7 @@ class Runner:
             label=s.load.data.label_field if s.load.data.labels else None, batch_size=s.load.data.batch_size,
             # Locust's own run-time clock starts before its users do; the runner ends the
             # load itself at run start + duration, so this is only a bound if it cannot
-            users=s.load.users, spawn_rate=s.load.spawn_rate, duration=s.load.duration + LOAD_END_SLACK_S,
+            users=s.load.users, spawn_rate=s.load.spawn_rate, duration=s.load.warmup + s.load.duration + LOAD_END_SLACK_S,
             processes=s.load.processes, request_timeout=s.load.request_timeout, window=s.load.window,
             locustfile=s.load.locustfile,
         )
@@ -245,11 +246,20 @@ class Runner:
             consume.cancel()
             raise RuntimeError(f"the load sent no request within {limit:g}s; see {self.run_dir / 'load' / 'locust.log'}")
         run_start = min(w.start for w in self.windows.values())
+        if s.load.warmup > 0:  # the clock starts at the first window boundary after the warm-up
+            size = s.load.window
+            run_start = math.ceil((run_start + s.load.warmup) / size - 1e-9) * size
+            self._measure_from = run_start
+            await asyncio.wait({consume}, timeout=max(0.0, run_start - time.time()))
+            if consume.done():
+                consume.result()
+                raise RuntimeError(f"the load ended during its warm-up; see {self.run_dir / 'load' / 'locust.log'}")
+            self.windows = {i: w for i, w in self.windows.items() if w.start >= run_start}
         timeline.run.start = run_start
         if s.timeline.baseline > 0:
             timeline.baseline = Span("baseline", "baseline", run_start, run_start + s.timeline.baseline)
         self.journal.write("phase", phase="load", start=run_start, duration=s.load.duration,
-                           baseline=s.timeline.baseline)
+                           baseline=s.timeline.baseline, warmup=s.load.warmup)
         if self.options.live:
             from harness.live import LiveView
 
@@ -318,7 +328,10 @@ class Runner:
 
     async def _consume(self, load: Any, first: asyncio.Event) -> None:
         async for rec in load.windows():
-            journal_window(self.journal, rec)  # each partial record once: the report merges them
+            if self._measure_from is not None and rec.start < self._measure_from:
+                continue  # a late record of the warm-up
+            if not self.scenario.load.warmup or self._measure_from is not None:  # never the warm-up's
+                journal_window(self.journal, rec)  # each partial record once: the report merges them
             w = self.windows.get(rec.index)
             if w is None:
                 self.windows[rec.index] = rec

@@ -228,3 +228,25 @@ def test_a_job_that_dies_before_it_is_ready_stops_the_run_with_its_log(tmp_path:
     assert "Traceback" not in out
     started = _started_pids(run_dir_of(tmp_path, "dead-job") / "journal.jsonl")
     assert started and not any(_alive(pid) for pid in started)
+
+
+def test_warmup_load_is_sent_but_not_measured(tmp_path: Path) -> None:
+    scenario = tmp_path / "warm.yaml"
+    text = FLAGSHIP.read_text().replace("name: feature-store-latency", "name: warm")
+    assert "  users: 8\n" in text
+    scenario.write_text(text.replace("  users: 8\n", "  users: 8\n  warmup: 3s\n"))
+    proc = aftershock("run", str(scenario), "--quick", "-o", str(tmp_path))
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    run = run_dir_of(tmp_path, "warm")
+    journal = [json.loads(line) for line in (run / "journal.jsonl").read_text().splitlines()]
+    phase = next(e for e in journal if e["event"] == "phase")
+    sent = [json.loads(line) for line in (run / "load" / "windows.jsonl").read_text().splitlines()]
+    first_sent = min(r["index"] * r["size"] for r in sent)
+    # the clock starts at a window boundary at least 3 s after the first request
+    assert phase["warmup"] == 3.0 and phase["start"] >= first_sent + 3.0 - 1e-6
+    journaled = [e["record"] for e in journal if e["event"] == "window"]
+    assert journaled and all(r["index"] * r["size"] >= phase["start"] - 1e-6 for r in journaled)
+    result = json.loads((run / "result.json").read_text())
+    assert result["windows"] and all(w["t_s"] >= 0 for w in result["windows"])
+    assert sum(r["requests"] for r in sent) > sum(w["requests"] for w in result["windows"])

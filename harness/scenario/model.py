@@ -170,6 +170,9 @@ class LoadSpec(Strict):
     users: int = Field(default=10, ge=1, le=100_000)
     spawn_rate: float | None = Field(default=None, gt=0)
     duration: Duration = 60.0
+    # load sent before the clock starts and never measured: a server's cold start (JIT,
+    # first-inference compilation, caches) is not its steady state
+    warmup: Duration = 0.0
     request_timeout: Duration = 5.0
     window: Duration = 1.0
     processes: int = Field(default=1, ge=1, le=64)
@@ -188,6 +191,13 @@ class LoadSpec(Strict):
     def _duration_positive(cls, v: float) -> float:
         if v <= 0:
             raise ValueError("duration must be more than 0s")
+        return v
+
+    @field_validator("warmup")
+    @classmethod
+    def _warmup_range(cls, v: float) -> float:
+        if not 0 <= v <= 600:
+            raise ValueError("warmup must be between 0s and 10m")
         return v
 
 
