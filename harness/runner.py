@@ -318,7 +318,10 @@ class Runner:
             figures = await asyncio.to_thread(f.fault.metrics)
             if figures:
                 self.journal.write("fault.metrics", fault=f.entry.name, type=f.fault.type, metrics=figures)
-                sampler.add_values(figures)
+                # stamped inside the fault's span, however late they were read (a rescheduled
+                # job may resume after the load ended), so `during <fault>` and the run see them
+                span = f.span
+                sampler.add_values(figures, at=None if span is None else (span.start + (span.end or span.start)) / 2)
 
     @staticmethod
     async def _end_load_at(load: Any, end: float) -> None:
