@@ -9,6 +9,7 @@ own traffic and leave nothing to revert.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -45,6 +46,16 @@ class AttackTimeline:
     async def run(self, start: float) -> None:
         await asyncio.gather(*(self._one(a, start) for a in self.attacks))
 
+    def _add_figures(self, a: ScheduledAttack, metrics: dict[str, float]) -> None:
+        """The attack's figures, as measured inside its span (so `... during <attack>` reads
+        them); every attack figure it did not measure is marked NaN there, so an earlier
+        attack's value is not held over into this attack's windows."""
+        from attacks.metrics import ATTACK_METRIC_NAMES
+
+        assert a.span is not None and a.span.end is not None
+        unmeasured = {name: math.nan for name in ATTACK_METRIC_NAMES if name not in metrics}
+        self.sampler.add_values({**unmeasured, **metrics}, at=(a.span.start + a.span.end) / 2)
+
     async def _one(self, a: ScheduledAttack, start: float) -> None:
         await sleep_until(start + a.entry.at)
         a.span = Span(a.entry.name, "attack", time.time(), fault_type=a.attack.type)
@@ -60,10 +71,10 @@ class AttackTimeline:
             a.error = f"{type(exc).__name__}: {exc}"
             self.journal.write("attack.error", attack=a.entry.name, type=a.attack.type, error=a.error,
                                start=a.span.start, end=a.span.end)
+            self._add_figures(a, {})
             return
         a.span.end = time.time()
         a.metrics = dict(result.metrics)
-        # figures count as measured inside the attack's span, so `... during <attack>` reads them
-        self.sampler.add_values(a.metrics, at=(a.span.start + a.span.end) / 2)
+        self._add_figures(a, a.metrics)
         self.journal.write("attack.result", attack=a.entry.name, type=a.attack.type, start=a.span.start,
                            end=a.span.end, metrics=a.metrics, details=result.details)

@@ -81,7 +81,7 @@ class Window:
             "labelled": self.labelled,
             "correct": self.correct,
             "fallbacks": self.fallbacks,
-            "probes": dict(self.probes),
+            "probes": {k: v for k, v in self.probes.items() if not math.isnan(v)},  # NaN: not measured
         }
 
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 from collections.abc import Callable
 
 import pytest
@@ -464,3 +465,52 @@ def test_stop_condition_scoped_to_a_fault() -> None:
     stop = parse_stop("p95(latency) > 250ms for 3s during f")
     assert check_stop(stop, windows, tl) is None
     assert check_stop(parse_stop("p95(latency) > 250ms for 3s"), windows, tl) is not None
+
+
+def test_an_attack_that_measured_nothing_does_not_inherit_the_earlier_attacks_figures() -> None:
+    import asyncio
+
+    from harness.attack_schedule import AttackTimeline
+    from harness.journal import Journal
+    from harness.probe_sampler import ProbeSampler
+    from harness.scenario.model import FaultEntry
+
+    class Params:  # the timeline only journals an attack's params
+        def model_dump(self, mode: str) -> dict:
+            return {}
+
+    class Evasion:  # what attacks.base.Attack offers the timeline: type, params, run()
+        type, params = "evasion.test", Params()
+
+        def __init__(self, robust: float | None) -> None:
+            self.robust = robust
+
+        def run(self, ctx: object, deadline: float):
+            time.sleep(1.2)  # long enough that its span holds whole 0.5 s windows
+            if self.robust is None:
+                raise RuntimeError("the endpoint went away")
+            return type("Result", (), {"metrics": {"robust_accuracy": self.robust}, "details": {}})()
+
+    import tempfile
+    from pathlib import Path
+
+    tl = RunTimeline(run=Span("run", "run", T0, None))
+    sampler = ProbeSampler([], tl, lambda *a, **k: None)
+    with tempfile.TemporaryDirectory() as tmp:
+        journal = Journal(Path(tmp) / "journal.jsonl")
+        entries = [(FaultEntry(name="first", type="evasion.test", at=0.0, duration=1.0), Evasion(0.9)),
+                   (FaultEntry(name="second", type="evasion.test", at=2.0, duration=1.0), Evasion(None))]
+        attacks = AttackTimeline(entries, None, journal, tl, sampler, request_timeout=1.0)
+        asyncio.run(attacks.run(time.time()))
+        journal.close()
+    start = min(s.start for s in tl.attacks)
+    tl.run.start, tl.run.end = math.floor(start), math.floor(start) + 5
+    windows = {i: Window(index=i, size=0.5) for i in range(int(tl.run.start * 2), int(tl.run.end * 2))}
+    for w in windows.values():
+        record(w, 0.01)
+    sampler.attach(windows)
+    ordered = [windows[i] for i in sorted(windows)]
+    assert check("robust_accuracy >= 0.8 during first", ordered, tl).measured == pytest.approx(0.9)
+    second = check("robust_accuracy >= 0.8 during second", ordered, tl)
+    assert second.passed is None and second.measured is None  # no data, not the first's 0.9
+    assert check("robust_accuracy >= 0.8", ordered, tl).measured == pytest.approx(0.9)

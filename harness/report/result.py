@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import platform
 import sys
 import time
@@ -92,7 +93,7 @@ def window_row(w: Window, origin: float) -> dict[str, Any]:
         "accuracy": s["accuracy"],
         "fallback_rate": s["fallback_rate"],
         "failure_kinds": dict(w.failures),
-        "probes": dict(w.probes),
+        "probes": {k: v for k, v in w.probes.items() if not math.isnan(v)},  # NaN: not measured
     }
 
 

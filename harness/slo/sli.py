@@ -11,6 +11,7 @@ must not look healthy — and merely *no data* otherwise (e.g. no labelled paylo
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from harness.phases import RunTimeline, Span
@@ -113,7 +114,8 @@ def _http_class(failure_kind: str) -> str | None:
 
 
 def _probe(sli: SliRef, series: Series, idx: list[int], where: str) -> Value:
-    values = [series.probes[i][sli.probe] for i in idx if sli.probe in series.probes[i]]
+    # NaN: a figure marked "not measured" here (an attack that did not report it)
+    values = [v for i in idx if not math.isnan(v := series.probes[i].get(sli.probe, math.nan))]
     if not values:
         return Missing(f"probe {sli.probe!r} has no value {where}", failing=False)
     if sli.agg == "min":
