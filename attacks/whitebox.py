@@ -97,6 +97,12 @@ class WhiteboxAttack(Attack):
     def _norm(self) -> float | int:
         return 2 if self.params.norm == 2 else np.inf
 
+    def _pgd(self, classifier: PyTorchClassifier, random_inits: int) -> ProjectedGradientDescent:
+        p = self.params
+        return ProjectedGradientDescent(classifier, norm=self._norm(), eps=p.eps, eps_step=self._eps_step(),
+                                        max_iter=p.max_iter, num_random_init=random_inits,
+                                        batch_size=p.batch_size, verbose=False)
+
     def _eps_step(self) -> float:
         assert self.params.eps is not None
         return self.params.eps_step or self.params.eps / 4
@@ -289,23 +295,8 @@ class PgdAttack(WhiteboxAttack):
     type = "whitebox.pgd"
 
     def members(self, classifier: PyTorchClassifier) -> list[tuple[str, Any]]:
-        p = self.params
-        assert p.eps is not None
-        return [
-            (
-                "pgd",
-                ProjectedGradientDescent(
-                    classifier,
-                    norm=self._norm(),
-                    eps=p.eps,
-                    eps_step=self._eps_step(),
-                    max_iter=p.max_iter,
-                    num_random_init=0,
-                    batch_size=p.batch_size,
-                    verbose=False,
-                ),
-            )
-        ]
+        assert self.params.eps is not None
+        return [("pgd", self._pgd(classifier, random_inits=0))]
 
 
 class AutoAttackEnsemble(WhiteboxAttack):
@@ -331,16 +322,7 @@ class AutoAttackEnsemble(WhiteboxAttack):
             ),
             (
                 "pgd",
-                ProjectedGradientDescent(
-                    classifier,
-                    norm=self._norm(),
-                    eps=p.eps,
-                    eps_step=self._eps_step(),
-                    max_iter=p.max_iter,
-                    num_random_init=1,
-                    batch_size=p.batch_size,
-                    verbose=False,
-                ),
+                self._pgd(classifier, random_inits=1),
             ),
             (
                 "apgd",
