@@ -147,8 +147,8 @@ def _flush_every_window(environment: Environment) -> None:
 def _on_init(environment: Environment, **_: Any) -> None:
     runner = environment.runner
     if not isinstance(runner, MasterRunner):
-        # import what a sending process needs now, not at test start: scipy (data
-        # faults' measures) takes a second or more that would come out of the run time
+        # import what a sending process needs now, not at test start: the dataset and
+        # data-fault modules take up to a second that would come out of the run time
         import faults.payload_stream  # noqa: F401
         import harness.load.model_user  # noqa: F401
     if isinstance(runner, WorkerRunner):
