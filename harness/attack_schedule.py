@@ -48,13 +48,15 @@ class AttackTimeline:
 
     def _add_figures(self, a: ScheduledAttack, metrics: dict[str, float]) -> None:
         """The attack's figures, as measured inside its span (so `... during <attack>` reads
-        them); every attack figure it did not measure is marked NaN there, so an earlier
-        attack's value is not held over into this attack's windows."""
+        them). Figures are held forward window to window, so every attack figure is first
+        marked NaN ("not measured") at the span's start: an earlier attack's value is never
+        held over into this attack's windows, and what this one did not report stays unset."""
         from attacks.metrics import ATTACK_METRIC_NAMES
 
         assert a.span is not None and a.span.end is not None
-        unmeasured = {name: math.nan for name in ATTACK_METRIC_NAMES if name not in metrics}
-        self.sampler.add_values({**unmeasured, **metrics}, at=(a.span.start + a.span.end) / 2)
+        self.sampler.add_values(dict.fromkeys(ATTACK_METRIC_NAMES, math.nan), at=a.span.start)
+        if metrics:
+            self.sampler.add_values(metrics, at=(a.span.start + a.span.end) / 2)
 
     async def _one(self, a: ScheduledAttack, start: float) -> None:
         await sleep_until(start + a.entry.at)
