@@ -90,6 +90,8 @@ class ReferenceServer:
         self.requests = 0
         self.served: Counter[str] = Counter()  # "ok", "http_503", "garbage", "close", "fallback"
         self.durations: list[float] = []  # seconds each 200 answer took, as served
+        self.first_at: float | None = None  # perf_counter when the first request arrived
+        self.last_at: float | None = None  # ... and the last
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -98,15 +100,26 @@ class ReferenceServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def _answer(self, conn: _Http, path: str, body: bytes, t0: float) -> None:
-        if self.fast:
-            with self._lock:
-                self.requests += 1
-            conn.send(200, FAST_BODY)
-            return
+    @property
+    def load_seconds(self) -> float:
+        """How long requests kept arriving: from the first to the last."""
+        return 0.0 if self.first_at is None else self.last_at - self.first_at  # type: ignore[operator]
+
+    def _count(self, arrived: float) -> int:
+        """Count a request that arrived at `arrived`; returns its number."""
         with self._lock:
             n = self.requests
             self.requests += 1
+            if self.first_at is None:
+                self.first_at = arrived
+            self.last_at = arrived
+        return n
+
+    async def _answer(self, conn: _Http, path: str, body: bytes, t0: float) -> None:
+        n = self._count(t0)
+        if self.fast:
+            conn.send(200, FAST_BODY)
+            return
         if not path.endswith("/infer"):
             conn.send(200, b"{}")  # ready / live
             return
@@ -175,7 +188,8 @@ class ReferenceServer:
 class ReferenceServerProcess:
     """A ReferenceServer in a forked process of its own (no GIL shared with the caller).
 
-    Its counts (requests, served, durations) are filled in when the `with` block ends.
+    Its counts (requests, served, durations, load_seconds) are filled in when the `with`
+    block ends.
     """
 
     def __init__(self, plan: Plan | None = None, *, fast: bool = False) -> None:
@@ -184,6 +198,7 @@ class ReferenceServerProcess:
         self.requests = 0
         self.served: Counter[str] = Counter()
         self.durations: list[float] = []
+        self.load_seconds = 0.0
         self._proc: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
 
@@ -196,7 +211,7 @@ class ReferenceServerProcess:
         with ReferenceServer(plan, fast=fast) as srv:
             conn.send(srv.port)
             conn.recv()  # until told to stop
-        conn.send((srv.requests, srv.served, srv.durations))
+        conn.send((srv.requests, srv.served, srv.durations, srv.load_seconds))
 
     def __enter__(self) -> Self:
         ctx = multiprocessing.get_context("fork")
@@ -216,7 +231,8 @@ class ReferenceServerProcess:
             if self._conn is not None and self._proc is not None and self._proc.is_alive():
                 self._conn.send("stop")
                 if self._conn.poll(15):
-                    self.requests, self.served, self.durations = self._conn.recv()
+                    counts = self._conn.recv()
+                    self.requests, self.served, self.durations, self.load_seconds = counts
         finally:
             if self._proc is not None:
                 self._proc.join(5)
