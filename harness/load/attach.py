@@ -4,6 +4,7 @@ It adds no users: it attaches the window recorder to every request the user's cl
 make, and the configured shape, if any.
 """
 
+import harness.load.model_user  # noqa: F401 - loaded once, before --processes forks workers
 from harness.load import plugin
 from harness.load.locust_shapes import shape_class_for
 

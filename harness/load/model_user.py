@@ -16,6 +16,8 @@ from typing import Any
 from locust import constant, task
 from locust.contrib.fasthttp import FastHttpUser
 
+from faults.data_fault import Reference
+from faults.payload_stream import PayloadFaults
 from harness.datasets import PayloadDataset, load_dataset
 from harness.load.config import ArrivalRateShape, LoadConfig
 from harness.load.failures import DecodeFailure
@@ -109,9 +111,6 @@ def prepare_model_user(
     ModelUser.infer_path = adapter.infer_path(config.model)
     ModelUser.payloads = Payloads(dataset, adapter, config.batch_size)
     if load_dir is not None:
-        from faults.data_fault import Reference
-        from faults.payload_stream import PayloadFaults
-
         reference = Reference(dataset.features, dataset.labels)
         ModelUser.payloads.faults = PayloadFaults(reference, load_dir, write_every=config.window)
 
