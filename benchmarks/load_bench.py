@@ -5,8 +5,17 @@ Against one fast local endpoint (harness.load.reference_server, fast mode, own p
   harness   the same user class through LoadProcess (plugin attached: every request
             windowed into HDR histograms and streamed to the runner)
   model     aftershock's own ModelUser (dataset batches through the oip-v2 adapter)
-each with processes: 1 and 2. Throughput = requests the server answered / run time.
-Rounds alternate bare/harness so drift in machine load hits both alike.
+each with processes: 1 and 2. Throughput = requests the server answered / the time
+requests kept arriving (first to last, on the server's clock): bare Locust's --run-time
+timer fires early by its import time, so dividing by the nominal run time would favour
+whichever side imports less. Rounds alternate bare/harness so drift in machine load
+hits both alike.
+
+The user class also meters itself (the same for bare and harness): CPU seconds each
+Locust process spent between test start and stop, over the requests it sent. On a
+machine whose cores are shared (the server, every Locust process and the runner on
+2 cores), req/s swings by tens of percent between runs; CPU per request does not, and
+it is what limits a CPU-bound Locust's req/s.
 
     python benchmarks/load_bench.py [--seconds 8] [--users 20] [--rounds 2] [--processes 1,2]
 """
@@ -15,12 +24,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import math
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +45,8 @@ from harness.load.process import child_env
 from harness.load.reference_server import ReferenceServerProcess
 
 BENCH_USER = """
-from locust import task, constant
+import json, os, time
+from locust import events, task, constant
 from locust.contrib.fasthttp import FastHttpUser
 
 BODY = b'{"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[0.1,0.2,0.3,0.4]}]}'
@@ -45,11 +58,43 @@ class BenchUser(FastHttpUser):
     @task
     def infer(self):
         self.client.post("/v2/models/m/infer", data=BODY, headers=HEADERS)
+
+METER = {"requests": 0}
+
+@events.request.add_listener
+def _count(**_):
+    METER["requests"] += 1
+
+@events.test_start.add_listener
+def _start(**_):
+    METER.update(requests=0, cpu=time.process_time())
+
+@events.test_stop.add_listener
+def _stop(**_):
+    out = os.environ.get("AFTERSHOCK_BENCH_METER")
+    if out and "cpu" in METER:
+        with open(os.path.join(out, f"{os.getpid()}.json"), "w") as f:
+            json.dump({"cpu": time.process_time() - METER["cpu"], "requests": METER["requests"]}, f)
 """
+METER_ENV = "AFTERSHOCK_BENCH_METER"  # where BENCH_USER writes its per-process meter
 
 
-def bare(locustfile: Path, users: int, seconds: int, processes: int) -> float:
-    with ReferenceServerProcess(fast=True) as srv:
+@dataclass
+class Measured:
+    rps: float  # requests the server answered / how long they kept arriving
+    load_s: float  # how long requests kept arriving
+    cpu_us: float | None  # Locust CPU per request (all its processes), where metered
+
+
+def cpu_per_request(meter_dir: Path) -> float | None:
+    """Locust CPU microseconds per request, summed over every process that metered."""
+    parts = [json.loads(f.read_text()) for f in meter_dir.glob("*.json")]
+    requests = sum(p["requests"] for p in parts)
+    return sum(p["cpu"] for p in parts) / requests * 1e6 if requests else None
+
+
+def bare(locustfile: Path, users: int, seconds: int, processes: int) -> Measured:
+    with ReferenceServerProcess(fast=True) as srv, tempfile.TemporaryDirectory() as meter:
         cmd = [
             sys.executable,
             "-m",
@@ -65,16 +110,19 @@ def bare(locustfile: Path, users: int, seconds: int, processes: int) -> float:
             cmd += ["--processes", str(processes)]
         subprocess.run(
             cmd,
-            env=child_env(),
+            env=child_env({METER_ENV: meter}),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             check=True,
             timeout=seconds + 60,
         )
-    return srv.requests / seconds
+        cpu = cpu_per_request(Path(meter))
+    return Measured(srv.requests / srv.load_seconds, srv.load_seconds, cpu)
 
 
-def harness(cfg_kw: dict, users: int, seconds: int, processes: int) -> tuple[float, int]:
+def harness(cfg_kw: dict, users: int, seconds: int, processes: int) -> tuple[Measured, int]:
+    """The run's figures and (windows' request count - server's): must be 0."""
+
     async def drive(lp: LoadProcess, merged: dict) -> None:
         try:
             await lp.start()
@@ -83,14 +131,24 @@ def harness(cfg_kw: dict, users: int, seconds: int, processes: int) -> tuple[flo
         finally:
             await lp.stop()
 
-    with ReferenceServerProcess(fast=True) as srv, tempfile.TemporaryDirectory() as tmp:
+    with (
+        ReferenceServerProcess(fast=True) as srv,
+        tempfile.TemporaryDirectory() as tmp,
+        tempfile.TemporaryDirectory() as meter,
+    ):
         cfg = LoadConfig(
             target_url=srv.url, users=users, duration=seconds, processes=processes, **cfg_kw
         )
         merged: dict = {}
-        asyncio.run(asyncio.wait_for(drive(LoadProcess(cfg, workdir=tmp), merged), seconds + 90))
+        os.environ[METER_ENV] = meter  # the Locust child inherits it
+        try:
+            run = drive(LoadProcess(cfg, workdir=tmp), merged)
+            asyncio.run(asyncio.wait_for(run, seconds + 90))
+        finally:
+            del os.environ[METER_ENV]
+        cpu = cpu_per_request(Path(meter))
     measured = sum(w.requests for w in merged.values())
-    return srv.requests / seconds, measured - srv.requests
+    return Measured(srv.requests / srv.load_seconds, srv.load_seconds, cpu), measured - srv.requests
 
 
 def main() -> None:
@@ -101,6 +159,7 @@ def main() -> None:
     ap.add_argument("--processes", default="1,2", help="process counts to compare, e.g. 1,2,4")
     args = ap.parse_args()
     counts = [int(p) for p in args.processes.split(",")]
+    rows: dict[str, list[Measured]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         locustfile = Path(tmp) / "bench_user.py"
         locustfile.write_text(BENCH_USER)
@@ -108,29 +167,46 @@ def main() -> None:
         np.savez(dataset, x=np.array([[0.1, 0.2, 0.3, 0.4]], dtype=np.float32))
         byo = {"locustfile": str(locustfile)}
         model = {"dataset": str(dataset), "model": "m"}
-        rows: dict[str, list[float]] = {}
         for _ in range(args.rounds):
-            for processes in counts:
-                rows.setdefault(f"bare p={processes}", []).append(
-                    bare(locustfile, args.users, args.seconds, processes)
+            for p in counts:
+                rows.setdefault(f"bare p={p}", []).append(
+                    bare(locustfile, args.users, args.seconds, p)
                 )
-                rps, diff = harness(byo, args.users, args.seconds, processes)
+                run, diff = harness(byo, args.users, args.seconds, p)
                 assert diff == 0, f"windows counted {diff:+d} requests against the server's count"
-                rows.setdefault(f"harness p={processes}", []).append(rps)
-                rps, diff = harness(model, args.users, args.seconds, processes)
-                rows.setdefault(f"model p={processes}", []).append(rps)
-    med = {k: statistics.median(v) for k, v in rows.items()}
+                rows.setdefault(f"harness p={p}", []).append(run)
+                rows.setdefault(f"model p={p}", []).append(
+                    harness(model, args.users, args.seconds, p)[0]
+                )
+    report(rows, counts, args)
+
+
+def report(rows: dict[str, list[Measured]], counts: list[int], args: argparse.Namespace) -> None:
+    def med(row: str, attr: str = "rps") -> float:
+        values = [getattr(m, attr) for m in rows[row] if getattr(m, attr) is not None]
+        return statistics.median(values) if values else float("nan")
+
     print(
         f"# load_bench: {os.cpu_count()} CPUs, {platform.python_version()}, users={args.users}, "
-        f"{args.seconds}s x {args.rounds} rounds (median req/s)"
+        f"{args.seconds}s x {args.rounds} rounds (medians)"
     )
-    for k, v in rows.items():
-        print(f"{k:<14} {med[k]:8.0f} req/s   runs: {', '.join(f'{x:.0f}' for x in v)}")
+    for row, runs in rows.items():
+        each = ", ".join(f"{m.rps:.0f}" for m in runs)
+        cpu = med(row, "cpu_us")
+        print(
+            f"{row:<12} {med(row):7.0f} req/s  (runs: {each})  load lasted {med(row, 'load_s'):.2f} s"
+            + ("" if math.isnan(cpu) else f"  Locust CPU {cpu:.0f} us/request")
+        )
     for p in counts:
-        print(f"harness/bare   p={p}: {med[f'harness p={p}'] / med[f'bare p={p}']:.3f}")
-        print(f"model/bare     p={p}: {med[f'model p={p}'] / med[f'bare p={p}']:.3f}")
+        print(
+            f"harness/bare p={p}: req/s {med(f'harness p={p}') / med(f'bare p={p}'):.3f}, "
+            f"CPU per request {med(f'harness p={p}', 'cpu_us') / med(f'bare p={p}', 'cpu_us'):.3f}"
+            f"   (model/bare req/s {med(f'model p={p}') / med(f'bare p={p}'):.3f})"
+        )
     for p in counts[1:]:
-        gains = {k: med[f"{k} p={p}"] / med[f"{k} p={counts[0]}"] for k in ("harness", "bare", "model")}
+        gains = {
+            k: med(f"{k} p={p}") / med(f"{k} p={counts[0]}") for k in ("harness", "bare", "model")
+        }
         print(f"gain from processes: {p}  " + ", ".join(f"{k} {g:.2f}x" for k, g in gains.items()))
 
 
