@@ -127,11 +127,11 @@ def test_percentiles_match_the_truth_and_windows_stream(dataset: Path, tmp_path:
     assert total.requests == srv.requests == len(client_seen) and total.failed == 0
     assert run.record_while_running, "window records must arrive while Locust still runs"
     assert total.labelled == 4 * total.requests and total.correct == 3 * total.requests
-    # The load lasts its configured duration: requests kept arriving for 6 s, less at most
-    # the slowest answer (150 ms) and the users' start. Locust's run-time timer once fired
-    # early by the time the child spent importing (gevent's cached loop clock).
+    # The load lasts its configured duration: requests kept arriving for 6 s, less the
+    # slowest answer (150 ms) and the users' start (5.99 s measured). Locust's run-time
+    # timer once fired early by the child's import time (gevent's cached loop clock): 5.27 s.
     print(f"requests arrived for {srv.load_seconds:.3f} s of a {cfg.duration} s load")
-    assert srv.load_seconds >= cfg.duration - 0.4
+    assert srv.load_seconds >= cfg.duration - 0.5
     for p in (50, 95, 99):
         measured = hdr_percentile(total, p)
         # The windowed, merged HDR figures against every raw sample the client saw: the
