@@ -24,6 +24,26 @@ def new_latency_histogram() -> HdrHistogram:
     return HdrHistogram(LATENCY_LOWEST_US, LATENCY_HIGHEST_US, LATENCY_DIGITS)
 
 
+def latency_percentile_us(histogram: HdrHistogram, percentile: float) -> int:
+    """The p-th percentile by nearest rank: the smallest value with at least p % of the
+    samples at or below it (rank ceil(p/100 * n)), so at most (100 - p) % lie above it.
+
+    HDR's own get_value_at_percentile rounds the rank to nearest: with 15 samples its
+    "p95" is the 14th value (93 %), and a 1-in-15 slow request never shows. Every latency
+    percentile aftershock reports comes from here."""
+    n = histogram.total_count
+    if n == 0:
+        raise ValueError("no samples: a percentile of nothing is not measured")
+    # the 1e-9 keeps float noise (0.95 * 20 = 19.000000000000004) from adding a rank
+    rank = min(n, max(1, math.ceil(percentile / 100 * n - 1e-9)))
+    seen = 0
+    for index in range(histogram.counts_len):
+        seen += histogram.get_count_at_index(index)
+        if seen >= rank:
+            return histogram.get_highest_equivalent_value(histogram.get_value_from_index(index))
+    raise AssertionError("histogram counts do not add up to its total")
+
+
 @dataclass
 class Window:
     """What the load saw in one window. Latency covers successful requests only."""

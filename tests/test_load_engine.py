@@ -20,7 +20,7 @@ import pytest
 
 from harness.load import LoadConfig, LoadProcess, LoadProcessError, merge_into
 from harness.load.reference_server import ReferenceServer, ReferenceServerProcess, Reply
-from harness.windows import Window, merge_windows
+from harness.windows import Window, latency_percentile_us, merge_windows
 
 RUN_LIMIT_S = 90  # every load run is bounded in time (and by its duration in count)
 
@@ -75,7 +75,7 @@ def run_load(cfg: LoadConfig, tmp_path: Path, **kw) -> Run:
 
 
 def hdr_percentile(window: Window, p: float) -> float:
-    return window.latency.get_value_at_percentile(p) / 1000  # ms
+    return latency_percentile_us(window.latency, p) / 1000  # ms
 
 
 def true_percentile(durations_s: list[float], p: float) -> float:

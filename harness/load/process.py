@@ -33,6 +33,7 @@ ATTACH_LOCUSTFILE = LOAD_DIR / "attach.py"
 CONFIG_ENV = "AFTERSHOCK_LOAD_CONFIG"  # same name as harness.load.plugin.CONFIG_ENV
 POLL_S = 0.05
 LOG_TAIL_LINES = 40
+RUN_TIME_BACKSTOP_S = 5  # Locust's --run-time beyond the plugin's own graceful end
 
 
 class LoadProcessError(RuntimeError):
@@ -108,8 +109,8 @@ class LoadProcess:
                 str(cfg.users),
                 "-r",
                 str(rate),
-                "--run-time",
-                f"{math.ceil(cfg.duration)}s",
+                "--run-time",  # a backstop: the plugin ends the load at `duration` itself
+                f"{math.ceil(cfg.duration + cfg.graceful_stop + RUN_TIME_BACKSTOP_S)}s",
             ]
         if cfg.processes > 1:
             # its forked workers talk to the master over loopback; a free port, not the

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from harness.phases import RunTimeline, Span
 from harness.slo.ast import SliRef
 from harness.slo.series import Series
-from harness.windows import Window, merge_windows
+from harness.windows import Window, latency_percentile_us, merge_windows
 
 SLI_HELP = {
     "pNN(latency)": "latency percentile of successful requests, any NN in 0..100 (p50, p95, p99.9)",
@@ -83,7 +83,7 @@ def compute(sli: SliRef, series: Series, idx: list[int], where: str) -> Value:
             return nothing_completed
         h = w.latency  # type: ignore[union-attr]
         if sli.kind == "latency_pct":
-            us = h.get_value_at_percentile(sli.percentile)
+            us = latency_percentile_us(h, sli.percentile)  # type: ignore[arg-type]
         elif sli.kind == "latency_mean":
             us = w.latency_sum_us / succeeded  # type: ignore[union-attr]
         elif sli.kind == "latency_max":
