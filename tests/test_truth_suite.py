@@ -1,0 +1,314 @@
+"""The truth suite: aftershock's figures and verdicts against a server that knows the truth.
+
+A scripted server (tests/scripted_server.py, its own process, real sockets) answers with
+a latency distribution, an error share, a fault, a recovery moment and an alert moment
+that this test sets, and records every request it served. One real run of the real
+runner (CLI child) and Locust child carries every SLO form twice: once where it must
+pass and once where it must fail. Its windows are then checked against the server's own
+record, which is the truth: scheduling noise on a busy machine moves both alike.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from harness.journal import read_journal
+from harness.phases import RunTimeline, Span
+from harness.report.events import windows_from_events
+from harness.slo import SloSettings, evaluate, parse_slo
+from harness.windows import Window, latency_percentile_us, merge_windows, new_latency_histogram
+from tests.scripted_server import Phase, Script
+
+ROOT = Path(__file__).resolve().parents[1]
+WINDOW = 0.5  # seconds
+RUN_LIMIT_S = 180
+
+# The script: healthy 15-25 ms (10 % at 40-55 ms); a fault of 110-200 ms with 20 % 503s;
+# 2 s of recovering (75-85 ms, 5 % 503s) after it ends; the alert fires 1.2 s into it.
+SCRIPT = Script(
+    seed=7,
+    normal=Phase(latency_ms=[(0.9, 15, 25), (0.1, 40, 55)]),
+    fault=Phase(latency_ms=[(0.7, 110, 140), (0.3, 150, 200)], error_share=0.2),
+    recovering=Phase(latency_ms=[(1.0, 75, 85)], error_share=0.05),
+    recovery_s=2.0,
+    alert_after_s=1.2,
+)
+FAULT_AT, FAULT_FOR, DURATION = 4.0, 6.0, 15.0  # the fault long enough for 150+ answers
+
+# (SLO, must it pass?) Each form has a case on each side of the scripted truth.
+SLOS: list[tuple[str, bool]] = [
+    # plain: baseline p95 is about 48 ms, the fault's about 195 ms
+    ("p95(latency) < 100ms during baseline", True),
+    ("p95(latency) < 100ms during slow", False),
+    ("error_rate <= 30% during slow", True),
+    ("error_rate <= 10% during slow", False),
+    # window: every baseline window holds 40-60 ms requests above its p95 floor
+    ("p99(latency) < 100ms in every window during baseline", True),
+    ("p95(latency) < 30ms in every window during baseline", False),
+    ("p95(latency) < 100ms in 50% of windows", True),  # the fault is 6 s of 15
+    ("p95(latency) < 100ms in 90% of windows", False),
+    # for: the fault violates 100 ms for its 6 s (recovering answers in 75-85 ms)
+    ("p95(latency) < 100ms for 8s", True),
+    ("p95(latency) < 100ms for 2s", False),
+    # relative: the fault's p95 is about 4x the baseline's
+    ("p95(latency) during slow < 6 * p95(latency) during baseline", True),
+    ("p95(latency) during slow < 2 * p95(latency) during baseline", False),
+    # degradation: the worst fault window's p95 is at most about 200/40 = 5x the baseline's
+    ("degradation(p95(latency)) < 8", True),
+    ("degradation(p95(latency)) < 2", False),
+    # recovery (steady state below): the server recovers 2 s after the fault ends
+    ("recovery_time < 4s", True),
+    ("recovery_time < 1s", False),
+    ("recovery_time(p95(latency) < 10ms) < 4s", False),  # never recovers
+    # detection (settings below): the alert fires 1.2 s after the fault starts
+    ("detection_time < 3s", True),
+    ("detection_time < 0.5s", False),
+    ("detection_time(probe.alert >= 2) < 3s", False),  # never detected
+]
+# recovering windows measure >= 75 ms (a client only adds time), healthy ones <= 55 ms + noise
+STEADY_STATE = ["p95(latency) < 70ms", "error_rate <= 1%"]
+
+
+def _scenario(server: str, folder: Path) -> Path:
+    x = np.array([[0, 1], [1, 0], [2, 1], [1, 1]], dtype=np.float32)
+    np.savez(folder / "rows.npz", x=x, label=x[:, 0].astype(np.int64))
+    slos = "".join(f"  - {{name: {json.dumps(f'case {i}')}, expect: {json.dumps(e)}}}\n"
+                   for i, (e, _) in enumerate(SLOS))
+    path = folder / "truth.yaml"
+    path.write_text(f"""\
+name: truth
+target: {{url: "{server}", protocol: oip-v2, model: m}}
+load: {{users: 5, duration: {DURATION}s, window: {WINDOW}s, data: {{dataset: rows.npz}}}}
+timeline:
+  baseline: {FAULT_AT}s
+  faults:
+    - {{name: slow, type: scripted.fault, at: {FAULT_AT}s, duration: {FAULT_FOR}s, server: "{server}"}}
+probes:
+  - {{name: alert, type: http, url: "{{target}}/alert", measure: json, json_path: $.firing, interval: 100ms}}
+settings:
+  recovery_windows: 3
+  steady_state: {json.dumps(STEADY_STATE)}
+  detection: ["probe.alert >= 1"]
+slos:
+{slos}""", encoding="utf-8")
+    return path
+
+
+def _fault_plugin(folder: Path) -> Path:
+    """`scripted.fault` through the `aftershock.faults` entry-point group, as a third party's."""
+    info = folder / "aftershock_truth_suite-0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: aftershock-truth-suite\nVersion: 0\n")
+    (info / "entry_points.txt").write_text(
+        "[aftershock.faults]\nscripted.fault = tests.scripted_server:ScriptedFault\n")
+    return folder
+
+
+@dataclass
+class TruthRun:
+    result: dict[str, Any]
+    windows: list[Window]  # the harness's, from the run's journal
+    requests: np.ndarray  # the server's record: arrival (Unix s), service (s), status
+    moments: dict[str, float | None]  # the server's phase changes (Unix s)
+    origin: float  # the run's start (Unix s)
+
+    def verdict(self, expect: str) -> dict[str, Any]:
+        return next(v for v in self.result["slos"] if v["expect"] == expect)
+
+    def fault_span(self) -> tuple[float, float]:
+        (f,) = self.result["timeline"]["faults"]
+        return self.origin + f["injected_at_s"], self.origin + f["reverted_at_s"]
+
+    def harness(self, start: float, end: float) -> Window:
+        """The harness's windows lying wholly in [start, end), merged."""
+        inside = [w for w in self.windows if w.start >= start - 1e-6 and w.end <= end + 1e-6]
+        assert inside, f"no window in [{start}, {end})"
+        merged = merge_windows(inside)
+        assert merged is not None
+        return merged
+
+    def served(self, start: float, end: float) -> np.ndarray:
+        """The server's record of requests that arrived in [start, end)."""
+        arrival = self.requests[:, 0]
+        return self.requests[(arrival >= start) & (arrival < end)]
+
+
+def _get(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def truth_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TruthRun]:
+    folder = tmp_path_factory.mktemp("truth")
+    script = folder / "script.json"
+    script.write_text(SCRIPT.model_dump_json(), encoding="utf-8")
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(ROOT), str(_fault_plugin(folder / "plugins")), env.get("PYTHONPATH")) if p)
+    server = subprocess.Popen([sys.executable, "-m", "tests.scripted_server", str(script)],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        url = server.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), url
+        run = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(_scenario(url, folder)),
+                              "-o", str(folder / "out")], check=False, cwd=folder, env=env, capture_output=True,
+                             text=True, timeout=RUN_LIMIT_S)
+        assert run.returncode == 1, run.stdout + run.stderr  # the must-fail cases fail
+        (run_dir,) = (folder / "out" / "truth").iterdir()
+        result = json.loads((run_dir / "result.json").read_text())
+        record = _get(f"{url}/record")
+    finally:
+        server.terminate()
+        server.wait(10)
+    events = read_journal(run_dir / "journal.jsonl")
+    phase = next(e for e in events if e["event"] == "phase" and e.get("phase") == "load")
+    yield TruthRun(result, windows_from_events(events), np.array(record["requests"], dtype=float),
+                   record["moments"], float(phase["start"]))
+
+
+@pytest.mark.parametrize(("expect", "must_pass"), SLOS, ids=[e for e, _ in SLOS])
+def test_every_slo_form_passes_and_fails_where_the_truth_says(
+    truth_run: TruthRun, expect: str, must_pass: bool
+) -> None:
+    v = truth_run.verdict(expect)
+    assert v["passed"] is must_pass, v
+
+
+MAX_TRANSPORT_MS = 5.0
+
+
+def _within(measured_ms: float, true_ms: float, what: str, transport_ms: float = 0.0) -> None:
+    assert abs(measured_ms - true_ms - transport_ms) <= 0.02 * true_ms + 2.0, (
+        f"{what}: measured {measured_ms:.2f} ms, the server served {true_ms:.2f} ms "
+        f"(+ {transport_ms:.2f} ms transport)")
+
+
+def _transport_ms(measured: Window, served_ms: np.ndarray) -> float:
+    """What loopback and both ends' scheduling add to every request, on this machine now.
+
+    The server's service time runs from reading the request to sending the answer; the
+    client's also holds the trip and the wake-ups, 1-3 ms on a busy 2-core box. Measured
+    as the shift of the fastest decile and checked small, so that a harness adding time
+    to every request still fails."""
+    shift = latency_percentile_us(measured.latency, 10) / 1000 - float(
+        np.percentile(served_ms, 10, method="inverted_cdf"))
+    assert -1.0 <= shift <= MAX_TRANSPORT_MS, f"the fastest decile is {shift:.2f} ms off"
+    return max(shift, 0.0)
+
+
+def _compare_percentiles(run: TruthRun, start: float, end: float, what: str) -> None:
+    measured = run.harness(start, end)
+    served = run.served(start, end)
+    ok = served[served[:, 2] == 200][:, 1] * 1000
+    assert measured.latency.total_count == pytest.approx(len(ok), abs=2), what
+    transport = _transport_ms(measured, ok)
+    for p in (50, 95, 99):
+        truth = float(np.percentile(ok, p, method="inverted_cdf"))  # nearest rank
+        got = latency_percentile_us(measured.latency, p) / 1000
+        print(f"{what} p{p}: measured {got:.2f} ms, served {truth:.2f} ms, transport {transport:.2f} ms")
+        _within(got, truth, f"{what} p{p}", transport)
+
+
+def test_percentiles_match_the_servers_record(truth_run: TruthRun) -> None:
+    run, m = truth_run, truth_run.moments
+    first = min(w.start for w in run.windows if w.start >= run.origin - 1e-6)
+    _compare_percentiles(run, first, _floor(m["fault_started"]), "baseline")
+    _compare_percentiles(run, _ceil(m["fault_started"]), _floor(m["fault_ended"]), "fault")
+    last = max(w.end for w in run.windows)
+    _compare_percentiles(run, _ceil(m["recovered"]), last, "after recovery")
+
+
+def test_requests_in_flight_at_the_stop_are_recorded_as_served(truth_run: TruthRun) -> None:
+    """The last window holds the requests in flight when the load stopped."""
+    last = max(run_w.start for run_w in truth_run.windows if run_w.requests)
+    measured = truth_run.harness(last, last + WINDOW)
+    ok = truth_run.served(last, last + WINDOW)
+    ok = ok[ok[:, 2] == 200][:, 1] * 1000
+    worst = measured.latency.get_max_value() / 1000
+    transport = _transport_ms(measured, ok)
+    print(f"last window: max measured {worst:.2f} ms, served {ok.max():.2f} ms; "
+          f"p99 {latency_percentile_us(measured.latency, 99) / 1000:.2f} ms, transport {transport:.2f} ms")
+    _within(worst, float(ok.max()), "last window max", transport)
+
+
+def test_error_rate_and_throughput_match_the_script_and_the_record(truth_run: TruthRun) -> None:
+    run, m = truth_run, truth_run.moments
+    start, end = _ceil(m["fault_started"]), _floor(m["fault_ended"])
+    measured, served = run.harness(start, end), run.served(start, end)
+    low, high = binomtest(measured.failed, measured.requests, SCRIPT.fault.error_share).proportion_ci(0.99)
+    rate = measured.failed / measured.requests
+    print(f"fault error rate {rate:.3f} of {measured.requests}; server {np.mean(served[:, 2] != 200):.3f}")
+    assert low <= SCRIPT.fault.error_share <= high, (rate, low, high)
+    assert measured.failures == {"http_503": pytest.approx(int(np.sum(served[:, 2] == 503)), abs=2)}
+    first = min(w.start for w in run.windows if w.start >= run.origin - 1e-6)
+    last = max(w.end for w in run.windows if w.end <= run.origin + DURATION + 1e-6)
+    total, arrived = run.harness(first, last), run.served(first, last)
+    print(f"throughput {total.requests / (last - first):.1f} req/s; server {len(arrived) / (last - first):.1f}")
+    assert total.requests == pytest.approx(len(arrived), rel=0.02)
+
+
+def test_recovery_and_detection_times_within_one_window_of_the_script(truth_run: TruthRun) -> None:
+    run, m = truth_run, truth_run.moments
+    injected, reverted = run.fault_span()
+    assert abs(injected - m["fault_started"]) < 0.2 and abs(reverted - m["fault_ended"]) < 0.2
+    recovery = run.verdict("recovery_time < 4s")["measured"]
+    detection = run.verdict("detection_time < 3s")["measured"]
+    true_recovery, true_detection = m["recovered"] - reverted, m["alert_on"] - injected
+    print(f"recovery {recovery:.2f} s (true {true_recovery:.2f}); "
+          f"detection {detection:.2f} s (true {true_detection:.2f})")
+    assert abs(recovery - true_recovery) <= WINDOW
+    assert abs(detection - true_detection) <= WINDOW + 0.1  # + the probe's 100 ms interval
+
+
+def _floor(t: float | None) -> float:
+    assert t is not None
+    return math.floor(t / WINDOW) * WINDOW
+
+
+def _ceil(t: float | None) -> float:
+    assert t is not None
+    return math.ceil(t / WINDOW) * WINDOW
+
+
+# --- the percentile definition, on a set of latencies known exactly ------------------
+
+
+def _window(index: int, latencies_ms: list[float]) -> Window:
+    w = Window(index=index, size=1.0, requests=len(latencies_ms), latency=new_latency_histogram())
+    for ms in latencies_ms:
+        w.latency.record_value(round(ms * 1000))
+        w.latency_sum_us += ms * 1000
+    return w
+
+
+def test_p95_is_a_value_at_most_5_percent_of_requests_lie_above() -> None:
+    """15 requests, one at 278 ms: the 14th value (93 %) is no p95; the 15th is."""
+    windows = [_window(i, [20.0] * 14 + [278.0]) for i in range(1_000, 1_004)]
+    assert latency_percentile_us(windows[0].latency, 95) / 1000 == pytest.approx(278, rel=1e-3)
+    assert latency_percentile_us(windows[0].latency, 93) / 1000 == pytest.approx(20, rel=1e-3)
+    timeline = RunTimeline(run=Span("run", "run", 1_000.0, 1_004.0))
+    settings = SloSettings()
+    every = evaluate(parse_slo("p95(latency) < 250ms in every window"), windows, timeline, settings)
+    assert every.passed is False and every.measured == pytest.approx(278, rel=1e-3)
+    plain = evaluate(parse_slo("p95(latency) < 250ms"), windows, timeline, settings)
+    assert plain.passed is False
+    # 20 requests, one slow: p95 is the 19th (at most 5 % above it), so 20 ms holds
+    twenty = [_window(2_000, [20.0] * 19 + [278.0])]
+    run = RunTimeline(run=Span("run", "run", 2_000.0, 2_001.0))
+    assert evaluate(parse_slo("p95(latency) < 250ms"), twenty, run, settings).passed is True
+    assert evaluate(parse_slo("p96(latency) < 250ms"), twenty, run, settings).passed is False
