@@ -14,8 +14,8 @@ connection) and prints its base URL on its first line. What it does is a `Script
 - its alert (`GET /alert` -> {"firing": 0|1}) goes on `alert_after_s` after the fault
   starts, and off at the recovery moment;
 - `GET /record` returns every inference request (arrival on the Unix clock, as the
-  kernel stamped it; service time from arrival to the answer's send; status) and the
-  moments the phases changed.
+  kernel stamped it; service time from arrival to the answer's send; status; the
+  keep-alive connection it came on) and the moments the phases changed.
 
 Each answer goes out in one send with TCP_NODELAY, so what the client sees is the
 scripted time plus loopback, never a Nagle/delayed-ACK stall.
@@ -23,6 +23,7 @@ scripted time plus loopback, never a Nagle/delayed-ACK stall.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import socket
@@ -73,7 +74,8 @@ class Moments:
 class ScriptedServer:
     script: Script
     moments: Moments = field(default_factory=Moments)
-    record: list[tuple[float, float, int]] = field(default_factory=list)  # arrival, service s, status
+    # per inference request: arrival, service s, status, connection number
+    record: list[tuple[float, float, int, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.script.seed)
@@ -149,7 +151,7 @@ class ScriptedServer:
                 return 200, json.dumps(self.end_fault()).encode()
         return 200, b"{}"  # health / readiness
 
-    def serve_connection(self, conn: socket.socket) -> None:
+    def serve_connection(self, conn: socket.socket, number: int) -> None:
         """One keep-alive connection, in its own thread: requests in turn, answers in one send."""
         conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         pending = b""
@@ -181,7 +183,7 @@ class ScriptedServer:
                         f"Content-Length: {len(out)}\r\n\r\n").encode()
                 if path.endswith("/infer"):
                     with self.lock:
-                        self.record.append((arrival, time.time() - arrival, status))
+                        self.record.append((arrival, time.time() - arrival, status, number))
                 try:
                     conn.sendall(head + out)  # one send: head and body together
                 except OSError:
@@ -227,10 +229,10 @@ def main() -> None:
     listener.listen(64)
     print(f"http://{HOST}:{listener.getsockname()[1]}", flush=True)
     try:
-        while True:
+        for number in itertools.count():
             conn, _ = listener.accept()
             conn.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-            threading.Thread(target=server.serve_connection, args=(conn,), daemon=True).start()
+            threading.Thread(target=server.serve_connection, args=(conn, number), daemon=True).start()
     except KeyboardInterrupt:
         pass
 

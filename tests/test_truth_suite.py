@@ -121,7 +121,9 @@ def _fault_plugin(folder: Path) -> Path:
 class TruthRun:
     result: dict[str, Any]
     windows: list[Window]  # the harness's, from the run's journal
-    requests: np.ndarray  # the server's record: arrival (Unix s), service (s), status
+    # the server's record: arrival (Unix s), service (s), status, connection, and service
+    # plus the client's gaps around it on that connection (s): see _check
+    requests: np.ndarray
     moments: dict[str, float | None]  # the server's phase changes (Unix s)
     origin: float  # the run's start (Unix s)
 
@@ -177,8 +179,22 @@ def truth_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TruthRun]:
         server.wait(10)
     events = read_journal(run_dir / "journal.jsonl")
     phase = next(e for e in events if e["event"] == "phase" and e.get("phase") == "load")
-    yield TruthRun(result, windows_from_events(events), np.array(record["requests"], dtype=float),
+    yield TruthRun(result, windows_from_events(events), _with_client_time(record["requests"]),
                    record["moments"], float(phase["start"]))
+
+
+def _with_client_time(requests: list[list[float]]) -> np.ndarray:
+    """The server's record plus a column: service time + the client's gaps around it (s)."""
+    rows = np.array(requests, dtype=float)
+    bound = rows[:, 1].copy()
+    for conn in np.unique(rows[:, 3]):
+        idx = np.flatnonzero(rows[:, 3] == conn)
+        idx = idx[np.argsort(rows[idx, 0])]
+        sent = rows[idx, 0] + rows[idx, 1]
+        gaps = np.maximum(rows[idx[1:], 0] - sent[:-1], 0.0)  # answer -> next request
+        bound[idx[1:]] += gaps
+        bound[idx[:-1]] += gaps
+    return np.column_stack([rows, bound])
 
 
 @pytest.mark.parametrize(("expect", "must_pass"), SLOS, ids=[e for e, _ in SLOS])
@@ -189,39 +205,52 @@ def test_every_slo_form_passes_and_fails_where_the_truth_says(
     assert v["passed"] is must_pass, v
 
 
-MAX_TRANSPORT_MS = 5.0
+# The client's median time per request between the server's answers: 1-3 ms, up to 8 ms
+# seen on a 2-core box at load 12 (a Locust child idle 150 ms waits for a core to wake).
+# A harness that stalled its own loop on every request would pass _check's bound, not this.
+MAX_CLIENT_MS = 20.0
 
 
-def _within(measured_ms: float, true_ms: float, what: str, transport_ms: float = 0.0) -> None:
-    assert abs(measured_ms - true_ms - transport_ms) <= 0.02 * true_ms + 2.0, (
-        f"{what}: measured {measured_ms:.2f} ms, the server served {true_ms:.2f} ms "
-        f"(+ {transport_ms:.2f} ms transport)")
+def _ms_at(values_s: np.ndarray, p: float) -> float:
+    return float(np.percentile(values_s * 1000, p, method="inverted_cdf"))  # nearest rank
 
 
-def _transport_ms(measured: Window, served_ms: np.ndarray) -> float:
-    """What loopback and both ends' scheduling add to every request, on this machine now.
+def _tolerance(ms: float) -> float:
+    return 0.02 * ms + 2.0
 
-    The server's service time runs from reading the request to sending the answer; the
-    client's also holds the trip and the wake-ups, 1-3 ms on a busy 2-core box. Measured
-    as the shift of the fastest decile and checked small, so that a harness adding time
-    to every request still fails."""
-    shift = latency_percentile_us(measured.latency, 10) / 1000 - float(
-        np.percentile(served_ms, 10, method="inverted_cdf"))
-    assert -1.0 <= shift <= MAX_TRANSPORT_MS, f"the fastest decile is {shift:.2f} ms off"
-    return max(shift, 0.0)
+
+def _check(measured: Window, served: np.ndarray, p: float | None, what: str) -> None:
+    """`measured`'s pP (None: max) lies between the server's truth and that plus the client's time.
+
+    A request's latency as the client sees it is at least its service time (the server
+    got it after the client started and answered before the client read), and at most
+    that plus the client's time on each side: the gap since the server's previous answer
+    on that keep-alive connection (the client read it, then started this one) and until
+    its next request (it read this answer before). On a busy 2-core box those gaps, not
+    the harness, are where a client's waits for a core go; the last request of each
+    connection (in flight when the load stopped) has no gap after it to excuse anything.
+    """
+    ok = served[served[:, 2] == 200]
+    if p is None:
+        got = measured.latency.get_max_value() / 1000
+        low, high = float(ok[:, 1].max()) * 1000, float(ok[:, 4].max()) * 1000
+    else:
+        got = latency_percentile_us(measured.latency, p) / 1000
+        low, high = _ms_at(ok[:, 1], p), _ms_at(ok[:, 4], p)
+    name = f"{what} {'max' if p is None else f'p{p:g}'}"
+    print(f"{name}: measured {got:.2f} ms, served {low:.2f} ms (+{got - low:.2f}); "
+          f"with the client's own time at most {high:.2f} ms")
+    assert low - _tolerance(low) <= got <= high + _tolerance(high), name
 
 
 def _compare_percentiles(run: TruthRun, start: float, end: float, what: str) -> None:
     measured = run.harness(start, end)
     served = run.served(start, end)
-    ok = served[served[:, 2] == 200][:, 1] * 1000
-    assert measured.latency.total_count == pytest.approx(len(ok), abs=2), what
-    transport = _transport_ms(measured, ok)
+    assert measured.latency.total_count == pytest.approx(int(np.sum(served[:, 2] == 200)), abs=2)
+    client_ms = float(np.median(served[:, 4] - served[:, 1])) * 1000
+    assert client_ms <= MAX_CLIENT_MS, f"{what}: the client took {client_ms:.2f} ms per request"
     for p in (50, 95, 99):
-        truth = float(np.percentile(ok, p, method="inverted_cdf"))  # nearest rank
-        got = latency_percentile_us(measured.latency, p) / 1000
-        print(f"{what} p{p}: measured {got:.2f} ms, served {truth:.2f} ms, transport {transport:.2f} ms")
-        _within(got, truth, f"{what} p{p}", transport)
+        _check(measured, served, p, what)
 
 
 def test_percentiles_match_the_servers_record(truth_run: TruthRun) -> None:
@@ -234,16 +263,13 @@ def test_percentiles_match_the_servers_record(truth_run: TruthRun) -> None:
 
 
 def test_requests_in_flight_at_the_stop_are_recorded_as_served(truth_run: TruthRun) -> None:
-    """The last window holds the requests in flight when the load stopped."""
-    last = max(run_w.start for run_w in truth_run.windows if run_w.requests)
-    measured = truth_run.harness(last, last + WINDOW)
-    ok = truth_run.served(last, last + WINDOW)
-    ok = ok[ok[:, 2] == 200][:, 1] * 1000
-    worst = measured.latency.get_max_value() / 1000
-    transport = _transport_ms(measured, ok)
-    print(f"last window: max measured {worst:.2f} ms, served {ok.max():.2f} ms; "
-          f"p99 {latency_percentile_us(measured.latency, 99) / 1000:.2f} ms, transport {transport:.2f} ms")
-    _within(worst, float(ok.max()), "last window max", transport)
+    """The windows around the stop hold the requests in flight when the load stopped."""
+    last = max(w.start for w in truth_run.windows if w.requests)
+    for start in (last - WINDOW, last):
+        measured = truth_run.harness(start, start + WINDOW)
+        served = truth_run.served(start, start + WINDOW)
+        _check(measured, served, 99, f"window at +{start - truth_run.origin:g} s")
+        _check(measured, served, None, f"window at +{start - truth_run.origin:g} s")
 
 
 def test_error_rate_and_throughput_match_the_script_and_the_record(truth_run: TruthRun) -> None:
