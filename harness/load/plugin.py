@@ -23,7 +23,7 @@ from typing import IO, Any
 import gevent
 from locust import constant_throughput, events
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import MasterRunner, Runner, WorkerRunner
 from pydantic import BaseModel
 
 from harness.load.config import ArrivalRateShape, LoadConfig
@@ -246,13 +246,13 @@ def _on_worker_report(client_id: str, data: dict[str, Any], **_: Any) -> None:
     _write(data.get(MSG_WINDOWS) or [])
 
 
-def stop_users_gracefully(runner: Any) -> None:
+def stop_users_gracefully(runner: Runner) -> None:
     """Stop every user, letting its request in flight finish, before Locust's own stop.
 
-    Locust's runner.stop() starts with inspect.stack() and fires events: 30-45 ms during
-    which the event loop reads no socket, so every request then in flight was recorded
-    that much slower than it was served (the last window's p99 50 ms against a true
-    22 ms). Stopping only the users is cooperative: each finishes its request, recorded as
+    Locust's runner.stop() starts with inspect.stack() and fires events: 30-45 ms (over
+    100 ms on a busy machine) during which the event loop reads no socket, so every
+    request then in flight was recorded that much slower than it was served (the last
+    window's p99 50-180 ms against a true 22-54 ms). Stopping only the users is cooperative: each finishes its request, recorded as
     served, and runner.stop() then finds nothing in flight. Those requests are kept, not
     dropped: the requests in flight at any moment are the slower ones, so dropping them
     would bias the last window fast. The wait is bounded by --stop-timeout (graceful_stop).
