@@ -41,6 +41,7 @@ from pydantic import BaseModel
 from harness.fault import Fault, FaultParams, UserError
 
 HOST = "127.0.0.1"
+PHASES = ("normal", "fault", "recovering")
 
 
 class Phase(BaseModel):
@@ -78,16 +79,17 @@ class ScriptedServer:
     record: list[tuple[float, float, int, int]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.rng = random.Random(self.script.seed)
+        # a stream per phase: a phase's draws do not depend on how many requests came before
+        self.rngs = {name: random.Random(f"{self.script.seed}-{name}") for name in PHASES}
         self.lock = threading.Lock()  # one thread per connection
 
-    def phase_at(self, t: float) -> Phase:
+    def phase_at(self, t: float) -> str:
         m = self.moments
         if m.fault_started is None or t < m.fault_started:
-            return self.script.normal
+            return "normal"
         if m.fault_ended is None:
-            return self.script.fault
-        return self.script.recovering if t < m.recovered else self.script.normal  # type: ignore[operator]
+            return "fault"
+        return "recovering" if t < m.recovered else "normal"  # type: ignore[operator]
 
     def alert_at(self, t: float) -> bool:
         m = self.moments
@@ -96,16 +98,18 @@ class ScriptedServer:
         on = m.fault_started + self.script.alert_after_s
         return on <= t and (m.recovered is None or t < m.recovered)
 
-    def draw(self, phase: Phase) -> tuple[float, int]:
-        """(seconds to take, status) for one request."""
-        status = 503 if self.rng.random() < phase.error_share else 200
-        pick, acc = self.rng.random(), 0.0
+    def draw(self, name: str) -> tuple[float, int]:
+        """(seconds to take, status) for one request in phase `name`."""
+        phase: Phase = getattr(self.script, name)
+        rng = self.rngs[name]
+        status = 503 if rng.random() < phase.error_share else 200
+        pick, acc = rng.random(), 0.0
         for share, low, high in phase.latency_ms:
             acc += share
             if pick < acc:
-                return self.rng.uniform(low, high) / 1000, status
+                return rng.uniform(low, high) / 1000, status
         _, low, high = phase.latency_ms[-1]
-        return self.rng.uniform(low, high) / 1000, status
+        return rng.uniform(low, high) / 1000, status
 
     # --- control, called by ScriptedFault over HTTP ------------------------------------
 
