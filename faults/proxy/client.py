@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 import requests
 from toxiproxy.api import APIConsumer
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
+
+from harness.safety import check_host_allowed
 
 _consumer_lock = threading.Lock()  # APIConsumer.host/port are process-wide
 
@@ -56,7 +59,10 @@ def _server_message(content: Any) -> str:
 
 
 class ToxiproxyClient:
-    def __init__(self, url: str = "http://127.0.0.1:8474", timeout: float = 5.0) -> None:
+    def __init__(self, url: str = "http://127.0.0.1:8474", timeout: float = 5.0,
+                 allowed_hosts: Iterable[str] = ()) -> None:
+        """A client for the API at `url`, which must pass the safety check (loopback or allowed)."""
+        check_host_allowed(url, allowed_hosts, "toxiproxy url")
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if not parts.hostname or not parts.port:
             raise ValueError(

@@ -110,7 +110,7 @@ class Probe(ABC):
         """Take one reading within `config.timeout`; raise on any failure."""
 
     def hosts(self) -> list[str]:
-        """Network hosts this probe contacts (for the loopback-only safety check)."""
+        """Network addresses (URLs or host:port) this probe contacts, for the loopback-only safety check."""
         return []
 
     def close(self) -> None:

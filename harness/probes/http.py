@@ -67,7 +67,7 @@ class HttpProbe(Probe):
         return json_value(resp.json(), c.json_path or "$")
 
     def hosts(self) -> list[str]:
-        return [urlsplit(self.config.url).hostname or ""]
+        return [self.config.url]  # the whole URL: the safety check reads its host as every client does
 
     def close(self) -> None:
         self._client.close()

@@ -113,7 +113,7 @@ class PrometheusProbe(Probe):
         )
 
     def hosts(self) -> list[str]:
-        return [urlsplit(self.config.url).hostname or ""]
+        return [self.config.url]  # the whole URL: the safety check reads its host as every client does
 
     def close(self) -> None:
         self._client.close()
