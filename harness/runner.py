@@ -125,7 +125,7 @@ class Runner:
         try:
             url = self.options.toxiproxy_url or (s.toxiproxy.url if s.toxiproxy else None)
             if url is None:
-                proxy = EmbeddedProxy(host="127.0.0.1", port=0, seed=s.seed)
+                proxy = EmbeddedProxy(host="127.0.0.1", port=0, seed=s.seed, allowed_hosts=s.safety.allowed_hosts)
                 proxy.start()
                 url = proxy.api_url
             journal.write("proxy.ready", url=url, embedded=proxy is not None)

@@ -77,10 +77,15 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_host_allowed(address: str, allowed_hosts: Iterable[str] = (), what: str = "") -> str:
+SCENARIO_FIX = "add it to safety.allowed_hosts (or pass --allow-host {host})"
+
+
+def check_host_allowed(address: str, allowed_hosts: Iterable[str] = (), what: str = "",
+                       fix: str = SCENARIO_FIX) -> str:
     """Return `address` if it is safe to contact; raise AddressRefused (a UserError) if not.
 
-    `what` names the address for the message (e.g. "toxiproxy.url")."""
+    `what` names the address for the message (e.g. "toxiproxy.url"); `fix` says how to
+    allow the host (`{host}` is filled in)."""
     host = host_of(address)
     label = f"{what}: " if what else ""
     if not host:
@@ -89,5 +94,5 @@ def check_host_allowed(address: str, allowed_hosts: Iterable[str] = (), what: st
         return address
     raise AddressRefused(
         f"{label}{host} is outside loopback (127.0.0.0/8, ::1) and aftershock refuses it by default: "
-        f"add it to safety.allowed_hosts (or pass --allow-host {host}) if you mean to test it"
+        f"{fix.format(host=host)} if you mean to test it"
     )
