@@ -94,18 +94,27 @@ def schema() -> None:
 @app.command()
 def cleanup(
     reports: Path = typer.Option(Path("reports"), "--reports", help="the reports folder whose .ledger to replay"),
+    allow_host: list[str] = typer.Option([], "--allow-host",
+                                         help="a non-loopback host an undo may contact, besides the run's own (repeatable)"),
 ) -> None:
-    """Undo what a killed run left behind (faults, processes), from its undo ledger."""
+    """Undo what a killed run left behind (faults, processes), from its undo ledger.
+
+    Only entries this user's aftershock signed for that run are acted on; the others,
+    and addresses outside loopback and the allowed hosts, are reported and left alone."""
     from harness.ledger import replay, stale_ledgers
 
-    leftovers = stale_ledgers(reports / ".ledger")
-    if not leftovers:
-        out.print("nothing to clean up")
-        return
-    for left in leftovers:
-        out.print(f"{left.path}:", highlight=False)
-        for line in replay(left):
-            out.print(f"  {line}", highlight=False)
+    try:
+        leftovers = stale_ledgers(reports / ".ledger")
+        if not leftovers:
+            out.print("nothing to clean up")
+            return
+        for left in leftovers:
+            out.print(f"{left.path}:", highlight=False)
+            for line in replay(left, allow_host):
+                out.print(f"  {line}", highlight=False)
+    except UserError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})

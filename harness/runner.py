@@ -111,7 +111,7 @@ class Runner:
         for left in stale_ledgers(self.out_root / ".ledger"):
             for line in replay(left):
                 journal.write("cleanup.replayed", ledger=str(left.path), action=line)
-        ledger = Ledger(self.out_root / ".ledger", f"{s.name}-{self.run_id}")
+        ledger = Ledger(self.out_root / ".ledger", f"{s.name}-{self.run_id}", s.safety.allowed_hosts)
         journal.write("run.started", scenario=s.name, file=str(self.loaded.path), run_id=self.run_id,
                       quick=self.options.quick, window=s.load.window, environment=environment())
         proxy = None
