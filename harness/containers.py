@@ -140,7 +140,7 @@ class ManagedContainer:
                 raise UserError(f"{self.name}: container {self.container_name} stopped ({self.status()}) before it "
                                 f"was ready; its last log lines:\n{self.logs()}")
             try:
-                if httpx.get(url, timeout=1.0).status_code < 300:
+                if httpx.get(url, timeout=1.0, trust_env=False).status_code < 300:
                     return
             except httpx.HTTPError:
                 pass

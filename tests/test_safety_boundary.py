@@ -185,3 +185,22 @@ def test_run_refuses_an_outside_toxiproxy_url_before_connecting(tmp_path: Path) 
     assert "toxiproxy url: 10.1.2.3 is outside loopback" in r.stderr
     journal = next((tmp_path / "out").rglob("journal.jsonl")).read_text()
     assert "process.started" not in journal and "target.ready" not in journal
+
+
+def test_harness_clients_ignore_proxies_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTP_PROXY would carry a checked loopback request to another host: a loopback canary
+    stands in for that host and must see no connection."""
+    import socket
+
+    canary = socket.create_server(("127.0.0.1", 0))
+    canary.settimeout(0.5)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{canary.getsockname()[1]}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    try:
+        with EmbeddedProxy() as proxy:
+            assert ToxiproxyClient(proxy.api_url).proxies() == {}
+            with pytest.raises(socket.timeout):
+                canary.accept()
+    finally:
+        canary.close()

@@ -23,6 +23,7 @@ from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 from harness.safety import check_host_allowed
 
 _consumer_lock = threading.Lock()  # APIConsumer.host/port are process-wide
+NO_PROXIES: dict[str, None] = {"http": None, "https": None}  # requests: None drops the environment's proxy
 
 
 class ToxiproxyError(Exception):
@@ -80,12 +81,13 @@ class ToxiproxyClient:
             saved = (APIConsumer.host, APIConsumer.port)
             APIConsumer.host, APIConsumer.port = self.host, self.port
             try:
+                # NO_PROXIES: straight to the checked address, never via HTTP_PROXY from the environment
                 if method == "get":
-                    response = APIConsumer.get(path, timeout=self.timeout)
+                    response = APIConsumer.get(path, timeout=self.timeout, proxies=NO_PROXIES)
                 elif method == "post":
-                    response = APIConsumer.post(path, json=body, timeout=self.timeout)
+                    response = APIConsumer.post(path, json=body, timeout=self.timeout, proxies=NO_PROXIES)
                 else:
-                    response = APIConsumer.delete(path, timeout=self.timeout)
+                    response = APIConsumer.delete(path, timeout=self.timeout, proxies=NO_PROXIES)
             except ProxyExists as exc:
                 raise ToxiproxyConflict(f"{where}: {_server_message(exc.args[0])}", 409) from None
             except NotFound as exc:
