@@ -41,6 +41,8 @@ def core_api(kubeconfig: str | None, context: str | None, allowed_hosts: Iterabl
     except (ConfigException, OSError) as exc:
         raise UserError(f"cannot load a Kubernetes config ({exc}); set `kubeconfig:` or KUBECONFIG") from None
     check_host_allowed(api_client.configuration.host, allowed_hosts, "Kubernetes API server")
+    if api_client.configuration.proxy:  # a kubeconfig `proxy-url` carries every request there
+        check_host_allowed(api_client.configuration.proxy, allowed_hosts, "Kubernetes proxy-url")
     return client.CoreV1Api(api_client)
 
 

@@ -132,10 +132,10 @@ def test_connect_call_sites_refuse_before_connecting(tmp_path: Path) -> None:
                         allowed_hosts=[OUTSIDE])[0].hosts() == [f"http://{OUTSIDE}:1/x"]
 
 
-def kubeconfig(path: Path, server: str) -> str:
+def kubeconfig(path: Path, server: str, **cluster: str) -> str:
     path.write_text(yaml.safe_dump({
         "apiVersion": "v1", "kind": "Config", "current-context": "c",
-        "clusters": [{"name": "c", "cluster": {"server": server}}],
+        "clusters": [{"name": "c", "cluster": {"server": server, **cluster}}],
         "users": [{"name": "u", "user": {"token": "t"}}],
         "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
     }))
@@ -152,6 +152,9 @@ def test_kubernetes_needs_a_named_cluster_whose_api_server_passes_the_check(tmp_
     undo = fault_types()["kubernetes.preempt"].replay_undo
     with pytest.raises(AddressRefused):
         undo({"uncordon": ["n1"], "kubeconfig": str(tmp_path / "kc"), "context": None})
+    via = kubeconfig(tmp_path / "kc2", "https://127.0.0.1:6443", **{"proxy-url": f"http://{OUTSIDE}:3128"})
+    with pytest.raises(AddressRefused, match="Kubernetes proxy-url: 10.1.2.3"):
+        cls("k", cls.Params(label_selector="app=x", kubeconfig=via), FaultContext(toxiproxy_url="")).inject()
 
 
 # --- end to end, in a network namespace with nothing but loopback ---------------------------
