@@ -207,3 +207,17 @@ def test_harness_clients_ignore_proxies_from_the_environment(monkeypatch: pytest
                 canary.accept()
     finally:
         canary.close()
+
+
+def test_validating_probe_addresses_starts_nothing(tmp_path: Path) -> None:
+    """The loader checks a webhook probe's listen address without opening its receiver."""
+    import socket
+
+    from harness.processes import free_port
+
+    port = free_port()
+    doc = yaml.safe_load(scenario_yaml(tmp_path, "http://{deps[fs]}"))
+    doc["probes"] = [{"name": "hook", "type": "webhook", "port": port}]
+    parse_scenario(yaml.safe_dump(doc), "s.yaml")
+    with socket.create_server(("127.0.0.1", port)):  # still free: nothing listens there
+        pass

@@ -358,7 +358,7 @@ def _validate_probes(scenario: Scenario, marks: _Marks, file: str, problems: lis
         if config.name in names:
             problems.append(_problem(file, marks, (*base, "name"), f"probe name {config.name!r} is used twice"))
         names.add(config.name)
-        for host in types[kind](config).hosts():
+        for host in types[kind].addresses_of(config):
             try:
                 check_host_allowed(host, scenario.safety.allowed_hosts)
             except UserError as exc:
