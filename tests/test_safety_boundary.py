@@ -103,6 +103,13 @@ def test_validate_checks_toxiproxy_url_and_docker_host(tmp_path: Path) -> None:
         parse_scenario(yaml.safe_dump(doc), "s.yaml")
     doc["safety"] = {"allowed_hosts": [OUTSIDE]}
     parse_scenario(yaml.safe_dump(doc), "s.yaml")  # named: allowed
+    doc = yaml.safe_load(scenario_yaml(tmp_path, "http://127.0.0.1:9"))
+    doc["load"]["duration"] = "10s"
+    doc["timeline"] = {"baseline": "1s", "faults": [{"name": "p", "type": "container.pause", "label": "app=x",
+                                                     "at": "2s", "duration": "1s",
+                                                     "docker_host": f"ssh://me@{OUTSIDE}"}]}
+    with pytest.raises(UserError, match=r"timeline\.faults\[0\].*docker_host: 10\.1\.2\.3"):
+        parse_scenario(yaml.safe_dump(doc), "s.yaml")
 
 
 def test_the_running_target_url_is_checked_after_filling_before_any_connect(tmp_path: Path) -> None:

@@ -295,6 +295,8 @@ def _validate_faults(scenario: Scenario, marks: _Marks, file: str, problems: lis
             continue
         try:
             cls.check(params, deps, procs)
+            if docker_host := getattr(params, "docker_host", None):  # the daemon a container fault drives
+                check_host_allowed(docker_host, scenario.safety.allowed_hosts, "docker_host")
         except UserError as exc:
             problems.append(_problem(file, marks, base, str(exc)))
             continue
