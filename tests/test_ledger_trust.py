@@ -50,23 +50,18 @@ def alive(proc: subprocess.Popen) -> bool:
 
 
 def dead_run(directory: Path, run_id: str, *entries: dict, allowed: tuple[str, ...] = ()) -> Path:
-    """A ledger as a SIGKILLed harness leaves it: written by Ledger, never closed, owner gone."""
-    ledger = Ledger(directory, run_id, allowed)
-    for e in entries:
-        ledger._append(e)
-    ledger._file.close()
-    lines = ledger.path.read_text().splitlines()
-    first = json.loads(lines[0])  # the owner: a pid that is not running
-    first.update(pid=2**22 + 7, start_time=1)
-    lines[0] = json.dumps(sign_entry(first, run_id, ledger_key()))
-    ledger.path.write_text("\n".join(lines) + "\n")
-    return ledger.path
+    """A signed ledger as a SIGKILLed harness leaves it: never closed, its owner pid not running."""
+    directory.mkdir(parents=True, exist_ok=True)
+    opening = {"op": "open", "run": run_id, "pid": 2**22 + 7, "start_time": 1, "allowed_hosts": list(allowed)}
+    path = directory / f"{run_id}.jsonl"
+    path.write_text("".join(json.dumps(sign_entry(e, run_id, ledger_key())) + "\n" for e in (opening, *entries)))
+    return path
 
 
 def test_a_signed_entry_of_a_process_the_run_started_is_killed(tmp_path: Path, victim: subprocess.Popen) -> None:
-    path = dead_run(tmp_path, "run-a", {"op": "process", "id": "target", "pid": victim.pid,
-                                        "start_time": process_start_time(victim.pid)})
-    actions = replay(read_ledger(path))
+    ledger = Ledger(tmp_path, "run-a")  # the harness's own writer: signs every line
+    ledger.process_started("target", victim.pid)
+    actions = replay(read_ledger(ledger.path))
     assert actions == [f"process target (pid {victim.pid}): killed"]
     assert not alive(victim)
 
