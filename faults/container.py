@@ -46,7 +46,7 @@ class ContainerFault(Fault):
 
     def client(self) -> Any:
         if self._client is None:
-            self._client = docker_client(self.params.docker_host)
+            self._client = docker_client(self.params.docker_host, self.ctx.allowed_hosts)
         return self._client
 
     def containers(self) -> list[Any]:

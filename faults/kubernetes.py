@@ -11,31 +11,38 @@ Chaos Mesh manifest of either fault.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from faults import chaos_mesh
 from faults.selection import SelectorParams, select
 from harness.fault import Fault, FaultParams, UserError
+from harness.safety import check_host_allowed
 from harness.units import Duration
 
+NAME_THE_CLUSTER = ("name the cluster: set `kubeconfig:` (a file) and/or `context:`; aftershock never falls back "
+                    "to the in-cluster config or the current kube context")
 
-def core_api(kubeconfig: str | None, context: str | None) -> Any:
-    """A CoreV1Api from `kubeconfig`/`context`, else in-cluster config, else ~/.kube/config."""
+
+def core_api(kubeconfig: str | None, context: str | None, allowed_hosts: Iterable[str] = ()) -> Any:
+    """A CoreV1Api for the cluster the scenario names, whose API server passes the safety check.
+
+    Never the in-cluster config or a kube context nobody named: a laptop's current
+    context may well be production. `context` alone reads ~/.kube/config (or KUBECONFIG)."""
     from kubernetes import client, config
     from kubernetes.config.config_exception import ConfigException
 
+    if kubeconfig is None and context is None:
+        raise UserError(NAME_THE_CLUSTER)
     try:
-        if kubeconfig is None and context is None:
-            try:
-                config.load_incluster_config()
-                return client.CoreV1Api()
-            except ConfigException:
-                pass
         api_client = config.new_client_from_config(config_file=kubeconfig, context=context)
     except (ConfigException, OSError) as exc:
         raise UserError(f"cannot load a Kubernetes config ({exc}); set `kubeconfig:` or KUBECONFIG") from None
+    check_host_allowed(api_client.configuration.host, allowed_hosts, "Kubernetes API server")
+    if api_client.configuration.proxy:  # a kubeconfig `proxy-url` carries every request there
+        check_host_allowed(api_client.configuration.proxy, allowed_hosts, "Kubernetes proxy-url")
     return client.CoreV1Api(api_client)
 
 
@@ -54,6 +61,12 @@ class PodParams(SelectorParams):
             raise ValueError("label_selector must not be empty: it would match every pod in the namespace")
         return v
 
+    @model_validator(mode="after")
+    def _cluster_named(self) -> PodParams:
+        if self.kubeconfig is None and self.context is None:
+            raise ValueError(NAME_THE_CLUSTER)
+        return self
+
 
 class PodFault(Fault):
     """Base: lists the matching running pods once and picks the blast radius."""
@@ -67,7 +80,7 @@ class PodFault(Fault):
 
     def api(self) -> Any:
         if self._api is None:
-            self._api = core_api(self.params.kubeconfig, self.params.context)
+            self._api = core_api(self.params.kubeconfig, self.params.context, self.ctx.allowed_hosts)
         return self._api
 
     def pods(self) -> list[Any]:
@@ -151,7 +164,7 @@ class PodPreempt(PodFault):
 
     def undo_record(self) -> dict[str, Any]:
         return {"uncordon": self.nodes_to_cordon(), "kubeconfig": self.params.kubeconfig,
-                "context": self.params.context}
+                "context": self.params.context, "allowed_hosts": list(self.ctx.allowed_hosts)}
 
     def inject(self) -> None:
         for node in self.nodes_to_cordon():
@@ -183,5 +196,5 @@ class PodPreempt(PodFault):
     def replay_undo(cls, record: dict[str, Any]) -> str:
         if not record["uncordon"]:
             return "no node to uncordon"
-        api = core_api(record.get("kubeconfig"), record.get("context"))
+        api = core_api(record.get("kubeconfig"), record.get("context"), record.get("allowed_hosts") or ())
         return "; ".join(cls._uncordon(api, record["uncordon"]))

@@ -118,7 +118,7 @@ class ProxyFault(Fault):
             raise UserError(f"{self.type}: dependency {dependency!r} is not declared") from None
 
     def client(self) -> ToxiproxyClient:
-        return ToxiproxyClient(self.ctx.toxiproxy_url)
+        return ToxiproxyClient(self.ctx.toxiproxy_url, allowed_hosts=self.ctx.allowed_hosts)
 
 
 class ToxicFault(ProxyFault):

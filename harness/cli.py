@@ -94,18 +94,27 @@ def schema() -> None:
 @app.command()
 def cleanup(
     reports: Path = typer.Option(Path("reports"), "--reports", help="the reports folder whose .ledger to replay"),
+    allow_host: list[str] = typer.Option([], "--allow-host",
+                                         help="a non-loopback host an undo may contact, besides the run's own (repeatable)"),
 ) -> None:
-    """Undo what a killed run left behind (faults, processes), from its undo ledger."""
+    """Undo what a killed run left behind (faults, processes), from its undo ledger.
+
+    Only entries this user's aftershock signed for that run are acted on; the others,
+    and addresses outside loopback and the allowed hosts, are reported and left alone."""
     from harness.ledger import replay, stale_ledgers
 
-    leftovers = stale_ledgers(reports / ".ledger")
-    if not leftovers:
-        out.print("nothing to clean up")
-        return
-    for left in leftovers:
-        out.print(f"{left.path}:", highlight=False)
-        for line in replay(left):
-            out.print(f"  {line}", highlight=False)
+    try:
+        leftovers = stale_ledgers(reports / ".ledger")
+        if not leftovers:
+            out.print("nothing to clean up")
+            return
+        for left in leftovers:
+            out.print(f"{left.path}:", highlight=False)
+            for line in replay(left, allow_host):
+                out.print(f"  {line}", highlight=False)
+    except UserError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False)
+        raise typer.Exit(2) from None
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
@@ -122,12 +131,19 @@ def proxy(
     port: int = typer.Option(8474, "--port"),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON list of proxies to create at start"),
     seed: Optional[int] = typer.Option(None, "--seed", help="seed for reproducible jitter and toxicity"),
+    allow_host: list[str] = typer.Option([], "--allow-host",
+                                         help="a non-loopback host proxies may listen on or relay to (repeatable)"),
+    allow_privileged_ports: bool = typer.Option(False, "--allow-privileged-ports", help="allow listen ports below 1024"),
 ) -> None:
-    """Run the embedded Toxiproxy-compatible proxy standalone, like toxiproxy-server."""
+    """Run the embedded Toxiproxy-compatible proxy standalone, like toxiproxy-server.
+
+    Listen and upstream addresses are loopback only, and listen ports 1024 and up,
+    unless --allow-host / --allow-privileged-ports say otherwise."""
+    from faults.proxy.address_policy import AddressPolicy
     from faults.proxy.server import serve
 
     try:
-        serve(host, port, str(config) if config else None, seed)
+        serve(host, port, str(config) if config else None, seed, AddressPolicy.of(allow_host, allow_privileged_ports))
     except UserError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False)
         raise typer.Exit(2) from None

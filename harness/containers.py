@@ -8,22 +8,31 @@ it is that run's) after a SIGKILL of the harness.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from harness.fault import UserError
+from harness.safety import check_host_allowed
 
 RUN_LABEL = "aftershock.run"
 SCENARIO_LABEL = "aftershock.scenario"
 DEPENDENCY_LABEL = "aftershock.dependency"
 
 
-def docker_client(host: str | None) -> Any:
-    """A Docker SDK client for `host` (DOCKER_HOST or the local socket when None), pinged."""
+def docker_client(host: str | None, allowed_hosts: Iterable[str] = ()) -> Any:
+    """A Docker SDK client for `host` (DOCKER_HOST or the local socket when None), pinged.
+
+    The daemon's address passes the safety check first, DOCKER_HOST included: a remote
+    daemon runs containers on another machine."""
+    where = host or os.environ.get("DOCKER_HOST")
+    if where:
+        check_host_allowed(where, allowed_hosts, "docker_host" if host else "DOCKER_HOST")
     try:
         import docker  # optional extra: `pip install aftershock[docker]`
         from docker.errors import DockerException
@@ -131,7 +140,7 @@ class ManagedContainer:
                 raise UserError(f"{self.name}: container {self.container_name} stopped ({self.status()}) before it "
                                 f"was ready; its last log lines:\n{self.logs()}")
             try:
-                if httpx.get(url, timeout=1.0).status_code < 300:
+                if httpx.get(url, timeout=1.0, trust_env=False).status_code < 300:
                     return
             except httpx.HTTPError:
                 pass
@@ -158,11 +167,12 @@ class ManagedContainer:
             pass
 
 
-def remove_leftover(docker_host: str | None, container_name: str, run_id: str) -> str:
+def remove_leftover(docker_host: str | None, container_name: str, run_id: str,
+                    allowed_hosts: Iterable[str] = ()) -> str:
     """Crash undo: remove the run's container by name, if it is still that run's."""
     from docker.errors import NotFound
 
-    client = docker_client(docker_host)
+    client = docker_client(docker_host, allowed_hosts)
     try:
         c = client.containers.get(container_name)
     except NotFound:

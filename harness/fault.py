@@ -44,6 +44,7 @@ class FaultContext:
     journal: Callable[..., None] = lambda event, **fields: None
     load_dir: Path | None = None  # the load's work folder: data faults' control channel
     run_dir: Path | None = None  # this run's folder: relative paths in params resolve here
+    allowed_hosts: tuple[str, ...] = ()  # safety.allowed_hosts: non-loopback hosts a fault may contact
 
 
 class UserError(Exception):

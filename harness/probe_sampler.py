@@ -77,8 +77,15 @@ class ProbeSampler:
                 pass
 
 
-def build_probes(configs: list[dict[str, Any]], target: str, deps: dict[str, str]) -> list[Probe]:
+def build_probes(configs: list[dict[str, Any]], target: str, deps: dict[str, str],
+                 allowed_hosts: list[str] | tuple[str, ...] = ()) -> list[Probe]:
+    """The run's probes with placeholders filled; every address they contact passes the safety check."""
     from harness.probes import build_probe
     from harness.probes.placeholders import fill_probe_placeholders
+    from harness.safety import check_host_allowed
 
-    return [build_probe(fill_probe_placeholders(c, target=target, deps=deps)) for c in configs]
+    probes = [build_probe(fill_probe_placeholders(c, target=target, deps=deps)) for c in configs]
+    for probe in probes:
+        for address in probe.hosts():
+            check_host_allowed(address, allowed_hosts, f"probe {probe.config.name}")
+    return probes

@@ -84,7 +84,7 @@ class ManagedProcess:
 
         def answered() -> bool:
             try:
-                return check(httpx.get(url, timeout=1.0))
+                return check(httpx.get(url, timeout=1.0, trust_env=False))  # never via an env HTTP_PROXY
             except httpx.HTTPError:
                 return False
 

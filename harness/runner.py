@@ -111,7 +111,7 @@ class Runner:
         for left in stale_ledgers(self.out_root / ".ledger"):
             for line in replay(left):
                 journal.write("cleanup.replayed", ledger=str(left.path), action=line)
-        ledger = Ledger(self.out_root / ".ledger", f"{s.name}-{self.run_id}")
+        ledger = Ledger(self.out_root / ".ledger", f"{s.name}-{self.run_id}", s.safety.allowed_hosts)
         journal.write("run.started", scenario=s.name, file=str(self.loaded.path), run_id=self.run_id,
                       quick=self.options.quick, window=s.load.window, environment=environment())
         proxy = None
@@ -125,11 +125,11 @@ class Runner:
         try:
             url = self.options.toxiproxy_url or (s.toxiproxy.url if s.toxiproxy else None)
             if url is None:
-                proxy = EmbeddedProxy(host="127.0.0.1", port=0, seed=s.seed)
+                proxy = EmbeddedProxy(host="127.0.0.1", port=0, seed=s.seed, allowed_hosts=s.safety.allowed_hosts)
                 proxy.start()
                 url = proxy.api_url
             journal.write("proxy.ready", url=url, embedded=proxy is not None)
-            client = ToxiproxyClient(url)
+            client = ToxiproxyClient(url, allowed_hosts=s.safety.allowed_hosts)
             sut = SystemUnderTest(s, self.run_dir, client, ledger, journal)
             await asyncio.to_thread(sut.start)
             journal.write("target.ready", url=sut.base_url,
@@ -140,10 +140,11 @@ class Runner:
                 dataset = (self.loaded.path.parent / s.load.data.dataset).resolve()
             ctx = FaultContext(toxiproxy_url=url, dependencies=sut.dependencies, processes=sut.processes,
                                seed=s.seed, journal=journal.write, run_dir=self.run_dir,
-                               load_dir=self.run_dir / "load")
+                               load_dir=self.run_dir / "load", allowed_hosts=tuple(s.safety.allowed_hosts))
             entries = [(e, cls, params) for e, (cls, params) in zip(s.timeline.faults, self.loaded.faults)]
             faults = FaultTimeline(entries, ctx, self.run_id, journal, ledger, timeline)
-            probes = build_probes(s.probes, sut.base_url, {n: d.listen for n, d in sut.dependencies.items()})
+            probes = build_probes(s.probes, sut.base_url, {n: d.listen for n, d in sut.dependencies.items()},
+                                  allowed_hosts=s.safety.allowed_hosts)
             sampler = ProbeSampler(probes, timeline, journal.write)
             attacks = self._make_attacks(sut.base_url, dataset, timeline, sampler)
             await sampler.sample_once("start")

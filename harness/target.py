@@ -23,7 +23,9 @@ from harness.containers import (
     host_python_mounts,
 )
 from harness.fault import Dependency, UserError
+from harness.probes.placeholders import fill_target_url
 from harness.processes import ManagedProcess, free_port
+from harness.safety import check_host_allowed
 from harness.scenario.model import ContainerSpec, Scenario, StartCommand
 
 HOST = "127.0.0.1"
@@ -83,10 +85,9 @@ class SystemUnderTest:
             self._start_command("target", t.start, port)
             self.base_url = f"http://{HOST}:{port}"
         else:  # `{deps[NAME]}` reaches the target through the proxy (client-side faults)
-            try:
-                self.base_url = t.url.format(deps={n: d.listen for n, d in self.dependencies.items()}).rstrip("/")
-            except (KeyError, IndexError, ValueError) as exc:
-                raise UserError(f"target.url: cannot fill in {exc}: use {{deps[NAME]}} with a declared dependency") from None
+            self.base_url = fill_target_url(t.url, {n: d.listen for n, d in self.dependencies.items()})
+        # the final address, right before the load, probes and attacks are handed it
+        check_host_allowed(self.base_url, s.safety.allowed_hosts, "target")
         for name, job in s.jobs.items():
             values = {"run_dir": str(self.run_dir.resolve()), "target": self.base_url, "python": sys.executable,
                       "deps": {n: d.listen for n, d in self.dependencies.items()}}
@@ -117,7 +118,7 @@ class SystemUnderTest:
             port = free_port()
             self._start_command(name, dep.start, port)
             return f"{HOST}:{port}"
-        return dep.upstream
+        return check_host_allowed(dep.upstream, self.scenario.safety.allowed_hosts, f"dependencies.{name}.upstream")
 
     def _placeholders(self, port: int) -> dict[str, Any]:
         return {"port": port, "python": sys.executable, "deps": {n: d.listen for n, d in self.dependencies.items()}}
@@ -153,7 +154,7 @@ class SystemUnderTest:
             if os.environ.get("PYTHONPATH"):
                 env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
             workdir = str(Path(__file__).resolve().parents[1])  # `-m harness...` resolves here
-        client = docker_client(spec.docker_host)
+        client = docker_client(spec.docker_host, self.scenario.safety.allowed_hosts)
         run_id = self.run_dir.name
         container_name = spec.name or f"aftershock-{name}-{run_id}"
         labels = {RUN_LABEL: run_id, SCENARIO_LABEL: self.scenario.name, DEPENDENCY_LABEL: name}

@@ -159,12 +159,13 @@ def test_no_matching_pod_and_bad_config_are_user_errors(api, tmp_path):
 
 def test_chaos_mesh_manifests_render_and_validate():
     delete = build("kubernetes.pod_delete", namespace="ml", label_selector="app=fraud,tier==serve",
-                   count=2, grace_period="10s")
+                   count=2, grace_period="10s", context="kind-test")
     m = delete.chaos_mesh()
     assert m["kind"] == "PodChaos" and chaos_mesh.validate(m) == []
     assert m["spec"] == {"action": "pod-kill", "mode": "fixed", "value": "2", "gracePeriod": 10,
                          "selector": {"namespaces": ["ml"], "labelSelectors": {"app": "fraud", "tier": "serve"}}}
-    pre = build("kubernetes.preempt", namespace="ml", label_selector="app=fraud", percent="25%").chaos_mesh()
+    pre = build("kubernetes.preempt", namespace="ml", label_selector="app=fraud", percent="25%",
+                context="kind-test").chaos_mesh()
     assert (pre["spec"]["mode"], pre["spec"]["value"], pre["spec"]["gracePeriod"]) == ("fixed-percent", "25", 30)
     stress = chaos_mesh.stress_chaos("burn", "ml", "app=fraud", cpu_workers=2, cpu_load=80,
                                      memory_size="256MB", duration=90)

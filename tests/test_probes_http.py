@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
 from harness.fault import UserError
 from harness.probes import build_probe
+from harness.safety import host_of
 
 Route = Callable[[str, dict[str, list[str]]], tuple[int, str, bytes]]
 
@@ -103,7 +104,7 @@ def test_http_status_latency_and_json_values() -> None:
             )
             assert p.sample() == expected, p.last_error
         for p in (status, down, slow, score):
-            assert p.hosts() == ["127.0.0.1"]
+            assert [host_of(a) for a in p.hosts()] == ["127.0.0.1"]
             p.close()
 
 

@@ -24,8 +24,12 @@ TOXIPROXY_VERSION = "2.12.0+aftershock"  # the Toxiproxy API this server follows
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+MAX_BODY = 1 << 20  # bytes in a request body; a proxy list of thousands fits in far less
+
+
 def json_response(data: Any, status: int = 200) -> Response:
-    return Response(json.dumps(data), status_code=status, media_type="application/json")
+    # allow_nan=False: NaN/Infinity are not JSON; input checks keep them out, this keeps it so
+    return Response(json.dumps(data, allow_nan=False), status_code=status, media_type="application/json")
 
 
 def error_response(err: ApiError, extra: dict[str, Any] | None = None) -> Response:
@@ -33,13 +37,32 @@ def error_response(err: ApiError, extra: dict[str, Any] | None = None) -> Respon
     return Response(json.dumps(body) + "\n", status_code=err.status, media_type="application/json")
 
 
+def _not_json_constant(name: str) -> Any:
+    raise BAD_REQUEST_BODY.joined(f"{name} is not a JSON number")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise BAD_REQUEST_BODY.joined(f"number {text[:40]} is too large")
+    return value
+
+
 async def read_json(request: Request) -> Any:
-    raw = await request.body()
+    """The request's JSON body; ApiError 400 for anything unbounded: too big, too deep,
+    NaN/Infinity, numbers beyond a float or with thousands of digits."""
+    raw = bytearray()
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > MAX_BODY:
+            raise BAD_REQUEST_BODY.joined(f"the body is larger than {MAX_BODY} bytes")
     if not raw.strip():
         raise BAD_REQUEST_BODY.joined("EOF")
     try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return json.loads(raw, parse_constant=_not_json_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise BAD_REQUEST_BODY.joined("the JSON is nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError, or an int of too many digits
         raise BAD_REQUEST_BODY.joined(str(exc)) from None
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -19,7 +20,10 @@ import requests
 from toxiproxy.api import APIConsumer
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
+from harness.safety import check_host_allowed
+
 _consumer_lock = threading.Lock()  # APIConsumer.host/port are process-wide
+NO_PROXIES: dict[str, None] = {"http": None, "https": None}  # requests: None drops the environment's proxy
 
 
 class ToxiproxyError(Exception):
@@ -56,7 +60,10 @@ def _server_message(content: Any) -> str:
 
 
 class ToxiproxyClient:
-    def __init__(self, url: str = "http://127.0.0.1:8474", timeout: float = 5.0) -> None:
+    def __init__(self, url: str = "http://127.0.0.1:8474", timeout: float = 5.0,
+                 allowed_hosts: Iterable[str] = ()) -> None:
+        """A client for the API at `url`, which must pass the safety check (loopback or allowed)."""
+        check_host_allowed(url, allowed_hosts, "toxiproxy url")
         parts = urlsplit(url if "://" in url else f"http://{url}")
         if not parts.hostname or not parts.port:
             raise ValueError(
@@ -74,12 +81,13 @@ class ToxiproxyClient:
             saved = (APIConsumer.host, APIConsumer.port)
             APIConsumer.host, APIConsumer.port = self.host, self.port
             try:
+                # NO_PROXIES: straight to the checked address, never via HTTP_PROXY from the environment
                 if method == "get":
-                    response = APIConsumer.get(path, timeout=self.timeout)
+                    response = APIConsumer.get(path, timeout=self.timeout, proxies=NO_PROXIES)
                 elif method == "post":
-                    response = APIConsumer.post(path, json=body, timeout=self.timeout)
+                    response = APIConsumer.post(path, json=body, timeout=self.timeout, proxies=NO_PROXIES)
                 else:
-                    response = APIConsumer.delete(path, timeout=self.timeout)
+                    response = APIConsumer.delete(path, timeout=self.timeout, proxies=NO_PROXIES)
             except ProxyExists as exc:
                 raise ToxiproxyConflict(f"{where}: {_server_message(exc.args[0])}", 409) from None
             except NotFound as exc:

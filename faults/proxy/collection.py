@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from faults.proxy.address_policy import AddressPolicy
 from faults.proxy.errors import (
     BAD_REQUEST_BODY,
     MISSING_FIELD,
     PROXY_ALREADY_EXISTS,
     PROXY_NOT_FOUND,
     ApiError,
+    check_name,
 )
 from faults.proxy.proxy import Proxy
 
@@ -46,13 +48,18 @@ class ProxySpec:
             raise MISSING_FIELD.joined(f"name{where}")
         if not upstream:
             raise MISSING_FIELD.joined(f"upstream{where}")
-        return cls(name, body.get("listen") or "127.0.0.1:0", upstream, enabled, toxics)
+        return cls(check_name(name, "proxy"), body.get("listen") or "127.0.0.1:0", upstream, enabled, toxics)
 
 
 class ProxyCollection:
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, seed: int | None = None, policy: AddressPolicy | None = None) -> None:
         self.proxies: dict[str, Proxy] = {}
         self.seed = seed
+        self.policy = policy or AddressPolicy()  # loopback only unless the server was started otherwise
+
+    def check_addresses(self, listen: str, upstream: str) -> None:
+        self.policy.check_listen(listen)
+        self.policy.check_upstream(upstream)
 
     def get(self, name: str) -> Proxy:
         proxy = self.proxies.get(name)
@@ -78,6 +85,7 @@ class ProxyCollection:
 
     async def create(self, body: Any) -> Proxy:
         spec = ProxySpec.parse(body)
+        self.check_addresses(spec.listen, spec.upstream)
         if spec.name in self.proxies:
             raise PROXY_ALREADY_EXISTS
         proxy = self._build(spec)
@@ -93,6 +101,7 @@ class ProxyCollection:
         built: list[Proxy] = []
         for i, item in enumerate(body):
             spec = ProxySpec.parse(item, f" at proxy {i + 1}")
+            self.check_addresses(spec.listen, spec.upstream)
             if any(s.name == spec.name for s in specs):
                 raise BAD_REQUEST_BODY.joined(f'duplicate proxy name "{spec.name}"')
             specs.append(spec)
@@ -126,6 +135,8 @@ class ProxyCollection:
                 raise BAD_REQUEST_BODY.joined(f"{key} must be a string")
         if not isinstance(enabled, bool):
             raise BAD_REQUEST_BODY.joined("enabled must be true or false")
+        if listen != proxy.listen or upstream != proxy.upstream:
+            self.check_addresses(listen, upstream)
         await proxy.update(listen, upstream, enabled)
         return proxy
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterable
 from typing import Self
 
+from faults.proxy.address_policy import AddressPolicy
 from faults.proxy.server import ProxyServer, new_event_loop
 
 
@@ -16,8 +18,10 @@ class EmbeddedProxy:
     >>> proxy.start(); url = proxy.api_url; proxy.stop()
     """
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, seed: int | None = None) -> None:
-        self._server = ProxyServer(host, port, seed)
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, seed: int | None = None,
+                 allowed_hosts: Iterable[str] = ()) -> None:
+        """`allowed_hosts`: non-loopback upstreams the run may relay to (its safety.allowed_hosts)."""
+        self._server = ProxyServer(host, port, seed, AddressPolicy.of(allowed_hosts))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._stop: asyncio.Event | None = None

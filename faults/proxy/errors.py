@@ -27,3 +27,15 @@ INVALID_STREAM = ApiError("stream was invalid, can be either upstream or downstr
 INVALID_TOXIC_TYPE = ApiError("invalid toxic type", 400)
 TOXIC_ALREADY_EXISTS = ApiError("toxic already exists", 409)
 TOXIC_NOT_FOUND = ApiError("toxic not found", 404)
+ADDRESS_REFUSED = ApiError("address refused", 403)
+
+MAX_NAME = 256  # characters: a proxy or toxic name must fit in a URL path to be deleted again
+
+
+def check_name(name: str, what: str) -> str:
+    """`name` if it can be addressed in a URL path again; else a 400 bad request body."""
+    if len(name) > MAX_NAME:
+        raise BAD_REQUEST_BODY.joined(f"{what} name is {len(name)} characters long: at most {MAX_NAME}")
+    if "/" in name or not name.isprintable():
+        raise BAD_REQUEST_BODY.joined(f"{what} name must not contain '/' or control characters")
+    return name

@@ -14,6 +14,7 @@ from typing import Any
 
 import uvicorn
 
+from faults.proxy.address_policy import AddressPolicy
 from faults.proxy.api import build_app
 from faults.proxy.collection import ProxyCollection, ProxySpec
 from faults.proxy.errors import ApiError
@@ -41,10 +42,11 @@ class _QuietServer(uvicorn.Server):
 class ProxyServer:
     """The API server and all its proxies, on one event loop."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8474, seed: int | None = None) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 8474, seed: int | None = None,
+                 policy: AddressPolicy | None = None) -> None:
         self.host = host
         self.port = port
-        self.proxies = ProxyCollection(seed)
+        self.proxies = ProxyCollection(seed, policy)
         self._http: _QuietServer | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -112,9 +114,10 @@ def load_config(path: str) -> list[Any]:
 
 
 async def _serve_until_signal(
-    host: str, port: int, entries: list[Any] | None, seed: int | None, config: str | None
+    host: str, port: int, entries: list[Any] | None, seed: int | None, config: str | None,
+    policy: AddressPolicy,
 ) -> None:
-    server = ProxyServer(host, port, seed)
+    server = ProxyServer(host, port, seed, policy)
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     try:
@@ -148,14 +151,22 @@ async def _serve_until_signal(
         await server.close()
 
 
-def serve(host: str, port: int, config: str | None, seed: int | None) -> None:
+def serve(host: str, port: int, config: str | None, seed: int | None,
+          policy: AddressPolicy | None = None) -> None:
     """Run the API in the foreground until SIGINT/SIGTERM, like toxiproxy-server.
 
     `config` is a JSON list of proxies (as for POST /populate); a bad file raises UserError.
+    `policy` says which listen/upstream addresses are accepted (loopback only by default);
+    the API's own address passes the same check.
     """
+    policy = policy or AddressPolicy()
+    try:
+        policy.check_listen(join_host_port(host, port))
+    except ApiError as err:
+        raise UserError(f"--host/--port: {err.message}") from None
     entries = load_config(config) if config else None
     loop = new_event_loop()
     try:
-        loop.run_until_complete(_serve_until_signal(host, port, entries, seed, config))
+        loop.run_until_complete(_serve_until_signal(host, port, entries, seed, config, policy))
     finally:
         loop.close()

@@ -12,6 +12,7 @@ from faults.proxy.errors import (
     INVALID_TOXIC_TYPE,
     TOXIC_ALREADY_EXISTS,
     TOXIC_NOT_FOUND,
+    check_name,
 )
 from faults.proxy.toxics import TOXIC_TYPES, InvalidAttributes, Toxic
 
@@ -45,6 +46,8 @@ class ChainedLink(Protocol):
 def _toxicity(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise BAD_REQUEST_BODY.joined("toxicity must be a number")
+    if not 0 <= value <= 1:  # also false for NaN
+        raise BAD_REQUEST_BODY.joined(f"toxicity must be a number from 0 to 1, got {value:g}")
     return float(value)
 
 
@@ -59,7 +62,7 @@ def parse_toxic(body: Any, taken: Callable[[str], bool]) -> ToxicEntry:
     if stream not in STREAMS:
         raise INVALID_STREAM
     toxic_type = body.get("type", "")
-    name = body.get("name") or f"{toxic_type}_{stream}"
+    name = check_name(body.get("name") or f"{toxic_type}_{stream}", "toxic")
     cls = TOXIC_TYPES.get(toxic_type)
     if cls is None:
         raise INVALID_TOXIC_TYPE

@@ -109,9 +109,15 @@ class Probe(ABC):
     def read(self) -> float:
         """Take one reading within `config.timeout`; raise on any failure."""
 
-    def hosts(self) -> list[str]:
-        """Network hosts this probe contacts (for the loopback-only safety check)."""
+    @classmethod
+    def addresses_of(cls, config: Any) -> list[str]:
+        """Network addresses (URLs or host:port) a probe with `config` contacts or listens on,
+        for the loopback-only safety check; a classmethod, so validation starts nothing."""
         return []
+
+    def hosts(self) -> list[str]:
+        """This probe's addresses (see `addresses_of`), with its placeholders filled in."""
+        return self.addresses_of(self.config)
 
     def close(self) -> None:
         """Release connections; the runner calls it at the end of the run."""

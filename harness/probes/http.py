@@ -66,8 +66,9 @@ class HttpProbe(Probe):
             raise ValueError(f"status {resp.status_code} from {c.url}")
         return json_value(resp.json(), c.json_path or "$")
 
-    def hosts(self) -> list[str]:
-        return [urlsplit(self.config.url).hostname or ""]
+    @classmethod
+    def addresses_of(cls, config: Any) -> list[str]:
+        return [config.url]  # the whole URL: the safety check reads its host as every client does
 
     def close(self) -> None:
         self._client.close()

@@ -38,3 +38,21 @@ def fill_probe_placeholders(data: Any, target: str | None = None, deps: dict[str
     if isinstance(data, str):
         return _PLACEHOLDER.sub(sub, data)
     return data
+
+
+class _ExampleDeps(dict[str, str]):
+    """Every dependency name answers the example address (for validation)."""
+
+    def __missing__(self, key: str) -> str:
+        return EXAMPLE_DEP
+
+
+def fill_target_url(url: str, deps: dict[str, str] | None = None, example: bool = False) -> str:
+    """`target.url` with `{deps[NAME]}` filled in (example loopback values when `example`).
+
+    The safety check reads the filled URL, never the template: a template hides where
+    `http://{deps[fs]}@10.1.2.3:8080` really goes."""
+    try:
+        return url.format(deps=_ExampleDeps() if example else (deps or {})).rstrip("/")
+    except (KeyError, IndexError, ValueError, AttributeError) as exc:
+        raise UserError(f"target.url: cannot fill in {exc}: use {{deps[NAME]}} with a declared dependency") from None

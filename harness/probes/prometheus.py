@@ -7,7 +7,7 @@ Query mode (`query:`) asks a Prometheus server's HTTP API (`GET /api/v1/query`).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
@@ -112,8 +112,9 @@ class PrometheusProbe(Probe):
             [to_number(r["value"][1], "query result") for r in data["result"]], c.aggregate
         )
 
-    def hosts(self) -> list[str]:
-        return [urlsplit(self.config.url).hostname or ""]
+    @classmethod
+    def addresses_of(cls, config: Any) -> list[str]:
+        return [config.url]  # the whole URL: the safety check reads its host as every client does
 
     def close(self) -> None:
         self._client.close()

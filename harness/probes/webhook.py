@@ -51,5 +51,9 @@ class WebhookProbe(Probe):
                 state = 1.0
         return state
 
+    @classmethod
+    def addresses_of(cls, config: Any) -> list[str]:
+        return [f"[{config.host}]:{config.port}" if ":" in config.host else f"{config.host}:{config.port}"]
+
     def close(self) -> None:
         self.receiver.stop()

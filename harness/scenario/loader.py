@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from harness.fault import Fault, UserError
 from harness.plugins import fault_types
+from harness.probes.placeholders import fill_target_url
 from harness.safety import check_host_allowed
 from harness.scenario.model import Scenario
 
@@ -294,6 +295,8 @@ def _validate_faults(scenario: Scenario, marks: _Marks, file: str, problems: lis
             continue
         try:
             cls.check(params, deps, procs)
+            if docker_host := getattr(params, "docker_host", None):  # the daemon a container fault drives
+                check_host_allowed(docker_host, scenario.safety.allowed_hosts, "docker_host")
         except UserError as exc:
             problems.append(_problem(file, marks, base, str(exc)))
             continue
@@ -357,7 +360,7 @@ def _validate_probes(scenario: Scenario, marks: _Marks, file: str, problems: lis
         if config.name in names:
             problems.append(_problem(file, marks, (*base, "name"), f"probe name {config.name!r} is used twice"))
         names.add(config.name)
-        for host in types[kind](config).hosts():
+        for host in types[kind].addresses_of(config):
             try:
                 check_host_allowed(host, scenario.safety.allowed_hosts)
             except UserError as exc:
@@ -378,15 +381,25 @@ def _validate_semantics(scenario: Scenario, marks: _Marks, file: str, problems: 
         if f.duration <= 0:
             problems.append(_problem(file, marks, (*base, "duration"), "duration must be more than 0s"))
     allowed = scenario.safety.allowed_hosts
-    if scenario.target.url and "{deps[" not in scenario.target.url:  # else checked via the dependency
+    if scenario.target.url:  # checked as filled in, with example loopback values for {deps[NAME]}
         try:
-            check_host_allowed(scenario.target.url, allowed)
+            check_host_allowed(fill_target_url(scenario.target.url, example=True), allowed)
         except UserError as exc:
             problems.append(_problem(file, marks, ("target", "url"), str(exc)))
+    if scenario.toxiproxy and scenario.toxiproxy.url:
+        try:
+            check_host_allowed(scenario.toxiproxy.url, allowed)
+        except UserError as exc:
+            problems.append(_problem(file, marks, ("toxiproxy", "url"), str(exc)))
     for name in scenario.jobs:
         if name in scenario.dependencies or name == "target":
             problems.append(_problem(file, marks, ("jobs", name), f"job name {name!r} is taken by the target or a dependency"))
     for name, dep in scenario.dependencies.items():
+        if dep.container and dep.container.docker_host:
+            try:
+                check_host_allowed(dep.container.docker_host, allowed)
+            except UserError as exc:
+                problems.append(_problem(file, marks, ("dependencies", name, "container", "docker_host"), str(exc)))
         if dep.upstream == "demo":
             if scenario.target.demo is None:
                 problems.append(_problem(file, marks, ("dependencies", name, "upstream"), "upstream: demo needs target: {demo: fraud}"))

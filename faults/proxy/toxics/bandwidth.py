@@ -19,6 +19,7 @@ class _Pace:
 class BandwidthToxic(Toxic):
     type = "bandwidth"
     defaults: ClassVar[dict[str, Any]] = {"rate": 0}
+    limits: ClassVar[dict[str, tuple[float, float]]] = {"rate": (0, 10**9)}  # KB/s; 0 = unlimited
 
     def new_state(self) -> _Pace:
         return _Pace()

@@ -11,6 +11,7 @@ reading while earlier chunks wait.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -47,7 +48,13 @@ class LinkView(Protocol):
 
 
 class InvalidAttributes(ValueError):
-    """An attribute has the wrong type; the API answers 400 bad request body."""
+    """An attribute has the wrong type or is out of range; the API answers 400 bad request body."""
+
+
+MAX_NUMBER = 2**53  # the largest integer a JSON number carries exactly
+HOUR_MS = 3_600_000  # the longest delay a toxic may hold traffic: longer is a hang, not a fault
+MAX_STRING = 65_536  # characters in a string attribute (an http_error body)
+FRACTION = (0.0, 1.0)
 
 
 class Toxic:
@@ -59,6 +66,8 @@ class Toxic:
 
     type: ClassVar[str]
     defaults: ClassVar[dict[str, Any]] = {}
+    # allowed range per numeric attribute; one not named here takes 0..MAX_NUMBER
+    limits: ClassVar[dict[str, tuple[float, float]]] = {}
     buffer_bytes: ClassVar[int] = 0  # extra bytes a link may hold while this toxic delays data
     directions: ClassVar[tuple[str, ...]] = ("upstream", "downstream")
 
@@ -80,20 +89,28 @@ class Toxic:
             if isinstance(default, str):
                 if not isinstance(value, str):
                     raise InvalidAttributes(f"attribute {key!r} must be a string")
-            elif isinstance(default, float):
-                if isinstance(value, bool) or not isinstance(value, (int, float)):
-                    raise InvalidAttributes(f"attribute {key!r} must be a number")
+                if len(value) > MAX_STRING:
+                    raise InvalidAttributes(f"attribute {key!r} is longer than {MAX_STRING} characters")
+                merged[key] = value
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise InvalidAttributes(f"attribute {key!r} must be a number")
+            cls.check_range(key, value)
+            if isinstance(default, float):
                 value = float(value)
+            elif value != int(value):
+                raise InvalidAttributes(f"attribute {key!r} must be an integer")
             else:
-                if (
-                    isinstance(value, bool)
-                    or not isinstance(value, (int, float))
-                    or value != int(value)
-                ):
-                    raise InvalidAttributes(f"attribute {key!r} must be an integer")
                 value = int(value)
             merged[key] = value
         return merged
+
+    @classmethod
+    def check_range(cls, key: str, value: float) -> None:
+        """InvalidAttributes unless `value` is finite and inside the attribute's limits."""
+        low, high = cls.limits.get(key, (0, MAX_NUMBER))
+        if not (math.isfinite(value) and low <= value <= high):
+            raise InvalidAttributes(f"attribute {key!r} must be a number from {low:g} to {high:g}, got {value:g}")
 
     def new_state(self) -> Any:
         """Per-link state; it survives updates of the toxic's attributes."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from faults.proxy.http_framing import RequestFramer
-from faults.proxy.toxics.base import Kind, LinkView, Piece, Toxic
+from faults.proxy.toxics.base import FRACTION, HOUR_MS, Kind, LinkView, Piece, Toxic
 
 
 @dataclass
@@ -22,6 +22,7 @@ class _Requests:
 class HttpDelayToxic(Toxic):
     type = "http_delay"
     defaults: ClassVar[dict[str, Any]] = {"delay": 0, "rate": 1.0}
+    limits: ClassVar[dict[str, tuple[float, float]]] = {"delay": (0, HOUR_MS), "rate": FRACTION}
     directions = ("upstream",)
     buffer_bytes = 4 * 1024 * 1024
 

@@ -13,7 +13,7 @@ from http import HTTPStatus
 from typing import Any, ClassVar
 
 from faults.proxy.http_framing import RequestFramer
-from faults.proxy.toxics.base import Kind, LinkView, Piece, Toxic
+from faults.proxy.toxics.base import FRACTION, Kind, LinkView, Piece, Toxic
 
 
 def error_response(status: int, body: str) -> bytes:
@@ -40,6 +40,7 @@ class _Requests:
 class HttpErrorToxic(Toxic):
     type = "http_error"
     defaults: ClassVar[dict[str, Any]] = {"status": 503, "rate": 1.0, "body": ""}
+    limits: ClassVar[dict[str, tuple[float, float]]] = {"status": (100, 599), "rate": FRACTION}
     directions = ("upstream",)
 
     def new_state(self) -> _Requests:

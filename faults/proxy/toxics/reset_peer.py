@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from faults.proxy.toxics.base import Kind, LinkView, Piece, Toxic
+from faults.proxy.toxics.base import HOUR_MS, Kind, LinkView, Piece, Toxic
 
 
 @dataclass
@@ -17,6 +17,7 @@ class _Triggered:
 class ResetPeerToxic(Toxic):
     type = "reset_peer"
     defaults: ClassVar[dict[str, Any]] = {"timeout": 0}
+    limits: ClassVar[dict[str, tuple[float, float]]] = {"timeout": (0, HOUR_MS)}
 
     def new_state(self) -> _Triggered:
         return _Triggered()

@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from faults.proxy.toxics.base import Kind, LinkView, Piece, Toxic
+from faults.proxy.toxics.base import HOUR_MS, Kind, LinkView, Piece, Toxic
 
 
 def slice_sizes(total: int, average: int, variation: int, rng: random.Random) -> list[int]:
@@ -31,6 +31,7 @@ class _Pace:
 class SlicerToxic(Toxic):
     type = "slicer"
     defaults: ClassVar[dict[str, Any]] = {"average_size": 0, "size_variation": 0, "delay": 0}
+    limits: ClassVar[dict[str, tuple[float, float]]] = {"delay": (0, HOUR_MS * 1000)}  # µs
 
     def new_state(self) -> _Pace:
         return _Pace()

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from faults.proxy.toxics.base import LinkView, Piece, Toxic
+from faults.proxy.toxics.base import HOUR_MS, LinkView, Piece, Toxic
 
 
 @dataclass
@@ -21,6 +21,7 @@ class _Timer:
 class TimeoutToxic(Toxic):
     type = "timeout"
     defaults: ClassVar[dict[str, Any]] = {"timeout": 0}
+    limits: ClassVar[dict[str, tuple[float, float]]] = {"timeout": (0, HOUR_MS)}
 
     def new_state(self) -> _Timer:
         return _Timer()
