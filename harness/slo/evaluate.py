@@ -1,10 +1,10 @@
-"""Judge parsed SLOs and stop conditions against a run's windows and timeline.
+"""Judge parsed SLOs against a run's windows and timeline.
 
 `evaluate()` gives a `Verdict`: passed (None = not measured, which fails a run like False
-does), the measured figure and
-threshold in display units (ms for latency, seconds for recovery/detection times and
-`for` stretches, fractions 0..1 for rates and window shares), and a sentence a person
-can read.  `check_stop()` is called every window on the windows seen so far.
+does), the measured figure and threshold in display units (ms for latency, seconds for
+recovery/detection times and `for` stretches, fractions 0..1 for rates and window shares),
+and a sentence a person can read.  Stop conditions are judged as a run goes, window by
+window: `harness.slo.stop`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from harness.slo.ast import (
     RecoveryTime,
     SliRef,
     Slo,
-    StopCondition,
     measures,
 )
 from harness.slo.parser import dimension
@@ -97,7 +96,7 @@ class DetectionResult:
 # --- display -----------------------------------------------------------------------------
 
 
-def _unit(node: Expr) -> str:
+def display_unit(node: Expr) -> str:
     dim = dimension(node, "")
     ms = measures(node)
     if dim == "time":
@@ -114,7 +113,7 @@ def _display(v: float, unit: str) -> float:
     return v * 1000 if unit == "ms" else v
 
 
-def _fmt(v: float | None, unit: str) -> str:
+def format_value(v: float | None, unit: str) -> str:
     if v is None:
         return "undefined"
     if math.isinf(v):
@@ -151,12 +150,23 @@ def _where(scope: str) -> str:
 # --- the evaluator -------------------------------------------------------------------------
 
 
-class _Evaluator:
-    def __init__(self, windows: list[Window], timeline: RunTimeline, settings: SloSettings):
-        self.series = Series.build(windows, timeline)
+class Evaluator:
+    """Judges SLOs and conditions over one `Series`; values are cached per (SLI, window, scope)."""
+
+    def __init__(self, series: Series, settings: SloSettings):
+        self.series = series
         self.settings = settings
-        self.timeline = timeline
+        self.timeline = series.timeline
         self._cache: dict[tuple[SliRef, int | None, str], Value] = {}
+
+    def scope_value(self, sli: SliRef, scope: str) -> Value:
+        """`sli` over every window of `scope`."""
+        where = (
+            _where(scope)
+            if self.timeline.scope(scope)
+            else f"(no span named {scope!r} in this run)"
+        )
+        return compute(sli, self.series, self.series.in_scope(scope), where)
 
     def t(self, when: float) -> str:
         return f"+{when - self.timeline.run.start:.1f} s"
@@ -174,13 +184,7 @@ class _Evaluator:
             key = (node, window, scope)
             if key not in self._cache:
                 if window is None:
-                    idx = self.series.in_scope(scope)
-                    where = (
-                        _where(scope)
-                        if self.timeline.scope(scope)
-                        else f"(no span named {scope!r} in this run)"
-                    )
-                    self._cache[key] = compute(node, self.series, idx, where)
+                    self._cache[key] = self.scope_value(node, scope)
                 else:
                     self._cache[key] = compute(node, self.series, [window], "in this window")
             return self._cache[key]
@@ -262,7 +266,7 @@ class _Evaluator:
 
     def aggregate(self, slo: Slo) -> Verdict:
         cmp, scope = slo.comparison, slo.scope or "run"
-        unit = _unit(cmp.left)
+        unit = display_unit(cmp.left)
         per_window = any(isinstance(m, SliRef) and m.scope is None for m in measures(cmp.left))
         points = self.points(cmp, self.judged(scope), scope, unit) if per_window else []
         ok, a, b = self.truth(cmp, None, scope)
@@ -275,17 +279,17 @@ class _Evaluator:
             verb = "failed" if ok is False else "not measured"
             detail = f"{lhs} is undefined ({why}): {verb}; {expected}"
         else:
-            detail = f"{lhs} was {_fmt(a_val, unit)}; {expected}"
+            detail = f"{lhs} was {format_value(a_val, unit)}; {expected}"
         return self.verdict(slo, ok, a_val, b_val, unit, scope, detail, points)
 
     def rhs_text(self, rhs: Expr, b: Value, unit: str) -> str:
-        shown = "undefined" if isinstance(b, Missing) else _fmt(b, unit)
+        shown = "undefined" if isinstance(b, Missing) else format_value(b, unit)
         return shown if isinstance(rhs, Number) else f"{rhs} = {shown}"
 
     def windowed(self, slo: Slo) -> Verdict:
         cmp, scope, q = slo.comparison, slo.scope or "run", slo.quantifier
         assert q is not None
-        unit = _unit(cmp.left)
+        unit = display_unit(cmp.left)
         idx = self.judged(scope)
         pts = self.points(cmp, idx, scope, unit)
         judged = [p for p in pts if p.ok is not None]
@@ -316,12 +320,12 @@ class _Evaluator:
             if failed:
                 detail = (
                     f"{cond} failed in {len(failed)} of {len(judged)} windows {_where(scope)}"
-                    f" (first at {self.t(failed[0].start)}; worst {_fmt(worst_base, unit)}"
+                    f" (first at {self.t(failed[0].start)}; worst {format_value(worst_base, unit)}"
                     + (f"; {stalls} with no completed request" if stalls else "")
                     + ")"
                 )
             else:
-                detail = f"{cond} held in every one of {len(judged)} windows {_where(scope)} (worst {_fmt(worst_base, unit)})"
+                detail = f"{cond} held in every one of {len(judged)} windows {_where(scope)} (worst {format_value(worst_base, unit)})"
             return self.verdict(slo, not failed, worst_base, threshold, unit, scope, detail, pts)
         if q.kind == "share":
             share = (len(judged) - len(failed)) / len(judged)
@@ -390,7 +394,7 @@ class _Evaluator:
         until, why_until = self.horizon(span, span.end)
         others = [f for f in self.timeline.faults if f is not span]
         streak, prev, reasons, pts = 0, None, [], []
-        u = _unit(conds[0].left)
+        u = display_unit(conds[0].left)
         for i in self.series.after(span.end):
             mid = self.series.midpoint(i)
             if mid >= until:
@@ -436,9 +440,9 @@ class _Evaluator:
         if never:
             r = never[0]
             detail = (
-                f"{r.fault.name} not recovered within {_fmt(r.within, 's')}: {cond_text} did not hold "
+                f"{r.fault.name} not recovered within {format_value(r.within, 's')}: {cond_text} did not hold "
                 f"for {n} consecutive windows between its end at {self.t(r.fault.end)} and "  # type: ignore[arg-type]
-                f"{self.t(r.horizon)} ({r.horizon_why}); expected {op} {_fmt(threshold, 's')}"  # type: ignore[arg-type]
+                f"{self.t(r.horizon)} ({r.horizon_why}); expected {op} {format_value(threshold, 's')}"  # type: ignore[arg-type]
             )
             if len(never) > 1:
                 detail += "; also not recovered: " + ", ".join(x.fault.name for x in never[1:])
@@ -451,12 +455,14 @@ class _Evaluator:
         worst = max(results, key=lambda r: r.recovered_after)  # type: ignore[arg-type, return-value]
         passed = _compare(op, worst.recovered_after, threshold)  # type: ignore[arg-type]
         others = "; ".join(
-            f"{r.fault.name} {_fmt(r.recovered_after, 's')}" for r in results if r is not worst
+            f"{r.fault.name} {format_value(r.recovered_after, 's')}"
+            for r in results
+            if r is not worst
         )
         detail = (
-            f"recovery_time of {worst.fault.name} was {_fmt(worst.recovered_after, 's')} (from its end "
+            f"recovery_time of {worst.fault.name} was {format_value(worst.recovered_after, 's')} (from its end "
             f"at {self.t(worst.fault.end)} until {cond_text} held for {n} consecutive windows); "  # type: ignore[arg-type]
-            f"expected {op} {_fmt(threshold, 's')}"
+            f"expected {op} {format_value(threshold, 's')}"
             + (f"; other faults: {others}" if others else "")  # type: ignore[arg-type]
         )
         return self.verdict(
@@ -526,15 +532,15 @@ class _Evaluator:
         if never:
             r = never[0]
             detail = (
-                f"{r.fault.name} not detected within {_fmt(r.within, 's')}: {cond_text} did not hold "
+                f"{r.fault.name} not detected within {format_value(r.within, 's')}: {cond_text} did not hold "
                 f"between its start at {self.t(r.fault.start)} and {self.t(r.horizon)} ({r.horizon_why})"
             )
             return self.verdict(slo, False, None, threshold, "s", scope, detail, r.points)  # type: ignore[arg-type]
         worst = max(results, key=lambda r: r.detected_after)  # type: ignore[arg-type, return-value]
         passed = _compare(op, worst.detected_after, threshold)  # type: ignore[arg-type]
         detail = (
-            f"detection_time of {worst.fault.name} was {_fmt(worst.detected_after, 's')} (from its start "
-            f"at {self.t(worst.fault.start)} until {cond_text} held); expected {op} {_fmt(threshold, 's')}"  # type: ignore[arg-type]
+            f"detection_time of {worst.fault.name} was {format_value(worst.detected_after, 's')} (from its start "
+            f"at {self.t(worst.fault.start)} until {cond_text} held); expected {op} {format_value(threshold, 's')}"  # type: ignore[arg-type]
         )
         return self.verdict(
             slo, passed, worst.detected_after, threshold, "s", scope, detail, worst.points
@@ -546,7 +552,7 @@ class _Evaluator:
         sli, scope = node.sli, node.scope or slo.scope or "fault"
         threshold = self.value(slo.comparison.right, None, "run")
         base = self.value(sli, None, "baseline")
-        unit = _unit(sli)
+        unit = display_unit(sli)
         pts = self.points(sli, self.judged(scope), scope, unit)
         if isinstance(base, Missing):
             return self.verdict(
@@ -584,9 +590,9 @@ class _Evaluator:
         ratio = 1.0 if num == den else (math.inf if den == 0 else num / den)
         passed = _compare(slo.comparison.op, ratio, threshold)  # type: ignore[arg-type]
         detail = (
-            f"worst window of {sli.name} {_where(scope)} was {_fmt(worst, unit)} against "
-            f"{_fmt(base, unit)} over the baseline: degradation {_fmt(ratio, 'ratio')}; "
-            f"expected {slo.comparison.op} {_fmt(threshold, 'ratio')}"
+            f"worst window of {sli.name} {_where(scope)} was {format_value(worst, unit)} against "
+            f"{format_value(base, unit)} over the baseline: degradation {format_value(ratio, 'ratio')}; "
+            f"expected {slo.comparison.op} {format_value(threshold, 'ratio')}"
         )  # type: ignore[arg-type]
         return self.verdict(slo, passed, ratio, threshold, "ratio", scope, detail, pts)
 
@@ -595,7 +601,7 @@ def evaluate(
     slo: Slo, windows: list[Window], timeline: RunTimeline, settings: SloSettings | None = None
 ) -> Verdict:
     """Judge one parsed SLO over a run's merged windows (one per index) and its timeline."""
-    ev = _Evaluator(windows, timeline, settings or SloSettings())
+    ev = Evaluator(Series.build(windows, timeline), settings or SloSettings())
     lhs = slo.comparison.left
     if isinstance(lhs, RecoveryTime):
         return ev.recovery(slo)
@@ -604,43 +610,3 @@ def evaluate(
     if isinstance(lhs, Degradation):
         return ev.degradation(slo)
     return ev.windowed(slo) if slo.quantifier else ev.aggregate(slo)
-
-
-def check_stop(
-    cond: StopCondition,
-    windows_so_far: list[Window],
-    timeline_so_far: RunTimeline,
-    settings: SloSettings | None = None,
-) -> str | None:
-    """A reason when `cond` has been true for its `for` duration of consecutive windows, else None.
-
-    Pass completed windows only.  A window where nothing completed (all failed, or stalled)
-    counts as the condition being true: a service that answers nothing should stop a run."""
-    ev = _Evaluator(windows_so_far, timeline_so_far, settings or SloSettings())
-    if not ev.series.windows:
-        return None
-    scope = cond.scope or "run"
-    size = ev.series.windows[0].size
-    need = max(1, math.ceil((cond.seconds or 0) / size - _EPS))
-    streak, prev, first = 0, None, 0
-    for i in ev.judged(scope):
-        ok, a, _ = ev.truth(cond.comparison, i, scope)
-        tripped = ok is True or (ok is False and isinstance(a, Missing) and a.failing)
-        w = ev.series.windows[i]
-        if tripped:
-            if not (streak and prev is not None and w.index == prev + 1):
-                streak, first = 0, i
-            streak += 1
-        else:
-            streak = 0
-        prev = w.index
-        if streak >= need:
-            unit = _unit(cond.comparison.left)
-            shown = a.reason if isinstance(a, Missing) else _fmt(a, unit)
-            span = (
-                f"for {streak * size:g} s (from {ev.t(ev.series.windows[first].start)})"
-                if cond.seconds
-                else f"at {ev.t(w.start)}"
-            )
-            return f"stop condition `{cond.text}` tripped {span}: {cond.comparison.left} was {shown} in the last window"
-    return None
