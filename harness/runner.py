@@ -345,19 +345,34 @@ class Runner:
                 first.set()
 
     async def _watch_windows(self, timeline: RunTimeline, sampler: ProbeSampler) -> None:
-        """Every window: update the live view and check the stop conditions."""
-        from harness.slo import check_stop
+        """Every window: update the live view and check the stop conditions.
 
-        conditions = list(zip(self.scenario.stop_when, self.loaded.stops))
+        Each tick hands only the windows completed since the last one to the stop triggers
+        (copies: `_consume` may still merge a late record into a window), and judges them
+        in a thread, so a long run's stop checks neither grow nor delay the fault timing."""
+        from harness.slo import StopTrigger
+
+        triggers = [(text, StopTrigger(cond, self.scenario.settings))
+                    for text, cond in zip(self.scenario.stop_when, self.loaded.stops)]
+
+        def judge(windows: list[Window]) -> list[tuple[str, str | None]]:
+            return [(text, trigger.feed(windows, timeline)) for text, trigger in triggers]
+
         size = self.scenario.load.window
+        next_index: int | None = None
         while True:
             await asyncio.sleep(size)
             sampler.attach(self.windows)
             horizon = time.time() - size  # a window's records are flushed within a tick of its end
-            done = [w for i, w in sorted(self.windows.items()) if w.end <= horizon]
-            self._show_progress(timeline, done)
-            for text, cond in conditions:
-                reason = check_stop(cond, done, timeline, self.scenario.settings)
+            last = math.floor(horizon / size + 1e-9) - 1  # the last window that ended by the horizon
+            first = min(self.windows, default=last + 1) if next_index is None else next_index
+            new = [self.windows[i] for i in range(first, last + 1) if i in self.windows]
+            if not new:
+                continue
+            next_index = new[-1].index + 1
+            self._show_progress(timeline, new)
+            copies = [Window.from_record(w.to_record()) for w in new]
+            for text, reason in await asyncio.to_thread(judge, copies):
                 if reason:
                     self.abort_reason = f"stop condition `{text}` tripped: {reason}"
                     self.journal.write("run.aborted", condition=text, reason=reason)

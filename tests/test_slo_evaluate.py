@@ -367,7 +367,7 @@ def test_never_recovering_fails_with_a_clear_detail() -> None:
     tl = timeline(30, 10, [("slow", 10, 20)])
     v = check("recovery_time < 10s", windows, tl)
     assert v.passed is False and v.measured is None
-    assert "did not recover before the run ended" in v.detail
+    assert v.detail.startswith("slow not recovered within 10 s") and "(the run ended)" in v.detail
 
 
 def test_recovery_with_custom_steady_state_and_no_baseline() -> None:
@@ -377,13 +377,134 @@ def test_recovery_with_custom_steady_state_and_no_baseline() -> None:
     assert check("recovery_time < 10s", windows, tl, custom).measured == pytest.approx(2)
     tl.baseline = None
     v = check("recovery_time < 10s", windows, tl)
-    assert v.passed is None and "cannot judge recovery" in v.detail
+    assert v.passed is None and "not measured: recovery from slow" in v.detail
 
 
 def test_recovery_without_any_fault_is_no_data() -> None:
     windows = simulate(T0, T0 + 10, lambda t: 0.02)
     v = check("recovery_time < 10s", windows, timeline(10, 5, []))
     assert v.passed is None and "no fault" in v.detail
+
+
+def simulate_answers(
+    end: float,
+    answer_at: Callable[[float], tuple[float | None, bool | None, bool]],
+    rate: float = 100.0,
+    size: float = 1.0,
+) -> list[Window]:
+    """Like `simulate`, each request answered by `answer_at(t)`: (latency or None, correct or
+    None for no label, served by the fallback)."""
+    windows: dict[int, Window] = {}
+    for k in range(round(end * rate)):
+        t = k / rate
+        idx = math.floor((T0 + t) / size + 1e-9)
+        latency, correct, fallback = answer_at(t)
+        record(windows.setdefault(idx, Window(index=idx, size=size)), latency, correct, fallback)
+    return [windows[i] for i in sorted(windows)]
+
+
+def spread(share: float, t: float, rate: float = 100.0) -> bool:
+    """True for exactly `share` of the requests, evenly spread (no sampling noise)."""
+    k = round(t * rate)
+    return math.floor((k + 1) * share) > math.floor(k * share)
+
+
+def fallback_run(fallback_until: float, labels: bool = True, flag: bool = True) -> list[Window]:
+    """The flagship's story: the store is slow in [15, 35); the service answers fast from the
+    fallback model (74 % right against 93 %) until `fallback_until`, primary path after."""
+
+    def answer(t: float) -> tuple[float, bool | None, bool]:
+        on_fallback = 15 <= t < fallback_until
+        correct = spread(0.74 if on_fallback else 0.93, t)
+        return (
+            (0.008 if on_fallback else 0.012),
+            (correct if labels else None),
+            on_fallback and flag,
+        )
+
+    return simulate_answers(60, answer)
+
+
+def test_default_steady_state_waits_for_the_primary_path_and_its_accuracy() -> None:
+    tl = timeline(60, 15, [("slow-feature-store", 15, 35)])
+    windows = fallback_run(fallback_until=39.0)  # latency never looks bad: only quality tells
+    v = check("recovery_time < 10s", windows, tl)
+    assert v.passed is True and abs(v.measured - 4.0) <= 1.0 + 1e-9, v.detail
+    assert "fallback_rate <= 1.5 * fallback_rate during baseline + 5%" in v.detail
+    assert "accuracy >= 0.95 * accuracy during baseline - 5%" in v.detail
+    assert check("recovery_time < 2.5s", windows, tl).passed is False  # must fail
+    # an explicit steady state is taken as written: latency alone sees no fault at all
+    latency_only = SloSettings(
+        steady_state=["p95(latency) <= 1.5 * p95(latency) during baseline + 5ms"]
+    )
+    assert check("recovery_time < 10s", windows, tl, latency_only).measured == 0
+
+
+def test_default_steady_state_uses_accuracy_alone_without_a_fallback_flag() -> None:
+    tl = timeline(60, 15, [("slow-feature-store", 15, 35)])
+    windows = fallback_run(fallback_until=40.0, flag=False)
+    v = check("recovery_time < 10s", windows, tl)
+    assert abs(v.measured - 5.0) <= 1.0 + 1e-9 and "fallback_rate" not in v.detail, v.detail
+    assert check("recovery_time < 3.5s", windows, tl).passed is False
+    unlabelled = fallback_run(fallback_until=40.0, labels=False)  # the flag alone still tells
+    v = check("recovery_time < 10s", unlabelled, tl)
+    assert abs(v.measured - 5.0) <= 1.0 + 1e-9 and "accuracy" not in v.detail, v.detail
+    blind = fallback_run(fallback_until=40.0, labels=False, flag=False)  # nothing to tell by
+    assert check("recovery_time < 1s", blind, tl).measured == 0
+
+
+def test_default_error_rate_is_judged_against_the_baselines() -> None:
+    """A service failing 10 % of requests in its baseline is back at 14 %, not at 30 %."""
+
+    def run(after: float) -> list[Window]:
+        def answer(t: float) -> tuple[float | None, bool | None, bool]:
+            share = 0.10 if t < 15 else 1.0 if t < 20 else after
+            return (None if spread(share, t) else 0.01), None, False
+
+        return simulate_answers(40, answer)
+
+    tl = timeline(40, 15, [("errors", 15, 20)])
+    assert check("recovery_time < 1s", run(0.14), tl).passed is True
+    v = check("recovery_time < 10s", run(0.30), tl)
+    assert v.passed is False and "not recovered within 20 s" in v.detail
+
+
+def test_recovery_window_does_not_absorb_the_next_fault() -> None:
+    def lat(t: float) -> float:  # a [10, 14) stays slow until b starts at 20; b recovers at 33
+        return 0.3 if 10 <= t < 33 else 0.02
+
+    windows = simulate(T0, T0 + 50, lat)
+    tl = timeline(50, 10, [("a", 10, 14), ("b", 20, 30)])
+    v = check("recovery_time < 10s", windows, tl)
+    assert v.passed is False and v.measured is None
+    assert v.detail.startswith("a not recovered within 6 s") and "(b started)" in v.detail
+    assert check("recovery_time of b < 10s", windows, tl).measured == pytest.approx(3)
+
+    def healed(t: float) -> float:  # the must-pass twin: a is back at 16, before b starts
+        return 0.3 if 10 <= t < 16 or 20 <= t < 33 else 0.02
+
+    v = check("recovery_time < 10s", simulate(T0, T0 + 50, healed), tl)
+    assert v.passed is True and v.measured == pytest.approx(3) and "other faults: a 2 s" in v.detail
+
+
+def test_a_fault_ending_with_the_run_fails_instead_of_hiding_the_other() -> None:
+    def lat(t: float) -> float:  # a never recovers; b ends with the run, nothing to judge after
+        return 0.3 if t >= 10 else 0.02
+
+    windows = simulate(T0, T0 + 30, lat)
+    tl = timeline(30, 10, [("a", 10, 14), ("b", 20, 30)])
+    v = check("recovery_time < 10s", windows, tl)
+    assert v.passed is False and "a not recovered within 6 s" in v.detail and "b" in v.detail
+
+
+def test_recovery_skips_windows_inside_another_fault() -> None:
+    def lat(t: float) -> float:  # b overlaps a's end; latency is fine, but b holds [12, 20)
+        return 0.3 if 10 <= t < 12 else 0.02
+
+    windows = simulate(T0, T0 + 40, lat)
+    tl = timeline(40, 10, [("a", 10, 14), ("b", 12, 20)])
+    assert check("recovery_time of a < 10s", windows, tl).measured == pytest.approx(6)
+    assert check("recovery_time of a < 5s", windows, tl).passed is False
 
 
 # --- detection time ----------------------------------------------------------------------------
@@ -400,7 +521,44 @@ def test_detection_time_from_a_probe() -> None:
     settings = SloSettings(detection=["probe.drift_alert >= 1"])
     assert check("detection_time < 20s", windows, tl, settings).measured == v.measured
     none = check("detection_time(probe.drift_alert >= 2) < 20s", windows, tl)
-    assert none.passed is False and none.measured is None and "never detected" in none.detail
+    assert (
+        none.passed is False and none.measured is None and "not detected within 20 s" in none.detail
+    )
+
+
+def alert_run(*on: tuple[float, float]) -> list[Window]:
+    """An alert probe sampled every second at x.5: 1 inside the `on` intervals, 0 outside."""
+    probes = {t + 0.5: {"alert": float(any(a <= t + 0.5 < b for a, b in on))} for t in range(40)}
+    return simulate(T0, T0 + 40, lambda t: 0.02, probes=probes)
+
+
+def test_an_alert_already_on_at_the_fault_start_is_a_false_alarm() -> None:
+    tl = timeline(40, 10, [("drift", 20, 30)])
+    v = check("detection_time(probe.alert >= 1) < 20s", alert_run((15, 40)), tl)
+    assert v.passed is False and v.measured is None
+    assert v.detail.startswith("false alarm: `probe.alert >= 1` already held") and "+19" in v.detail
+    # the must-pass twin: off when the fault starts, on 3 s later
+    v = check("detection_time(probe.alert >= 1) < 20s", alert_run((23, 40)), tl)
+    assert v.passed is True and 3 - 1 <= v.measured <= 3 + 1
+    # on earlier but off again before the start, then on: a false-to-true change after the start
+    v = check("detection_time(probe.alert >= 1) < 20s", alert_run((5, 19), (24, 40)), tl)
+    assert v.passed is True and 4 - 1 <= v.measured <= 4 + 1
+    v = check("detection_time(probe.alert >= 1) < 20s", alert_run((5, 19)), tl)
+    assert v.passed is False and "drift not detected within 20 s" in v.detail
+
+
+def test_detection_window_does_not_absorb_the_next_fault() -> None:
+    tl = timeline(40, 10, [("a", 10, 15), ("b", 20, 25)])
+    windows = alert_run((22, 40))  # only b is ever noticed
+    v = check("detection_time(probe.alert >= 1) < 20s", windows, tl)
+    assert (
+        v.passed is False
+        and v.detail.startswith("a not detected within 10 s")
+        and "(b started)" in v.detail
+    )
+    assert (
+        2 - 1 <= check("detection_time(probe.alert >= 1) of b < 20s", windows, tl).measured <= 2 + 1
+    )
 
 
 def test_bare_detection_time_without_a_condition_is_a_user_error() -> None:
@@ -489,7 +647,9 @@ def test_an_attack_that_measured_nothing_does_not_inherit_the_earlier_attacks_fi
             time.sleep(1.2)  # long enough that its span holds whole 0.5 s windows
             if self.robust is None:
                 raise RuntimeError("the endpoint went away")
-            return type("Result", (), {"metrics": {"robust_accuracy": self.robust}, "details": {}})()
+            return type(
+                "Result", (), {"metrics": {"robust_accuracy": self.robust}, "details": {}}
+            )()
 
     import tempfile
     from pathlib import Path
@@ -498,14 +658,18 @@ def test_an_attack_that_measured_nothing_does_not_inherit_the_earlier_attacks_fi
     sampler = ProbeSampler([], tl, lambda *a, **k: None)
     with tempfile.TemporaryDirectory() as tmp:
         journal = Journal(Path(tmp) / "journal.jsonl")
-        entries = [(FaultEntry(name="first", type="evasion.test", at=0.0, duration=1.0), Evasion(0.9)),
-                   (FaultEntry(name="second", type="evasion.test", at=2.0, duration=1.0), Evasion(None))]
+        entries = [
+            (FaultEntry(name="first", type="evasion.test", at=0.0, duration=1.0), Evasion(0.9)),
+            (FaultEntry(name="second", type="evasion.test", at=2.0, duration=1.0), Evasion(None)),
+        ]
         attacks = AttackTimeline(entries, None, journal, tl, sampler, request_timeout=1.0)
         asyncio.run(attacks.run(time.time()))
         journal.close()
     start = min(s.start for s in tl.attacks)
     tl.run.start, tl.run.end = math.floor(start), math.floor(start) + 5
-    windows = {i: Window(index=i, size=0.5) for i in range(int(tl.run.start * 2), int(tl.run.end * 2))}
+    windows = {
+        i: Window(index=i, size=0.5) for i in range(int(tl.run.start * 2), int(tl.run.end * 2))
+    }
     for w in windows.values():
         record(w, 0.01)
     sampler.attach(windows)
@@ -514,3 +678,42 @@ def test_an_attack_that_measured_nothing_does_not_inherit_the_earlier_attacks_fi
     second = check("robust_accuracy >= 0.8 during second", ordered, tl)
     assert second.passed is None and second.measured is None  # no data, not the first's 0.9
     assert check("robust_accuracy >= 0.8", ordered, tl).measured == pytest.approx(0.9)
+
+
+# --- figures made of nothing -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "p95(latency) < 1s during ghost",
+        "mean(latency) < 1s during ghost",
+        "availability >= 99% during ghost",
+        "error_rate <= 1% during ghost",
+        "server_error_rate <= 1% during ghost",
+        "throughput >= 1 during ghost",
+        "requests >= 1 during ghost",
+        "fallback_rate <= 10% during ghost",
+        "accuracy >= 0.9",  # no labelled payloads in the run
+        "probe.queue < 10",  # a probe never sampled
+        "max(probe.queue) < 10 during fault",
+        "p95(latency) during ghost < 2 * p95(latency) during baseline",
+        "p95(latency) < 2 * p95(latency) during ghost",  # left side: p95 of the run
+        "error_rate < error_rate during fault / error_rate during baseline",  # of the run; 0 / 0
+        "p95(latency) < 1s in every window during ghost",
+        "p95(latency) < 1s in 90% of windows during ghost",
+        "p95(latency) < 1s for 5s during ghost",
+        "degradation(p95(latency)) < 3 during ghost",
+        "recovery_time of ghost < 10s",
+        "detection_time(probe.queue > 1) of ghost < 10s",
+    ],
+)
+def test_no_form_passes_on_a_figure_made_of_nothing(text: str) -> None:
+    """Every SLI form and scope: no data gives `passed = None` (a run counts it as failed),
+    measured None and a detail saying "not measured" -- never a pass on 0."""
+    windows = simulate(T0, T0 + 20, lambda t: 0.01)
+    tl = timeline(20, 5, [("f", 5, 10)])
+    v = check(text, windows, tl)
+    assert v.passed is None and "not measured" in v.detail, v
+    if not text.startswith(("p95(latency) < 2 *", "error_rate < error_rate")):
+        assert v.measured is None, v  # the left side has no data either (else: the run's figure)

@@ -230,3 +230,69 @@ def test_random_token_soup_raises_only_slo_syntax_errors(parts: list[str]) -> No
             parse(text)
         except SloSyntaxError:
             pass
+
+
+# --- expressions that can never pass --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text,col,message",
+    [
+        ("availability >= 999%", 17, "availability lies in 0%..100%, so it is never >= 999%"),
+        ("availability > 100%", 16, "never > 100%"),
+        ("error_rate < 0", 14, "error_rate lies in 0%..100%, so it is never < 0%"),
+        ("accuracy == 2", 13, "never == 200%"),
+        ("p95(latency) < 0ms", 16, "p95(latency) lies in 0 s..infinity"),
+        ("throughput < -5", 14, "never < -5"),
+        ("recovery_time < 0s", 17, "recovery_time lies in 0 s..infinity"),
+        ("degradation(p95(latency)) < 0", 29, "never < 0"),
+        ("100% < error_rate", 1, "`error_rate > 100%` can never hold"),
+        ("error_rate during fault < error_rate during baseline - 100%", 54, "never < -100%..0%"),
+        ("recovery_time(error_rate > 2) < 10s", 28, "`error_rate > 2` can never hold"),
+        ("p95(latency) < 250ms / 0", 22, "division by zero: `250ms / 0`"),
+        ("error_rate < 1% / (2 - 2)", 17, "division by zero"),
+        ("p95(latency) < 1" + "0" * 400 + "ms", 16, "is too large"),
+    ],
+)
+def test_expressions_that_can_never_pass_are_refused(text: str, col: int, message: str) -> None:
+    with pytest.raises(SloSyntaxError) as err:
+        parse_slo(text)
+    assert err.value.column == col and message in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "availability >= 100%",
+        "error_rate <= 0",
+        "accuracy >= 1",
+        "recovery_time <= 0s",
+        "probe.temperature < -5",  # a probe can be anything
+        "p95(latency) < 2 * p95(latency) during baseline",
+        "error_rate < error_rate during fault / error_rate during baseline",  # zero only at run time
+    ],
+)
+def test_edge_expressions_that_can_pass_are_accepted(text: str) -> None:
+    parse_slo(text)
+
+
+def test_impossible_slo_and_stop_and_steady_state_are_refused_at_file_line_col() -> None:
+    from harness.scenario.loader import ScenarioError, parse_scenario
+
+    text = """name: impossible
+target: {url: "http://127.0.0.1:9"}
+load: {users: 1, duration: 10s}
+timeline: {baseline: 5s}
+slos:
+  - name: more than everything
+    expect: availability >= 999%
+stop_when:
+  - error_rate > 150% for 5s
+"""
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(text, "s.yaml")
+    shown = str(err.value)
+    assert "s.yaml:7:29: slos[0].expect:" in shown and "can never hold" in shown, shown
+    assert "s.yaml:9:18: stop_when[0]:" in shown, shown
+    with pytest.raises(ValueError, match="can never hold"):
+        SloSettings(steady_state=["accuracy > 100%"])

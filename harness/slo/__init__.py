@@ -1,13 +1,14 @@
 """SLIs, the SLO language and its evaluation (grammar and examples: README.md here)."""
 
 from harness.slo.ast import Slo, StopCondition
-from harness.slo.evaluate import Verdict, WindowPoint, check_stop, evaluate
+from harness.slo.evaluate import Verdict, WindowPoint, evaluate
 from harness.slo.parser import SloSyntaxError, parse_condition, parse_slo, parse_stop
 from harness.slo.settings import DEFAULT_STEADY_STATE, SloSettings
 from harness.slo.sli import scope_sli, window_sli, window_summary
+from harness.slo.stop import StopTrigger, check_stop
 
 __all__ = [
-    "DEFAULT_STEADY_STATE", "Slo", "SloSettings", "SloSyntaxError", "StopCondition", "Verdict",
+    "DEFAULT_STEADY_STATE", "Slo", "SloSettings", "SloSyntaxError", "StopCondition", "StopTrigger", "Verdict",
     "WindowPoint", "check_stop", "evaluate", "parse_condition", "parse_slo", "parse_stop",
     "scope_sli", "window_sli", "window_summary",
 ]  # fmt: skip

@@ -1,9 +1,10 @@
-"""Judge parsed SLOs and stop conditions against a run's windows and timeline.
+"""Judge parsed SLOs against a run's windows and timeline.
 
-`evaluate()` gives a `Verdict`: passed (None = no data), the measured figure and
-threshold in display units (ms for latency, seconds for recovery/detection times and
-`for` stretches, fractions 0..1 for rates and window shares), and a sentence a person
-can read.  `check_stop()` is called every window on the windows seen so far.
+`evaluate()` gives a `Verdict`: passed (None = not measured, which fails a run like False
+does), the measured figure and threshold in display units (ms for latency, seconds for
+recovery/detection times and `for` stretches, fractions 0..1 for rates and window shares),
+and a sentence a person can read.  Stop conditions are judged as a run goes, window by
+window: `harness.slo.stop`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from harness.slo.ast import (
     RecoveryTime,
     SliRef,
     Slo,
-    StopCondition,
     measures,
 )
 from harness.slo.parser import dimension
@@ -48,7 +48,7 @@ class WindowPoint:
 @dataclass
 class Verdict:
     expression: str
-    passed: bool | None  # None: no data to judge
+    passed: bool | None  # None: not measured (no data to judge); a run counts it as failed
     measured: float | None  # display units (see `unit`); None: undefined or never reached
     threshold: float | None
     unit: str  # ms | s | fraction | ratio | req/s | requests | "" (probe values)
@@ -61,10 +61,42 @@ class Verdict:
         return asdict(self)
 
 
+@dataclass
+class RecoveryResult:
+    """One fault's recovery: seconds from its end until the steady state held, or None."""
+
+    fault: Span
+    recovered_after: float | None
+    horizon: float  # judging stopped here: the next fault's start or the run's end
+    horizon_why: str  # "<fault> started" | "the run ended"
+    unmeasured: str  # why the steady state could not be judged at all ("" if it could)
+    points: list[WindowPoint]
+
+    @property
+    def within(self) -> float:
+        return max(0.0, self.horizon - (self.fault.end or self.horizon))
+
+
+@dataclass
+class DetectionResult:
+    """One fault's detection: seconds from its start until the condition turned true, or None."""
+
+    fault: Span
+    detected_after: float | None
+    horizon: float
+    horizon_why: str
+    already_on_at: float | None  # the condition held in the window before the start (false alarm)
+    points: list[WindowPoint]
+
+    @property
+    def within(self) -> float:
+        return max(0.0, self.horizon - self.fault.start)
+
+
 # --- display -----------------------------------------------------------------------------
 
 
-def _unit(node: Expr) -> str:
+def display_unit(node: Expr) -> str:
     dim = dimension(node, "")
     ms = measures(node)
     if dim == "time":
@@ -81,7 +113,7 @@ def _display(v: float, unit: str) -> float:
     return v * 1000 if unit == "ms" else v
 
 
-def _fmt(v: float | None, unit: str) -> str:
+def format_value(v: float | None, unit: str) -> str:
     if v is None:
         return "undefined"
     if math.isinf(v):
@@ -118,12 +150,23 @@ def _where(scope: str) -> str:
 # --- the evaluator -------------------------------------------------------------------------
 
 
-class _Evaluator:
-    def __init__(self, windows: list[Window], timeline: RunTimeline, settings: SloSettings):
-        self.series = Series.build(windows, timeline)
+class Evaluator:
+    """Judges SLOs and conditions over one `Series`; values are cached per (SLI, window, scope)."""
+
+    def __init__(self, series: Series, settings: SloSettings):
+        self.series = series
         self.settings = settings
-        self.timeline = timeline
+        self.timeline = series.timeline
         self._cache: dict[tuple[SliRef, int | None, str], Value] = {}
+
+    def scope_value(self, sli: SliRef, scope: str) -> Value:
+        """`sli` over every window of `scope`."""
+        where = (
+            _where(scope)
+            if self.timeline.scope(scope)
+            else f"(no span named {scope!r} in this run)"
+        )
+        return compute(sli, self.series, self.series.in_scope(scope), where)
 
     def t(self, when: float) -> str:
         return f"+{when - self.timeline.run.start:.1f} s"
@@ -141,13 +184,7 @@ class _Evaluator:
             key = (node, window, scope)
             if key not in self._cache:
                 if window is None:
-                    idx = self.series.in_scope(scope)
-                    where = (
-                        _where(scope)
-                        if self.timeline.scope(scope)
-                        else f"(no span named {scope!r} in this run)"
-                    )
-                    self._cache[key] = compute(node, self.series, idx, where)
+                    self._cache[key] = self.scope_value(node, scope)
                 else:
                     self._cache[key] = compute(node, self.series, [window], "in this window")
             return self._cache[key]
@@ -229,7 +266,7 @@ class _Evaluator:
 
     def aggregate(self, slo: Slo) -> Verdict:
         cmp, scope = slo.comparison, slo.scope or "run"
-        unit = _unit(cmp.left)
+        unit = display_unit(cmp.left)
         per_window = any(isinstance(m, SliRef) and m.scope is None for m in measures(cmp.left))
         points = self.points(cmp, self.judged(scope), scope, unit) if per_window else []
         ok, a, b = self.truth(cmp, None, scope)
@@ -239,20 +276,20 @@ class _Evaluator:
         expected = f"expected {cmp.op} {self.rhs_text(cmp.right, b, unit)}"
         if isinstance(a, Missing) or isinstance(b, Missing):
             why = a.reason if isinstance(a, Missing) else b.reason  # type: ignore[union-attr]
-            verb = "failed" if ok is False else "no data"
+            verb = "failed" if ok is False else "not measured"
             detail = f"{lhs} is undefined ({why}): {verb}; {expected}"
         else:
-            detail = f"{lhs} was {_fmt(a_val, unit)}; {expected}"
+            detail = f"{lhs} was {format_value(a_val, unit)}; {expected}"
         return self.verdict(slo, ok, a_val, b_val, unit, scope, detail, points)
 
     def rhs_text(self, rhs: Expr, b: Value, unit: str) -> str:
-        shown = "undefined" if isinstance(b, Missing) else _fmt(b, unit)
+        shown = "undefined" if isinstance(b, Missing) else format_value(b, unit)
         return shown if isinstance(rhs, Number) else f"{rhs} = {shown}"
 
     def windowed(self, slo: Slo) -> Verdict:
         cmp, scope, q = slo.comparison, slo.scope or "run", slo.quantifier
         assert q is not None
-        unit = _unit(cmp.left)
+        unit = display_unit(cmp.left)
         idx = self.judged(scope)
         pts = self.points(cmp, idx, scope, unit)
         judged = [p for p in pts if p.ok is not None]
@@ -265,7 +302,7 @@ class _Evaluator:
                 None,
                 unit,
                 scope,
-                f"no window with data {_where(scope)} to judge {cond}",
+                f"not measured: no window with data {_where(scope)} to judge {cond}",
                 pts,
             )
         failed = [p for p in judged if not p.ok]
@@ -283,12 +320,12 @@ class _Evaluator:
             if failed:
                 detail = (
                     f"{cond} failed in {len(failed)} of {len(judged)} windows {_where(scope)}"
-                    f" (first at {self.t(failed[0].start)}; worst {_fmt(worst_base, unit)}"
+                    f" (first at {self.t(failed[0].start)}; worst {format_value(worst_base, unit)}"
                     + (f"; {stalls} with no completed request" if stalls else "")
                     + ")"
                 )
             else:
-                detail = f"{cond} held in every one of {len(judged)} windows {_where(scope)} (worst {_fmt(worst_base, unit)})"
+                detail = f"{cond} held in every one of {len(judged)} windows {_where(scope)} (worst {format_value(worst_base, unit)})"
             return self.verdict(slo, not failed, worst_base, threshold, unit, scope, detail, pts)
         if q.kind == "share":
             share = (len(judged) - len(failed)) / len(judged)
@@ -328,88 +365,141 @@ class _Evaluator:
         name = chosen or (scope if scope not in (None, "run", "fault") else None)
         return [s for s in self.timeline.faults if name is None or s.name == name]
 
+    def steady_state(self) -> tuple[Comparison, ...]:
+        """The settings' steady state, with accuracy / fallback rate where this run measures them."""
+        labelled = compute(SliRef("accuracy", 0), self.series, self.series.in_scope("baseline"), "")
+        return self.settings.steady_state_conditions(
+            accuracy=not isinstance(labelled, Missing),
+            fallback_rate=any(w.fallbacks for w in self.series.windows),
+        )
+
+    def horizon(self, span: Span, after: float) -> tuple[float, str]:
+        """Where judging `span` stops: the next other fault starting at or after `after`, or the
+        run's end (one fault's recovery or detection must not absorb the next fault)."""
+        later = sorted(
+            (f.start, f.name) for f in self.timeline.faults if f is not span and f.start >= after
+        )
+        run_end = self.timeline.run.end
+        if run_end is None and self.series.windows:
+            run_end = self.series.windows[-1].end
+        if later and (run_end is None or later[0][0] < run_end):
+            return later[0][0], f"{later[0][1]} started"
+        return (run_end if run_end is not None else after), "the run ended"
+
+    def recovery_of(self, span: Span, conds: tuple[Comparison, ...]) -> RecoveryResult:
+        """From `span`'s end until `conds` hold for N consecutive windows, up to the horizon.
+        Windows inside another fault's span break the streak (that fault is not the steady state)."""
+        assert span.end is not None
+        n = self.settings.recovery_windows
+        until, why_until = self.horizon(span, span.end)
+        others = [f for f in self.timeline.faults if f is not span]
+        streak, prev, reasons, pts = 0, None, [], []
+        u = display_unit(conds[0].left)
+        for i in self.series.after(span.end):
+            mid = self.series.midpoint(i)
+            if mid >= until:
+                break
+            w = self.series.windows[i]
+            if any(f.contains(mid) for f in others):
+                ok: bool | None = None
+            else:
+                ok, why = self.holds(conds, i)
+                reasons.append(why)
+            first = self.value(conds[0].left, i, "run")
+            pts.append(
+                WindowPoint(
+                    w.index, w.start, None if isinstance(first, Missing) else _display(first, u), ok
+                )
+            )
+            streak = streak + 1 if ok and streak and prev == w.index - 1 else (1 if ok else 0)
+            prev = w.index
+            if streak == n:
+                after = max(0.0, self.series.windows[i - n + 1].start - span.end)
+                return RecoveryResult(span, after, until, why_until, "", pts)
+        unmeasured = ""
+        if reasons and all(p.ok is None for p in pts):
+            unmeasured = next((r for r in reasons if r), "no window with data after it ended")
+        return RecoveryResult(span, None, until, why_until, unmeasured, pts)
+
     def recovery(self, slo: Slo) -> Verdict:
         node = slo.comparison.left
         assert isinstance(node, RecoveryTime)
-        conds = node.conditions or self.settings.steady_state_conditions()
+        conds = node.conditions or self.steady_state()
         n = self.settings.recovery_windows
         scope = node.fault or slo.scope or "fault"
         spans = [s for s in self.faults(node.fault, slo.scope) if s.end is not None]
         cond_text = " and ".join(f"`{c}`" for c in conds)
         threshold = self.value(slo.comparison.right, None, "run")
+        op = slo.comparison.op
         if not spans:
-            return self.verdict(
-                slo,
-                None,
-                None,
-                threshold,
-                "s",
-                scope,  # type: ignore[arg-type]
-                f"no fault {'named ' + repr(node.fault) + ' ' if node.fault else ''}ended in this run; "
-                "recovery_time needs one",
-            )
-        results: list[tuple[Span, float | None, str, list[WindowPoint]]] = []
-        for span in spans:
-            assert span.end is not None
-            streak, found, reasons, pts = 0, None, [], []
-            prev = None
-            for i in self.series.after(span.end):
-                ok, why = self.holds(conds, i)
-                w = self.series.windows[i]
-                first = self.value(conds[0].left, i, "run")
-                u = _unit(conds[0].left)
-                pts.append(
-                    WindowPoint(
-                        w.index,
-                        w.start,
-                        None if isinstance(first, Missing) else _display(first, u),
-                        ok,
-                    )
-                )
-                reasons.append(why)
-                streak = (
-                    streak + 1
-                    if ok and (prev is None or w.index == prev + 1) and streak
-                    else (1 if ok else 0)
-                )
-                prev = w.index
-                if streak == n:
-                    found = max(0.0, self.series.windows[i - n + 1].start - span.end)
-                    break
-            why = ""
-            if found is None and all(p.ok is None for p in pts):
-                why = next((r for r in reasons if r), "no window with data after it ended")
-            results.append((span, found, why, pts))
-        nodata = [r for r in results if r[2]]
-        if nodata:
-            span, _, why, pts = nodata[0]
-            return self.verdict(
-                slo,
-                None,
-                None,
-                threshold,
-                "s",
-                scope,  # type: ignore[arg-type]
-                f"cannot judge recovery from {span.name}: {why}",
-                pts,
-            )
-        never = [r for r in results if r[1] is None]
+            named = f"named {node.fault!r} " if node.fault else ""
+            why = f"not measured: no fault {named}ended in this run; recovery_time needs one"
+            return self.verdict(slo, None, None, threshold, "s", scope, why)  # type: ignore[arg-type]
+        results = [self.recovery_of(s, conds) for s in sorted(spans, key=lambda s: s.start)]
+        never = [r for r in results if r.recovered_after is None and not r.unmeasured]
         if never:
-            span, _, _, pts = never[0]
+            r = never[0]
             detail = (
-                f"{span.name} did not recover before the run ended: {cond_text} never held for "
-                f"{n} consecutive windows after it ended at {self.t(span.end)}"
-            )  # type: ignore[arg-type]
-            return self.verdict(slo, False, None, threshold, "s", scope, detail, pts)  # type: ignore[arg-type]
-        span, worst, _, pts = max(results, key=lambda r: r[1])  # type: ignore[arg-type, return-value]
-        passed = _compare(slo.comparison.op, worst, threshold)  # type: ignore[arg-type]
-        others = "; ".join(f"{s.name} {_fmt(v, 's')}" for s, v, _, _ in results if s is not span)
+                f"{r.fault.name} not recovered within {format_value(r.within, 's')}: {cond_text} did not hold "
+                f"for {n} consecutive windows between its end at {self.t(r.fault.end)} and "  # type: ignore[arg-type]
+                f"{self.t(r.horizon)} ({r.horizon_why}); expected {op} {format_value(threshold, 's')}"  # type: ignore[arg-type]
+            )
+            if len(never) > 1:
+                detail += "; also not recovered: " + ", ".join(x.fault.name for x in never[1:])
+            return self.verdict(slo, False, None, threshold, "s", scope, detail, r.points)  # type: ignore[arg-type]
+        unmeasured = [r for r in results if r.unmeasured]
+        if unmeasured:
+            r = unmeasured[0]
+            detail = f"not measured: recovery from {r.fault.name}: {r.unmeasured}"
+            return self.verdict(slo, None, None, threshold, "s", scope, detail, r.points)  # type: ignore[arg-type]
+        worst = max(results, key=lambda r: r.recovered_after)  # type: ignore[arg-type, return-value]
+        passed = _compare(op, worst.recovered_after, threshold)  # type: ignore[arg-type]
+        others = "; ".join(
+            f"{r.fault.name} {format_value(r.recovered_after, 's')}"
+            for r in results
+            if r is not worst
+        )
         detail = (
-            f"recovery_time of {span.name} was {_fmt(worst, 's')} (from its end at {self.t(span.end)} until "  # type: ignore[arg-type]
-            f"{cond_text} held for {n} consecutive windows); expected {slo.comparison.op} "
-            f"{_fmt(threshold, 's')}" + (f"; other faults: {others}" if others else "")
+            f"recovery_time of {worst.fault.name} was {format_value(worst.recovered_after, 's')} (from its end "
+            f"at {self.t(worst.fault.end)} until {cond_text} held for {n} consecutive windows); "  # type: ignore[arg-type]
+            f"expected {op} {format_value(threshold, 's')}"
+            + (f"; other faults: {others}" if others else "")  # type: ignore[arg-type]
+        )
+        return self.verdict(
+            slo, passed, worst.recovered_after, threshold, "s", scope, detail, worst.points
         )  # type: ignore[arg-type]
-        return self.verdict(slo, passed, worst, threshold, "s", scope, detail, pts)  # type: ignore[arg-type]
+
+    def detection_of(self, span: Span, conds: tuple[Comparison, ...]) -> DetectionResult:
+        """Only a change from false to true at or after `span`'s start counts: the window
+        before the start must not hold already (that is a false alarm)."""
+        until, why_until = self.horizon(span, span.start + _EPS)
+        run = self.timeline.run
+        pts: list[WindowPoint] = []
+        for i, w in enumerate(self.series.windows):
+            if not run.contains(w.start) and not run.contains((w.start + w.end) / 2):
+                continue
+            if w.end <= span.start + _EPS:
+                if w.end > span.start - w.size:  # the window right before the start
+                    on, _ = self.holds(conds, i)
+                    if on:
+                        return DetectionResult(
+                            span,
+                            None,
+                            until,
+                            why_until,
+                            w.start,
+                            [WindowPoint(w.index, w.start, None, on)],
+                        )
+                continue
+            if w.start >= until:
+                break
+            ok, _ = self.holds(conds, i)
+            pts.append(WindowPoint(w.index, w.start, None, ok))
+            if ok:
+                return DetectionResult(
+                    span, max(0.0, w.end - span.start), until, why_until, None, pts
+                )
+        return DetectionResult(span, None, until, why_until, None, pts)
 
     def detection(self, slo: Slo) -> Verdict:
         node = slo.comparison.left
@@ -421,44 +511,40 @@ class _Evaluator:
                 "detection_time(probe.alert >= 1) < 20s, or set the scenario's slo settings `detection:`"
             )
         scope = node.fault or slo.scope or "fault"
-        spans = self.faults(node.fault, slo.scope)
+        spans = sorted(self.faults(node.fault, slo.scope), key=lambda s: s.start)
         threshold = self.value(slo.comparison.right, None, "run")
+        op = slo.comparison.op
         cond_text = " and ".join(f"`{c}`" for c in conds)
         if not spans:
-            return self.verdict(
-                slo,
-                None,
-                None,
-                threshold,
-                "s",
-                scope,  # type: ignore[arg-type]
-                "no fault ran in this run; detection_time needs one",
+            why = "not measured: no fault ran in this run; detection_time needs one"
+            return self.verdict(slo, None, None, threshold, "s", scope, why)  # type: ignore[arg-type]
+        results = [self.detection_of(s, conds) for s in spans]
+        alarms = [r for r in results if r.already_on_at is not None]
+        if alarms:
+            r = alarms[0]
+            detail = (
+                f"false alarm: {cond_text} already held in the window from {self.t(r.already_on_at)} "  # type: ignore[arg-type]
+                f"before {r.fault.name} started at {self.t(r.fault.start)}; only a change from false "
+                f"to true after a fault starts counts as its detection"
             )
-        results: list[tuple[Span, float | None, list[WindowPoint]]] = []
-        for span in spans:
-            found, pts = None, []
-            for i in range(len(self.series.windows)):
-                w = self.series.windows[i]
-                if w.end <= span.start or not self.timeline.run.contains(w.start):
-                    continue
-                ok, _ = self.holds(conds, i)
-                pts.append(WindowPoint(w.index, w.start, None, ok))
-                if ok:
-                    found = max(0.0, w.end - span.start)
-                    break
-            results.append((span, found, pts))
-        never = [r for r in results if r[1] is None]
+            return self.verdict(slo, False, None, threshold, "s", scope, detail, r.points)  # type: ignore[arg-type]
+        never = [r for r in results if r.detected_after is None]
         if never:
-            span, _, pts = never[0]
-            detail = f"{span.name} was never detected: {cond_text} did not hold after it started at {self.t(span.start)}"
-            return self.verdict(slo, False, None, threshold, "s", scope, detail, pts)  # type: ignore[arg-type]
-        span, worst, pts = max(results, key=lambda r: r[1])  # type: ignore[arg-type, return-value]
-        passed = _compare(slo.comparison.op, worst, threshold)  # type: ignore[arg-type]
+            r = never[0]
+            detail = (
+                f"{r.fault.name} not detected within {format_value(r.within, 's')}: {cond_text} did not hold "
+                f"between its start at {self.t(r.fault.start)} and {self.t(r.horizon)} ({r.horizon_why})"
+            )
+            return self.verdict(slo, False, None, threshold, "s", scope, detail, r.points)  # type: ignore[arg-type]
+        worst = max(results, key=lambda r: r.detected_after)  # type: ignore[arg-type, return-value]
+        passed = _compare(op, worst.detected_after, threshold)  # type: ignore[arg-type]
         detail = (
-            f"detection_time of {span.name} was {_fmt(worst, 's')} (from its start at {self.t(span.start)} "
-            f"until {cond_text} held); expected {slo.comparison.op} {_fmt(threshold, 's')}"
+            f"detection_time of {worst.fault.name} was {format_value(worst.detected_after, 's')} (from its start "
+            f"at {self.t(worst.fault.start)} until {cond_text} held); expected {op} {format_value(threshold, 's')}"  # type: ignore[arg-type]
+        )
+        return self.verdict(
+            slo, passed, worst.detected_after, threshold, "s", scope, detail, worst.points
         )  # type: ignore[arg-type]
-        return self.verdict(slo, passed, worst, threshold, "s", scope, detail, pts)  # type: ignore[arg-type]
 
     def degradation(self, slo: Slo) -> Verdict:
         node = slo.comparison.left
@@ -466,7 +552,7 @@ class _Evaluator:
         sli, scope = node.sli, node.scope or slo.scope or "fault"
         threshold = self.value(slo.comparison.right, None, "run")
         base = self.value(sli, None, "baseline")
-        unit = _unit(sli)
+        unit = display_unit(sli)
         pts = self.points(sli, self.judged(scope), scope, unit)
         if isinstance(base, Missing):
             return self.verdict(
@@ -476,7 +562,7 @@ class _Evaluator:
                 threshold,
                 "ratio",
                 scope,  # type: ignore[arg-type]
-                f"no baseline for degradation({sli.name}): {base.reason}",
+                f"not measured: no baseline for degradation({sli.name}): {base.reason}",
                 pts,
             )
         lower_is_worse = sli.kind in ("availability", "accuracy", "throughput", "requests")
@@ -496,7 +582,7 @@ class _Evaluator:
                 threshold,
                 "ratio",
                 scope,  # type: ignore[arg-type]
-                f"no window with data {_where(scope)} for degradation({sli.name})",
+                f"not measured: no window with data {_where(scope)} for degradation({sli.name})",
                 pts,
             )
         worst = min(values) if lower_is_worse else max(values)
@@ -504,9 +590,9 @@ class _Evaluator:
         ratio = 1.0 if num == den else (math.inf if den == 0 else num / den)
         passed = _compare(slo.comparison.op, ratio, threshold)  # type: ignore[arg-type]
         detail = (
-            f"worst window of {sli.name} {_where(scope)} was {_fmt(worst, unit)} against "
-            f"{_fmt(base, unit)} over the baseline: degradation {_fmt(ratio, 'ratio')}; "
-            f"expected {slo.comparison.op} {_fmt(threshold, 'ratio')}"
+            f"worst window of {sli.name} {_where(scope)} was {format_value(worst, unit)} against "
+            f"{format_value(base, unit)} over the baseline: degradation {format_value(ratio, 'ratio')}; "
+            f"expected {slo.comparison.op} {format_value(threshold, 'ratio')}"
         )  # type: ignore[arg-type]
         return self.verdict(slo, passed, ratio, threshold, "ratio", scope, detail, pts)
 
@@ -515,7 +601,7 @@ def evaluate(
     slo: Slo, windows: list[Window], timeline: RunTimeline, settings: SloSettings | None = None
 ) -> Verdict:
     """Judge one parsed SLO over a run's merged windows (one per index) and its timeline."""
-    ev = _Evaluator(windows, timeline, settings or SloSettings())
+    ev = Evaluator(Series.build(windows, timeline), settings or SloSettings())
     lhs = slo.comparison.left
     if isinstance(lhs, RecoveryTime):
         return ev.recovery(slo)
@@ -524,43 +610,3 @@ def evaluate(
     if isinstance(lhs, Degradation):
         return ev.degradation(slo)
     return ev.windowed(slo) if slo.quantifier else ev.aggregate(slo)
-
-
-def check_stop(
-    cond: StopCondition,
-    windows_so_far: list[Window],
-    timeline_so_far: RunTimeline,
-    settings: SloSettings | None = None,
-) -> str | None:
-    """A reason when `cond` has been true for its `for` duration of consecutive windows, else None.
-
-    Pass completed windows only.  A window where nothing completed (all failed, or stalled)
-    counts as the condition being true: a service that answers nothing should stop a run."""
-    ev = _Evaluator(windows_so_far, timeline_so_far, settings or SloSettings())
-    if not ev.series.windows:
-        return None
-    scope = cond.scope or "run"
-    size = ev.series.windows[0].size
-    need = max(1, math.ceil((cond.seconds or 0) / size - _EPS))
-    streak, prev, first = 0, None, 0
-    for i in ev.judged(scope):
-        ok, a, _ = ev.truth(cond.comparison, i, scope)
-        tripped = ok is True or (ok is False and isinstance(a, Missing) and a.failing)
-        w = ev.series.windows[i]
-        if tripped:
-            if not (streak and prev is not None and w.index == prev + 1):
-                streak, first = 0, i
-            streak += 1
-        else:
-            streak = 0
-        prev = w.index
-        if streak >= need:
-            unit = _unit(cond.comparison.left)
-            shown = a.reason if isinstance(a, Missing) else _fmt(a, unit)
-            span = (
-                f"for {streak * size:g} s (from {ev.t(ev.series.windows[first].start)})"
-                if cond.seconds
-                else f"at {ev.t(w.start)}"
-            )
-            return f"stop condition `{cond.text}` tripped {span}: {cond.comparison.left} was {shown} in the last window"
-    return None

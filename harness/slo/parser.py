@@ -8,6 +8,7 @@ scope checks happen here too, so a scenario is fully validated before any run.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from dataclasses import dataclass, replace
 
@@ -200,6 +201,8 @@ class _Parser:
                 value /= 100
             elif tok.unit:
                 value *= _TIME_UNITS[tok.unit]
+            if not math.isfinite(value):
+                raise self.error(f"number {tok.text[:20]}... is too large", [], tok)
             return Number(value, tok.unit, tok.text.replace(" ", ""), tok.col)
         if self.at("punct", "("):
             self.depth += 1
@@ -504,7 +507,83 @@ def _checked(cmp: Comparison, text: str) -> Comparison:
                 text,
                 m.col,
             )
+    _check_satisfiable(cmp, text)
     return cmp
+
+
+# --- comparisons that can never hold ---------------------------------------------------
+# Each side's possible values as an interval: a rate lies in 0..100 %, a latency, time,
+# throughput or count is never negative, a probe can be anything.  If the intervals say
+# the comparison is false for every value, the SLO could never pass: refuse it now
+# rather than fail every run.  A constant divisor of zero is refused the same way.
+
+_NEVER = {
+    "<": lambda a, b: a[0] >= b[1],
+    "<=": lambda a, b: a[0] > b[1],
+    ">": lambda a, b: a[1] <= b[0],
+    ">=": lambda a, b: a[1] < b[0],
+    "==": lambda a, b: a[1] < b[0] or b[1] < a[0],
+    "!=": lambda a, b: a[0] == a[1] == b[0] == b[1],
+}
+
+
+def _bounds(node: Expr, text: str) -> tuple[float, float]:
+    """The smallest and largest value `node` can take (base units)."""
+    if isinstance(node, Number):
+        return node.value, node.value
+    if isinstance(node, SliRef):
+        if node.kind == "probe":
+            return -math.inf, math.inf
+        return (0.0, 1.0) if dimension(node, text) == "fraction" else (0.0, math.inf)
+    if isinstance(node, (RecoveryTime, DetectionTime, Degradation)):
+        return 0.0, math.inf
+    if isinstance(node, Neg):
+        lo, hi = _bounds(node.operand, text)
+        return -hi, -lo
+    (a, b), (c, d) = _bounds(node.left, text), _bounds(node.right, text)
+    if node.op == "+":
+        ends = [a + c, b + d]
+    elif node.op == "-":
+        ends = [a - d, b - c]
+    elif node.op == "*":
+        ends = [0.0 if 0 in (x, y) else x * y for x in (a, b) for y in (c, d)]
+    else:
+        if c == d == 0:
+            raise SloSyntaxError(f"division by zero: `{node}`", text, node.col)
+        if c <= 0 <= d:
+            return -math.inf, math.inf
+        ends = [
+            x / y if not (math.isinf(x) and math.isinf(y)) else math.nan
+            for x in (a, b)
+            for y in (c, d)
+        ]
+    if any(math.isnan(e) for e in ends):
+        return -math.inf, math.inf
+    return min(ends), max(ends)
+
+
+def _show(bounds: tuple[float, float], dim: Dim) -> str:
+    def one(v: float) -> str:
+        if math.isinf(v):
+            return "infinity" if v > 0 else "-infinity"
+        if dim == "fraction":
+            return f"{v * 100:g}%"
+        return f"{v:g} s" if dim == "time" else f"{v:g}"
+
+    lo, hi = bounds
+    return one(lo) if lo == hi else f"{one(lo)}..{one(hi)}"
+
+
+def _check_satisfiable(cmp: Comparison, text: str) -> None:
+    a, b = _bounds(cmp.left, text), _bounds(cmp.right, text)
+    if _NEVER[cmp.op](a, b):
+        dim = dimension(cmp.left, text)
+        raise SloSyntaxError(
+            f"`{cmp}` can never hold: {cmp.left} lies in {_show(a, dim)}, "
+            f"so it is never {cmp.op} {_show(b, dim)}",
+            text,
+            getattr(cmp.right, "col", cmp.col),
+        )
 
 
 def _per_window(cmp: Comparison) -> bool:
