@@ -4,7 +4,8 @@ One JSONL file per run under `<output dir>/.ledger/`. Entries:
   {"op": "open", "run": id, "pid": harness pid, "start_time": ...}
   {"op": "fault", "id": ..., "type": ..., "record": {...}}      before inject
   {"op": "fault_done", "id": ...}                               after revert
-  {"op": "process", "id": ..., "pid": ..., "start_time": ...}   after spawn
+  {"op": "process", "id": ..., "pid": ..., "start_time": ..., "marker": ...}
+                                                                after spawn (marker: see process_tree)
   {"op": "process_done", "id": ...}                             after stop
   {"op": "route", "id": ..., "api": url, "proxy": name}         after creating a proxy
   {"op": "route_done", "id": ...}                               after deleting it
@@ -26,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.processes import kill_group_if_same, process_start_time
+from harness.process_tree import kill_tree_if_same, marker_of, process_start_time
 
 
 class Ledger:
@@ -50,7 +51,8 @@ class Ledger:
         self._append({"op": "fault_done", "id": fault_id})
 
     def process_started(self, proc_id: str, pid: int) -> None:
-        self._append({"op": "process", "id": proc_id, "pid": pid, "start_time": process_start_time(pid)})
+        self._append({"op": "process", "id": proc_id, "pid": pid, "start_time": process_start_time(pid),
+                      "marker": marker_of(pid)})
 
     def process_done(self, proc_id: str) -> None:
         self._append({"op": "process_done", "id": proc_id})
@@ -150,7 +152,7 @@ def replay(left: Leftovers) -> list[str]:
     for entry in left.containers:
         actions.append(f"container {entry['name']} ({entry['id']}): {_remove_container(entry)}")
     for entry in left.processes:
-        killed = kill_group_if_same(entry["pid"], entry["pid"], entry.get("start_time"))
+        killed = kill_tree_if_same(entry["pid"], entry.get("start_time"), entry.get("marker"))
         actions.append(f"process {entry['id']} (pid {entry['pid']}): {'killed' if killed else 'already gone'}")
     with left.path.open("a", encoding="utf-8") as f:
         f.write(json.dumps({"op": "closed", "by": "cleanup"}) + "\n")
