@@ -126,6 +126,7 @@ class GpuPreemption(ProcessFault):
                 if self.params.notice == "file" else None}
 
     def metrics(self) -> dict[str, float]:
+        self.finish_checks()
         if self.params.progress is None:
             return {}
         path = Path(self.params.progress)
@@ -331,6 +332,9 @@ class GpuOom(PressureFault):
         _, where, held = line.split()
         self.ctx.journal("fault.action", fault=self.name, type=self.type, action="hold",
                          pid=self.child.pid, device=where, bytes=int(held))
+        if where == "cpu":
+            self.check_holding(int(held))
+        # on cuda the child's tensors are the proof: CUDA allocates device memory eagerly
 
 
 # ---------------------------------------------------------------------------------------

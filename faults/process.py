@@ -10,7 +10,9 @@ Every action is checked, and a fault whose effect is not seen fails loudly
 (FaultFailed, journaled as `fault.failed`): after a kill every process of the tree is
 gone and the ports it listened on are free; after a pause every one is stopped (state
 T), after the revert none is; after a (re)start the process passes the readiness test
-it passed when the run started it.
+it passed when the run started it (checked in the background, so a slow start does not
+delay the revert; a check that fails after the revert fails the run when the fault's
+figures are read, `metrics()`).
 
 Crash safety: before injecting, the undo record names a small state file. Every
 process tree the fault pauses or (re)starts is appended to it, so `replay_undo` can,
@@ -188,6 +190,8 @@ class ProcessFault(Fault):
         self._state: StateFile | None = None
         self._lock = threading.RLock()
         self.steps = Steps()
+        self._checks: list[threading.Thread] = []
+        self._check_errors: list[FaultFailed] = []
 
     @classmethod
     def check(cls, params: FaultParams, dependencies: set[str], processes: set[str]) -> None:
@@ -289,19 +293,42 @@ class ProcessFault(Fault):
             assert p.pid is not None
             self.state.add("started", p)
             self.action("start", process=name, pid=p.pid, reason=reason)
-            self.check_ready(name)
+            if p.ready_check is None:  # a job that declared none: started is all we can say
+                self.action("verified", process=name, effect="started", pid=p.pid)
+                return
+            # checked in the background: a slow start must not hold up the revert (the
+            # fault's end, from which recovery is measured) or the next timed step
+            check = threading.Thread(target=self._check_ready, args=(name, p.pid),
+                                     name=f"{self.name}-ready-{name}", daemon=True)
+            self._checks.append(check)
+            check.start()
 
-    def check_ready(self, name: str) -> None:
+    def _check_ready(self, name: str, pid: int) -> None:
         """The readiness test the process passed when the run started it, once more."""
         p = self.proc(name)
-        if p.ready_check is None:  # a job that declared none: started is all we can say
-            self.action("verified", process=name, effect="started", pid=p.pid)
-            return
         try:
             p.ready_check(p.ready_timeout)
         except UserError as exc:
-            self.fail(f"{name} was started again but is not ready: {exc}")
-        self.action("verified", process=name, effect="ready", pid=p.pid)
+            if p.pid == pid:  # not a check overtaken by a later restart
+                try:
+                    self.fail(f"{name} was started again but is not ready: {exc}")
+                except FaultFailed as failed:
+                    self._check_errors.append(failed)
+            return
+        self.action("verified", process=name, effect="ready", pid=pid)
+
+    def finish_checks(self, timeout: float | None = None) -> None:
+        """Wait for the readiness checks still running; raise the first that failed."""
+        for check in self._checks:
+            check.join(timeout)
+        if self._check_errors:
+            raise self._check_errors[0]
+
+    def metrics(self) -> dict[str, float]:
+        """Read once after the load ends: where a readiness check that outlived the revert
+        reports (a restarted server that never got ready fails the run here)."""
+        self.finish_checks()
+        return {}
 
     def report_step_error(self, exc: BaseException) -> None:
         """A timed step failed: journal it now; the revert raises it."""
@@ -318,6 +345,7 @@ class ProcessFault(Fault):
             if isinstance(err, FaultFailed):
                 raise err
             raise RuntimeError(f"{self.type} {self.name}: a timed step failed: {err}") from err
+        self.finish_checks(timeout=0)  # one that already failed fails the revert
 
     def restore(self) -> None:
         """Bring the picked processes back to running (subclasses may differ)."""

@@ -13,6 +13,7 @@ import os
 import signal
 import socket
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -39,6 +40,16 @@ def serves(port: int) -> bool:
 def refuses(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+@contextmanager
+def squatting(port: int):
+    """A listener outside the tree on `port`: accepts, never answers (a server can't bind)."""
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        yield
 
 
 def worker_of(p: ManagedProcess) -> int:
@@ -82,6 +93,7 @@ def test_kill_takes_down_the_worker_in_its_own_session_and_restart_serves_again(
         assert worker in verified[0]["pids"]
     finally:
         fault.revert()
+    fault.metrics()  # where the readiness check of the restart reports (read after the load)
     assert p.alive() and p.pid != arbiter
     assert serves(port), "the restarted server binds the port again and answers"
     assert worker_of(p) != worker
@@ -176,15 +188,10 @@ def test_restart_that_cannot_bind_its_port_fails_loudly(server):
     fault = build("process.kill", {"target": p}, events, process="target")
     fault.undo_record()
     fault.inject()
-    squatter = socket.socket()
-    try:
-        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        squatter.bind(("127.0.0.1", port))
-        squatter.listen()  # accepts, never answers: not ready
+    with squatting(port):
+        fault.revert()  # starts it, and does not wait: the fault ends on time
         with pytest.raises(FaultFailed, match="target was started again but is not ready"):
-            fault.revert()
-    finally:
-        squatter.close()
+            fault.metrics()
     assert any(e["event"] == "fault.failed" for e in events)
 
 
@@ -210,3 +217,16 @@ def test_crash_replay_kills_the_worker_that_left_the_session(tmp_path):
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def test_a_restart_that_failed_before_the_revert_fails_the_revert(server):
+    p, port = server
+    p.ready_timeout = 2.0
+    events: list = []
+    fault = build("process.kill", {"target": p}, events, process="target", restart_after="300ms")
+    fault.undo_record()
+    fault.inject()
+    with squatting(port):
+        assert wait_for(lambda: any(e["event"] == "fault.failed" for e in events), 20)
+        with pytest.raises(FaultFailed, match="target was started again but is not ready"):
+            fault.revert()
