@@ -112,7 +112,7 @@ class ContainerFault(Fault):
         for c in self.containers():
             before = c.attrs["State"].get("StartedAt")
             self.hit(c)
-            self.check(c, lambda c, before=before: self.in_effect(c, before), self.effect, self.settle_s())
+            self.await_state(c, lambda c, before=before: self.in_effect(c, before), self.effect, self.settle_s())
 
     @abstractmethod
     def hit(self, c: Any) -> None:
@@ -131,7 +131,7 @@ class ContainerFault(Fault):
         """Whether the undo shows on the (reloaded) container."""
         return c.status == "running"
 
-    def check(self, c: Any, ok: Callable[[Any], bool], effect: str, timeout: float) -> None:
+    def await_state(self, c: Any, ok: Callable[[Any], bool], effect: str, timeout: float) -> None:
         """Reload `c` until `ok(c)`; FaultFailed (journaled) if it does not happen in time."""
         from docker.errors import NotFound
 
@@ -164,7 +164,7 @@ class ContainerFault(Fault):
                 c = self.client().containers.get(cid)
             except NotFound:
                 continue  # removed meanwhile (by its owner): nothing to bring back
-            self.check(c, self.restored, "restored", SETTLE_S)
+            self.await_state(c, self.restored, "restored", SETTLE_S)
 
     @classmethod
     def replay_undo(cls, record: dict[str, Any]) -> str:

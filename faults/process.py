@@ -270,12 +270,8 @@ class ProcessFault(Fault):
             members += self.send(name, signal.SIGKILL)
         self.check_gone(name, members, ports, f"SIGTERM and, {grace:g}s later, SIGKILL", SETTLE_S)
 
-    def wait_exit(self, name: str, timeout: float) -> bool:
-        """Wait until nothing of `name`'s tree runs any more."""
-        return not wait_gone(self.proc(name).members(), timeout)
-
     def restart(self, name: str, env: dict[str, str] | None = None, reason: str = "restart") -> None:
-        """Start `name` again if it is not running, and check it is ready again.
+        """Start `name` again if it is not running, and have its readiness checked.
 
         What is left of its old tree (a worker whose parent died) is killed first: it
         would hold the port the new process needs.
@@ -309,11 +305,11 @@ class ProcessFault(Fault):
         try:
             p.ready_check(p.ready_timeout)
         except UserError as exc:
-            if p.pid == pid:  # not a check overtaken by a later restart
-                try:
-                    self.fail(f"{name} was started again but is not ready: {exc}")
-                except FaultFailed as failed:
-                    self._check_errors.append(failed)
+            if p.pid != pid:  # a check overtaken by a later restart
+                return
+            message = f"{name} was started again but is not ready: {exc}"
+            self._check_errors.append(FaultFailed(f"{self.type} {self.name}: {message}"))
+            self.ctx.journal("fault.failed", fault=self.name, type=self.type, error=message)
             return
         self.action("verified", process=name, effect="ready", pid=pid)
 

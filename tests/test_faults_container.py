@@ -137,6 +137,7 @@ def test_unknown_container_and_bad_params(containers):
     cls = fault_types()["container.kill"]
     with pytest.raises(ValueError, match="exactly one of `container`"):
         cls.Params()
+    cls.check(cls.Params(container="x", scope="any"), set(), set())  # what `validate` calls
 
 
 @pytest.mark.parametrize("fault_type,expect", [("container.pause", "unpaused"), ("container.kill", "started")])
