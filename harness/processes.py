@@ -23,7 +23,9 @@ import psutil
 from harness.fault import UserError
 from harness.process_tree import (
     MARKER_ENV,
+    kill_tree_if_same,
     listening_ports,
+    marker_of,
     new_marker,
     process_start_time,
     send,
@@ -32,7 +34,7 @@ from harness.process_tree import (
     wait_gone,
 )
 
-__all__ = ["ManagedProcess", "free_port", "process_start_time", "tail"]
+__all__ = ["ManagedProcess", "free_port", "kill_group_if_same", "process_start_time", "tail"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -170,3 +172,11 @@ class ManagedProcess:
             self.proc.wait(timeout=5)
         except subprocess.TimeoutExpired:
             pass
+
+
+def kill_group_if_same(pgid: int, pid: int, start_time: int | None) -> bool:
+    """The old name of `kill_tree_if_same`, for callers not yet moved to it: kills the whole
+    tree of `pid`, found by the marker `pid` carries now, only if `pid` is still the
+    process started at `start_time` (else its marker could be another run's)."""
+    same = start_time is not None and process_start_time(pid) == start_time
+    return kill_tree_if_same(pid, start_time, marker_of(pid) if same else None)

@@ -22,7 +22,7 @@ from infra_fault_support import gone, proc_state, sigkill_and_replay, start_harn
 
 from harness.fault import FaultContext, FaultFailed
 from harness.plugins import fault_types
-from harness.processes import ManagedProcess, free_port
+from harness.processes import ManagedProcess, free_port, kill_group_if_same
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN_SESSION = [sys.executable, str(ROOT / "tests" / "servers" / "own_session.py")]
@@ -230,3 +230,13 @@ def test_a_restart_that_failed_before_the_revert_fails_the_revert(server):
         assert wait_for(lambda: any(e["event"] == "fault.failed" for e in events), 20)
         with pytest.raises(FaultFailed, match="target was started again but is not ready"):
             fault.revert()
+
+
+def test_the_old_group_kill_takes_the_tree_but_only_of_the_process_it_names(server):
+    p, port = server
+    worker = worker_of(p)
+    assert kill_group_if_same(p.pid, p.pid, None) is False, "no start time: not provably ours"
+    assert kill_group_if_same(p.pid, p.pid, p.start_time + 1) is False, "another process's start time"
+    assert serves(port)
+    assert kill_group_if_same(p.pid, p.pid, p.start_time) is True
+    assert wait_for(lambda: gone(worker), 5) and refuses(port)
