@@ -4,8 +4,8 @@ released on revert (also after an exception) and by replay after a SIGKILL."""
 from __future__ import annotations
 
 import json
-import signal
 import os
+import signal
 import time
 from pathlib import Path
 
