@@ -24,9 +24,10 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
-from faults.process import ProcessFault, ProcessParams, replay_state_file
+from faults.process import SETTLE_S, ProcessFault, ProcessParams, replay_state_file
 from faults.resource import ChildFailed, PressureFault, PressureParams
 from harness.fault import FaultParams, UserError
+from harness.process_tree import wait_gone
 from harness.units import ByteSize, Duration, Percent
 
 # ---------------------------------------------------------------------------------------
@@ -125,6 +126,7 @@ class GpuPreemption(ProcessFault):
                 if self.params.notice == "file" else None}
 
     def metrics(self) -> dict[str, float]:
+        self.finish_checks()
         if self.params.progress is None:
             return {}
         path = Path(self.params.progress)
@@ -170,18 +172,18 @@ class GpuPreemption(ProcessFault):
             os.replace(tmp, p.notice_file)
         elif p.notice == "http":
             self._server = MetadataNoticeServer(p.notice_port, kill_at)
-        self.steps.start(self._preempt, f"{self.name}-preemption")
+        self.steps.start(self._preempt, f"{self.name}-preemption", self.report_step_error)
 
     def _preempt(self) -> None:
         grace = self.params.grace if self.params.notice != "none" else 0.0
         deadline = time.monotonic() + grace
         for name in self.picked():
-            while self.proc(name).alive() and time.monotonic() < deadline:
+            members = self.proc(name).members()
+            while wait_gone(members, 0) and time.monotonic() < deadline:
                 if not self.steps.sleep(0.05):
                     return
-            if self.proc(name).alive():
-                self.send(name, signal.SIGKILL)
-                self.wait_exit(name, 5.0)
+            if wait_gone(members, 0):
+                self.take_down(name, signal.SIGKILL, SETTLE_S)
             else:
                 self.action("exited_in_grace", process=name, code=self.proc(name).proc.returncode)
         if self.params.reschedule_after is None or not self.steps.sleep(self.params.reschedule_after):
@@ -197,7 +199,6 @@ class GpuPreemption(ProcessFault):
             Path(self.params.notice_file).unlink(missing_ok=True)
         for name in self._picked or []:
             if not self.proc(name).alive():  # the reschedule had not happened yet: do it now
-                self.wait_exit(name, 0)
                 self.restart(name, env=self.rescheduled_env(name), reason="revert")
             if name in self._original_env:  # later restarts get the job's own environment
                 self.proc(name).env = self._original_env[name]
@@ -230,23 +231,18 @@ class GpuUnavailable(ProcessFault):
         super().__init__(name, params, ctx)
         self._original_env: dict[str, dict[str, str] | None] = {}
 
-    def _stop(self, name: str) -> None:
-        self.send(name, signal.SIGTERM)
-        if not self.wait_exit(name, self.params.grace):
-            self.send(name, signal.SIGKILL)
-            self.wait_exit(name, 5.0)
-
     def inject(self) -> None:
         for name in self.picked():
             env = self._original_env.setdefault(name, self.proc(name).env)
-            self._stop(name)
+            self.stop_tree(name, self.params.grace)
             self.restart(name, env={**(env or {}), "CUDA_VISIBLE_DEVICES": ""}, reason="no_gpu")
 
     def restore(self) -> None:
         for name in self._picked or []:
             if name not in self._original_env:
                 continue
-            self._stop(name)
+            if self.proc(name).members():
+                self.stop_tree(name, self.params.grace)
             self.restart(name, env=self._original_env.pop(name), reason="revert")
 
 
@@ -336,6 +332,9 @@ class GpuOom(PressureFault):
         _, where, held = line.split()
         self.ctx.journal("fault.action", fault=self.name, type=self.type, action="hold",
                          pid=self.child.pid, device=where, bytes=int(held))
+        if where == "cpu":
+            self.check_holding(int(held))
+        # on cuda the child's tensors are the proof: CUDA allocates device memory eagerly
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,14 +1,17 @@
 """Network faults on a named dependency, as toxics on its proxy (embedded or a real Toxiproxy).
 
 Each fault adds toxics named `aftershock-<fault name>-<stream>` to the dependency's proxy
-and removes them on revert; `network.down` disables the proxy instead. Everything
-needed to undo a fault after a crash is in its `undo_record()`.
+and removes them on revert; `network.down` disables the proxy instead. Each action is
+read back from the proxy (the toxic is there with its type, stream, toxicity and
+attributes; the proxy is disabled; after the revert, neither): a proxy that did not
+take the change fails the fault (FaultFailed). Everything needed to undo a fault after
+a crash is in its `undo_record()`.
 """
 
 from __future__ import annotations
 
 from abc import abstractmethod
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NoReturn
 
 from pydantic import Field, field_validator
 
@@ -18,7 +21,7 @@ from faults.proxy.client import (
     ToxiproxyNotFound,
     ToxiproxyUnreachable,
 )
-from harness.fault import Fault, FaultParams, UserError
+from harness.fault import Fault, FaultFailed, FaultParams, UserError
 from harness.units import ByteSize, Duration, Percent
 
 Stream = Literal["upstream", "downstream", "both"]
@@ -26,6 +29,15 @@ Stream = Literal["upstream", "downstream", "both"]
 
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
+
+
+def _same(got: Any, want: Any) -> bool:
+    """Equal, numbers compared as floats (a server may echo 250 as 250.0)."""
+    if isinstance(want, dict):
+        return isinstance(got, dict) and all(_same(got.get(k), v) for k, v in want.items())
+    if isinstance(want, int | float) and isinstance(got, int | float):
+        return abs(float(got) - float(want)) <= 1e-9 * max(1.0, abs(float(want)))
+    return got == want
 
 
 class DependencyParams(FaultParams):
@@ -120,6 +132,14 @@ class ProxyFault(Fault):
     def client(self) -> ToxiproxyClient:
         return ToxiproxyClient(self.ctx.toxiproxy_url, allowed_hosts=self.ctx.allowed_hosts)
 
+    def fail(self, message: str) -> NoReturn:
+        self.ctx.journal("fault.failed", fault=self.name, type=self.type, error=message)
+        raise FaultFailed(f"{self.type} {self.name}: {message}")
+
+    def verified(self, effect: str) -> None:
+        self.ctx.journal("fault.action", fault=self.name, type=self.type, action="verified",
+                         proxy=self.proxy_name, effect=effect)
+
 
 class ToxicFault(ProxyFault):
     """A fault that is one toxic per stream."""
@@ -162,9 +182,36 @@ class ToxicFault(ProxyFault):
             except ToxiproxyConflict:  # left over from a run that died: replace it
                 client.remove_toxic(self.proxy_name, name)
                 client.add_toxic(self.proxy_name, **toxic)
+        self.check_present()
+
+    def wanted(self) -> dict[str, dict[str, Any]]:
+        """The toxics this fault puts on the proxy, by name, as the proxy lists them."""
+        return {name: {"type": self.toxic_type, "stream": stream, "toxicity": self.toxicity(),
+                       "attributes": self.attributes()}
+                for stream, name in zip(self.streams(), self.toxic_names())}
+
+    def check_present(self) -> None:
+        """Read the proxy's toxics back: each of this fault's must be there, as sent."""
+        listed = {t["name"]: t for t in self.client().toxics(self.proxy_name)}
+        for name, want in self.wanted().items():
+            got = listed.get(name)
+            if got is None:
+                self.fail(f"toxic {name} is not on proxy {self.proxy_name} after it was added")
+            differs = {k: got.get(k) for k, v in want.items() if not _same(got.get(k), v)}
+            if differs:
+                self.fail(f"toxic {name} on proxy {self.proxy_name} is not what was sent: "
+                          f"{differs} (sent {want})")
+        self.verified("toxics present")
 
     def revert(self) -> None:
         self.replay_undo(self.undo_record())
+        try:
+            left = set(self.toxic_names()) & {t["name"] for t in self.client().toxics(self.proxy_name)}
+        except (ToxiproxyUnreachable, ToxiproxyNotFound):
+            return  # the proxy (or its server) is gone, and its toxics with it
+        if left:
+            self.fail(f"toxic(s) {', '.join(sorted(left))} still on proxy {self.proxy_name} after removal")
+        self.verified("toxics removed")
 
     @classmethod
     def replay_undo(cls, record: dict[str, Any]) -> str:
@@ -281,9 +328,20 @@ class NetworkDown(ProxyFault):
 
     def inject(self) -> None:
         self.client().set_enabled(self.proxy_name, False)
+        self.check_enabled(False)
+
+    def check_enabled(self, enabled: bool) -> None:
+        if self.client().get_proxy(self.proxy_name).get("enabled") is not enabled:
+            self.fail(f"proxy {self.proxy_name} is not {'enabled' if enabled else 'disabled'} "
+                      "after it was told to be")
+        self.verified("enabled" if enabled else "disabled")
 
     def revert(self) -> None:
         self.replay_undo(self.undo_record())
+        try:
+            self.check_enabled(True)
+        except (ToxiproxyUnreachable, ToxiproxyNotFound):
+            pass  # the proxy (or its server) is gone: nothing is left disabled
 
     @classmethod
     def replay_undo(cls, record: dict[str, Any]) -> str:

@@ -1,12 +1,21 @@
 """Process faults: kill, pause, restart or crash-loop a named process of the run.
 
-They act on the processes the runner started (`target` and each started dependency),
-each in its own process group, so a fault hits exactly one of them and its children.
-`process:` names one of them, or a glob pattern (`worker-*`) whose matches `count` /
-`percent` narrow down.
+They act on the processes the runner started (`target` and each started dependency)
+and on each one's whole process tree: workers that made sessions and process groups
+of their own are hit too (harness.process_tree), as a real crash or `docker kill`
+would hit them. `process:` names one of them, or a glob pattern (`worker-*`) whose
+matches `count` / `percent` narrow down.
+
+Every action is checked, and a fault whose effect is not seen fails loudly
+(FaultFailed, journaled as `fault.failed`): after a kill every process of the tree is
+gone and the ports it listened on are free; after a pause every one is stopped (state
+T), after the revert none is; after a (re)start the process passes the readiness test
+it passed when the run started it (checked in the background, so a slow start does not
+delay the revert; a check that fails after the revert fails the run when the fault's
+figures are read, `metrics()`).
 
 Crash safety: before injecting, the undo record names a small state file. Every
-process group the fault pauses or (re)starts is appended to it, so `replay_undo` can,
+process tree the fault pauses or (re)starts is appended to it, so `replay_undo` can,
 after a SIGKILL of the harness, SIGCONT what is still paused and kill what the fault
 started (the runner's ledger only knows the original pids).
 """
@@ -23,16 +32,28 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
+import psutil
 from pydantic import BeforeValidator, Field
 
 from faults.selection import SelectorParams, select
-from harness.fault import Fault, FaultParams, UserError
-from harness.processes import ManagedProcess, kill_group_if_same, process_start_time
+from harness.fault import Fault, FaultFailed, FaultParams, UserError
+from harness.process_tree import (
+    describe,
+    kill_tree_if_same,
+    listening_ports,
+    send,
+    signal_tree,
+    still_listening,
+    wait_gone,
+    wait_status,
+)
+from harness.processes import ManagedProcess
 from harness.units import Duration
 
 STATE_DIR = Path(tempfile.gettempdir()) / "aftershock-faults"
+SETTLE_S = 5.0  # how long a SIGKILL, SIGSTOP or SIGCONT may take to show in /proc
 
 
 def parse_signal(value: Any) -> str:
@@ -58,22 +79,16 @@ def resolve_names(fault_type: str, pattern: str, declared: set[str] | list[str])
     return names
 
 
-def continue_group_if_same(pgid: int, pid: int, start_time: int | None) -> bool:
-    """SIGCONT a process group, but only if its leader is still the process we paused."""
-    if start_time is not None and process_start_time(pid) not in (None, start_time):
-        return False
-    try:
-        os.killpg(pgid, signal.SIGCONT)
-        return True
-    except ProcessLookupError:
-        return False
+def continue_tree_if_same(pid: int, start_time: int | None, marker: str | None) -> bool:
+    """SIGCONT a paused tree (its leader only if it is still the process we paused)."""
+    return bool(signal_tree(pid, start_time, marker, signal.SIGCONT))
 
 
 SignalName = Annotated[str, BeforeValidator(parse_signal)]
 
 
 class StateFile:
-    """Append-only JSONL of process groups a fault paused or started, for crash replay."""
+    """Append-only JSONL of process trees a fault paused or started, for crash replay."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -84,8 +99,8 @@ class StateFile:
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in fault_name)
         return cls(STATE_DIR / f"{safe}-{uuid.uuid4().hex[:12]}.jsonl")
 
-    def add(self, kind: str, pid: int) -> None:
-        entry = {"kind": kind, "pid": pid, "start_time": process_start_time(pid)}
+    def add(self, kind: str, p: ManagedProcess) -> None:
+        entry = {"kind": kind, "pid": p.pid, "start_time": p.start_time, "marker": p.marker}
         with self.path.open("a", encoding="utf-8") as f:
             f.write(json.dumps(entry) + "\n")
             f.flush()
@@ -109,15 +124,15 @@ class StateFile:
 
 
 def replay_state_file(path: str) -> list[str]:
-    """Crash undo: SIGCONT paused groups, kill groups the fault started, drop the file."""
+    """Crash undo: SIGCONT paused trees, kill trees the fault started, drop the file."""
     state = StateFile(Path(path))
     done = []
     for e in state.entries():
-        if e["kind"] == "paused" and continue_group_if_same(e["pid"], e["pid"], e.get("start_time")):
-            done.append(f"resumed (SIGCONT) process group {e['pid']}")
+        if e["kind"] == "paused" and continue_tree_if_same(e["pid"], e.get("start_time"), e.get("marker")):
+            done.append(f"resumed (SIGCONT) the process tree of {e['pid']}")
     for e in state.entries():
-        if e["kind"] == "started" and kill_group_if_same(e["pid"], e["pid"], e.get("start_time")):
-            done.append(f"killed process group {e['pid']} that the fault had started")
+        if e["kind"] == "started" and kill_tree_if_same(e["pid"], e.get("start_time"), e.get("marker")):
+            done.append(f"killed the process tree of {e['pid']} that the fault had started")
     state.remove()
     return done
 
@@ -130,12 +145,15 @@ class Steps:
         self._thread: threading.Thread | None = None
         self.error: BaseException | None = None
 
-    def start(self, body: Callable[[], None], name: str) -> None:
+    def start(self, body: Callable[[], None], name: str,
+              on_error: Callable[[BaseException], None] | None = None) -> None:
         def run() -> None:
             try:
                 body()
             except Exception as exc:  # noqa: BLE001 (kept for revert to report)
                 self.error = exc
+                if on_error is not None:
+                    on_error(exc)
 
         self._thread = threading.Thread(target=run, name=name, daemon=True)
         self._thread.start()
@@ -162,7 +180,7 @@ class ProcessParams(SelectorParams):
 
 
 class ProcessFault(Fault):
-    """Base: picks the processes, keeps the crash-replay state file, restarts safely."""
+    """Base: picks the processes, acts on their trees, checks every action took effect."""
 
     Params = ProcessParams
 
@@ -172,6 +190,8 @@ class ProcessFault(Fault):
         self._state: StateFile | None = None
         self._lock = threading.RLock()
         self.steps = Steps()
+        self._checks: list[threading.Thread] = []
+        self._check_errors: list[FaultFailed] = []
 
     @classmethod
     def check(cls, params: FaultParams, dependencies: set[str], processes: set[str]) -> None:
@@ -199,38 +219,117 @@ class ProcessFault(Fault):
     def action(self, action: str, **fields: Any) -> None:
         self.ctx.journal("fault.action", fault=self.name, type=self.type, action=action, **fields)
 
-    # --- primitive actions -----------------------------------------------------------
-    def send(self, name: str, sig: signal.Signals) -> None:
-        p = self.proc(name)
-        pid = p.pid
-        if pid is None or not p.alive():
-            self.action("skip", process=name, reason="not running", signal=sig.name)
-            return
-        p.signal_group(sig)
-        self.action("signal", process=name, signal=sig.name, pid=pid)
+    def fail(self, message: str) -> NoReturn:
+        """The fault did not take effect: say so in the journal and stop the run passing."""
+        self.ctx.journal("fault.failed", fault=self.name, type=self.type, error=message)
+        raise FaultFailed(f"{self.type} {self.name}: {message}")
 
-    def wait_exit(self, name: str, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        p = self.proc(name)
-        while p.alive():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.02)
-        return True
+    # --- primitive actions, each checked -------------------------------------------
+    def members(self, name: str, doing: str) -> list[psutil.Process]:
+        """The live processes of `name`'s tree; fails if there are none to act on."""
+        members = self.proc(name).members()
+        if not members:
+            self.fail(f"process {name!r} is not running: nothing to {doing}")
+        return members
+
+    def send(self, name: str, sig: signal.Signals) -> list[psutil.Process]:
+        """Signal `name`'s whole tree (a notice: nothing is expected of it)."""
+        members = self.members(name, f"send {sig.name} to")
+        hit = self.proc(name).signal_tree(sig)
+        self.action("signal", process=name, signal=sig.name, pid=self.proc(name).pid,
+                    tree=[m.pid for m in hit])
+        return members + hit
+
+    def take_down(self, name: str, sig: signal.Signals, timeout: float) -> None:
+        """Signal `name`'s whole tree; check every process is gone and its ports are free."""
+        members = self.members(name, "kill")
+        ports = listening_ports(members)
+        members += self.send(name, sig)
+        self.check_gone(name, members, ports, f"{sig.name}", timeout)
+
+    def check_gone(self, name: str, members: list[psutil.Process], ports: set[int], after: str,
+                   timeout: float) -> None:
+        left = wait_gone(members, timeout)
+        if left:
+            self.fail(f"{name} is still running {timeout:g}s after {after}: {describe(left)}")
+        self.proc(name).alive()  # reaps the leader
+        deadline = time.monotonic() + SETTLE_S
+        while (busy := still_listening(ports)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if busy:
+            self.fail(f"{name}'s processes are gone but port(s) {sorted(busy)} still listen")
+        self.action("verified", process=name, effect="gone", pids=sorted({m.pid for m in members}),
+                    ports_freed=sorted(ports))
+
+    def stop_tree(self, name: str, grace: float) -> None:
+        """SIGTERM the tree, SIGKILL what is left after `grace`; checked like a kill."""
+        members = self.members(name, "stop")
+        ports = listening_ports(members)
+        members += self.send(name, signal.SIGTERM)
+        if wait_gone(members, grace):
+            members += self.send(name, signal.SIGKILL)
+        self.check_gone(name, members, ports, f"SIGTERM and, {grace:g}s later, SIGKILL", SETTLE_S)
 
     def restart(self, name: str, env: dict[str, str] | None = None, reason: str = "restart") -> None:
-        """Start `name` again if it is not running (its old group is killed first)."""
+        """Start `name` again if it is not running, and have its readiness checked.
+
+        What is left of its old tree (a worker whose parent died) is killed first: it
+        would hold the port the new process needs.
+        """
         with self._lock:
             p = self.proc(name)
             if p.alive():
                 return
-            p.signal_group(signal.SIGKILL)  # stragglers left in the old group
+            left = wait_gone(p.signal_tree(signal.SIGKILL), SETTLE_S)
+            if left:
+                self.fail(f"cannot restart {name}: its old processes survive SIGKILL: {describe(left)}")
             if env is not None:
                 p.env = env
             p.start()
             assert p.pid is not None
-            self.state.add("started", p.pid)
+            self.state.add("started", p)
             self.action("start", process=name, pid=p.pid, reason=reason)
+            if p.ready_check is None:  # a job that declared none: started is all we can say
+                self.action("verified", process=name, effect="started", pid=p.pid)
+                return
+            # checked in the background: a slow start must not hold up the revert (the
+            # fault's end, from which recovery is measured) or the next timed step
+            check = threading.Thread(target=self._check_ready, args=(name, p.pid),
+                                     name=f"{self.name}-ready-{name}", daemon=True)
+            self._checks.append(check)
+            check.start()
+
+    def _check_ready(self, name: str, pid: int) -> None:
+        """The readiness test the process passed when the run started it, once more."""
+        p = self.proc(name)
+        try:
+            p.ready_check(p.ready_timeout)
+        except UserError as exc:
+            if p.pid != pid:  # a check overtaken by a later restart
+                return
+            message = f"{name} was started again but is not ready: {exc}"
+            self._check_errors.append(FaultFailed(f"{self.type} {self.name}: {message}"))
+            self.ctx.journal("fault.failed", fault=self.name, type=self.type, error=message)
+            return
+        self.action("verified", process=name, effect="ready", pid=pid)
+
+    def finish_checks(self, timeout: float | None = None) -> None:
+        """Wait for the readiness checks still running; raise the first that failed."""
+        for check in self._checks:
+            check.join(timeout)
+        if self._check_errors:
+            raise self._check_errors[0]
+
+    def metrics(self) -> dict[str, float]:
+        """Read once after the load ends: where a readiness check that outlived the revert
+        reports (a restarted server that never got ready fails the run here)."""
+        self.finish_checks()
+        return {}
+
+    def report_step_error(self, exc: BaseException) -> None:
+        """A timed step failed: journal it now; the revert raises it."""
+        if not isinstance(exc, FaultFailed):  # a FaultFailed journaled itself
+            self.ctx.journal("fault.failed", fault=self.name, type=self.type, error=str(exc))
 
     def revert(self) -> None:
         self.steps.stop()
@@ -239,7 +338,10 @@ class ProcessFault(Fault):
             self._state.remove()
         if self.steps.error is not None:
             err, self.steps.error = self.steps.error, None
+            if isinstance(err, FaultFailed):
+                raise err
             raise RuntimeError(f"{self.type} {self.name}: a timed step failed: {err}") from err
+        self.finish_checks(timeout=0)  # one that already failed fails the revert
 
     def restore(self) -> None:
         """Bring the picked processes back to running (subclasses may differ)."""
@@ -255,14 +357,16 @@ class ProcessFault(Fault):
 
 
 class KillParams(ProcessParams):
-    signal: SignalName = Field("SIGKILL", description="signal sent to the process group")
+    signal: SignalName = Field("SIGKILL", description="signal sent to every process of the tree")
+    exit_timeout: Duration = Field(
+        10.0, description="the processes must be gone this long after the signal, or the fault fails")
     restart_after: Duration | None = Field(None, description="start it again this long after")
     restart_on_revert: bool = Field(True, description="start it again when the fault ends")
 
 
 class ProcessKill(ProcessFault):
-    """Send a signal (SIGKILL by default); the process comes back after `restart_after`
-    or when the fault ends, unless `restart_on_revert: false`."""
+    """Send a signal (SIGKILL by default) to the process tree and check it is gone; it comes
+    back after `restart_after` or when the fault ends, unless `restart_on_revert: false`."""
 
     type = "process.kill"
     Params = KillParams
@@ -270,14 +374,13 @@ class ProcessKill(ProcessFault):
     def inject(self) -> None:
         sig = signal.Signals[self.params.signal]
         for name in self.picked():
-            self.send(name, sig)
+            self.take_down(name, sig, self.params.exit_timeout)
         if self.params.restart_after is not None:
-            self.steps.start(self._restart_later, f"{self.name}-restart")
+            self.steps.start(self._restart_later, f"{self.name}-restart", self.report_step_error)
 
     def _restart_later(self) -> None:
         if self.steps.sleep(self.params.restart_after):
             for name in self.picked():
-                self.wait_exit(name, 5.0)
                 self.restart(name, reason="restart_after")
 
     def restore(self) -> None:
@@ -286,24 +389,40 @@ class ProcessKill(ProcessFault):
 
 
 class ProcessPause(ProcessFault):
-    """SIGSTOP the process group; the revert always SIGCONTs it."""
+    """SIGSTOP the process tree and check every process is stopped; the revert always
+    SIGCONTs it and checks none is stopped any more."""
 
     type = "process.pause"
 
+    def __init__(self, name: str, params: FaultParams, ctx: Any) -> None:
+        super().__init__(name, params, ctx)
+        self._paused: dict[str, list[psutil.Process]] = {}
+
     def inject(self) -> None:
         for name in self.picked():
-            pid = self.proc(name).pid
-            if pid is None:
-                continue
-            self.state.add("paused", pid)  # written before the SIGSTOP: replay must resume it
-            self.send(name, signal.SIGSTOP)
+            p = self.proc(name)
+            self.members(name, "pause")
+            self.state.add("paused", p)  # written before the SIGSTOP: replay must resume it
+            hit = p.signal_tree(signal.SIGSTOP)
+            self._paused[name] = hit
+            self.action("signal", process=name, signal="SIGSTOP", pid=p.pid, tree=[m.pid for m in hit])
+            running = wait_status(hit, stopped=True, timeout=SETTLE_S)
+            if running or not hit:
+                self.fail(f"{name} is not stopped after SIGSTOP: {describe(running)}")
+            self.action("verified", process=name, effect="stopped", pids=[m.pid for m in hit])
 
     def restore(self) -> None:
         for name in self._picked or []:
             p = self.proc(name)
-            if p.pid is not None:
-                p.signal_group(signal.SIGCONT)
-                self.action("signal", process=name, signal="SIGCONT", pid=p.pid)
+            members = self._paused.pop(name, []) + p.members()
+            if not members:
+                continue
+            send(members, signal.SIGCONT)
+            self.action("signal", process=name, signal="SIGCONT", pid=p.pid, tree=[m.pid for m in members])
+            stopped = wait_status(members, stopped=False, timeout=SETTLE_S)
+            if stopped:
+                self.fail(f"{name} is still stopped after SIGCONT: {describe(stopped)}")
+            self.action("verified", process=name, effect="running")
 
 
 class RestartParams(ProcessParams):
@@ -312,29 +431,27 @@ class RestartParams(ProcessParams):
 
 
 class ProcessRestart(ProcessFault):
-    """Stop the process (SIGTERM, SIGKILL after `grace`) and start it again after `downtime`."""
+    """Stop the process tree (SIGTERM, SIGKILL after `grace`), check it is gone, start it
+    again after `downtime` and check it is ready."""
 
     type = "process.restart"
     Params = RestartParams
 
     def inject(self) -> None:
         for name in self.picked():
-            self.send(name, signal.SIGTERM)
-        self.steps.start(self._finish, f"{self.name}-restart")
+            self.members(name, "restart")
+        self.steps.start(self._restart, f"{self.name}-restart", self.report_step_error)
 
-    def _finish(self) -> None:
+    def _restart(self) -> None:
         for name in self.picked():
-            if not self.wait_exit(name, self.params.grace):
-                self.send(name, signal.SIGKILL)
-                self.wait_exit(name, 5.0)
+            self.stop_tree(name, self.params.grace)
         if self.steps.sleep(self.params.downtime):
             for name in self.picked():
                 self.restart(name, reason="restart")
-
-
 class CrashLoopParams(ProcessParams):
     kills: int = Field(3, ge=1, description="how many times the process is killed")
     signal: SignalName = "SIGKILL"
+    exit_timeout: Duration = Field(10.0, description="each kill must take effect within this long")
     restart_after: Duration = Field(1.0, description="a supervisor restarts it this long after each kill")
     kill_after: Duration = Field(1.0, description="each restarted process lives this long")
 
@@ -348,9 +465,9 @@ class ProcessCrashLoop(ProcessFault):
     def inject(self) -> None:
         sig = signal.Signals[self.params.signal]
         for name in self.picked():
-            self.send(name, sig)
+            self.take_down(name, sig, self.params.exit_timeout)
         self.action("crash", kill=1, of=self.params.kills)
-        self.steps.start(self._loop, f"{self.name}-crash-loop")
+        self.steps.start(self._loop, f"{self.name}-crash-loop", self.report_step_error)
 
     def _loop(self) -> None:
         sig = signal.Signals[self.params.signal]
@@ -358,10 +475,9 @@ class ProcessCrashLoop(ProcessFault):
             if not self.steps.sleep(self.params.restart_after):
                 return
             for name in self.picked():
-                self.wait_exit(name, 5.0)
                 self.restart(name, reason="crash_loop")
             if n > self.params.kills or not self.steps.sleep(self.params.kill_after):
                 return
             for name in self.picked():
-                self.send(name, sig)
+                self.take_down(name, sig, self.params.exit_timeout)
             self.action("crash", kill=n, of=self.params.kills)

@@ -1,7 +1,10 @@
 """Resource pressure: busy CPU cores, held memory, a filled disk.
 
 CPU and memory pressure run in a child process group that the fault owns and always
-kills on revert. Each child carries a unique marker in its command line; that marker
+kills on revert. Each checks it is really there before the fault counts as injected:
+`cores` busy processes whose CPU time grows, a holder whose resident (or swapped)
+memory is the size asked for, a fill file whose blocks are allocated; if not, the
+fault fails (FaultFailed). Each child carries a unique marker in its command line; that marker
 is the undo record, so after a SIGKILL of the harness `replay_undo` finds and kills
 exactly those children (a reused pid never carries the marker). As a last safety net
 a child also exits by itself after `lifetime`.
@@ -18,13 +21,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import psutil
 from pydantic import Field, model_validator
 
-from harness.fault import Fault, FaultParams, UserError
+from harness.fault import Fault, FaultFailed, FaultParams, UserError
 from harness.units import ByteSize, Duration, Percent
 
 MARKER_PREFIX = "aftershock-pressure-"
@@ -33,9 +38,13 @@ MARKER_PREFIX = "aftershock-pressure-"
 _CPU_CHILD = """
 import os, sys, time
 lifetime, cores, duty = float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+leader = True
 for _ in range(cores - 1):
     if os.fork() == 0:
+        leader = False
         break
+if leader:
+    print("ready", flush=True)
 end = time.monotonic() + lifetime
 period = 0.1
 while time.monotonic() < end:
@@ -84,7 +93,10 @@ def kill_marked(marker: str) -> int:
     return n
 
 
-class ChildFailed(RuntimeError):
+SETTLE_S = 5.0  # how long a pressure child may take to show its load
+
+
+class ChildFailed(FaultFailed):
     def __init__(self, code: int, line: str) -> None:
         super().__init__(f"the pressure child exited with code {code} before holding its load ({line or 'no output'})")
         self.code = code
@@ -143,8 +155,40 @@ class PressureFault(Fault):
             code = self.child.wait()
             self.child.stdout.close()
             self.child = None
-            raise ChildFailed(code, line)
+            exc = ChildFailed(code, line)
+            self.ctx.journal("fault.failed", fault=self.name, type=self.type, error=str(exc))
+            raise exc
         return line
+
+    def fail(self, message: str) -> NoReturn:
+        self.ctx.journal("fault.failed", fault=self.name, type=self.type, error=message)
+        raise FaultFailed(f"{self.type} {self.name}: {message}")
+
+    def pressure(self) -> list[psutil.Process]:
+        """The live processes carrying this fault's marker."""
+        out = []
+        for pid in marked_pids(self.marker):
+            try:
+                p = psutil.Process(pid)
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    out.append(p)
+            except psutil.Error:
+                pass
+        return out
+
+    def check_holding(self, size: int) -> None:
+        """The holder keeps `size` bytes resident (or swapped out): the memory is really taken."""
+        held = 0
+        for p in self.pressure():
+            try:
+                mem = p.memory_full_info()
+            except psutil.Error:
+                continue
+            held += mem.rss + getattr(mem, "swap", 0)
+        if held < 0.9 * size:
+            self.fail(f"the holder keeps {held} bytes, not the {size} asked for")
+        self.ctx.journal("fault.action", fault=self.name, type=self.type, action="verified",
+                         effect="memory held", bytes=held)
 
     def revert(self) -> None:
         if self.child is not None:
@@ -178,9 +222,34 @@ class ResourceCpu(PressureFault):
         return [str(self.params.cores), str(self.params.load)]
 
     def inject(self) -> None:
-        self.spawn()
+        self.spawn(wait_ready=True)
         self.ctx.journal("fault.action", fault=self.name, type=self.type, action="burn",
                          pid=self.child.pid, cores=self.params.cores, load=self.params.load)
+        self.check_burning()
+
+    def check_burning(self) -> None:
+        """`cores` burners are alive and their CPU time grows (they are scheduled, not stuck)."""
+        burners = self.pressure()
+        if len(burners) != self.params.cores:
+            self.fail(f"{len(burners)} burner process(es) run, not {self.params.cores}")
+
+        def cpu_seconds() -> float:
+            total = 0.0
+            for p in burners:
+                try:
+                    t = p.cpu_times()
+                    total += t.user + t.system
+                except psutil.Error:
+                    pass
+            return total
+
+        start, deadline = cpu_seconds(), time.monotonic() + SETTLE_S
+        while (used := cpu_seconds() - start) <= 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if used <= 0:
+            self.fail(f"the burners used no CPU time in {SETTLE_S:g}s")
+        self.ctx.journal("fault.action", fault=self.name, type=self.type, action="verified",
+                         effect="cpu busy", pids=[p.pid for p in burners])
 
 
 class ResourceMemory(PressureFault):
@@ -197,6 +266,7 @@ class ResourceMemory(PressureFault):
         self.spawn(wait_ready=True)
         self.ctx.journal("fault.action", fault=self.name, type=self.type, action="hold",
                          pid=self.child.pid, bytes=self.params.size)
+        self.check_holding(self.params.size)
 
 
 class DiskFillParams(FaultParams):
@@ -241,6 +311,15 @@ class DiskFill(Fault):
         written, full = self._fill(want)
         self.ctx.journal("fault.action", fault=self.name, type=self.type, action="fill",
                          path=str(self.path), bytes=written, requested=want, disk_full=full)
+        # a filesystem that compresses or deduplicates may store zeros in no space at all
+        allocated = os.stat(self.path).st_blocks * 512
+        if allocated < 0.99 * written:
+            message = (f"the fill file holds {written} bytes but only {allocated} are allocated on "
+                       f"disk (a compressing filesystem?): the disk is not filled")
+            self.ctx.journal("fault.failed", fault=self.name, type=self.type, error=message)
+            raise FaultFailed(f"{self.type} {self.name}: {message}")
+        self.ctx.journal("fault.action", fault=self.name, type=self.type, action="verified",
+                         effect="space allocated", bytes=allocated)
 
     def _fill(self, want: int) -> tuple[int, bool]:
         """Allocate `want` bytes (fallocate, else zeros); stop at ENOSPC. Returns (bytes, full)."""

@@ -10,9 +10,10 @@ the ledger record alone (no context survives a SIGKILL).
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
@@ -46,9 +47,19 @@ class FaultContext:
     run_dir: Path | None = None  # this run's folder: relative paths in params resolve here
     allowed_hosts: tuple[str, ...] = ()  # safety.allowed_hosts: non-loopback hosts a fault may contact
 
+    @property
+    def run_id(self) -> str | None:
+        """The run's id: the value of the `aftershock.run` label on the containers it starts."""
+        return self.run_dir.name if self.run_dir is not None else None
+
 
 class UserError(Exception):
     """An error the scenario author can fix; shown without a traceback."""
+
+
+class FaultFailed(RuntimeError):
+    """A fault could not act, or acted without effect (a killed process still serving,
+    a paused one still running, a restarted one not ready): the run must not pass on it."""
 
 
 class Fault(ABC):
@@ -71,11 +82,13 @@ class Fault(ABC):
         """JSON-able facts `replay_undo` needs to undo this fault after a crash."""
 
     @abstractmethod
-    def inject(self) -> None: ...
+    def inject(self) -> None:
+        """Apply the fault and check that it took effect; FaultFailed if it did not."""
 
     @abstractmethod
     def revert(self) -> None:
-        """Undo the fault. Must be idempotent and safe to call if inject failed."""
+        """Undo the fault and check the undo took effect (FaultFailed if not). Must be
+        idempotent and safe to call if inject failed."""
 
     def metrics(self) -> dict[str, float]:
         """Figures this fault measured, read once after the load ends (default: none)."""

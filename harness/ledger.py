@@ -4,7 +4,8 @@ One JSONL file per run under `<output dir>/.ledger/`. Entries:
   {"op": "open", "run": id, "pid": harness pid, "start_time": ...}
   {"op": "fault", "id": ..., "type": ..., "record": {...}}      before inject
   {"op": "fault_done", "id": ...}                               after revert
-  {"op": "process", "id": ..., "pid": ..., "start_time": ...}   after spawn
+  {"op": "process", "id": ..., "pid": ..., "start_time": ..., "marker": ...}
+                                                                after spawn (marker: see process_tree)
   {"op": "process_done", "id": ...}                             after stop
   {"op": "route", "id": ..., "api": url, "proxy": name}         after creating a proxy
   {"op": "route_done", "id": ...}                               after deleting it
@@ -36,7 +37,7 @@ from harness.ledger_trust import (
     sign_entry,
     signed_by_us,
 )
-from harness.processes import kill_group_if_same, process_start_time
+from harness.process_tree import kill_tree_if_same, marker_of, process_start_time
 
 
 class Ledger:
@@ -64,7 +65,8 @@ class Ledger:
         self._append({"op": "fault_done", "id": fault_id})
 
     def process_started(self, proc_id: str, pid: int) -> None:
-        self._append({"op": "process", "id": proc_id, "pid": pid, "start_time": process_start_time(pid)})
+        self._append({"op": "process", "id": proc_id, "pid": pid, "start_time": process_start_time(pid),
+                      "marker": marker_of(pid)})
 
     def process_done(self, proc_id: str) -> None:
         self._append({"op": "process_done", "id": proc_id})
@@ -191,7 +193,7 @@ def replay(left: Leftovers, allowed_hosts: list[str] | tuple[str, ...] = ()) -> 
         if refusal := process_refusal(entry):
             actions.append(f"process {entry['id']} (pid {entry.get('pid')}): {refusal}")
             continue
-        killed = kill_group_if_same(entry["pid"], entry["pid"], entry["start_time"])
+        killed = kill_tree_if_same(entry["pid"], entry.get("start_time"), entry.get("marker"))
         actions.append(f"process {entry['id']} (pid {entry['pid']}): {'killed' if killed else 'already gone'}")
     with left.path.open("a", encoding="utf-8") as f:
         f.write(json.dumps(sign_entry({"op": "closed", "by": "cleanup"}, left.path.stem, ledger_key())) + "\n")

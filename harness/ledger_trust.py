@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.fault import UserError
-from harness.processes import process_start_time
+from harness.process_tree import process_start_time
 from harness.safety import AddressRefused, check_host_allowed
 
 MAC_FIELD = "mac"

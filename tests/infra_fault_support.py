@@ -16,39 +16,18 @@ from harness.ledger import read_ledger, replay
 
 ROOT = Path(__file__).resolve().parent.parent
 
-# argv[1]: JSON {"type", "params", "processes": {name: argv}, "ledger_dir", "log_dir", "wait"}
-_CHILD = r"""
-import json, sys, time
-from pathlib import Path
-from harness.fault import FaultContext
-from harness.ledger import Ledger
-from harness.plugins import fault_types
-from harness.processes import ManagedProcess
-
-spec = json.loads(sys.argv[1])
-ledger = Ledger(Path(spec["ledger_dir"]), "run")
-procs = {}
-for name, argv in spec["processes"].items():
-    p = ManagedProcess(name, argv, Path(spec["log_dir"]) / f"{name}.log")
-    p.start()
-    ledger.process_started(name, p.pid)
-    procs[name] = p
-cls = fault_types()[spec["type"]]
-fault = cls("crashy", cls.Params(**spec["params"]), FaultContext(toxiproxy_url="", processes=procs))
-ledger.fault_planned("run:crashy", cls.type, fault.undo_record())
-fault.inject()
-time.sleep(spec.get("wait", 0))
-print(json.dumps({"pids": {n: p.pid for n, p in procs.items()}}), flush=True)
-time.sleep(600)
-"""
-
 
 def start_harness(tmp: Path, fault_type: str, params: dict[str, Any],
-                  processes: dict[str, list[str]] | None = None, wait: float = 0.0) -> tuple[subprocess.Popen, dict]:
-    """Start the throwaway harness; returns it once the fault is injected (+`wait` s)."""
+                  processes: dict[str, list[str]] | None = None, wait: float = 0.0,
+                  ready_url: str | None = None) -> tuple[subprocess.Popen, dict]:
+    """Start the throwaway harness (tests/servers/throwaway_harness.py); returns it once
+    the fault is injected (+`wait` s), with the pids it printed."""
     spec = {"type": fault_type, "params": params, "processes": processes or {},
-            "ledger_dir": str(tmp / "ledger"), "log_dir": str(tmp / "logs"), "wait": wait}
-    child = subprocess.Popen([sys.executable, "-c", _CHILD, json.dumps(spec)], cwd=ROOT,
+            "ledger_dir": str(tmp / "ledger"), "log_dir": str(tmp / "logs"), "wait": wait,
+            "ready_url": ready_url}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    child = subprocess.Popen([sys.executable, str(ROOT / "tests" / "servers" / "throwaway_harness.py"),
+                              json.dumps(spec)], cwd=ROOT, env=env,
                              stdout=subprocess.PIPE, text=True, start_new_session=True)
     line = child.stdout.readline()
     if not line:

@@ -387,3 +387,106 @@ timeline:
             docker_client.containers.get(container_name).remove(force=True)
         except NotFound:
             pass
+
+
+# --- a server whose worker runs in its own session (as BentoML's do) --------------------
+
+OWN_SESSION = ROOT / "tests" / "servers" / "own_session.py"
+
+
+def write_own_session_scenario(folder: Path, name: str, load: str, faults: str,
+                               expect: str = "availability >= 99% during crash") -> Path:
+    write_dataset(folder)
+    path = folder / f"{name}.yaml"
+    path.write_text(f"""\
+name: {name}
+target:
+  start:
+    command: ["{{python}}", {OWN_SESSION}, "{{port}}"]
+  model: m
+{faults}
+load: {{users: 2, {load}, window: 0.5s, data: {{dataset: rows.npz}}}}
+slos:
+  - name: answers while crashed
+    expect: {expect}
+""", encoding="utf-8")
+    return path
+
+
+def workers_in(log: Path) -> list[int]:
+    """Pids of the workers the arbiter started (it logs `worker PID started`)."""
+    return [int(line.split()[1]) for line in log.read_text().splitlines() if line.endswith(" started")]
+
+
+def test_kill_of_an_own_session_server_is_seen_by_the_run(tmp_path: Path) -> None:
+    scenario = write_own_session_scenario(tmp_path, "own-session", "duration: 10s", """\
+timeline:
+  baseline: 2s
+  faults:
+    - {name: crash, type: process.kill, process: target, at: 2s, duration: 4s}""")
+    proc = aftershock("run", str(scenario), "-o", str(tmp_path / "out"))
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 1, out  # the SLO fails: the crash was real
+    run = run_dir_of(tmp_path / "out", "own-session")
+    (slo,) = json.loads((run / "result.json").read_text())["slos"]
+    assert slo["passed"] is False and slo["measured"] < 0.5, slo
+    events = events_of(run / "journal.jsonl")
+    verified = [e for e in events if e["event"] == "fault.action" and e["action"] == "verified"]
+    assert [e["effect"] for e in verified] == ["gone", "ready"]
+    workers = workers_in(run / "logs" / "target.log")
+    assert len(workers) == 2 and workers[0] in verified[0]["pids"]
+    assert [p for p in started_pids(events) + workers if alive(p)] == [], "nothing survives the run"
+
+
+def test_sigkill_then_cleanup_kills_the_worker_in_its_own_session(tmp_path: Path) -> None:
+    scenario = write_own_session_scenario(tmp_path, "own-session-killed", "duration: 120s", "",
+                                          expect="availability >= 99%")
+    proc = aftershock("run", str(scenario), "-o", str(tmp_path / "out"))
+    try:
+        assert wait_until(lambda: (tmp_path / "out" / "own-session-killed").exists(), timeout=120), proc.poll()
+        run = run_dir_of(tmp_path / "out", "own-session-killed")
+        wait_for_events(run / "journal.jsonl", lambda ev: any(e["event"] == "phase" for e in ev),
+                        timeout=120, what="the load running")
+        (worker,) = workers_in(run / "logs" / "target.log")
+        proc.kill()
+        proc.communicate(timeout=30)
+        assert alive(worker), "SIGKILL of the harness leaves the server behind"
+        clean = aftershock("cleanup", "--reports", str(tmp_path / "out"))
+        out, _ = clean.communicate(timeout=120)
+        assert clean.returncode == 0 and "process target" in out, out
+        assert wait_until(lambda: not alive(worker), timeout=10), "cleanup found the worker in its own session"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+
+
+def test_a_fault_that_cannot_act_fails_the_run_loudly(tmp_path: Path) -> None:
+    """A job that ignores SIGTERM, `process.kill` with SIGTERM: the kill takes no effect."""
+    write_dataset(tmp_path)
+    scenario = tmp_path / "deaf.yaml"
+    scenario.write_text("""\
+name: deaf
+target:
+  start: {command: ["{python}", -m, harness.load.reference_server, "{port}"]}
+  model: m
+jobs:
+  deaf: {command: [sh, -c, "trap '' TERM; sleep 600"]}
+load: {users: 1, duration: 8s, window: 0.5s, data: {dataset: rows.npz}}
+timeline:
+  faults:
+    - {name: crash, type: process.kill, process: deaf, signal: SIGTERM, exit_timeout: 1s, at: 1s, duration: 3s}
+slos:
+  - name: answers
+    expect: availability >= 99%
+""", encoding="utf-8")
+    proc = aftershock("run", str(scenario), "-o", str(tmp_path / "out"))
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 4, out
+    assert "process.kill crash: deaf is still running 1s after SIGTERM" in out, out
+    run = run_dir_of(tmp_path / "out", "deaf")
+    events = events_of(run / "journal.jsonl")
+    (failed,) = [e for e in events if e["event"] == "fault.failed"]
+    assert failed["fault"] == "crash" and "sh -c" in failed["error"]
+    assert json.loads((run / "result.json").read_text())["status"] == "error"
+    assert [p for p in started_pids(events) if alive(p)] == []

@@ -12,7 +12,7 @@ from test_proxy_support import TcpServer, connect, echo, recv_exactly
 
 from faults.network import NetworkDown, NetworkLatency
 from faults.proxy.client import ToxiproxyClient
-from harness.fault import Dependency, FaultContext, UserError
+from harness.fault import Dependency, FaultContext, FaultFailed, UserError
 from harness.plugins import fault_types
 
 pytest_plugins = ["test_proxy_support"]  # fixtures: embedded, toxi
@@ -195,3 +195,24 @@ def test_params_are_checked() -> None:
     with pytest.raises(ValidationError):
         types["network.down"].Params(dependency="d", unknown=1)
     assert types["network.timeout"].Params(dependency="d").timeout == 0
+
+
+def test_each_action_is_read_back_from_the_proxy_and_a_missing_toxic_fails_loudly(setup) -> None:
+    client, ctx, _ = setup
+    events: list = []
+    ctx.journal = lambda event, **f: events.append({"event": event, **f})
+    fault = make("network.latency", ctx, latency="100ms")
+    fault.inject()
+    client.remove_toxic("aftershock-store", "aftershock-f-downstream")  # taken off behind our back
+    with pytest.raises(FaultFailed, match="toxic aftershock-f-downstream is not on proxy aftershock-store"):
+        fault.check_present()
+    client.add_toxic("aftershock-store", name="aftershock-f-downstream", type="latency",
+                     stream="downstream", attributes={"latency": 5, "jitter": 0})
+    with pytest.raises(FaultFailed, match=r"is not what was sent: \{'attributes'"):
+        fault.check_present()
+    fault.revert()
+    down = make("network.down", ctx, name="outage")
+    down.inject()
+    down.revert()
+    effects = [e.get("effect") or e["event"] for e in events]
+    assert effects == ["toxics present", "fault.failed", "fault.failed", "toxics removed", "disabled", "enabled"]
