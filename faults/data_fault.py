@@ -163,14 +163,21 @@ class DataFaultDidNotAct(UserError):
 
 
 def opts_in(locustfile: str) -> bool:
-    """True when the locustfile has a user class derived from aftershock's ModelUser: the
-    one user whose payloads pass through the data faults (read, not imported: the harness
-    never imports Locust)."""
+    """True when the locustfile runs aftershock's ModelUser, the one user whose payloads pass
+    through the data faults: it imports ModelUser (Locust then runs it) or derives a user
+    class from it. Read, not imported: the harness never imports Locust."""
     tree = ast.parse(Path(locustfile).read_text(encoding="utf-8"), filename=locustfile)
-    return any(
-        (isinstance(b, ast.Name) and b.id == "ModelUser") or (isinstance(b, ast.Attribute) and b.attr == "ModelUser")
-        for node in ast.walk(tree) if isinstance(node, ast.ClassDef) for b in node.bases
-    )  # fmt: skip
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "harness.load.model_user" and any(
+            a.name == "ModelUser" for a in node.names
+        ):
+            return True
+        if isinstance(node, ast.ClassDef) and any(
+            (isinstance(b, ast.Name) and b.id == "ModelUser") or (isinstance(b, ast.Attribute) and b.attr == "ModelUser")
+            for b in node.bases
+        ):
+            return True
+    return False
 
 
 class DataFault(Fault):
@@ -193,9 +200,9 @@ class DataFault(Fault):
         if not ok:
             raise UserError(
                 f"{cls.type} acts on the payloads of aftershock's ModelUser, and load.locustfile "
-                f"{locustfile} has no user class derived from it, so the fault would change nothing: "
-                "subclass harness.load.model_user.ModelUser in the locustfile (see README, "
-                "'Your own locustfile'), or drop the data fault"
+                f"{locustfile} does not run it, so the fault would change nothing: in the locustfile, "
+                "`from harness.load.model_user import ModelUser` or derive your user from it "
+                "(README, 'Load'), or drop the data fault"
             )
 
     @classmethod

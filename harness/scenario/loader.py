@@ -294,6 +294,8 @@ def _validate_faults(scenario: Scenario, marks: _Marks, file: str, problems: lis
             continue
         try:
             cls.check(params, deps, procs)
+            if (check_load := getattr(cls, "check_load", None)) is not None:  # data faults: will the load apply it?
+                check_load(scenario.load.locustfile)
         except UserError as exc:
             problems.append(_problem(file, marks, base, str(exc)))
             continue
