@@ -17,6 +17,8 @@ import asyncio
 import json
 import re
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -34,7 +36,13 @@ from attacks.base import (
     attacked_input,
     pick_rows,
 )
-from attacks.endpoint import BudgetExhausted, EndpointClient, RateLimiter
+from attacks.endpoint import (
+    BudgetExhausted,
+    EndpointClient,
+    RateLimiter,
+    status_kind,
+    transport_kind,
+)
 from attacks.space import FeatureSpace, take_rows
 from attacks.surrogate import predict, query_points, train_surrogate
 
@@ -92,8 +100,9 @@ def _dumps(tree: Any) -> bytes:
     return json.dumps(tree, allow_nan=True).encode()
 
 
-def fuzz_cases(valid: dict[str, Any], huge_rows: int) -> st.SearchStrategy[FuzzCase]:
-    """Malformed variants of the valid request body `valid`."""
+def fuzz_cases(valid: dict[str, Any], batch: Callable[[int], Any], huge_rows: int) -> st.SearchStrategy[FuzzCase]:
+    """Malformed variants of the valid request body `valid`, and real batches of 2 to
+    `huge_rows` rows (`batch(n)`: the body of n dataset rows, encoded by the adapter)."""
     valid_bytes = _dumps(valid)
 
     @st.composite
@@ -136,9 +145,10 @@ def fuzz_cases(valid: dict[str, Any], huge_rows: int) -> st.SearchStrategy[FuzzC
     deep_obj = st.integers(min_value=10, max_value=50_000).map(
         lambda d: FuzzCase(f"object nested {d} deep", b'{"a":' * d + b"1" + b"}" * d)
     )
-    huge = st.integers(min_value=huge_rows // 2, max_value=huge_rows).map(
-        lambda n: FuzzCase(f"{n}-row batch", _huge(valid, n))
-    )
+    rows = st.integers(min_value=2, max_value=min(64, huge_rows)) | st.integers(
+        min_value=max(2, huge_rows // 2), max_value=huge_rows
+    )  # ordinary batches, and oversized ones
+    huge = rows.map(lambda n: FuzzCase(f"{n}-row batch", _dumps(batch(n))))
     encodings = st.sampled_from(
         [
             FuzzCase("utf-16 body", valid_bytes.decode().encode("utf-16")),
@@ -164,21 +174,6 @@ def _get(node: Any, path: tuple) -> Any:
     return node
 
 
-def _huge(valid: dict[str, Any], n: int) -> bytes:
-    """The valid body with every list that holds rows repeated to `n` rows (shapes kept)."""
-
-    def grow(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: grow(v) for k, v in node.items()}
-        if isinstance(node, list) and node and not isinstance(node[0], (dict, list)):
-            return (node * (n // max(len(node), 1) + 1))[: max(n, len(node))]
-        if isinstance(node, list):
-            return [grow(v) for v in node]
-        return node
-
-    return _dumps(grow(valid))
-
-
 class FuzzParams(AttackParams):
     samples: int = Field(
         1, ge=1, le=64, description="rows in the valid request the cases start from"
@@ -194,8 +189,13 @@ class ApiFuzz(Attack):
 
     def run(self, ctx: AttackContext, deadline: float) -> AttackResult:
         p = self.params
-        rows = pick_rows(len(next(iter(ctx.dataset.values()))), p.samples, ctx.seed)
-        valid = ctx.adapter.encode(take_rows(ctx.dataset, rows))
+        n_rows = len(next(iter(ctx.dataset.values())))
+        order = pick_rows(n_rows, n_rows, ctx.seed)
+        valid = ctx.adapter.encode(take_rows(ctx.dataset, order[: p.samples]))
+
+        def batch(n: int) -> Any:
+            return ctx.adapter.encode(take_rows(ctx.dataset, np.take(order, np.arange(n), mode="wrap")))
+
         url = ctx.base_url.rstrip("/") + ctx.adapter.infer_path(ctx.model)
         limiter = RateLimiter(p.rate_limit)
         counts = {
@@ -206,6 +206,7 @@ class ApiFuzz(Attack):
             "accepted": 0,
         }
         failures: list[tuple[FuzzCase, str]] = []
+        crash_kinds: Counter[str] = Counter()  # requests that got no answer, by kind
         http = httpx.Client(timeout=p.request_timeout)
 
         @settings(
@@ -216,7 +217,7 @@ class ApiFuzz(Attack):
             phases=[Phase.generate],
         )
         @seed(ctx.seed)
-        @given(case=fuzz_cases(valid, p.huge_rows))
+        @given(case=fuzz_cases(valid, batch, p.huge_rows))
         def bad_requests_get_4xx(case: FuzzCase) -> None:
             # Every case is checked (no stop at the first failure): violations are
             # recorded, and the smallest one per kind goes to the report.
@@ -236,18 +237,17 @@ class ApiFuzz(Attack):
                     # retry once on a fresh connection before calling it a crash
                     with httpx.Client(timeout=p.request_timeout) as fresh:
                         response = fresh.post(url, content=case.body, headers=headers)
-            except httpx.TimeoutException:
-                counts["crashes"] += 1
-                failures.append((case, f"no answer within {p.request_timeout:g}s"))
-                return
             except httpx.TransportError as exc:
+                kind = transport_kind(exc)
                 counts["crashes"] += 1
-                failures.append((case, f"connection failed: {exc!r}"))
+                crash_kinds[kind] += 1
+                why = f"no answer within {p.request_timeout:g}s" if kind == "timeout" else repr(exc)
+                failures.append((case, f"{kind}: {why}"))
                 return
             code = response.status_code
             if code >= 500:
                 counts["server_errors"] += 1
-                failures.append((case, f"{code}: {response.text[:200]}"))
+                failures.append((case, f"{status_kind(code)}: {response.text[:200]}"))
             elif code >= 400:
                 counts["client_errors"] += 1
             else:
@@ -266,7 +266,8 @@ class ApiFuzz(Attack):
             if kind not in smallest or len(case.body) < len(smallest[kind][0].body):
                 smallest[kind] = (case, what)
         details: dict[str, Any] = {
-            "failures": [f"{what} on {case!r}" for case, what in smallest.values()][:20]
+            "failures": [f"{what} on {case!r}" for case, what in smallest.values()][:20],
+            "crash_kinds": dict(crash_kinds),
         }
         return AttackResult(metrics=metrics, details=details)
 
@@ -314,8 +315,9 @@ class RequestFlood(Attack):
             for i in range(0, min(len(order), 512 * p.samples), p.samples)
         ]  # varied rows: no cache hits
         url = ctx.base_url.rstrip("/") + ctx.adapter.infer_path(ctx.model)
-        counts = {"ok": 0, "rate_limited": 0, "server_errors": 0, "other_4xx": 0, "timeouts": 0}
-        latencies: list[float] = []
+        counts = {"ok": 0, "rate_limited": 0, "server_errors": 0, "other_4xx": 0}
+        errors: Counter[str] = Counter()  # failed requests by kind: refused, reset, timeout, http_N
+        latencies: list[float] = []  # of the requests answered (any status)
         gate = asyncio.Semaphore(p.concurrency)
         limits = httpx.Limits(
             max_connections=p.concurrency, max_keepalive_connections=p.concurrency
@@ -326,13 +328,15 @@ class RequestFlood(Attack):
             t0 = time.monotonic()
             try:
                 response = await client.post(url, json=body)
-            except httpx.HTTPError:
-                counts["timeouts"] += 1
+            except httpx.HTTPError as exc:
+                errors[transport_kind(exc)] += 1
                 return
             finally:
                 gate.release()
             latencies.append(time.monotonic() - t0)
             code = response.status_code
+            if code >= 400:
+                errors[status_kind(code)] += 1
             key = (
                 "ok"
                 if code < 400
@@ -366,11 +370,16 @@ class RequestFlood(Attack):
         metrics.update(
             flood_requests=float(sent),
             flood_rate=sent / elapsed,
-            rate_limited_share=counts["rate_limited"] / max(sent, 1),
-            flood_p95_latency=float(np.percentile(latencies, 95)) if latencies else 0.0,
+            flood_timeouts=float(errors["timeout"]),
+            flood_refused=float(errors["refused"]),
+            flood_reset=float(errors["reset"]),
             alive=float(_alive(ctx, p.request_timeout)),
         )
-        return AttackResult(metrics=metrics, details={"seconds": round(elapsed, 3)})
+        if sent:
+            metrics["rate_limited_share"] = counts["rate_limited"] / sent
+        if latencies:  # no answer at all: the latency is not measured (an SLO on it fails), never 0
+            metrics["flood_p95_latency"] = float(np.percentile(latencies, 95))
+        return AttackResult(metrics=metrics, details={"seconds": round(elapsed, 3), "errors": dict(errors)})
 
 
 class ExtractionParams(AttackParams):
@@ -420,4 +429,4 @@ class ModelExtraction(Attack):
                 metrics["surrogate_accuracy"] = float(
                     np.mean(copy == np.asarray(ctx.labels)[holdout])
                 )
-        return AttackResult(metrics=metrics, details={"stopped": "done"})
+        return AttackResult(metrics=metrics, details={"stopped": "done", "errors": dict(client.errors)})
