@@ -187,9 +187,16 @@ class DataFault(Fault):
     # requests whose bytes (or labels) the fault changed, over those sent while it was active
     metric_names: ClassVar[tuple[str, ...]] = ("changed_share",)
 
+    needs_labels: ClassVar[bool] = False  # acts on the labels the load checks predictions against
+
     @classmethod
-    def check_load(cls, locustfile: str | None) -> None:
-        """Refuse, before the load starts, a data fault the load would not apply."""
+    def check_load(cls, load: Any) -> None:
+        """Refuse, before the load starts, a data fault the load would not apply.
+        `load`: the scenario's load section (harness.scenario.model.LoadSpec)."""
+        if cls.needs_labels and not load.data.labels:
+            raise UserError(f"{cls.type} changes the labels the load checks predictions against, and this "
+                            "load sends none: set load.data.labels: true (and a dataset with labels)")
+        locustfile = load.locustfile
         if locustfile is None:
             return
         try:

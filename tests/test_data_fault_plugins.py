@@ -93,6 +93,13 @@ def test_a_locustfile_that_does_not_apply_data_faults_is_refused(tmp_path: Path)
     parse_scenario(scenario(None), "byo.yaml")  # aftershock's own locustfile
 
 
+def test_a_label_fault_without_labels_is_refused() -> None:
+    text = scenario(None, "{name: more-fraud, type: data.prior_shift, proportions: {0: 1}, at: 2s, duration: 2s}")
+    parse_scenario(text, "s.yaml")
+    with pytest.raises(ScenarioError, match="load.data.labels: true"):
+        parse_scenario(text.replace("users: 1", "users: 1, data: {labels: false}"), "s.yaml")
+
+
 def test_third_party_data_fault_is_validated_through_the_registry(third_party, tmp_path: Path) -> None:
     loaded = parse_scenario(scenario(None, "{name: bump, type: acme.bump, step: 2, at: 2s, duration: 2s}"), "s.yaml")
     ((cls, params),) = loaded.faults
