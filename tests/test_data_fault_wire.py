@@ -83,8 +83,16 @@ def test_a_fault_that_changes_no_byte_fails_loudly(tmp_path: Path) -> None:
     fault = Noise("noise", Noise.Params.model_validate({"std": 2.0, "fraction": 1.0}), ctx)
     pairs = drive(tmp_path, fault, "oip-v2", data)
     assert all(sent == clean for clean, sent in pairs)
-    with pytest.raises(DataFaultDidNotAct, match="changed|cannot act"):
+    with pytest.raises(DataFaultDidNotAct, match="bytes and labels sent are those"):
         fault.metrics()
+
+
+def test_too_few_picks_to_judge_report_zero_without_failing(tmp_path: Path) -> None:
+    data = {"pixels": np.zeros((8, 3), np.float32)}
+    ctx = FaultContext(toxiproxy_url="", load_dir=tmp_path, seed=3)
+    fault = Noise("noise", Noise.Params.model_validate({"std": 2.0, "fraction": 0.1}), ctx)
+    drive(tmp_path, fault, "oip-v2", data)  # 40 requests x 0.1: 4 expected changes, too few to call it broken
+    assert fault.metrics() == {"changed_share": 0.0}
 
 
 def test_a_fault_without_requests_is_not_measured(tmp_path: Path) -> None:

@@ -295,7 +295,7 @@ def _validate_faults(scenario: Scenario, marks: _Marks, file: str, problems: lis
         try:
             cls.check(params, deps, procs)
             if (check_load := getattr(cls, "check_load", None)) is not None:  # data faults: will the load apply it?
-                check_load(scenario.load)
+                check_load(scenario.load.data.labels, scenario.load.locustfile)
         except UserError as exc:
             problems.append(_problem(file, marks, base, str(exc)))
             continue
