@@ -16,6 +16,8 @@ share it was asked for.
 
 from __future__ import annotations
 
+import importlib
+import inspect
 import json
 import logging
 import time
@@ -50,17 +52,31 @@ def data_fault_types() -> dict[str, type[DataFault]]:
     return {name: cls for name, cls in fault_types().items() if issubclass(cls, DataFault)}
 
 
+def data_fault_class(spec: dict[str, Any]) -> type[DataFault]:
+    """The class of a fault spec: the one the harness's registry resolved (its `class`,
+    module:qualname), imported alone; scanning the whole registry here would import every
+    fault family into the Locust child and stall its load (a second on a busy box)."""
+    path = spec.get("class")
+    if isinstance(path, str) and ":" in path:
+        module, _, name = path.partition(":")
+        cls = getattr(importlib.import_module(module), name, None)
+        if inspect.isclass(cls) and issubclass(cls, DataFault):
+            return cls
+    cls = data_fault_types().get(str(spec.get("type")))
+    if cls is None:
+        raise ValueError(f"unknown data fault type {spec.get('type')!r}")
+    return cls
+
+
 def wire_bytes(body: Any) -> bytes:
     """A request body as it goes on the wire (compact JSON)."""
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-def build_transform(fault_type: str, params: dict[str, Any], reference: Reference) -> tuple[PayloadTransform, Schedule]:
+def build_transform(spec: dict[str, Any], reference: Reference) -> tuple[PayloadTransform, Schedule]:
     """The transform and schedule of one fault spec; ValueError/KeyError if they do not fit."""
-    cls = data_fault_types().get(fault_type)
-    if cls is None:
-        raise ValueError(f"unknown data fault type {fault_type!r}")
-    p = cls.Params.model_validate(params)
+    cls = data_fault_class(spec)
+    p = cls.Params.model_validate(spec.get("params") or {})
     return cls.transform(p, reference), p.schedule
 
 
@@ -96,7 +112,6 @@ class PayloadFaults:
         self.write_every = write_every
         self.faults: dict[str, ActiveFault] = {}
         self._written = 0.0
-        data_fault_types()  # load the registry now, not mid-run when a fault starts (imports stall the load)
 
     # --- the control file --------------------------------------------------------------
 
@@ -115,7 +130,7 @@ class PayloadFaults:
             fault = ActiveFault(name, str(spec.get("type")), int(spec.get("seed", 0)),
                                 float(spec.get("started", time.time())), None, None)  # fmt: skip
             try:
-                fault.transform, fault.schedule = build_transform(fault.type, spec.get("params") or {}, self.reference)
+                fault.transform, fault.schedule = build_transform(spec, self.reference)
             except Exception as exc:  # noqa: BLE001 - a fault that does not fit the payloads is reported, not fatal
                 fault.error = f"{type(exc).__name__}: {exc}"
                 log.error("aftershock: data fault %s (%s) cannot act: %s", name, fault.type, fault.error)
