@@ -258,7 +258,7 @@ def test_bentoml_predict_proba_feeds_a_score_attack(servers: dict[str, RunningSe
     case = Case("bentoml-proba", "bentoml", "bentoml", {"api": "predict_proba"})
     running = server_for(case, servers, tmp_path_factory.getbasetemp() / "server-logs")
     adapter = make_adapter("bentoml", api="predict_proba")
-    batch, labels = iris_batch(6)
+    batch, _ = iris_batch(6)
     answer = httpx.post(running.base_url + adapter.infer_path(launch.MODEL), json=adapter.encode(batch), timeout=30)
     decoded = adapter.decode(answer.json())
     assert decoded.scores is not None and np.allclose(np.sum(decoded.scores, axis=1), 1.0)
