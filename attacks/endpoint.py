@@ -90,10 +90,8 @@ class RateLimiter:
 
 
 def read_scores(response_json: Any, rows: int) -> np.ndarray | None:
-    """Class scores [rows, k] from a response, where the server sends them.
-
-    OIP v2: the first 2-D numeric output; KServe v1 / JSON: a `probabilities` list.
-    """
+    """Class scores [rows, k] from a response the adapter found none in: a 2-D OIP
+    output it did not read, or a `probabilities` list next to the predictions."""
     candidates: list[Any] = []
     if isinstance(response_json, dict):
         outputs = response_json.get("outputs")

@@ -1,7 +1,8 @@
 """Child side of data faults: applies the active ones to each payload batch and measures them.
 
 Runs inside the Locust child (ModelUser's payloads). It polls the control file
-(faults.payload_channel), builds each newly active fault's transform from its spec,
+(faults.payload_channel), builds each newly active fault's transform from its spec (the
+class the fault registry resolved in the harness, built-in or third-party alike),
 and for every batch: draws the rows the fault's schedule mixes in with a generator
 seeded from the fault's seed and a per-fault batch counter (reproducible), applies the
 transforms in injection order, encodes the result through the protocol adapter, and
