@@ -17,7 +17,10 @@ import asyncio
 import json
 import re
 import time
+from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar
 
 import httpx
@@ -34,7 +37,13 @@ from attacks.base import (
     attacked_input,
     pick_rows,
 )
-from attacks.endpoint import BudgetExhausted, EndpointClient, RateLimiter
+from attacks.endpoint import (
+    BudgetExhausted,
+    EndpointClient,
+    RateLimiter,
+    status_kind,
+    transport_kind,
+)
 from attacks.space import FeatureSpace, take_rows
 from attacks.surrogate import predict, query_points, train_surrogate
 
@@ -45,9 +54,14 @@ class FuzzCase:
     body: bytes
     content_type: str = "application/json"
 
+    @property
+    def payload(self) -> bytes:
+        """The bytes to send."""
+        return self.body
+
     def __repr__(self) -> str:
-        shown = self.body[:120] + (b"..." if len(self.body) > 120 else b"")
-        return f"FuzzCase({self.kind}, {len(self.body)} bytes: {shown!r})"
+        shown = self.payload[:120] + (b"..." if len(self.payload) > 120 else b"")
+        return f"FuzzCase({self.kind}, {len(self.payload)} bytes: {shown!r})"
 
 
 _json_leaf = (
@@ -92,8 +106,9 @@ def _dumps(tree: Any) -> bytes:
     return json.dumps(tree, allow_nan=True).encode()
 
 
-def fuzz_cases(valid: dict[str, Any], huge_rows: int) -> st.SearchStrategy[FuzzCase]:
-    """Malformed variants of the valid request body `valid`."""
+def fuzz_cases(valid: dict[str, Any], batch: Callable[[int], Any], huge_rows: int) -> st.SearchStrategy[FuzzCase]:
+    """Malformed variants of the valid request body `valid`, and real batches of 2 to
+    `huge_rows` rows (`batch(n)`: the body of n dataset rows, encoded by the adapter)."""
     valid_bytes = _dumps(valid)
 
     @st.composite
@@ -136,9 +151,12 @@ def fuzz_cases(valid: dict[str, Any], huge_rows: int) -> st.SearchStrategy[FuzzC
     deep_obj = st.integers(min_value=10, max_value=50_000).map(
         lambda d: FuzzCase(f"object nested {d} deep", b'{"a":' * d + b"1" + b"}" * d)
     )
-    huge = st.integers(min_value=huge_rows // 2, max_value=huge_rows).map(
-        lambda n: FuzzCase(f"{n}-row batch", _huge(valid, n))
-    )
+    rows = st.integers(min_value=2, max_value=min(64, huge_rows)) | st.integers(
+        min_value=max(2, huge_rows // 2), max_value=huge_rows
+    )  # ordinary batches, and oversized ones
+    # built when sent, not when drawn: hypothesis draws every example, also those past the
+    # deadline, and encoding thousands of rows for nothing starves the rest of the run
+    huge = rows.map(lambda n: BatchCase(f"{n}-row batch", b"", rows=n, encode=batch))
     encodings = st.sampled_from(
         [
             FuzzCase("utf-16 body", valid_bytes.decode().encode("utf-16")),
@@ -158,25 +176,23 @@ def fuzz_cases(valid: dict[str, Any], huge_rows: int) -> st.SearchStrategy[FuzzC
     return st.one_of(mutated(), special_number(), deep, deep_obj, huge, encodings, truncated, junk)
 
 
+@dataclass(frozen=True, repr=False)
+class BatchCase(FuzzCase):
+    """A real batch of `rows` dataset rows, encoded by `encode` on first use."""
+
+    rows: int = 0
+    encode: Callable[[int], Any] | None = None
+
+    @cached_property
+    def payload(self) -> bytes:  # type: ignore[override]
+        assert self.encode is not None
+        return _dumps(self.encode(self.rows))
+
+
 def _get(node: Any, path: tuple) -> Any:
     for k in path:
         node = node[k]
     return node
-
-
-def _huge(valid: dict[str, Any], n: int) -> bytes:
-    """The valid body with every list that holds rows repeated to `n` rows (shapes kept)."""
-
-    def grow(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: grow(v) for k, v in node.items()}
-        if isinstance(node, list) and node and not isinstance(node[0], (dict, list)):
-            return (node * (n // max(len(node), 1) + 1))[: max(n, len(node))]
-        if isinstance(node, list):
-            return [grow(v) for v in node]
-        return node
-
-    return _dumps(grow(valid))
 
 
 class FuzzParams(AttackParams):
@@ -194,8 +210,13 @@ class ApiFuzz(Attack):
 
     def run(self, ctx: AttackContext, deadline: float) -> AttackResult:
         p = self.params
-        rows = pick_rows(len(next(iter(ctx.dataset.values()))), p.samples, ctx.seed)
-        valid = ctx.adapter.encode(take_rows(ctx.dataset, rows))
+        n_rows = len(next(iter(ctx.dataset.values())))
+        order = pick_rows(n_rows, n_rows, ctx.seed)
+        valid = ctx.adapter.encode(take_rows(ctx.dataset, order[: p.samples]))
+
+        def batch(n: int) -> Any:
+            return ctx.adapter.encode(take_rows(ctx.dataset, np.take(order, np.arange(n), mode="wrap")))
+
         url = ctx.base_url.rstrip("/") + ctx.adapter.infer_path(ctx.model)
         limiter = RateLimiter(p.rate_limit)
         counts = {
@@ -206,6 +227,7 @@ class ApiFuzz(Attack):
             "accepted": 0,
         }
         failures: list[tuple[FuzzCase, str]] = []
+        crash_kinds: Counter[str] = Counter()  # requests that got no answer, by kind
         http = httpx.Client(timeout=p.request_timeout)
 
         @settings(
@@ -216,7 +238,7 @@ class ApiFuzz(Attack):
             phases=[Phase.generate],
         )
         @seed(ctx.seed)
-        @given(case=fuzz_cases(valid, p.huge_rows))
+        @given(case=fuzz_cases(valid, batch, p.huge_rows))
         def bad_requests_get_4xx(case: FuzzCase) -> None:
             # Every case is checked (no stop at the first failure): violations are
             # recorded, and the smallest one per kind goes to the report.
@@ -230,24 +252,23 @@ class ApiFuzz(Attack):
             headers = {"content-type": case.content_type}
             try:
                 try:
-                    response = http.post(url, content=case.body, headers=headers)
+                    response = http.post(url, content=case.payload, headers=headers)
                 except httpx.TransportError:
                     # a kept-alive connection the server closed after the previous case:
                     # retry once on a fresh connection before calling it a crash
                     with httpx.Client(timeout=p.request_timeout) as fresh:
-                        response = fresh.post(url, content=case.body, headers=headers)
-            except httpx.TimeoutException:
-                counts["crashes"] += 1
-                failures.append((case, f"no answer within {p.request_timeout:g}s"))
-                return
+                        response = fresh.post(url, content=case.payload, headers=headers)
             except httpx.TransportError as exc:
+                kind = transport_kind(exc)
                 counts["crashes"] += 1
-                failures.append((case, f"connection failed: {exc!r}"))
+                crash_kinds[kind] += 1
+                why = f"no answer within {p.request_timeout:g}s" if kind == "timeout" else repr(exc)
+                failures.append((case, f"{kind}: {why}"))
                 return
             code = response.status_code
             if code >= 500:
                 counts["server_errors"] += 1
-                failures.append((case, f"{code}: {response.text[:200]}"))
+                failures.append((case, f"{status_kind(code)}: {response.text[:200]}"))
             elif code >= 400:
                 counts["client_errors"] += 1
             else:
@@ -263,10 +284,11 @@ class ApiFuzz(Attack):
         smallest: dict[str, tuple[FuzzCase, str]] = {}
         for case, what in failures:
             kind = re.sub(r"\d+", "N", case.kind)
-            if kind not in smallest or len(case.body) < len(smallest[kind][0].body):
+            if kind not in smallest or len(case.payload) < len(smallest[kind][0].payload):
                 smallest[kind] = (case, what)
         details: dict[str, Any] = {
-            "failures": [f"{what} on {case!r}" for case, what in smallest.values()][:20]
+            "failures": [f"{what} on {case!r}" for case, what in smallest.values()][:20],
+            "crash_kinds": dict(crash_kinds),
         }
         return AttackResult(metrics=metrics, details=details)
 
@@ -314,8 +336,9 @@ class RequestFlood(Attack):
             for i in range(0, min(len(order), 512 * p.samples), p.samples)
         ]  # varied rows: no cache hits
         url = ctx.base_url.rstrip("/") + ctx.adapter.infer_path(ctx.model)
-        counts = {"ok": 0, "rate_limited": 0, "server_errors": 0, "other_4xx": 0, "timeouts": 0}
-        latencies: list[float] = []
+        counts = {"ok": 0, "rate_limited": 0, "server_errors": 0, "other_4xx": 0}
+        errors: Counter[str] = Counter()  # failed requests by kind: refused, reset, timeout, http_N
+        latencies: list[float] = []  # of the requests answered (any status)
         gate = asyncio.Semaphore(p.concurrency)
         limits = httpx.Limits(
             max_connections=p.concurrency, max_keepalive_connections=p.concurrency
@@ -326,13 +349,15 @@ class RequestFlood(Attack):
             t0 = time.monotonic()
             try:
                 response = await client.post(url, json=body)
-            except httpx.HTTPError:
-                counts["timeouts"] += 1
+            except httpx.HTTPError as exc:
+                errors[transport_kind(exc)] += 1
                 return
             finally:
                 gate.release()
             latencies.append(time.monotonic() - t0)
             code = response.status_code
+            if code >= 400:
+                errors[status_kind(code)] += 1
             key = (
                 "ok"
                 if code < 400
@@ -366,11 +391,16 @@ class RequestFlood(Attack):
         metrics.update(
             flood_requests=float(sent),
             flood_rate=sent / elapsed,
-            rate_limited_share=counts["rate_limited"] / max(sent, 1),
-            flood_p95_latency=float(np.percentile(latencies, 95)) if latencies else 0.0,
+            flood_timeouts=float(errors["timeout"]),
+            flood_refused=float(errors["refused"]),
+            flood_reset=float(errors["reset"]),
             alive=float(_alive(ctx, p.request_timeout)),
         )
-        return AttackResult(metrics=metrics, details={"seconds": round(elapsed, 3)})
+        if sent:
+            metrics["rate_limited_share"] = counts["rate_limited"] / sent
+        if latencies:  # no answer at all: the latency is not measured (an SLO on it fails), never 0
+            metrics["flood_p95_latency"] = float(np.percentile(latencies, 95))
+        return AttackResult(metrics=metrics, details={"seconds": round(elapsed, 3), "errors": dict(errors)})
 
 
 class ExtractionParams(AttackParams):
@@ -420,4 +450,4 @@ class ModelExtraction(Attack):
                 metrics["surrogate_accuracy"] = float(
                     np.mean(copy == np.asarray(ctx.labels)[holdout])
                 )
-        return AttackResult(metrics=metrics, details={"stopped": "done"})
+        return AttackResult(metrics=metrics, details={"stopped": "done", "errors": dict(client.errors)})

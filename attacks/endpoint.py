@@ -3,12 +3,15 @@
 Every row sent is one query. A query over budget or past the deadline raises
 `BudgetExhausted` before anything is sent, so an attack stops cleanly inside ART's
 loops. 429s are waited out (inside the deadline), 5xx are counted as server errors.
+A failed request is classified here, once, by kind (`refused`, `reset`, `timeout`,
+`http_503`, `decode`, ...); the kind travels with the error into figures and journal.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from typing import Any, Self
 
 import httpx
@@ -25,9 +28,45 @@ class BudgetExhausted(Exception):
 class EndpointError(Exception):
     """The endpoint failed to answer a query (5xx, transport error, undecodable body)."""
 
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message)
+        self.kind = kind  # refused | reset | timeout | connection | http_<status> | decode
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return chain
+
+
+def transport_kind(exc: httpx.HTTPError) -> str:
+    """How a request failed below HTTP: `timeout`, `refused` (nothing listening), `reset`
+    (the connection was reset or closed before an answer) or `connection` (anything else)."""
+    if isinstance(exc, httpx.TimeoutException):
+        return "timeout"
+    chain = _causes(exc)
+    if any(isinstance(e, ConnectionRefusedError) for e in chain) or (
+        isinstance(exc, httpx.ConnectError) and "refused" in str(exc).lower()
+    ):
+        return "refused"
+    if any(isinstance(e, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)) for e in chain) or (
+        isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError))
+    ):
+        return "reset"
+    return "connection"
+
+
+def status_kind(status: int) -> str:
+    return f"http_{status}"
+
 
 class QueryRefused(EndpointError):
     """The endpoint refused a well-formed query (403): a defence caught the attacker."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status_kind(403))
 
 
 class RateLimiter:
@@ -51,10 +90,8 @@ class RateLimiter:
 
 
 def read_scores(response_json: Any, rows: int) -> np.ndarray | None:
-    """Class scores [rows, k] from a response, where the server sends them.
-
-    OIP v2: the first 2-D numeric output; KServe v1 / JSON: a `probabilities` list.
-    """
+    """Class scores [rows, k] from a response the adapter found none in: a 2-D OIP
+    output it did not read, or a `probabilities` list next to the predictions."""
     candidates: list[Any] = []
     if isinstance(response_json, dict):
         outputs = response_json.get("outputs")
@@ -101,6 +138,7 @@ class EndpointClient:
         self.server_errors = 0
         self.throttled = 0
         self.refused = 0  # queries (rows) the endpoint refused with 403
+        self.errors: Counter[str] = Counter()  # failed requests by kind
 
     @classmethod
     def for_attack(cls, ctx: AttackContext, params: Any, deadline: float,
@@ -145,7 +183,7 @@ class EndpointClient:
             try:
                 response = self.http.post(self.url, json=body)
             except httpx.HTTPError as exc:
-                raise EndpointError(f"no answer from {self.url}: {exc!r}") from exc
+                raise self._failed(f"no answer from {self.url}: {exc!r}", transport_kind(exc)) from exc
             if response.status_code == 429:
                 self.throttled += 1
                 retry_after = _retry_after(response)
@@ -154,34 +192,35 @@ class EndpointClient:
                 time.sleep(retry_after)
                 continue
             break
-        if response.status_code >= 500:
+        status = response.status_code
+        if status >= 500:
             self.server_errors += 1
-            raise EndpointError(
-                f"{self.url} answered {response.status_code}: {response.text[:200]}"
-            )
-        if response.status_code == 403:
+            raise self._failed(f"{self.url} answered {status}: {response.text[:200]}", status_kind(status))
+        if status == 403:
             self.refused += rows
+            self.errors[status_kind(status)] += 1
             raise QueryRefused(f"{self.url} refused the attacker's query: {response.text[:200]}")
-        if response.status_code >= 400:
-            raise EndpointError(
-                f"{self.url} refused a query ({response.status_code}): {response.text[:200]}"
-            )
+        if status >= 400:
+            raise self._failed(f"{self.url} refused a query ({status}): {response.text[:200]}", status_kind(status))
         self.queries += rows
         try:
             payload = response.json()
             decoded = self.ctx.adapter.decode(payload)
         except (ValueError, DecodeError) as exc:
-            raise EndpointError(f"cannot read the answer of {self.url}: {exc}") from exc
+            raise self._failed(f"cannot read the answer of {self.url}: {exc}", "decode") from exc
         if decoded.predictions is None or len(decoded.predictions) != rows:
-            raise EndpointError(f"{self.url} did not return one prediction per row")
+            raise self._failed(f"{self.url} did not return one prediction per row", "decode")
         labels = np.array([int(float(p)) for p in decoded.predictions], dtype=np.int64)
-        scores = getattr(decoded, "scores", None)
         scores = (
-            np.asarray(scores, dtype=np.float64)
-            if scores is not None
+            np.asarray(decoded.scores, dtype=np.float64)
+            if decoded.scores is not None and len(decoded.scores) == rows
             else read_scores(payload, rows)
         )
         return labels, scores
+
+    def _failed(self, message: str, kind: str) -> EndpointError:
+        self.errors[kind] += 1
+        return EndpointError(f"{message} [{kind}]", kind)
 
 
 def _retry_after(response: httpx.Response) -> float:

@@ -214,9 +214,9 @@ class BlackBoxEvasion(Attack):
                     # last confirmed (its clean prediction, or a success found before)
                     refused_samples += 1
                     if refused_samples == 1:
-                        ctx.journal("attack.refused", attack=self.name, error=str(exc))
+                        ctx.journal("attack.refused", attack=self.name, error=str(exc), kind=exc.kind)
                 except EndpointError as exc:
-                    ctx.journal("attack.error", attack=self.name, error=str(exc))
+                    ctx.journal("attack.error", attack=self.name, error=str(exc), kind=exc.kind)
                     continue
                 best = endpoint.best
                 final_ok = adv_pred[j] != labels[i] and (
@@ -298,6 +298,7 @@ class BlackBoxEvasion(Attack):
             throttled=float(client.throttled),
             refused_queries=float(client.refused),
         )
+        details["errors"] = dict(client.errors)  # failed requests by kind (refused, reset, timeout, http_N)
         return AttackResult(metrics=metrics, details=details)
 
 

@@ -90,6 +90,7 @@ ATTACK_METRIC_NAMES = frozenset({
     "backdoor_success_rate", "backdoor_success_rate_before", "backdoor_success_rate_after",
     # abuse
     "fuzz_cases", "crashes", "client_errors", "accepted", "alive", "flood_requests", "flood_ok",
-    "flood_rate_limited", "rate_limited_share", "flood_timeouts", "flood_rate", "flood_p95_latency",
+    "flood_rate_limited", "rate_limited_share", "flood_timeouts", "flood_refused", "flood_reset",
+    "flood_other_4xx", "flood_rate", "flood_p95_latency",
     "extraction_agreement", "extraction_queries",
 })

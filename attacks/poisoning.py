@@ -6,7 +6,10 @@ to a dataset file, and a retrain is triggered and awaited. Before and after, the
 evaluation rows are sent to the endpoint:
 
 - clean_accuracy_before / _after / clean_accuracy_drop (before − after)
-- poison_rows, poison_accepted, poison_rejected, poison_rejection_rate
+- poison_rows, poison_accepted, poison_rejected, poison_rejection_rate: counted from
+  what the target said it took (the ingest replies' `accepted`/`rejected`, or for a file
+  the count at `file_accepted` in the retrain's status); where it did not say, they are
+  not measured
 - backdoor_success_rate (backdoors): share of triggered evaluation rows, whose true
   class is not the target, that the model now puts in the target class
   (`backdoor_success_rate_before` is the same on the model before the attack)
@@ -20,8 +23,9 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import httpx
+import jmespath
 import numpy as np
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from attacks.base import (
     Attack,
@@ -34,6 +38,7 @@ from attacks.base import (
 from attacks.endpoint import BudgetExhausted, EndpointClient
 from attacks.space import take_rows
 from harness.fault import UserError
+from harness.protocols.fields import check_jmespath
 
 
 class PoisonParams(AttackParams):
@@ -46,7 +51,16 @@ class PoisonParams(AttackParams):
         "/v2/models/{model}/retrain", description="POST starts a retrain, GET its status"
     )
     file: str | None = Field(None, description="NPZ the poison is written to (inject: file)")
+    file_accepted: str | None = Field(
+        None, description="JMESPath to the count of file rows the retrain took, in its final status"
+    )
     label_field: str = "label"
+
+    @field_validator("file_accepted")
+    @classmethod
+    def _compiles(cls, expr: str | None) -> str | None:
+        return check_jmespath(expr)
+
     chunk: int = Field(500, ge=1, le=100_000, description="rows per ingestion request")
     target_class: int = Field(0, ge=0, description="the class the poison pushes toward")
 
@@ -88,14 +102,18 @@ class PoisoningAttack(Attack):
                 poison, poison_y = self.craft(
                     take_rows(ctx.dataset, picked), labels[picked], name, rng
                 )
-                accepted, rejected = self._inject(ctx, poison, poison_y, deadline, details)
-                metrics.update(
-                    poison_rows=float(len(poison_y)),
-                    poison_accepted=float(accepted),
-                    poison_rejected=float(rejected),
-                    poison_rejection_rate=rejected / max(len(poison_y), 1),
-                )
+                counted = self._inject(ctx, poison, poison_y, deadline, details)
+                metrics["poison_rows"] = float(len(poison_y))
                 metrics["retrained"] = float(self._retrain(ctx, deadline, details))
+                if counted is None and p.inject == "file":
+                    counted = self._file_accepted(len(poison_y), details)
+                if counted is not None:
+                    accepted, rejected = counted
+                    metrics.update(
+                        poison_accepted=float(accepted),
+                        poison_rejected=float(rejected),
+                        poison_rejection_rate=rejected / max(len(poison_y), 1),
+                    )
                 self._measure(ctx, client, eval_rows, labels, name, "_after", metrics)
             except BudgetExhausted as exc:
                 details["stopped"] = str(exc)
@@ -107,6 +125,7 @@ class PoisoningAttack(Attack):
                 if self.has_trigger:
                     metrics["backdoor_success_rate"] = metrics["backdoor_success_rate_after"]
             metrics.update(queries=float(client.queries), server_errors=float(client.server_errors))
+            details["errors"] = dict(client.errors)
         return AttackResult(metrics=metrics, details=details)
 
     def _measure(
@@ -141,16 +160,17 @@ class PoisoningAttack(Attack):
         y: np.ndarray,
         deadline: float,
         details: dict[str, Any],
-    ) -> tuple[int, int]:
-        """Send the poison; returns (accepted, rejected) rows as the target reported them."""
+    ) -> tuple[int, int] | None:
+        """Send the poison; (accepted, rejected) rows as the target reported them, or None
+        where it did not report them all (a file; a reply without counts; a 5xx)."""
         p = self.params
         if p.inject == "file":
             assert p.file is not None
             Path(p.file).parent.mkdir(parents=True, exist_ok=True)
             np.savez(p.file, **arrays, **{p.label_field: y})
             details["file"] = p.file
-            return len(y), 0
-        accepted = rejected = 0
+            return None
+        accepted = rejected = unknown = 0
         url = self._url(ctx, p.ingest_path)
         with httpx.Client(timeout=p.request_timeout) as http:
             for start in range(0, len(y), p.chunk):
@@ -162,21 +182,41 @@ class PoisoningAttack(Attack):
                     for i in range(start, end)
                 ]
                 response = http.post(url, json={"rows": rows})
-                if response.status_code >= 500:
+                if response.status_code >= 500:  # the server failed: what it kept is unknown
                     details.setdefault("ingest_errors", []).append(response.status_code)
-                if response.status_code >= 400:
+                    unknown += end - start
+                    continue
+                if response.status_code >= 400:  # refused the whole chunk
                     rejected += end - start
                     continue
-                body = response.json() if response.content else {}
+                try:
+                    body = response.json()
+                except ValueError:
+                    body = None
                 acc = body.get("accepted") if isinstance(body, dict) else None
                 rej = body.get("rejected") if isinstance(body, dict) else None
-                accepted += (
-                    int(acc)
-                    if isinstance(acc, int)
-                    else end - start - (int(rej) if isinstance(rej, int) else 0)
-                )
-                rejected += int(rej) if isinstance(rej, int) else 0
+                if isinstance(acc, int) and not isinstance(acc, bool):
+                    accepted += acc
+                    rejected += end - start - acc
+                elif isinstance(rej, int) and not isinstance(rej, bool):
+                    accepted += end - start - rej
+                    rejected += rej
+                else:
+                    unknown += end - start
+        if unknown:
+            details["poison_unconfirmed"] = unknown  # rows whose fate the target did not say
+            return None
         return accepted, rejected
+
+    def _file_accepted(self, rows: int, details: dict[str, Any]) -> tuple[int, int] | None:
+        """(accepted, rejected) file rows from the retrain's final status at `file_accepted`."""
+        p = self.params
+        status = details.get("retrain")
+        found = jmespath.search(p.file_accepted, status) if p.file_accepted and isinstance(status, dict) else None
+        if not isinstance(found, int) or isinstance(found, bool):
+            details["poison_unconfirmed"] = rows  # the file was written; what training took is unknown
+            return None
+        return found, rows - found
 
     def _retrain(self, ctx: AttackContext, deadline: float, details: dict[str, Any]) -> bool:
         """POST the retrain path, then poll it until its `state` is done or failed."""

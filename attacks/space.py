@@ -4,7 +4,9 @@ Tabular features live on very different scales (an amount in dollars next to a
 0..1 risk score), so attacks and perturbation norms work in a space where every
 mutable column spans [0, 1] between its bounds. Columns the attacker may not
 change, and the other inputs of a row (e.g. `entity_id`), are copied from the
-original row into every query.
+original row into every query. A column whose bounds are equal (a pixel that is 0 in
+every image) has no range to move in: it is not mutable by default, and where it is
+named mutable every point maps back to its one value, so no query leaves the bounds.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class FeatureSpace:
         bounds: list[tuple[float, float]] | None = None,
         mutable: list[int] | None = None,
     ) -> FeatureSpace:
-        """Bounds per column: given, or the data's own min and max."""
+        """Bounds per column: given, or the data's own min and max. `mutable` None: every
+        column whose bounds leave it room to move."""
         if x.ndim != 2:
             raise UserError(
                 f"input {input!r} must be a 2-D array (rows, columns), got shape {x.shape}"
@@ -46,7 +49,12 @@ class FeatureSpace:
             low, high = x.min(axis=0).astype(np.float64), x.max(axis=0).astype(np.float64)
         if np.any(high < low):
             raise UserError("bounds: every column needs low <= high")
-        cols = np.arange(d) if mutable is None else np.array(sorted(set(mutable)), dtype=np.int64)
+        if mutable is None:
+            cols = np.flatnonzero(high > low)
+            if len(cols) == 0:
+                raise UserError(f"every column of {input!r} is constant (or has equal bounds): nothing to attack")
+        else:
+            cols = np.array(sorted(set(mutable)), dtype=np.int64)
         if len(cols) == 0 or cols.min() < 0 or cols.max() >= d:
             raise UserError(f"mutable: column indices must be 0..{d - 1}")
         return cls(input=input, low=low, high=high, mutable=cols)
@@ -57,12 +65,13 @@ class FeatureSpace:
 
     @property
     def span(self) -> np.ndarray:
-        s = (self.high - self.low)[self.mutable]
-        return np.where(s > 0, s, 1.0)
+        """Raw width of each mutable column (0 for a constant one: low + z * span stays put)."""
+        return (self.high - self.low)[self.mutable]
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         """Raw rows [n, d] → attack-space points [n, m] in [0, 1] (float32)."""
-        z = (x[:, self.mutable].astype(np.float64) - self.low[self.mutable]) / self.span
+        span = self.span
+        z = (x[:, self.mutable].astype(np.float64) - self.low[self.mutable]) / np.where(span > 0, span, 1.0)
         return np.clip(z, 0.0, 1.0).astype(np.float32)
 
     def decode(self, z: np.ndarray, base: np.ndarray) -> np.ndarray:

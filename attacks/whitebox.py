@@ -116,7 +116,7 @@ class WhiteboxAttack(Attack):
         labels = require_labels(ctx, self.type)
         name = attacked_input(ctx, p.input)
         x = ctx.dataset[name]
-        space = FeatureSpace.from_data(name, x, p.bounds)  # all columns; `mutable` is a mask
+        space = FeatureSpace.from_data(name, x, p.bounds, list(range(x.shape[1])))  # all columns; `mutable` is a mask
         mask = np.zeros(x.shape[1], dtype=np.float32)
         mask[p.mutable if p.mutable is not None else slice(None)] = 1.0
         classes = p.classes or int(labels.max()) + 1
@@ -176,6 +176,7 @@ class WhiteboxAttack(Attack):
                 self._blackbox_check(
                     ctx, deadline, client, rows, y, end_pred, clean_pred, space, metrics, details
                 )
+            details["errors"] = dict(client.errors)
             return AttackResult(metrics=self._counts(client, metrics), details=details)
 
     def _counts(self, client: EndpointClient, metrics: dict[str, float]) -> dict[str, float]:

@@ -9,9 +9,12 @@ mixed in at each instant of the fault's window.
 
 from __future__ import annotations
 
+import ast
 import math
+import time
 import zlib
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -20,6 +23,7 @@ import numpy as np
 from pydantic import BeforeValidator, Field
 
 from faults.columns import Column, get
+from faults.delivered import DELIVERED_FILE, read_delivered
 from faults.payload_channel import control_path, put_fault, remove_fault
 from harness.fault import Fault, FaultParams, UserError
 from harness.units import Duration
@@ -77,7 +81,7 @@ class Batch:
 @dataclass
 class ColumnStats:
     mean: float
-    std: float
+    std: float  # 0 for a constant column: it has no scale, so σ-scaled changes leave it alone
     low: float
     high: float
     sorted: np.ndarray  # the reference values, sorted (empirical CDF)
@@ -104,9 +108,8 @@ class Reference:
         if column not in self._stats:
             v = self.values(column).astype(np.float64)
             v = v[np.isfinite(v)]
-            std = float(v.std()) if len(v) else 0.0
             self._stats[column] = ColumnStats(
-                float(v.mean()) if len(v) else 0.0, std if std > 0 else 1.0,
+                float(v.mean()) if len(v) else 0.0, float(v.std()) if len(v) else 0.0,
                 float(v.min()) if len(v) else 0.0, float(v.max()) if len(v) else 0.0, np.sort(v),
             )  # fmt: skip
         return self._stats[column]
@@ -125,8 +128,10 @@ class PayloadTransform:
     def apply(self, batch: Batch, rows: np.ndarray, magnitude: float, rng: np.random.Generator) -> None:
         """Change the rows where `rows` is True, in place, at `magnitude` (0..1)."""
 
-    def apply_body(self, body: Any, rng: np.random.Generator) -> Any:
-        """Change the encoded request body (schema breaks); returns the body to send."""
+    def apply_body(self, body: Any, features: dict[str, np.ndarray], encode: Encode,
+                   rng: np.random.Generator) -> Any:
+        """Change the request body (schema breaks): return `body` itself to leave it alone, or
+        a new body (e.g. `encode(changed features)`, through the target's protocol adapter)."""
         return body
 
     @property
@@ -146,15 +151,69 @@ class PayloadTransform:
         return {}
 
 
+Encode = Callable[[dict[str, np.ndarray]], Any]  # the protocol adapter's encode: batch → JSON body
+
+
 def fault_seed(run_seed: int, name: str) -> int:
     """A stable per-fault seed: the run's seed and the fault's name."""
     return zlib.crc32(f"{run_seed}:{name}".encode())
+
+
+MIN_EXPECTED_CHANGES = 10
+
+
+class DataFaultDidNotAct(UserError):
+    """The fault was active while the load sent requests, yet it changed none of them."""
+
+
+def opts_in(locustfile: str) -> bool:
+    """True when the locustfile runs aftershock's ModelUser, the one user whose payloads pass
+    through the data faults: it imports ModelUser (Locust then runs it) or derives a user
+    class from it. Read, not imported: the harness never imports Locust."""
+    tree = ast.parse(Path(locustfile).read_text(encoding="utf-8"), filename=locustfile)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "harness.load.model_user" and any(
+            a.name == "ModelUser" for a in node.names
+        ):
+            return True
+        if isinstance(node, ast.ClassDef) and any(
+            (isinstance(b, ast.Name) and b.id == "ModelUser") or (isinstance(b, ast.Attribute) and b.attr == "ModelUser")
+            for b in node.bases
+        ):
+            return True
+    return False
 
 
 class DataFault(Fault):
     """A fault on the payload stream. Subclasses set `type`, `Params` and `transform`."""
 
     Params: ClassVar[type[DataFaultParams]]
+    # requests whose bytes (or labels) the fault changed, over those sent while it was active
+    metric_names: ClassVar[tuple[str, ...]] = ("changed_share",)
+
+    needs_labels: ClassVar[bool] = False  # acts on the labels the load checks predictions against
+
+    @classmethod
+    def check_load(cls, labels: bool, locustfile: str | None) -> None:
+        """Refuse, before the load starts, a data fault the load would not apply: `labels`,
+        whether the load sends labels; `locustfile`, the user's own, if any."""
+        if cls.needs_labels and not labels:
+            raise UserError(f"{cls.type} changes the labels the load checks predictions against, and this "
+                            "load sends none: set load.data.labels: true (and a dataset with labels)")
+        if locustfile is None:
+            return
+        try:
+            ok = opts_in(locustfile)
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise UserError(f"{cls.type}: cannot read load.locustfile {locustfile} to check that it "
+                            f"applies data faults: {exc}") from None
+        if not ok:
+            raise UserError(
+                f"{cls.type} acts on the payloads of aftershock's ModelUser, and load.locustfile "
+                f"{locustfile} does not run it, so the fault would change nothing: in the locustfile, "
+                "`from harness.load.model_user import ModelUser` or derive your user from it "
+                "(README, 'Load'), or drop the data fault"
+            )
 
     @classmethod
     @abstractmethod
@@ -175,10 +234,9 @@ class DataFault(Fault):
         return {"control": str(control_path(load_dir)) if load_dir else None, "fault": self.name}
 
     def inject(self) -> None:
-        import time
-
         spec = {
             "type": self.type,
+            "class": f"{type(self).__module__}:{type(self).__qualname__}",  # as the registry resolved it
             "params": self.params.model_dump(mode="json"),
             "seed": fault_seed(self.ctx.seed, self.name),
             "started": time.time(),
@@ -190,6 +248,31 @@ class DataFault(Fault):
         load_dir = getattr(self.ctx, "load_dir", None)
         if load_dir is not None:
             remove_fault(control_path(load_dir), self.name)
+
+    def metrics(self) -> dict[str, float]:
+        """The share of requests it changed on the wire; raises when it could not act."""
+        load_dir = getattr(self.ctx, "load_dir", None)
+        if load_dir is None:
+            return {}
+        records = [r for r in read_delivered(Path(load_dir) / DELIVERED_FILE) if r.get("fault") == self.name]
+        errors = [r["error"] for r in records if r.get("error")]
+        if errors:
+            raise DataFaultDidNotAct(f"{self.type} ({self.name}) could not act on the payloads: {errors[0]}")
+        measured = [r for r in records if isinstance(r.get("changed_share"), (int, float))]
+        if not measured:
+            return {}  # no request went out while it was active: not measured
+        wire = measured[0]
+        # a working fault that picks `fraction` of what its schedule offers changes none of
+        # 10 expected requests with odds e^-10: below that, 0 changed is reported, not failed
+        expected = (wire.get("selected_requests") or 0) * self.params.fraction
+        if not wire.get("changed_requests") and expected >= MIN_EXPECTED_CHANGES:
+            raise DataFaultDidNotAct(
+                f"{self.type} ({self.name}) was meant to change {wire['selected_requests']} of the "
+                f"{wire.get('requests')} requests sent while it was active, and the bytes and labels "
+                "sent are those that would have been sent without it: it cannot act on this target's "
+                "payloads (protocol or columns)"
+            )
+        return {"changed_share": float(wire["changed_share"])}
 
     @classmethod
     def replay_undo(cls, record: dict[str, Any]) -> str:

@@ -69,14 +69,22 @@ def shift_stats(reference: np.ndarray, sent: np.ndarray) -> dict[str, Any]:
                            "nonfinite_share": float(1 - len(finite) / len(sent)) if len(sent) else None}  # fmt: skip
     if not len(finite) or not len(ref):
         return out | {"ks": None, "psi": None, "wasserstein": None, "mean_shift_std": None, "std_ratio": None}
-    std = float(ref.std()) or 1.0
+    std = float(ref.std())
     return out | {
         "ks": ks_statistic(ref, finite),
         "psi": psi(ref, finite),
         "wasserstein": wasserstein(ref, finite),
-        "mean_shift_std": float((finite.mean() - ref.mean()) / std),
-        "std_ratio": float(finite.std() / std),
+        "mean_shift_std": ratio(float(finite.mean() - ref.mean()), std),
+        "std_ratio": ratio(float(finite.std()), std),
     }
+
+
+def ratio(num: float, den: float) -> float | None:
+    """num / den; against a constant reference (den 0) a change is ±inf and no change is
+    not measured (None): there is no scale to count it in, and 1.0 would be made up."""
+    if den > 0:
+        return num / den
+    return None if num == 0 else math.copysign(math.inf, num)
 
 
 def label_stats(reference: np.ndarray, sent: np.ndarray) -> dict[str, Any]:
@@ -158,7 +166,8 @@ def _plain(x: Any) -> Any:
 
 
 _COMBINED = ("ks", "psi", "wasserstein", "mean_shift_std", "std_ratio", "nonfinite_share", "tvd",
-             "relabelled_share", "broken_share", "mean_abs_pixel_change", "typo_share")  # fmt: skip
+             "relabelled_share", "mean_abs_pixel_change", "typo_share")  # fmt: skip
+_COUNTED = ("requests", "selected_requests", "changed_requests")  # summed over processes
 
 
 def read_delivered(path: str | Path) -> list[dict[str, Any]]:
@@ -190,6 +199,11 @@ def _combine(recs: list[dict[str, Any]]) -> dict[str, Any]:
         pairs = [(r[key], w) for r, w in zip(recs, weights) if isinstance(r.get(key), (int, float))]
         total = sum(w for _, w in pairs)
         out[key] = sum(v * w for v, w in pairs) / total if pairs and total else None
+    for key in _COUNTED:
+        counts = [r[key] for r in recs if isinstance(r.get(key), int)]
+        out[key] = sum(counts) if counts else None
+    if out.get("requests"):
+        out["changed_share"] = (out.get("changed_requests") or 0) / out["requests"]
     out["processes"] = len(recs)
     return out
 
@@ -197,12 +211,12 @@ def _combine(recs: list[dict[str, Any]]) -> dict[str, Any]:
 def delivered_events(load_dir: str | Path) -> list[dict[str, Any]]:
     """Fields of one `drift.delivered` journal event per (fault, feature) measured in this run:
     fault, type, feature, rows, ks, psi, wasserstein, mean_shift_std, requested, and the
-    fault's own delivered figures (relabelled_share, broken_share, ...)."""
+    fault's own delivered figures (relabelled_share, ...) and the wire counts: requests, changed_requests, changed_share."""
     events = []
     for rec in read_delivered(Path(load_dir) / DELIVERED_FILE):
         ev = {k: v for k, v in rec.items() if k not in ("time", "pid")}
         for key, value in list(ev.items()):
-            if isinstance(value, float) and not math.isfinite(value):
-                ev[key] = None
+            if isinstance(value, float) and not math.isfinite(value):  # strict JSON has no inf
+                ev[key] = None if math.isnan(value) else ("inf" if value > 0 else "-inf")
         events.append(ev)
     return sorted(events, key=lambda e: (e.get("fault", ""), e.get("feature", "")))

@@ -134,6 +134,7 @@ class PriorShiftTransform(PayloadTransform):
 class PriorShift(DataFault):
     type = "data.prior_shift"
     Params = PriorShiftParams
+    needs_labels = True
 
     @classmethod
     def transform(cls, params: PriorShiftParams, reference: Reference) -> PayloadTransform:
@@ -197,6 +198,7 @@ def _label_order(text: str) -> tuple[int, float | str]:
 class ConceptDrift(DataFault):
     type = "data.concept_drift"
     Params = ConceptDriftParams
+    needs_labels = True
 
     @classmethod
     def transform(cls, params: ConceptDriftParams, reference: Reference) -> PayloadTransform:

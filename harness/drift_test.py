@@ -163,7 +163,8 @@ def run_grid(url: str, dataset: PayloadDataset, adapter: ProtocolAdapter, model:
                             transform.prepare(batch)
                         transform.apply(batch, np.ones(len(y), bool), 1.0, rng)
                         assert batch.labels is not None
-                        batches.append((transform.apply_body(adapter.encode(batch.features), rng), batch.labels))
+                        body = adapter.encode(batch.features)
+                        batches.append((transform.apply_body(body, batch.features, adapter.encode, rng), batch.labels))
                 except (ValueError, KeyError, ValidationError) as exc:
                     cell.note = f"not applicable: {str(exc).splitlines()[0]}"
                     result.cells.append(cell)

@@ -4,6 +4,8 @@ local torch copy of the served model, for cross-checks with ART's own evaluation
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import uvicorn
 from torch import nn
 
 from attacks.base import AttackContext
@@ -74,6 +77,23 @@ def live_demo(tmp: Path, *extra: str) -> Iterator[LiveDemo]:
     finally:
         server.stop()
         store.stop()
+
+
+@contextmanager
+def serve_app(app: object) -> Iterator[str]:
+    """An ASGI app served by uvicorn on a free loopback port in a thread; yields its URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def demo_rows(n: int = 2000, seed: int = 1) -> tuple[dict[str, np.ndarray], np.ndarray]:

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import numpy as np
 import pytest
-import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from attacks.base import AttackContext
 from attacks.registry import make_attack
-from harness.processes import free_port
 from harness.protocols import make_adapter
-from tests.attacks_support import demo_rows, live_demo
+from tests.attacks_support import demo_rows, live_demo, serve_app
 
 
 @pytest.fixture(scope="module")
@@ -57,20 +54,8 @@ def toy_app(careful: bool) -> FastAPI:
 
 @pytest.fixture(params=[True, False], ids=["careful", "careless"])
 def toy_server(request):
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(toy_app(request.param), host="127.0.0.1", port=port, log_level="critical")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        yield request.param, f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_app(toy_app(request.param)) as url:
+        yield request.param, url
 
 
 def test_fuzz_tells_a_careful_server_from_a_careless_one(toy_server):

@@ -38,6 +38,16 @@ def test_feature_space_round_trip_and_fixed_columns():
     assert space.decode(np.array([[np.nan, 2.0]]), x[2]).tolist() == [[2.0, 20.0, 5.0]]
 
 
+def test_feature_space_keeps_constant_columns_in_place():
+    x = np.array([[0.0, 10.0, 5.0], [4.0, 20.0, 5.0]], dtype=np.float32)  # column 2 never varies
+    assert FeatureSpace.from_data("f", x).mutable.tolist() == [0, 1]  # not attacked by default
+    named = FeatureSpace.from_data("f", x, mutable=[0, 1, 2])
+    assert named.span.tolist() == [4.0, 10.0, 0.0]
+    assert named.decode(np.array([[1.0, 1.0, 1.0]]), x[0]).tolist() == [[4.0, 20.0, 5.0]]  # never 6.0
+    with pytest.raises(UserError, match="constant"):
+        FeatureSpace.from_data("f", np.ones((3, 2), np.float32))
+
+
 def test_evasion_metrics_by_hand():
     y = np.array([1, 1, 0, 0])
     clean = np.array([1, 1, 0, 1])  # the last is wrong to begin with

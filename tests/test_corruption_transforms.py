@@ -8,7 +8,8 @@ import pytest
 from faults.corruption import TABULAR_CORRUPTIONS, typo
 from faults.data_fault import Batch, Reference
 from faults.image_corruption import CORRUPTIONS, ImageCorruption, corrupt_image
-from faults.schema_break import SchemaBreak, break_body
+from faults.schema_break import SchemaBreak
+from harness.protocols import make_adapter
 from harness.protocols.oip_v2 import OipV2Adapter
 
 RNG_SEED = 3
@@ -102,34 +103,48 @@ def body() -> dict:
     return OIP.encode({"features": np.ones((2, 6), np.float32), "entity_id": np.array([1, 2])})
 
 
+def broken(kind: str, field: str | None = None, adapter=OIP, features: dict | None = None) -> dict:
+    t = SchemaBreak.transform(SchemaBreak.Params.model_validate({"kind": kind, "field": field}), None)  # type: ignore[arg-type]
+    features = features or {"features": np.ones((2, 6), np.float32), "entity_id": np.array([1, 2])}
+    t.prepare(Batch(features, None))
+    t.apply(Batch(features, None), np.ones(2, bool), 1.0, np.random.default_rng(0))
+    return t.apply_body(adapter.encode(features), features, adapter.encode, np.random.default_rng(0))
+
+
 def test_schema_breaks_on_oip_v2_bodies() -> None:
-    names = lambda b: [t["name"] for t in b["inputs"]]  # noqa: E731
-    assert names(break_body(body(), "missing_field", None)) == ["features"]
-    assert names(break_body(body(), "missing_field", "features")) == ["entity_id"]
-    assert names(break_body(body(), "extra_field", None)) == ["features", "entity_id", "unexpected_input"]
-    wrong = break_body(body(), "wrong_dtype", "features")["inputs"][0]
+    names = lambda b: [t["name"] for t in b["inputs"]]
+    assert names(broken("missing_field")) == ["features"]
+    assert names(broken("missing_field", "features")) == ["entity_id"]
+    assert names(broken("extra_field")) == ["features", "entity_id", "unexpected_input"]
+    wrong = broken("wrong_dtype", "features")["inputs"][0]
     assert wrong["datatype"] == "BYTES" and all(isinstance(v, str) for v in wrong["data"])
-    shaped = break_body(body(), "wrong_shape", "features")["inputs"][0]
+    shaped = broken("wrong_shape", "features")["inputs"][0]
     assert shaped["shape"] == [2, 5] and len(shaped["data"]) == 10
-    assert break_body(body(), "wrong_shape", "entity_id")["inputs"][1]["shape"] == [2, 1]
-    with pytest.raises(ValueError, match="no field 'nope'"):
-        break_body(body(), "missing_field", "nope")
+    assert broken("wrong_shape", "entity_id")["inputs"][1]["shape"] == [2, 1]
+    assert broken("missing_field", features={"x": np.ones((2, 3))}) == {}  # the only input: no data at all
+    with pytest.raises(ValueError, match="no input 'nope'"):
+        broken("missing_field", "nope")
 
 
-def test_schema_breaks_on_other_bodies() -> None:
-    v1 = {"instances": [{"features": [1, 2], "entity_id": 3}]}
-    assert break_body(v1, "missing_field", None) == {"instances": [{"features": [1, 2]}]}
-    assert break_body(v1, "wrong_dtype", "entity_id") == {"instances": [{"features": [1, 2], "entity_id": "3"}]}
-    assert break_body({"a": [1, 2]}, "wrong_shape", None) == {"a": [1]}
+def test_schema_breaks_on_kserve_v1_rows() -> None:
+    v1 = make_adapter("kserve-v1")
+    one = {"x": np.array([[1.0, 2.0]])}
+    assert broken("wrong_dtype", adapter=v1, features=one) == {"instances": [["1.0", "2.0"]]}
+    assert broken("wrong_shape", adapter=v1, features=one) == {"instances": [[1.0]]}
+    assert broken("extra_field", adapter=v1, features=one) == {"instances": [{"x": [1.0, 2.0], "unexpected_input": [1.0, 2.0]}]}
+    assert broken("missing_field", adapter=v1, features=one) == {}
 
 
 def test_schema_break_share_of_requests() -> None:
     t = SchemaBreak.transform(SchemaBreak.Params.model_validate({"kind": "extra_field", "fraction": 0.3}), None)  # type: ignore[arg-type]
     rng = np.random.default_rng(0)
+    features = {"x": np.ones((1, 2))}
+    picked = 0
     for _ in range(2000):
-        t.apply(Batch({}, None), np.ones(1, bool), 1.0, rng)
-        t.apply_body(body(), rng)
-    assert t.delivered()["broken_share"] == pytest.approx(0.3, abs=0.03)
+        t.apply(Batch(features, None), np.ones(1, bool), 1.0, rng)
+        b = OIP.encode(features)
+        picked += t.apply_body(b, features, OIP.encode, rng) is not b
+    assert picked / 2000 == pytest.approx(0.3, abs=0.03)
 
 
 def images(n: int = 4) -> np.ndarray:

@@ -6,6 +6,7 @@ real control file, the way the Locust child does, on the demo's synthetic data.
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -19,9 +20,12 @@ from faults.data_fault import Reference, Schedule
 from faults.delivered import DELIVERED_FILE, delivered_events, psi, shift_stats
 from faults.drift import ConceptDrift, CovariateShift, FeatureSwap, PriorShift
 from faults.payload_channel import CONTROL_FILE, ControlReader, put_fault
-from faults.payload_stream import PayloadFaults
+from faults.payload_stream import PayloadFaults, wire_bytes
 from harness.demo.data import sample
 from harness.fault import FaultContext, UserError
+from harness.protocols import make_adapter
+
+OIP = make_adapter("oip-v2")
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,6 +42,14 @@ def reference(data: dict[str, np.ndarray]) -> Reference:
     return Reference({"features": data["features"], "entity_id": data["entity_id"]}, data["label"])
 
 
+def send(pf: PayloadFaults, features: dict[str, np.ndarray], labels: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """One batch through the pipeline as the load sends it (OIP v2), read back from the bytes sent."""
+    clean = (wire_bytes(OIP.encode(features)), labels.tolist())
+    body, sent_labels = pf.send(features, labels, OIP.encode, clean)
+    inputs = json.loads(body)["inputs"]
+    return {t["name"]: np.array(t["data"]).reshape(t["shape"]) for t in inputs}, np.array(sent_labels)
+
+
 def stream(data, tmp_path: Path, faults: list, batch: int = 1, rows: int = ROWS, seed: int = 7):
     """Inject `faults` [(cls, name, params)], send `rows` rows through the pipeline, revert;
     returns (sent features, sent labels, delivered events by (fault, feature))."""
@@ -51,7 +63,7 @@ def stream(data, tmp_path: Path, faults: list, batch: int = 1, rows: int = ROWS,
     sent, labels = [], []
     for i in range(0, rows, batch):
         idx = np.arange(i, i + batch) % ROWS
-        feats, y, _ = pf.apply({"features": data["features"][idx], "entity_id": data["entity_id"][idx]}, data["label"][idx])
+        feats, y = send(pf, {"features": data["features"][idx], "entity_id": data["entity_id"][idx]}, data["label"][idx])
         sent.append(feats["features"])
         labels.append(y)
     for f in made:
@@ -129,7 +141,7 @@ def test_gradual_schedule_mixes_in_over_time(data, tmp_path: Path) -> None:
     moved = []
     for started_ago in (70, 100, 130):  # before, at and after the sigmoid's centre
         f.started = time.time() - started_ago
-        feats, _, _ = pf.apply({"features": data["features"], "entity_id": data["entity_id"]}, data["label"])
+        feats, _ = send(pf, {"features": data["features"], "entity_id": data["entity_id"]}, data["label"])
         moved.append(float(np.mean(feats["features"][:, 3] != data["features"][:, 3])))
     fault.revert()
     assert moved[0] < 0.01 and moved[1] == pytest.approx(0.5, abs=0.05) and moved[2] > 0.99
@@ -187,7 +199,7 @@ def test_a_fault_that_does_not_fit_the_payloads_is_reported(data, tmp_path: Path
                                                "started": time.time()})
     pf = PayloadFaults(reference(data), tmp_path, write_every=0)
     assert pf.active()
-    feats, _, _ = pf.apply({"features": data["features"][:2], "entity_id": data["entity_id"][:2]}, data["label"][:2])
+    feats, _ = send(pf, {"features": data["features"][:2], "entity_id": data["entity_id"][:2]}, data["label"][:2])
     assert np.array_equal(feats["features"], data["features"][:2])  # the payload is sent unchanged
     pf.flush(final=True)
     (event,) = delivered_events(tmp_path)

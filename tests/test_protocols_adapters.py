@@ -66,10 +66,37 @@ def test_oip_v2_decode_label_output_fallback_version() -> None:
         "parameters": {"fallback": True},
     }
     assert make_adapter("oip-v2").decode(resp) == Decoded(
-        predictions=[1, 1], fallback=True, model_version="7"
+        predictions=[1, 1], scores=[[0.1, 0.9], [0.8, 0.2]], fallback=True, model_version="7"
     )
     custom = make_adapter("oip-v2", label_output="nope")
     assert custom.decode(resp).predictions == [1, 0]  # argmax of the first 2-D output
+
+
+SCORES = [[0.1, 0.7, 0.2], [0.6, 0.3, 0.1]]  # predict_proba: class 1, then class 0
+FLAT_SCORES = [0.1, 0.7, 0.2, 0.6, 0.3, 0.1]
+
+
+@pytest.mark.parametrize(
+    ("protocol", "options", "answer"),
+    [
+        ("bentoml", {}, SCORES),  # a plain list of lists, as BentoML returns predict_proba
+        ("bentoml", {}, {"predictions": SCORES}),
+        ("kserve-v1", {}, {"predictions": SCORES}),
+        ("torchserve", {}, SCORES),
+        ("seldon-v1", {}, {"data": {"ndarray": SCORES}}),
+        ("seldon-v1", {}, {"data": {"tensor": {"shape": [2, 3], "values": FLAT_SCORES}}}),
+        ("http-json", {}, {"predictions": SCORES}),
+        ("oip-v2", {}, {"outputs": [{"name": "p", "shape": [2, 3], "datatype": "FP64", "data": FLAT_SCORES}]}),
+    ],
+)
+def test_score_matrices_are_read_as_scores(protocol: str, options: dict, answer) -> None:
+    decoded = make_adapter(protocol, **options).decode(answer)
+    assert decoded.predictions == [1, 0] and decoded.scores == SCORES
+
+
+@pytest.mark.parametrize("answer", [[1, 0], [[1], [0]], ["a", "b"], [[0.1, 0.9], [0.5]]])
+def test_labels_and_ragged_rows_are_not_scores(answer) -> None:
+    assert make_adapter("bentoml").decode(answer).scores is None
 
 
 def test_oip_v2_decode_without_predictions_or_malformed() -> None:

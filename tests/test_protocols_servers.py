@@ -243,3 +243,28 @@ def test_probe_target_user_errors() -> None:
     assert unknown.exit_code == 2 and "unknown protocol" in unknown.output
     bad_opt = CliRunner().invoke(app, ["probe-target", "http://127.0.0.1:9", "--protocol", "oip-v2", "-o", "x"])
     assert bad_opt.exit_code == 2 and "key=value" in bad_opt.output
+
+
+# --- class scores from a real BentoML predict_proba ----------------------------------------
+
+
+def test_bentoml_predict_proba_feeds_a_score_attack(servers: dict[str, RunningServer],
+                                                    tmp_path_factory: pytest.TempPathFactory) -> None:
+    import time
+
+    from attacks.base import AttackContext
+    from attacks.registry import make_attack
+
+    case = Case("bentoml-proba", "bentoml", "bentoml", {"api": "predict_proba"})
+    running = server_for(case, servers, tmp_path_factory.getbasetemp() / "server-logs")
+    adapter = make_adapter("bentoml", api="predict_proba")
+    batch, _ = iris_batch(6)
+    answer = httpx.post(running.base_url + adapter.infer_path(launch.MODEL), json=adapter.encode(batch), timeout=30)
+    decoded = adapter.decode(answer.json())
+    assert decoded.scores is not None and np.allclose(np.sum(decoded.scores, axis=1), 1.0)
+    assert decoded.predictions == np.argmax(decoded.scores, axis=1).tolist()
+    data = np.load(IRIS)
+    ctx = AttackContext(running.base_url, adapter, launch.MODEL, {"input": data["input"]}, data["label"], seed=2)
+    square = make_attack("sq", "evasion.square", {"samples": 3, "max_queries": 200, "max_iter": 5, "eps": 0.2})
+    m = square.run(ctx, time.monotonic() + 60).metrics  # refused before: the scores were read as labels only
+    assert m["samples"] == 3 and m["queries"] > 3

@@ -41,22 +41,16 @@ class Payloads:
 
     def next(self) -> tuple[bytes, list[Any] | None]:
         i = next(self._turn) % self.dataset.batch_count(self.batch_size)
-        if self.faults is not None and self.faults.active():
-            return self._faulted(i)
         body = self._bodies.get(i)
         if body is None:
             features, labels = self.dataset.batch(i, self.batch_size)
             encoded = json.dumps(self.adapter.encode(features), separators=(",", ":")).encode()
             body = self._bodies[i] = (encoded, labels.tolist() if labels is not None else None)
+        if self.faults is not None and self.faults.active():
+            # batch i as the active data faults change it (encoded afresh), measured against `body`
+            features, labels = self.dataset.batch(i, self.batch_size)
+            return self.faults.send(features, labels, self.adapter.encode, body)
         return body
-
-    def _faulted(self, i: int) -> tuple[bytes, list[Any] | None]:
-        """Batch i as the active data faults change it (encoded afresh, never cached)."""
-        features, labels = self.dataset.batch(i, self.batch_size)
-        features, labels, change_body = self.faults.apply(features, labels)
-        body = change_body(self.adapter.encode(features))
-        encoded = json.dumps(body, separators=(",", ":")).encode()
-        return encoded, labels.tolist() if labels is not None else None
 
 
 class ModelUser(FastHttpUser):

@@ -34,6 +34,7 @@ class Decoded:
     """What the adapter read from one response."""
 
     predictions: list[Prediction] | None = None  # one per row of the batch
+    scores: list[list[float]] | None = None  # class scores [rows][classes], where the server sent them
     fallback: bool | None = None  # the target says it answered from a fallback
     model_version: str | None = None
 
@@ -115,6 +116,21 @@ def _plain_list(array: np.ndarray) -> list[Any]:
     if array.dtype.kind == "S":
         return [v.decode() for v in array.tolist()]
     return array.tolist()
+
+
+def score_rows(values: Any) -> list[list[float]] | None:
+    """`values` as class scores [rows][classes] when it is a numeric matrix of two or more
+    columns (e.g. BentoML's `predict_proba` answered as a plain list of lists); else None."""
+    if not isinstance(values, list) or not values:
+        return None
+    if not all(isinstance(row, list) and len(row) > 1 for row in values):
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for row in values for v in row):
+        return None
+    width = len(values[0])
+    if any(len(row) != width for row in values):
+        return None
+    return [[float(v) for v in row] for row in values]
 
 
 def predictions_list(values: Any, where: str) -> list[Prediction]:

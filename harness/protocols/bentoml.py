@@ -21,6 +21,7 @@ from harness.protocols.base import (
     ProtocolAdapter,
     predictions_list,
     rows_or_objects,
+    score_rows,
 )
 from harness.protocols.fields import ResponseFieldOptions, ResponseFields
 
@@ -60,10 +61,11 @@ class BentoMLAdapter(ProtocolAdapter):
 
     def decode(self, response_json: Any) -> Decoded:
         if isinstance(response_json, list):
-            return Decoded(predictions=predictions_list(response_json, "BentoML"))
+            return Decoded(predictions=predictions_list(response_json, "BentoML"), scores=score_rows(response_json))
         if isinstance(response_json, dict) and self.options.predictions_key in response_json:
             return Decoded(
                 predictions=predictions_list(response_json[self.options.predictions_key], "BentoML"),
+                scores=score_rows(response_json[self.options.predictions_key]),
                 fallback=self._fields.fallback(response_json),
                 model_version=self._fields.model_version(response_json),
             )

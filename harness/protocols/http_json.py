@@ -16,7 +16,14 @@ import numpy as np
 from jmespath.exceptions import JMESPathError
 from pydantic import Field, field_validator
 
-from harness.protocols.base import AdapterOptions, Decoded, DecodeError, ProtocolAdapter, as_scalar
+from harness.protocols.base import (
+    AdapterOptions,
+    Decoded,
+    DecodeError,
+    ProtocolAdapter,
+    as_scalar,
+    score_rows,
+)
 
 
 class HttpJsonOptions(AdapterOptions):
@@ -92,6 +99,7 @@ class HttpJsonAdapter(ProtocolAdapter):
         version = self._version.search(response_json) if self._version else None
         return Decoded(
             predictions=predictions,
+            scores=score_rows(found),
             fallback=bool(fallback) if fallback is not None else None,
             model_version=str(version) if version is not None else None,
         )

@@ -19,6 +19,7 @@ from harness.protocols.base import (
     ProtocolAdapter,
     predictions_list,
     rows_or_objects,
+    score_rows,
 )
 from harness.protocols.fields import ResponseFieldOptions, ResponseFields
 
@@ -57,6 +58,7 @@ class KServeV1Adapter(ProtocolAdapter):
             raise DecodeError(f"KServe v1 response has no {self.options.predictions_key!r} list")
         return Decoded(
             predictions=predictions_list(response_json[self.options.predictions_key], "KServe v1"),
+            scores=score_rows(response_json[self.options.predictions_key]),
             fallback=self._fields.fallback(response_json),
             model_version=self._fields.model_version(response_json),
         )

@@ -19,6 +19,7 @@ from harness.protocols.base import (
     Prediction,
     ProtocolAdapter,
     argmax_rows,
+    score_rows,
 )
 
 _DATATYPES = {
@@ -102,6 +103,7 @@ class OipV2Adapter(ProtocolAdapter):
         version = response_json.get("model_version")
         return Decoded(
             predictions=self._predictions(outputs),
+            scores=_scores(outputs),
             fallback=bool(fallback) if fallback is not None else None,
             model_version=str(version) if version is not None else None,
         )
@@ -133,3 +135,15 @@ class OipV2Adapter(ProtocolAdapter):
                     raise DecodeError(f"output {out.get('name')!r}: data does not fit shape {shape}")
                 return [v[0] if isinstance(v, list) and len(v) == 1 else v for v in data]
         return None
+
+
+def _scores(outputs: list[dict[str, Any]]) -> list[list[float]] | None:
+    """Class scores from the first numeric [rows, classes] output, where there is one."""
+    for out in outputs:
+        shape = out.get("shape")
+        if isinstance(shape, list) and len(shape) == 2 and shape[1] != 1 and out.get("datatype") not in ("BYTES", "BOOL"):
+            try:
+                return score_rows(np.asarray(out.get("data"), dtype=float).reshape(shape).tolist())
+            except (TypeError, ValueError):
+                return None
+    return None

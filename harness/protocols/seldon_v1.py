@@ -24,6 +24,7 @@ from harness.protocols.base import (
     ProtocolAdapter,
     argmax_rows,
     predictions_list,
+    score_rows,
 )
 from harness.protocols.fields import ResponseFieldOptions, ResponseFields
 
@@ -85,6 +86,7 @@ class SeldonV1Adapter(ProtocolAdapter):
         version = self._fields.model_version(response_json) or _image_tag(response_json)
         return Decoded(
             predictions=self._predictions(data),
+            scores=_scores(data),
             fallback=self._fields.fallback(response_json),
             model_version=version,
         )
@@ -103,6 +105,19 @@ class SeldonV1Adapter(ProtocolAdapter):
                 return argmax_rows(arr)
             return [v.item() for v in arr.reshape(len(arr))]
         raise DecodeError("Seldon v1 'data' has neither 'ndarray' nor 'tensor'")
+
+
+def _scores(data: dict[str, Any]) -> list[list[float]] | None:
+    """Class scores, where `data` holds a [rows, classes] matrix."""
+    if "ndarray" in data:
+        return score_rows(data["ndarray"])
+    tensor = data.get("tensor")
+    if isinstance(tensor, dict) and isinstance(tensor.get("shape"), list) and len(tensor["shape"]) == 2:
+        try:
+            return score_rows(np.asarray(tensor.get("values"), dtype=float).reshape(tensor["shape"]).tolist())
+        except (TypeError, ValueError):
+            return None
+    return None
 
 
 def _image_tag(response_json: dict[str, Any]) -> str | None:

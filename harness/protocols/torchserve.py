@@ -22,6 +22,7 @@ from harness.protocols.base import (
     ProtocolAdapter,
     predictions_list,
     rows_or_objects,
+    score_rows,
 )
 from harness.protocols.fields import ResponseFieldOptions, ResponseFields
 
@@ -64,10 +65,11 @@ class TorchServeAdapter(ProtocolAdapter):
 
     def decode(self, response_json: Any) -> Decoded:
         if isinstance(response_json, list):
-            return Decoded(predictions=predictions_list(response_json, "TorchServe"))
+            return Decoded(predictions=predictions_list(response_json, "TorchServe"), scores=score_rows(response_json))
         if isinstance(response_json, dict) and self.options.predictions_key in response_json:
             return Decoded(
                 predictions=predictions_list(response_json[self.options.predictions_key], "TorchServe"),
+                scores=score_rows(response_json[self.options.predictions_key]),
                 fallback=self._fields.fallback(response_json),
                 model_version=self._fields.model_version(response_json),
             )

@@ -297,6 +297,8 @@ def _validate_faults(scenario: Scenario, marks: _Marks, file: str, problems: lis
             cls.check(params, deps, procs)
             if docker_host := getattr(params, "docker_host", None):  # the daemon a container fault drives
                 check_host_allowed(docker_host, scenario.safety.allowed_hosts, "docker_host")
+            if (check_load := getattr(cls, "check_load", None)) is not None:  # data faults: will the load apply it?
+                check_load(scenario.load.data.labels, scenario.load.locustfile)
         except UserError as exc:
             problems.append(_problem(file, marks, base, str(exc)))
             continue

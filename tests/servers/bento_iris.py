@@ -32,5 +32,10 @@ class Iris:
         return self._labels(input)
 
     @bentoml.api
+    def predict_proba(self, input: np.ndarray) -> np.ndarray:
+        self._labels(input)  # the same input check
+        return self.model.predict_proba(input)  # a plain [rows, classes] list of lists on the wire
+
+    @bentoml.api
     def predict_versioned(self, input: np.ndarray) -> dict:
         return {"predictions": self._labels(input).tolist(), "model_version": self.version}

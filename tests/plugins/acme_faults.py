@@ -1,0 +1,36 @@
+"""A data fault as a third party ships it: its own module, registered only through the
+`aftershock.faults` entry point (tests/plugins/acme_faults-0.1.dist-info), never listed by
+aftershock. It adds `step` to column 0 of every row it picks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from faults.data_fault import Batch, DataFault, DataFaultParams, PayloadTransform, Reference
+
+
+class BumpParams(DataFaultParams):
+    step: float = 1.0
+
+
+class BumpTransform(PayloadTransform):
+    def __init__(self, params: BumpParams) -> None:
+        self.p = params
+
+    def apply(self, batch: Batch, rows: np.ndarray, magnitude: float, rng: np.random.Generator) -> None:
+        first = next(iter(batch.features))
+        batch.features[first][rows, 0] += self.p.step
+
+    def requested(self) -> dict[str, Any]:
+        return {"step": self.p.step}
+
+
+class Bump(DataFault):
+    type = "acme.bump"
+    Params = BumpParams
+
+    @classmethod
+    def transform(cls, params: BumpParams, reference: Reference) -> PayloadTransform:
+        return BumpTransform(params)
