@@ -57,6 +57,9 @@ class Window:
     labelled: int = 0  # successful responses to payloads that carried a label
     correct: int = 0  # ... of which the prediction matched the label
     fallbacks: int = 0  # successful responses the target marked as served by a fallback
+    # successful responses that carried the fallback flag at all (true or false): without
+    # one, the fallback rate is not measured rather than 0
+    fallback_flagged: int = 0
     probes: dict[str, float] = field(default_factory=dict)  # probe name -> last value
 
     @property
@@ -86,6 +89,7 @@ class Window:
         self.labelled += other.labelled
         self.correct += other.correct
         self.fallbacks += other.fallbacks
+        self.fallback_flagged += other.fallback_flagged
         self.probes.update(other.probes)
 
     # --- wire format: one JSON object per partial window record -------------------
@@ -101,6 +105,7 @@ class Window:
             "labelled": self.labelled,
             "correct": self.correct,
             "fallbacks": self.fallbacks,
+            "fallback_flagged": self.fallback_flagged,
             "probes": {k: v for k, v in self.probes.items() if not math.isnan(v)},  # NaN: not measured
         }
 
@@ -119,6 +124,7 @@ class Window:
             labelled=int(rec.get("labelled", 0)),
             correct=int(rec.get("correct", 0)),
             fallbacks=int(rec.get("fallbacks", 0)),
+            fallback_flagged=int(rec.get("fallback_flagged", 0)),
             probes={str(k): float(v) for k, v in rec.get("probes", {}).items()},
         )
 

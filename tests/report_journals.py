@@ -116,6 +116,7 @@ def write_journal(
             w.labelled += 1
             w.correct += rnd.random() < (0.8 if in_fault else 0.97)
             w.fallbacks += in_fault
+            w.fallback_flagged += 1
         failed += w.failed
         total += w.requests
         ev(w.end + 0.05, "window", record=w.to_record())

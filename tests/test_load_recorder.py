@@ -35,6 +35,14 @@ def test_samples_go_to_the_window_their_request_started_in() -> None:
     assert rec.drain() == [] and rec.requests == 3  # drained records are deltas
 
 
+def test_only_responses_that_carried_the_fallback_flag_count_for_the_fallback_rate() -> None:
+    rec = WindowRecorder(1.0)
+    for flag in (None, None, False, True):  # None: the response did not say
+        rec.record(7.5, 1.0, decoded=Decoded(predictions=[0], fallback=flag))
+    (w,) = [Window.from_record(r) for r in rec.drain()]
+    assert (w.succeeded, w.fallback_flagged, w.fallbacks) == (4, 2, 1)
+
+
 def test_delta_records_merge_exactly() -> None:
     rec = WindowRecorder(1.0)
     merged: dict[int, Window] = {}

@@ -26,7 +26,7 @@ T0 = 1_700_000_000.0  # a whole second on the Unix clock: window k starts at T0 
 
 
 def record(
-    w: Window, latency_s: float | None, label: bool | None = None, fallback: bool = False
+    w: Window, latency_s: float | None, label: bool | None = None, fallback: bool | None = False
 ) -> None:
     """One request into `w`: a latency for a success, None for a failure (timeout)."""
     w.requests += 1
@@ -39,7 +39,9 @@ def record(
     if label is not None:
         w.labelled += 1
         w.correct += int(label)
-    w.fallbacks += int(fallback)
+    if fallback is not None:  # None: the response carried no fallback flag
+        w.fallback_flagged += 1
+        w.fallbacks += int(fallback)
 
 
 def simulate(
@@ -187,6 +189,24 @@ def test_rates_accuracy_and_fallbacks() -> None:
         w.labelled, w.correct = 10, 9
     assert check("accuracy >= 0.9 during recovery", windows, tl).passed is True
     assert check("fallback_rate < 1%", windows, tl).measured == 0
+
+
+def test_fallback_rate_without_a_fallback_flag_is_not_measured() -> None:
+    """A target that never says whether it answered from a fallback has no fallback rate
+    (not 0 %); one that says so in some responses is judged on those."""
+    windows, tl = slow_store_run()
+    for w in windows:
+        w.fallbacks = w.fallback_flagged = 0
+    v = check("fallback_rate < 1%", windows, tl)
+    assert v.passed is None and v.measured is None, v  # must not pass on a figure of nothing
+    assert "no response carried the fallback flag" in v.detail
+    assert window_summary(windows[0])["fallback_rate"] is None
+    for w in windows[:30]:  # half the run says "fallback: false" in half its responses
+        w.fallback_flagged = w.succeeded // 2
+    windows[20].fallbacks = windows[20].fallback_flagged
+    v = check("fallback_rate < 1%", windows, tl)
+    assert v.passed is False and v.measured == pytest.approx(1 / 30), v
+    assert check("fallback_rate < 5%", windows, tl).passed is True
 
 
 def test_exact_threshold_is_inclusive() -> None:
@@ -388,7 +408,7 @@ def test_recovery_without_any_fault_is_no_data() -> None:
 
 def simulate_answers(
     end: float,
-    answer_at: Callable[[float], tuple[float | None, bool | None, bool]],
+    answer_at: Callable[[float], tuple[float | None, bool | None, bool | None]],
     rate: float = 100.0,
     size: float = 1.0,
 ) -> list[Window]:
@@ -413,13 +433,13 @@ def fallback_run(fallback_until: float, labels: bool = True, flag: bool = True) 
     """The flagship's story: the store is slow in [15, 35); the service answers fast from the
     fallback model (74 % right against 93 %) until `fallback_until`, primary path after."""
 
-    def answer(t: float) -> tuple[float, bool | None, bool]:
+    def answer(t: float) -> tuple[float, bool | None, bool | None]:
         on_fallback = 15 <= t < fallback_until
         correct = spread(0.74 if on_fallback else 0.93, t)
         return (
             (0.008 if on_fallback else 0.012),
             (correct if labels else None),
-            on_fallback and flag,
+            (on_fallback if flag else None),
         )
 
     return simulate_answers(60, answer)

@@ -48,8 +48,9 @@ class WindowRecorder:
         w.latency_sum_us += us
         if decoded is None:
             return
-        if decoded.fallback:
-            w.fallbacks += 1
+        if decoded.fallback is not None:  # None: the response did not say
+            w.fallback_flagged += 1
+            w.fallbacks += decoded.fallback
         if (
             labels is not None
             and decoded.predictions is not None

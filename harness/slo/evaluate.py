@@ -370,7 +370,7 @@ class Evaluator:
         labelled = compute(SliRef("accuracy", 0), self.series, self.series.in_scope("baseline"), "")
         return self.settings.steady_state_conditions(
             accuracy=not isinstance(labelled, Missing),
-            fallback_rate=any(w.fallbacks for w in self.series.windows),
+            fallback_rate=any(w.fallback_flagged for w in self.series.windows),
         )
 
     def horizon(self, span: Span, after: float) -> tuple[float, str]:

@@ -30,7 +30,7 @@ SLI_HELP = {
     "availability": "1 - error_rate",
     "throughput": "requests per second",
     "accuracy": "correct / labelled successful responses",
-    "fallback_rate": "responses served by a fallback / successful responses",
+    "fallback_rate": "responses flagged as served by a fallback / responses that carried the flag",
     "requests": "number of requests",
     "probe.<name>": "the probe's last value (min/max/mean/last(probe.<name>) over a scope)",
 }
@@ -91,18 +91,16 @@ def compute(sli: SliRef, series: Series, idx: list[int], where: str) -> Value:
         else:
             us = h.get_min_value()
         return us / 1e6
-    if sli.kind == "accuracy":
-        if w and w.labelled:
-            return w.correct / w.labelled
-        return (
-            nothing_completed
-            if (w is None or w.succeeded == 0)
-            else Missing(f"no labelled response {where}", failing=False)
+    if sli.kind in ("accuracy", "fallback_rate"):
+        # a share of the responses that carried what it needs: a label, a fallback flag
+        if w is None or w.succeeded == 0:
+            return nothing_completed
+        hits, of, lacking = (
+            (w.correct, w.labelled, "no labelled response")
+            if sli.kind == "accuracy"
+            else (w.fallbacks, w.fallback_flagged, "no response carried the fallback flag")
         )
-    if sli.kind == "fallback_rate":
-        if w and w.succeeded > 0:
-            return w.fallbacks / w.succeeded
-        return nothing_completed
+        return hits / of if of else Missing(f"{lacking} {where}", failing=False)
     raise ValueError(f"unknown SLI kind {sli.kind!r}")
 
 
