@@ -46,6 +46,7 @@ from attacks.endpoint import (
 )
 from attacks.space import FeatureSpace, take_rows
 from attacks.surrogate import predict, query_points, train_surrogate
+from harness.windows import percentile_of
 
 
 @dataclass(frozen=True)
@@ -399,7 +400,7 @@ class RequestFlood(Attack):
         if sent:
             metrics["rate_limited_share"] = counts["rate_limited"] / sent
         if latencies:  # no answer at all: the latency is not measured (an SLO on it fails), never 0
-            metrics["flood_p95_latency"] = float(np.percentile(latencies, 95))
+            metrics["flood_p95_latency"] = percentile_of(latencies, 95)
         return AttackResult(metrics=metrics, details={"seconds": round(elapsed, 3), "errors": dict(errors)})
 
 

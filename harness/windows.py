@@ -9,6 +9,7 @@ HDR histograms merge), so late arrivals and several workers need no special case
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,18 +25,30 @@ def new_latency_histogram() -> HdrHistogram:
     return HdrHistogram(LATENCY_LOWEST_US, LATENCY_HIGHEST_US, LATENCY_DIGITS)
 
 
-def latency_percentile_us(histogram: HdrHistogram, percentile: float) -> int:
-    """The p-th percentile by nearest rank: the smallest value with at least p % of the
-    samples at or below it (rank ceil(p/100 * n)), so at most (100 - p) % lie above it.
-
-    HDR's own get_value_at_percentile rounds the rank to nearest: with 15 samples its
-    "p95" is the 14th value (93 %), and a 1-in-15 slow request never shows. Every latency
-    percentile aftershock reports comes from here."""
-    n = histogram.total_count
+def nearest_rank(n: int, percentile: float) -> int:
+    """The 1-based rank of the p-th percentile of n samples by nearest rank: ceil(p/100 * n),
+    the smallest value with at least p % of the samples at or below it, so at most
+    (100 - p) % lie above it."""
     if n == 0:
         raise ValueError("no samples: a percentile of nothing is not measured")
     # the 1e-9 keeps float noise (0.95 * 20 = 19.000000000000004) from adding a rank
-    rank = min(n, max(1, math.ceil(percentile / 100 * n - 1e-9)))
+    return min(n, max(1, math.ceil(percentile / 100 * n - 1e-9)))
+
+
+def percentile_of(values: Iterable[float], percentile: float) -> float:
+    """The p-th percentile of plain values by nearest rank (see `nearest_rank`): one of the
+    values, never an interpolation between two."""
+    ordered = sorted(values)
+    return ordered[nearest_rank(len(ordered), percentile) - 1]
+
+
+def latency_percentile_us(histogram: HdrHistogram, percentile: float) -> int:
+    """The p-th percentile of a latency histogram by nearest rank (see `nearest_rank`).
+
+    HDR's own get_value_at_percentile rounds the rank to nearest: with 15 samples its
+    "p95" is the 14th value (93 %), and a 1-in-15 slow request never shows. Every latency
+    percentile aftershock reports comes from here or from `percentile_of`."""
+    rank = nearest_rank(histogram.total_count, percentile)
     seen = 0
     for index in range(histogram.counts_len):
         seen += histogram.get_count_at_index(index)

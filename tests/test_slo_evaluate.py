@@ -20,7 +20,7 @@ from harness.slo import (
     window_sli,
     window_summary,
 )
-from harness.windows import Window
+from harness.windows import Window, latency_percentile_us, percentile_of
 
 T0 = 1_700_000_000.0  # a whole second on the Unix clock: window k starts at T0 + k * size
 
@@ -111,6 +111,23 @@ def test_window_slis_are_exact_where_the_histogram_is_exact() -> None:
     assert window_sli("fallback_rate", w) == pytest.approx(0.1)
     summary = window_summary(w)
     assert summary["p95_ms"] == pytest.approx(0.95) and summary["error_rate"] == pytest.approx(0.2)
+
+
+def test_plain_values_and_histograms_share_the_nearest_rank_percentile() -> None:
+    """One slow answer in 15 is the p95 (at most 5 % may lie above it), for plain lists (the
+    attacks' figures) and histograms alike; linear interpolation would report 264.4 ms."""
+    values_ms = [20.0] * 14 + [278.0]
+    assert percentile_of(values_ms, 95) == 278.0 and percentile_of(values_ms, 93) == 20.0
+    assert percentile_of(reversed(values_ms), 95) == 278.0  # order does not matter
+    w = Window(index=int(T0), size=1.0)
+    for ms in values_ms:
+        record(w, ms / 1000)
+    for p in (50, 93, 95, 99):
+        assert latency_percentile_us(w.latency, p) / 1000 == pytest.approx(
+            percentile_of(values_ms, p), rel=1e-3
+        )
+    with pytest.raises(ValueError, match="not measured"):
+        percentile_of([], 95)
 
 
 def test_scope_percentiles_merge_histograms_exactly() -> None:
