@@ -10,12 +10,14 @@ connection) and prints its base URL on its first line. What it does is a `Script
 - a fault starts and ends when the scenario's `scripted.fault` (ScriptedFault below,
   registered through the `aftershock.faults` entry-point group like any third-party
   fault) tells it to; after the end it stays `recovering` for `recovery_s`, then it is
-  `normal` again: that is the recovery moment;
-- its alert (`GET /alert` -> {"firing": 0|1}) goes on `alert_after_s` after the fault
-  starts, and off at the recovery moment;
+  `normal` again: that is the recovery moment; a fault may start again after the last one
+  ended, cutting its `recovering` short;
+- its alert (`GET /alert` -> {"firing": 0|1}) goes on `alert_after_s` after each fault
+  starts, and off at that fault's recovery moment (so it may still fire when the next starts);
 - `GET /record` returns every inference request (arrival on the Unix clock, as the
   kernel stamped it; service time from arrival to the answer's send; status; the
-  keep-alive connection it came on) and the moments the phases changed.
+  keep-alive connection it came on) and the moments the phases changed (`moments`: the
+  latest fault's; `earlier`: those of the faults before it).
 
 Each answer goes out in one send with TCP_NODELAY, so what the client sees is the
 scripted time plus loopback, never a Nagle/delayed-ACK stall.
@@ -74,7 +76,8 @@ class Moments:
 @dataclass
 class ScriptedServer:
     script: Script
-    moments: Moments = field(default_factory=Moments)
+    moments: Moments = field(default_factory=Moments)  # the latest fault's
+    earlier: list[Moments] = field(default_factory=list)  # the faults before it
     # per inference request: arrival, service s, status, connection number
     record: list[tuple[float, float, int, int]] = field(default_factory=list)
 
@@ -92,11 +95,10 @@ class ScriptedServer:
         return "recovering" if t < m.recovered else "normal"  # type: ignore[operator]
 
     def alert_at(self, t: float) -> bool:
-        m = self.moments
-        if self.script.alert_after_s is None or m.fault_started is None:
-            return False
-        on = m.fault_started + self.script.alert_after_s
-        return on <= t and (m.recovered is None or t < m.recovered)
+        return any(
+            m.alert_on is not None and m.alert_on <= t and (m.recovered is None or t < m.recovered)
+            for m in [*self.earlier, self.moments]
+        )
 
     def draw(self, name: str) -> tuple[float, int]:
         """(seconds to take, status) for one request in phase `name`."""
@@ -115,6 +117,9 @@ class ScriptedServer:
 
     def start_fault(self) -> dict[str, Any]:
         now = time.time()
+        if self.moments.fault_ended is not None:  # a new fault after the last one ended
+            self.earlier.append(self.moments)
+            self.moments = Moments()
         m = self.moments
         if m.fault_started is None:
             m.fault_started = now
@@ -147,7 +152,8 @@ class ScriptedServer:
             if path == "/alert":
                 return 200, json.dumps({"firing": int(self.alert_at(time.time()))}).encode()
             if path == "/record":
-                record = {"requests": self.record, "moments": asdict(self.moments)}
+                record = {"requests": self.record, "moments": asdict(self.moments),
+                          "earlier": [asdict(m) for m in self.earlier]}
                 return 200, json.dumps(record).encode()
             if path == "/script/fault/start" and method == "POST":
                 return 200, json.dumps(self.start_fault()).encode()

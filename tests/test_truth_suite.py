@@ -5,7 +5,9 @@ a latency distribution, an error share, a fault, a recovery moment and an alert 
 that this test sets, and records every request it served. One real run of the real
 runner (CLI child) and Locust child carries every SLO form twice: once where it must
 pass and once where it must fail. Its windows are then checked against the server's own
-record, which is the truth: scheduling noise on a busy machine moves both alike.
+record, which is the truth: scheduling noise on a busy machine moves both alike. A second,
+11 s run with two faults carries what one fault cannot: a recovery cut short by the next
+fault's start, and an alert still on from the first fault when the second starts.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,28 +83,36 @@ SLOS: list[tuple[str, bool]] = [
 STEADY_STATE = ["p95(latency) < 70ms", "error_rate <= 1%"]
 
 
-def _scenario(server: str, folder: Path) -> Path:
+def _scenario(
+    server: str,
+    folder: Path,
+    slos: list[tuple[str, bool]] = SLOS,
+    faults: list[tuple[str, float, float]] = [("slow", FAULT_AT, FAULT_FOR)],  # noqa: B006
+    duration: float = DURATION,
+) -> Path:
+    """The scenario file: `faults` as (name, at s, for s), each a `scripted.fault`."""
     x = np.array([[0, 1], [1, 0], [2, 1], [1, 1]], dtype=np.float32)
     np.savez(folder / "rows.npz", x=x, label=x[:, 0].astype(np.int64))
-    slos = "".join(f"  - {{name: {json.dumps(f'case {i}')}, expect: {json.dumps(e)}}}\n"
-                   for i, (e, _) in enumerate(SLOS))
+    cases = "".join(f"  - {{name: {json.dumps(f'case {i}')}, expect: {json.dumps(e)}}}\n"
+                    for i, (e, _) in enumerate(slos))
+    steps = "".join(f"    - {{name: {name}, type: scripted.fault, at: {at}s, duration: {length}s, "
+                    f'server: "{server}"}}\n' for name, at, length in faults)
     path = folder / "truth.yaml"
     path.write_text(f"""\
 name: truth
 target: {{url: "{server}", protocol: oip-v2, model: m}}
-load: {{users: 5, duration: {DURATION}s, window: {WINDOW}s, data: {{dataset: rows.npz}}}}
+load: {{users: 5, duration: {duration}s, window: {WINDOW}s, data: {{dataset: rows.npz}}}}
 timeline:
-  baseline: {FAULT_AT}s
+  baseline: {faults[0][1]}s
   faults:
-    - {{name: slow, type: scripted.fault, at: {FAULT_AT}s, duration: {FAULT_FOR}s, server: "{server}"}}
-probes:
+{steps}probes:
   - {{name: alert, type: http, url: "{{target}}/alert", measure: json, json_path: $.firing, interval: 100ms}}
 settings:
   recovery_windows: 3
   steady_state: {json.dumps(STEADY_STATE)}
   detection: ["probe.alert >= 1"]
 slos:
-{slos}""", encoding="utf-8")
+{cases}""", encoding="utf-8")
     return path
 
 
@@ -152,21 +162,22 @@ def _get(url: str) -> dict[str, Any]:
         return json.loads(response.read())
 
 
-@pytest.fixture(scope="module")
-def truth_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TruthRun]:
-    folder = tmp_path_factory.mktemp("truth")
-    script = folder / "script.json"
-    script.write_text(SCRIPT.model_dump_json(), encoding="utf-8")
+def _serve_and_run(
+    folder: Path, script: Script, scenario: Callable[[str, Path], Path]
+) -> tuple[dict[str, Any], dict[str, Any], list[dict[str, Any]]]:
+    """Start the scripted server, run `scenario(url, folder)` with the real CLI (the must-fail
+    cases fail: exit 1): (result.json, the server's record, the journal's events)."""
+    (folder / "script.json").write_text(script.model_dump_json(), encoding="utf-8")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(ROOT), str(_fault_plugin(folder / "plugins")), env.get("PYTHONPATH")) if p)
-    server = subprocess.Popen([sys.executable, "-m", "tests.scripted_server", str(script)],
+    server = subprocess.Popen([sys.executable, "-m", "tests.scripted_server", str(folder / "script.json")],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         url = server.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:"), url
-        run = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(_scenario(url, folder)),
+        run = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(scenario(url, folder)),
                               "-o", str(folder / "out")], check=False, cwd=folder, env=env, capture_output=True,
                              text=True, timeout=RUN_LIMIT_S)
         assert run.returncode == 1, run.stdout + run.stderr  # the must-fail cases fail
@@ -176,7 +187,12 @@ def truth_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TruthRun]:
     finally:
         server.terminate()
         server.wait(10)
-    events = read_journal(run_dir / "journal.jsonl")
+    return result, record, read_journal(run_dir / "journal.jsonl")
+
+
+@pytest.fixture(scope="module")
+def truth_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TruthRun]:
+    result, record, events = _serve_and_run(tmp_path_factory.mktemp("truth"), SCRIPT, _scenario)
     phase = next(e for e in events if e["event"] == "phase" and e.get("phase") == "load")
     yield TruthRun(result, windows_from_events(events), _with_client_time(record["requests"]),
                    record["moments"], float(phase["start"]))
@@ -300,6 +316,63 @@ def test_recovery_and_detection_times_within_one_window_of_the_script(truth_run:
           f"detection {detection:.2f} s (true {true_detection:.2f})")
     assert abs(recovery - true_recovery) <= WINDOW
     assert abs(detection - true_detection) <= WINDOW + 0.1  # + the probe's 100 ms interval
+
+
+# --- two faults, the second starting inside the first's recovery -------------------------
+
+# a at 2 s for 2 s, b at 5 s for 1.5 s: a's 2 s of recovering are cut after 1 s by b, and
+# a's alert (0.6 s after it starts, off when it recovers) still fires when b starts.
+TWO_FAULTS = [("a", 2.0, 2.0), ("b", 5.0, 1.5)]
+TWO_FAULT_SCRIPT = Script(
+    seed=9,
+    normal=Phase(latency_ms=[(1.0, 15, 25)]),
+    fault=Phase(latency_ms=[(1.0, 110, 140)]),
+    recovering=Phase(latency_ms=[(1.0, 75, 85)]),
+    recovery_s=2.0,
+    alert_after_s=0.6,
+)
+TwoFaultRun = tuple[dict[str, Any], dict[str, Any]]  # verdicts by SLO text, the server's record
+TWO_FAULT_SLOS: list[tuple[str, bool]] = [
+    ("recovery_time of b < 4s", True),
+    ("recovery_time of a < 4s", False),  # not recovered within 1 s: b started
+    ("detection_time of a < 3s", True),
+    ("detection_time of b < 3s", False),  # a false alarm: a's alert already on
+]
+
+
+@pytest.fixture(scope="module")
+def two_fault_run(tmp_path_factory: pytest.TempPathFactory) -> TwoFaultRun:
+    def scenario(url: str, folder: Path) -> Path:
+        return _scenario(url, folder, TWO_FAULT_SLOS, TWO_FAULTS, duration=11.0)
+
+    result, record, _ = _serve_and_run(tmp_path_factory.mktemp("two"), TWO_FAULT_SCRIPT, scenario)
+    verdicts = {v["expect"]: v for v in result["slos"]}
+    for expect, must_pass in TWO_FAULT_SLOS:
+        assert verdicts[expect]["passed"] is must_pass, verdicts[expect]
+    return verdicts, record
+
+
+def test_a_recovery_cut_by_the_next_fault_fails_as_not_recovered(two_fault_run: TwoFaultRun) -> None:
+    verdicts, record = two_fault_run
+    (a,), b = record["earlier"], record["moments"]
+    assert a["recovered"] > b["fault_started"]  # the truth: a was still recovering when b came
+    cut = verdicts["recovery_time of a < 4s"]
+    print(cut["detail"])
+    assert cut["measured"] is None and "a not recovered within" in cut["detail"]
+    assert "b started" in cut["detail"]
+    recovered = verdicts["recovery_time of b < 4s"]["measured"]  # the twin, against the truth
+    assert abs(recovered - (b["recovered"] - b["fault_ended"])) <= WINDOW + 0.2
+
+
+def test_an_alert_already_on_when_a_fault_starts_is_a_false_alarm(two_fault_run: TwoFaultRun) -> None:
+    verdicts, record = two_fault_run
+    (a,), b = record["earlier"], record["moments"]
+    assert a["alert_on"] < b["fault_started"] < a["recovered"]  # the truth: a's alert still on
+    alarm = verdicts["detection_time of b < 3s"]
+    print(alarm["detail"])
+    assert alarm["measured"] is None and "false alarm" in alarm["detail"]
+    detected = verdicts["detection_time of a < 3s"]["measured"]  # the twin, against the truth
+    assert abs(detected - (a["alert_on"] - a["fault_started"])) <= WINDOW + 0.1
 
 
 def _binomial_interval(n: int, share: float, confidence: float) -> tuple[int, int]:
