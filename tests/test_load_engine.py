@@ -21,6 +21,7 @@ import pytest
 from harness.load import LoadConfig, LoadProcess, LoadProcessError, merge_into
 from harness.load.reference_server import ReferenceServer, ReferenceServerProcess, Reply
 from harness.windows import Window, latency_percentile_us, merge_windows
+from tests.client_time import MAX_CLIENT_MS, with_client_time
 
 RUN_LIMIT_S = 90  # every load run is bounded in time (and by its duration in count)
 
@@ -132,6 +133,12 @@ def test_percentiles_match_the_truth_and_windows_stream(dataset: Path, tmp_path:
     # timer once fired early by the child's import time (gevent's cached loop clock): 5.27 s.
     print(f"requests arrived for {srv.load_seconds:.3f} s of a {cfg.duration} s load")
     assert srv.load_seconds >= cfg.duration - 0.5
+    # per answer: served time, and that plus the client's gaps on its keep-alive connection
+    answers = with_client_time([(t0, s, 200, conn) for t0, s, conn in srv.answers])
+    assert len(answers) == total.requests
+    client_ms = float(np.median(answers[:, 4] - answers[:, 1])) * 1000
+    print(f"the client's median time per request outside the server: {client_ms:.2f} ms")
+    assert client_ms <= MAX_CLIENT_MS, f"the client took {client_ms:.2f} ms per request"
     for p in (50, 95, 99):
         measured = hdr_percentile(total, p)
         # The windowed, merged HDR figures against every raw sample the client saw: the
@@ -141,12 +148,16 @@ def test_percentiles_match_the_truth_and_windows_stream(dataset: Path, tmp_path:
             f"p{p}: {measured:.2f} ms vs client {seen:.2f} ms"
         )
         # Against what the server served (its own clock, from request to answer): the
-        # truth the issue names. The gap is loopback and Locust's client work, about
-        # 1 ms here even with one core kept busy (benchmarks/README-load.md).
-        served = true_percentile(srv.durations, p)
-        print(f"p{p}: measured {measured:.2f} ms, client saw {seen:.2f} ms, server served {served:.2f} ms")
-        assert abs(measured - served) <= 0.02 * served + 2.0, (
-            f"p{p}: {measured:.2f} ms vs served {served:.2f} ms"
+        # truth the issue names. The client adds loopback and Locust's work, about 1 ms
+        # on an idle box (benchmarks/README-load.md), but on a busy one its waits for a
+        # core (28.5 ms seen against 22.5 served): those lie in its gaps between answers
+        # and requests on its connection, which bound it from above (tests/client_time.py).
+        served = true_percentile(answers[:, 1], p)
+        most = true_percentile(answers[:, 4], p)
+        print(f"p{p}: measured {measured:.2f} ms, client saw {seen:.2f} ms, server served "
+              f"{served:.2f} ms, with the client's own time at most {most:.2f} ms")
+        assert served - (0.02 * served + 2.0) <= measured <= most + 0.02 * most + 2.0, (
+            f"p{p}: {measured:.2f} ms vs served {served:.2f}-{most:.2f} ms"
         )
 
 

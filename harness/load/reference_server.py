@@ -48,6 +48,7 @@ class _Http(asyncio.Protocol):
         self.server = server
         self.buf = b""
         self.transport: asyncio.Transport | None = None
+        self.number = server._next_connection()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -90,6 +91,10 @@ class ReferenceServer:
         self.requests = 0
         self.served: Counter[str] = Counter()  # "ok", "http_503", "garbage", "close", "fallback"
         self.durations: list[float] = []  # seconds each 200 answer took, as served
+        # per 200 answer: (arrival on perf_counter, seconds, keep-alive connection number), so
+        # a test can bound what the client saw by the client's gaps on that connection
+        self.answers: list[tuple[float, float, int]] = []
+        self._connections = 0
         self.first_at: float | None = None  # perf_counter when the first request arrived
         self.last_at: float | None = None  # ... and the last
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -104,6 +109,10 @@ class ReferenceServer:
     def load_seconds(self) -> float:
         """How long requests kept arriving: from the first to the last."""
         return 0.0 if self.first_at is None else self.last_at - self.first_at  # type: ignore[operator]
+
+    def _next_connection(self) -> int:
+        self._connections += 1
+        return self._connections
 
     def _count(self, arrived: float) -> int:
         """Count a request that arrived at `arrived`; returns its number."""
@@ -151,6 +160,7 @@ class ReferenceServer:
             self.served["fallback"] += reply.fallback
             conn.send(200, json.dumps(out).encode())
             self.durations.append(time.perf_counter() - t0)
+            self.answers.append((t0, self.durations[-1], conn.number))
 
     def __enter__(self) -> Self:
         ready = threading.Event()
@@ -188,7 +198,7 @@ class ReferenceServer:
 class ReferenceServerProcess:
     """A ReferenceServer in a forked process of its own (no GIL shared with the caller).
 
-    Its counts (requests, served, durations, load_seconds) are filled in when the `with`
+    Its counts (requests, served, durations, answers, load_seconds) are filled in when the `with`
     block ends.
     """
 
@@ -198,6 +208,7 @@ class ReferenceServerProcess:
         self.requests = 0
         self.served: Counter[str] = Counter()
         self.durations: list[float] = []
+        self.answers: list[tuple[float, float, int]] = []
         self.load_seconds = 0.0
         self._proc: multiprocessing.process.BaseProcess | None = None
         self._conn: Connection | None = None
@@ -211,7 +222,7 @@ class ReferenceServerProcess:
         with ReferenceServer(plan, fast=fast) as srv:
             conn.send(srv.port)
             conn.recv()  # until told to stop
-        conn.send((srv.requests, srv.served, srv.durations, srv.load_seconds))
+        conn.send((srv.requests, srv.served, srv.durations, srv.answers, srv.load_seconds))
 
     def __enter__(self) -> Self:
         ctx = multiprocessing.get_context("fork")
@@ -232,7 +243,7 @@ class ReferenceServerProcess:
                 self._conn.send("stop")
                 if self._conn.poll(15):
                     counts = self._conn.recv()
-                    self.requests, self.served, self.durations, self.load_seconds = counts
+                    self.requests, self.served, self.durations, self.answers, self.load_seconds = counts
         finally:
             if self._proc is not None:
                 self._proc.join(5)
