@@ -21,7 +21,7 @@ from typing import Any
 
 from faults.delivered import delivered_events
 from harness.attack_schedule import AttackTimeline
-from harness.fault import FaultContext, UserError
+from harness.fault import FaultContext, FaultFailed, UserError
 from harness.journal import Journal
 from harness.ledger import Ledger, replay, stale_ledgers
 from harness.phases import RunTimeline, Span
@@ -164,6 +164,10 @@ class Runner:
             status, code, message = "aborted", EXIT_ABORTED, str(exc)
         except UserError as exc:
             status, code, message = "error", EXIT_BAD_INPUT, str(exc)
+        except FaultFailed as exc:  # not the harness's bug: the fault could not act on the target
+            status, code = "error", EXIT_INTERNAL
+            message = "a fault did not take effect: " + " ".join(str(exc).split())  # "TYPE NAME: what"
+            journal.write("run.error", error=message)
         except Exception as exc:
             status, code, message = "error", EXIT_INTERNAL, f"internal error: {exc}"
             journal.write("run.error", error=str(exc), traceback=traceback.format_exc())
