@@ -199,6 +199,8 @@ def test_redactor_masks_values_not_text() -> None:
     redactor = Redactor(['"', "1"])
     assert redactor.value({"a": 'x"y', "n": 1, "l": [1.5, "21"]}) == {"a": "x***y", "n": 1, "l": [1.5, "2***"]}
     assert Redactor([]).value({"k": object}) == {"k": object}  # no secrets: untouched
+    keys = Redactor(["e"]).value({"expect": "e", "p95(latency)": 1, "slow store": 2})
+    assert keys == {"expect": "***", "p95(latency)": 1, "slow stor***": 2}  # data keys only
 
 
 SECRET = 's3cr"t&\\é<b>'
