@@ -10,6 +10,7 @@ GET  /metrics | /status
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import time
@@ -101,6 +102,11 @@ class InferenceGate:
             self.service.inflight += 1
             metrics.inflight.inc()
         try:
+            if inference:
+                # Yield once: a request answered from the cache never awaits, so requests
+                # that arrive together would run one after another and none would see the
+                # others in flight; admitted together, they are counted together.
+                await asyncio.sleep(0)
             await self.app(scope, receive, send_and_note)
         finally:
             if inference:
