@@ -77,3 +77,43 @@ def test_cache_refreshes_ahead_and_expires_when_the_store_stops() -> None:
         asyncio.run(scenario(url, store))
     finally:
         stop([store])
+
+
+async def outage_and_recovery(url: str, store: subprocess.Popen[bytes]) -> None:
+    metrics = Metrics()
+    config = FeatureClientConfig(
+        url=url, timeout=0.3, retries=0, breaker_failures=1, breaker_reset=0.5, cache_ttl=TTL
+    )
+    client = FeatureClient(config, metrics)
+    try:
+        await client.warm(range(20, 30))
+        os.killpg(store.pid, signal.SIGSTOP)
+        try:
+            await asyncio.sleep(TTL * 1.1)  # everything expired while the store was away
+            with pytest.raises(FeatureStoreUnavailable):
+                await client.get_many(np.array([20]))  # fails: the breaker opens
+        finally:
+            os.killpg(store.pid, signal.SIGCONT)
+        await asyncio.sleep(config.breaker_reset + 0.1)
+        await client.get_many(np.array([20]))  # the half-open trial succeeds and closes it
+        assert client.rewarm is not None
+        await client.rewarm  # the store is back: the rest is refilled in one go
+        misses = metrics.feature_cache.labels("miss")._value.get()
+        await client.get_many(np.arange(20, 30))
+        assert metrics.feature_cache.labels("miss")._value.get() == misses
+    finally:
+        await client.aclose()
+
+
+def test_cache_is_refilled_when_the_breaker_closes() -> None:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    store = subprocess.Popen(
+        [sys.executable, "-m", "harness.demo", "feature-store", "--port", str(port)],
+        start_new_session=True,
+    )
+    try:
+        wait_ready(f"{url}/health", store, 60)
+        asyncio.run(outage_and_recovery(url, store))
+    finally:
+        stop([store])

@@ -5,8 +5,8 @@ bounded by ``timeout`` seconds, separated by jittered exponential backoff. Each
 pattern is off when its setting says so (``cache=False``, ``breaker=False``,
 ``retries=0``, ``timeout=None``).
 
-At start the cache is filled with every entity in one batched call (``warm``), as a
-service would before taking traffic. The cache refreshes ahead: an entry read in the second half of its TTL is fetched again
+At start the cache is filled with every entity in batched calls (``warm``), as a service
+would before taking traffic, and again when the breaker closes after an outage. The cache refreshes ahead: an entry read in the second half of its TTL is fetched again
 in the background (batched, through the same breaker and retries), so while the store is
 healthy a cached entity never waits for it; when the store is slow or down, refreshes
 fail, entries expire, and requests meet the timeout, the breaker and the fallback.
@@ -79,6 +79,8 @@ class FeatureClient:
             TTLCache(config.cache_ttl) if config.cache else None
         )
         self.stale: set[int] = set()  # cached ids read in the second half of their TTL
+        self.warm_ids: range = range(0)  # what warm() filled the cache with, refilled on recovery
+        self.rewarm: asyncio.Task[None] | None = None
         self.refresher: asyncio.Task[None] | None = None
         self.breaker: CircuitBreaker | None = None
         if config.breaker:
@@ -90,14 +92,19 @@ class FeatureClient:
     def _breaker_changed(self, state: BreakerState) -> None:
         self.metrics.breaker_state.set(state)
         self.metrics.breaker_transitions.labels(state.name.lower()).inc()
+        if state == BreakerState.CLOSED and self.warm_ids:
+            # the store is back after an outage: refill what expired meanwhile at once,
+            # rather than one miss at a time on the request path
+            self.rewarm = asyncio.get_running_loop().create_task(self.warm(self.warm_ids))
 
     @property
     def breaker_state(self) -> BreakerState:
         return self.breaker.state if self.breaker else BreakerState.CLOSED
 
     async def aclose(self) -> None:
-        if self.refresher is not None:
-            self.refresher.cancel()
+        for task in (self.refresher, self.rewarm):
+            if task is not None:
+                task.cancel()
         await self.http.aclose()
 
     async def get_many(self, entity_ids: np.ndarray) -> np.ndarray:
@@ -130,6 +137,7 @@ class FeatureClient:
         now leaves it empty (requests then fetch what they need)."""
         if self.cache is None:
             return
+        self.warm_ids = entity_ids
         ids = list(entity_ids)
         for start in range(0, len(ids), WARM_BATCH):
             try:
