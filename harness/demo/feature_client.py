@@ -6,8 +6,9 @@ pattern is off when its setting says so (``cache=False``, ``breaker=False``,
 ``retries=0``, ``timeout=None``).
 
 At start the cache is filled with every entity in batched calls (``warm``), as a service
-would before taking traffic, and again when the breaker closes after an outage. The cache refreshes ahead: an entry read in the second half of its TTL is fetched again
-in the background (batched, through the same breaker and retries), so while the store is
+would before taking traffic, and again when the breaker closes after an outage. The
+cache refreshes ahead: an entry read in the second half of its TTL is fetched again in
+the background (batched, through the same breaker and retries), so while the store is
 healthy a cached entity never waits for it; when the store is slow or down, refreshes
 fail, entries expire, and requests meet the timeout, the breaker and the fallback.
 """
