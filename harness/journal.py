@@ -1,7 +1,8 @@
 """Append-only JSONL record of everything a run does, flushed per event.
 
 Readable after a crash: every line is a complete JSON object. Secrets (values that
-came from `${env:...}`) are replaced with `***` before anything is written.
+came from `${env:...}`) are replaced with `***` in the record's values before it is
+serialized (`harness.redaction`).
 """
 
 from __future__ import annotations
@@ -13,23 +14,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness.redaction import Redactor
+
 
 class Journal:
     def __init__(self, path: Path, secrets: list[str] | None = None) -> None:
         self.path = path
-        self._secrets = sorted({s for s in (secrets or []) if s}, key=len, reverse=True)
+        self.redactor = Redactor(secrets or [])
         self._lock = threading.Lock()
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = path.open("a", encoding="utf-8")
 
-    def redact(self, text: str) -> str:
-        for s in self._secrets:
-            text = text.replace(s, "***")
-        return text
-
     def write(self, event: str, **fields: Any) -> None:
         record = {"t": time.time(), "event": event, **fields}
-        line = self.redact(json.dumps(record, default=str))
+        line = json.dumps(self.redactor.value(record), default=str)
         with self._lock:
             if self._file.closed:
                 return

@@ -48,11 +48,14 @@ class ScenarioFile(pytest.File):
             self.loaded = load_scenario(self.path, allow_hosts=self.config.getoption("--aftershock-allow-host"))
         except UserError as exc:
             raise self.CollectError(f"bad scenario (exit code 2 from `aftershock run`):\n{exc}") from None
+        from harness.redaction import Redactor
+
         slos = self.loaded.scenario.slos
         if not slos:
             yield ScenarioSloItem.from_parent(self, name="run completes", slo_index=None)
+        redactor = Redactor(self.loaded.secrets)  # item names reach the terminal and JUnit XML
         for i, slo in enumerate(slos):
-            yield ScenarioSloItem.from_parent(self, name=slo.name, slo_index=i)
+            yield ScenarioSloItem.from_parent(self, name=redactor.text(slo.name), slo_index=i)
 
     def result(self) -> Any:
         if self._result is None:

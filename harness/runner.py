@@ -191,7 +191,9 @@ class Runner:
         from harness.report.result import build_result
         from harness.report.writers import write_reports
 
-        result = build_result(self, timeline, verdicts, status, code, message, started, faults)
+        # secrets masked here: the result and message go on to stdout and pytest too
+        message = journal.redactor.text(message)
+        result = journal.redactor.value(build_result(self, timeline, verdicts, status, code, message, started, faults))
         await asyncio.to_thread(write_reports, self.run_dir, result, journal)
         journal.write("run.ended", status=status, exit_code=code, message=message)
         journal.close()
@@ -227,7 +229,7 @@ class Runner:
             processes=s.load.processes, request_timeout=s.load.request_timeout, window=s.load.window,
             locustfile=s.load.locustfile,
         )
-        return LoadProcess(cfg, workdir=self.run_dir / "load")
+        return LoadProcess(cfg, workdir=self.run_dir / "load", redactor=self.journal.redactor)
 
     async def _drive(self, load: Any, faults: FaultTimeline, attacks: AttackTimeline, timeline: RunTimeline,
                      sampler: ProbeSampler) -> None:

@@ -3,7 +3,9 @@
 The target under test is pointed at `receiver.url`; every POST is kept with its arrival
 time, path and JSON body, so detection time can be measured from what the system
 actually sent out, not only from a metric it exposes. Threads, no asyncio: it runs
-beside the runner's loop and inside tests alike.
+beside the runner's loop and inside tests alike. Its handler answers in one send and
+closes slow or idle clients (`harness.demo.timed_http`, the same rules as the demo's
+feature store).
 """
 
 from __future__ import annotations
@@ -12,9 +14,10 @@ import json
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Self
 
+from harness.demo.timed_http import IDLE_TIMEOUT, REQUEST_TIMEOUT, TimedRequestHandler
 from harness.fault import UserError
 
 MAX_BODY = 1 << 20
@@ -37,11 +40,19 @@ class Webhook:
 class WebhookReceiver:
     """`start()`, hand `url` to the target, read `received()`, `stop()` (or use `with`)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        idle_timeout: float = IDLE_TIMEOUT,
+        request_timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
         if host not in LOOPBACK:
             raise UserError(f"webhook receiver: listen on loopback only (127.0.0.1 or ::1), not {host!r}")
         self.host = host
         self.port = port
+        self.idle_timeout = idle_timeout  # seconds a connection may wait for a request
+        self.request_timeout = request_timeout  # seconds from a request's first byte to its last
         self._hooks: list[Webhook] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -56,10 +67,16 @@ class WebhookReceiver:
     def start(self) -> Self:
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                length = min(int(self.headers.get("Content-Length") or 0), MAX_BODY)
+        class Handler(TimedRequestHandler):
+            idle_timeout = self.idle_timeout
+            request_timeout = self.request_timeout
+
+            def do_POST(self) -> None:
+                declared = int(self.headers.get("Content-Length") or 0)
+                length = min(declared, MAX_BODY)
                 raw = self.rfile.read(length) if length else b""
+                if declared > length:
+                    self.close_connection = True  # the rest is unread: the next request would not parse
                 try:
                     body: Any = json.loads(raw) if raw else None
                 except ValueError:
@@ -67,9 +84,6 @@ class WebhookReceiver:
                 receiver._add(Webhook(time.time(), self.path, body))
                 self.send_response(204)
                 self.end_headers()
-
-            def log_message(self, *args: Any) -> None:  # keep the harness's output clean
-                pass
 
         try:
             self._server = ThreadingHTTPServer((self.host, self.port), Handler)

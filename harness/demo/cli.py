@@ -11,6 +11,25 @@ import numpy as np
 from harness.demo.config import MODE_DEFAULTS, MODES, ServerConfig
 
 
+def add_connection_timeouts(p: argparse.ArgumentParser) -> None:
+    from harness.demo.timed_http import IDLE_TIMEOUT, REQUEST_TIMEOUT
+
+    g = p.add_argument_group("slow and idle clients")
+    g.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=IDLE_TIMEOUT,
+        help=f"seconds a connection may wait for its next request (default {IDLE_TIMEOUT:g})",
+    )
+    g.add_argument(
+        "--request-timeout",
+        type=float,
+        default=REQUEST_TIMEOUT,
+        help="seconds from a request's first byte until its headers and body are in "
+        f"(default {REQUEST_TIMEOUT:g})",
+    )
+
+
 def add_serve(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="the model server (OIP v2 + KServe v1)")
     p.add_argument("--host", default="127.0.0.1")
@@ -25,6 +44,7 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--state-dir", type=Path, required=True, help="model cache folder")
     p.add_argument("--model-name", default="fraud")
     p.add_argument("--seed", type=int, default=0, help="world seed (as the feature store's)")
+    add_connection_timeouts(p)
     flag = argparse.BooleanOptionalAction
     g = p.add_argument_group("resilience patterns (defaults come from --mode)")
     g.add_argument(
@@ -162,6 +182,7 @@ def parser() -> argparse.ArgumentParser:
     fs.add_argument("--host", default="127.0.0.1")
     fs.add_argument("--port", type=int, default=8081)
     fs.add_argument("--seed", type=int, default=0, help="world seed")
+    add_connection_timeouts(fs)
 
     add_serve(sub)
 
@@ -217,11 +238,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "feature-store":
             from harness.demo import feature_store
 
-            return feature_store.run(args.host, args.port, args.seed)
+            return feature_store.run(
+                args.host, args.port, args.seed, args.idle_timeout, args.request_timeout
+            )
         if args.command == "serve":
             from harness.demo import server
 
-            return server.run(server_config(args), args.host, args.port)
+            return server.run(
+                server_config(args), args.host, args.port, args.idle_timeout, args.request_timeout
+            )
         if args.command == "export-data":
             export_data(args.out, args.n, args.seed, args.world_seed)
             print(f"wrote {args.n} labelled rows to {args.out}")

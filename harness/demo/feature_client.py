@@ -4,6 +4,13 @@ Per call: cache lookup → circuit breaker → up to ``1 + retries`` attempts, e
 bounded by ``timeout`` seconds, separated by jittered exponential backoff. Each
 pattern is off when its setting says so (``cache=False``, ``breaker=False``,
 ``retries=0``, ``timeout=None``).
+
+At start the cache is filled with every entity in batched calls (``warm``), as a service
+would before taking traffic, and again when the breaker closes after an outage. The
+cache refreshes ahead: an entry read in the second half of its TTL is fetched again in
+the background (batched, through the same breaker and retries), so while the store is
+healthy a cached entity never waits for it; when the store is slow or down, refreshes
+fail, entries expire, and requests meet the timeout, the breaker and the fallback.
 """
 
 from __future__ import annotations
@@ -50,6 +57,11 @@ class FeatureClientConfig:
     cache_ttl: float = 5.0
 
 
+REFRESH_BATCH_S = 0.1  # stale ids gathered this long go to the store in one call
+MAX_REFRESH_IDS = 1024  # the store's limit per call
+WARM_BATCH = 200  # ids per call when filling the cache at start: each call inside the timeout
+
+
 class FeatureClient:
     def __init__(self, config: FeatureClientConfig, metrics: Metrics, seed: int = 0) -> None:
         self.config = config
@@ -58,11 +70,19 @@ class FeatureClient:
         self.http = httpx.AsyncClient(
             base_url=config.url.rstrip("/"),
             timeout=httpx.Timeout(config.timeout),  # a bound per phase; the deadline is below
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            # idle connections retire well before the store's 5 s idle timeout closes them,
+            # so the pool never sends on a connection the store is closing
+            limits=httpx.Limits(
+                max_connections=64, max_keepalive_connections=32, keepalive_expiry=2.0
+            ),
         )
         self.cache: TTLCache[int, np.ndarray] | None = (
             TTLCache(config.cache_ttl) if config.cache else None
         )
+        self.stale: set[int] = set()  # cached ids read in the second half of their TTL
+        self.warm_ids: range = range(0)  # what warm() filled the cache with, refilled on recovery
+        self.rewarm: asyncio.Task[None] | None = None
+        self.refresher: asyncio.Task[None] | None = None
         self.breaker: CircuitBreaker | None = None
         if config.breaker:
             self.breaker = CircuitBreaker(
@@ -73,12 +93,19 @@ class FeatureClient:
     def _breaker_changed(self, state: BreakerState) -> None:
         self.metrics.breaker_state.set(state)
         self.metrics.breaker_transitions.labels(state.name.lower()).inc()
+        if state == BreakerState.CLOSED and self.warm_ids:
+            # the store is back after an outage: refill what expired meanwhile at once,
+            # rather than one miss at a time on the request path
+            self.rewarm = asyncio.get_running_loop().create_task(self.warm(self.warm_ids))
 
     @property
     def breaker_state(self) -> BreakerState:
         return self.breaker.state if self.breaker else BreakerState.CLOSED
 
     async def aclose(self) -> None:
+        for task in (self.refresher, self.rewarm):
+            if task is not None:
+                task.cancel()
         await self.http.aclose()
 
     async def get_many(self, entity_ids: np.ndarray) -> np.ndarray:
@@ -90,6 +117,11 @@ class FeatureClient:
                 hit = self.cache.get(i)
                 if hit is not None:
                     found[i] = hit
+                    left = self.cache.expires_in(i)
+                    if left is not None and left < self.config.cache_ttl / 2:
+                        self.stale.add(i)
+            if self.stale and (self.refresher is None or self.refresher.done()):
+                self.refresher = asyncio.create_task(self._refresh_stale())
             self.metrics.feature_cache.labels("hit").inc(len(found))
             self.metrics.feature_cache.labels("miss").inc(len(wanted) - len(found))
         missing = [i for i in wanted if i not in found]
@@ -100,6 +132,35 @@ class FeatureClient:
                 for i, row in fetched.items():
                     self.cache.put(i, row)
         return np.stack([found[int(i)] for i in entity_ids]).astype(np.float32)
+
+    async def warm(self, entity_ids: range) -> None:
+        """Fill the cache with these entities in batched calls; a store that cannot answer
+        now leaves it empty (requests then fetch what they need)."""
+        if self.cache is None:
+            return
+        self.warm_ids = entity_ids
+        ids = list(entity_ids)
+        for start in range(0, len(ids), WARM_BATCH):
+            try:
+                rows = await self._fetch(ids[start : start + WARM_BATCH])
+            except (FeatureStoreUnavailable, UnknownEntities):
+                return
+            for i, row in rows.items():
+                self.cache.put(i, row)
+
+    async def _refresh_stale(self) -> None:
+        """Fetch the stale ids in one call, off the request path; a failure leaves the
+        entries to expire (the requests then take the timeout, breaker and fallback)."""
+        await asyncio.sleep(REFRESH_BATCH_S)
+        ids = sorted(self.stale)[:MAX_REFRESH_IDS]
+        self.stale.difference_update(ids)
+        try:
+            rows = await self._fetch(ids)
+        except (FeatureStoreUnavailable, UnknownEntities):
+            return
+        assert self.cache is not None
+        for i, row in rows.items():
+            self.cache.put(i, row)
 
     async def _fetch(self, ids: list[int]) -> dict[int, np.ndarray]:
         if self.breaker is not None and not self.breaker.allow():

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from harness.demo.data import ENTITY_FEATURES, N_ENTITIES, entity_table
+from harness.demo.timed_http import IDLE_TIMEOUT, REQUEST_TIMEOUT, TimedRequestHandler
 
 MAX_BATCH_IDS = 1024
 
@@ -38,13 +39,12 @@ class FeatureTable:
         return {name: float(v) for name, v in zip(ENTITY_FEATURES, self.rows[entity_id])}
 
 
-def make_handler(table: FeatureTable) -> type[BaseHTTPRequestHandler]:
-    class FeatureHandler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive, as a client pool expects
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # one line per request would drown the logs under load
-
+def make_handler(
+    table: FeatureTable,
+    idle_timeout: float = IDLE_TIMEOUT,
+    request_timeout: float = REQUEST_TIMEOUT,
+) -> type[BaseHTTPRequestHandler]:
+    class FeatureHandler(TimedRequestHandler):
         def send_json(self, status: int, body: dict) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
@@ -95,6 +95,8 @@ def make_handler(table: FeatureTable) -> type[BaseHTTPRequestHandler]:
                 },
             )
 
+    FeatureHandler.idle_timeout = idle_timeout
+    FeatureHandler.request_timeout = request_timeout
     return FeatureHandler
 
 
@@ -108,9 +110,16 @@ class FeatureServer(ThreadingHTTPServer):
             super().handle_error(request, client_address)
 
 
-def run(host: str, port: int, world_seed: int) -> int:
+def run(
+    host: str,
+    port: int,
+    world_seed: int,
+    idle_timeout: float = IDLE_TIMEOUT,
+    request_timeout: float = REQUEST_TIMEOUT,
+) -> int:
     """Serve until SIGTERM/SIGINT; returns the exit code (0)."""
-    server = FeatureServer((host, port), make_handler(FeatureTable(world_seed)))
+    handler = make_handler(FeatureTable(world_seed), idle_timeout, request_timeout)
+    server = FeatureServer((host, port), handler)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         raise KeyboardInterrupt

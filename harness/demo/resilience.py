@@ -107,6 +107,11 @@ class TTLCache(Generic[K, V]):
             return None
         return value
 
+    def expires_in(self, key: K) -> float | None:
+        """Seconds until the entry expires (None if there is none)."""
+        item = self.entries.get(key)
+        return None if item is None else item[0] - self.clock()
+
     def put(self, key: K, value: V) -> None:
         self.entries[key] = (self.clock() + self.ttl, value)
         self.entries.move_to_end(key)

@@ -10,6 +10,7 @@ GET  /metrics | /status
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import time
@@ -22,6 +23,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.requests import ClientDisconnect
 
 from harness.demo.config import ServerConfig
 from harness.demo.feature_client import UnknownEntities
@@ -36,6 +38,8 @@ from harness.demo.protocol import (
 )
 from harness.demo.query_guard import QueryRefused
 from harness.demo.service import ModelService, ServiceUnavailable, log
+from harness.demo.timed_http import IDLE_TIMEOUT, REQUEST_TIMEOUT
+from harness.demo.timed_uvicorn import TimedH11Protocol
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -98,6 +102,11 @@ class InferenceGate:
             self.service.inflight += 1
             metrics.inflight.inc()
         try:
+            if inference:
+                # Yield once: a request answered from the cache never awaits, so requests
+                # that arrive together would run one after another and none would see the
+                # others in flight; admitted together, they are counted together.
+                await asyncio.sleep(0)
             await self.app(scope, receive, send_and_note)
         finally:
             if inference:
@@ -176,6 +185,10 @@ def create_app(config: ServerConfig) -> FastAPI:
     @app.exception_handler(ServiceUnavailable)
     async def unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
         return error(503, str(exc))
+
+    @app.exception_handler(ClientDisconnect)
+    async def disconnected(request: Request, exc: ClientDisconnect) -> Response:
+        return Response(status_code=499)  # nobody reads it: the client (or a timeout) left
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
@@ -313,7 +326,13 @@ def create_app(config: ServerConfig) -> FastAPI:
     return app
 
 
-def run(config: ServerConfig, host: str, port: int) -> int:
+def run(
+    config: ServerConfig,
+    host: str,
+    port: int,
+    idle_timeout: float = IDLE_TIMEOUT,
+    request_timeout: float = REQUEST_TIMEOUT,
+) -> int:
     """Serve until SIGTERM/SIGINT (uvicorn handles both); returns the exit code."""
     import torch
 
@@ -327,6 +346,8 @@ def run(config: ServerConfig, host: str, port: int) -> int:
             port=port,
             log_level="warning",
             access_log=False,
+            http=type("DemoH11Protocol", (TimedH11Protocol,), {"request_timeout": request_timeout}),
+            timeout_keep_alive=idle_timeout,  # type: ignore[arg-type]  # a float works
             timeout_graceful_shutdown=2,
             lifespan="on",
         )

@@ -15,7 +15,7 @@ import httpx
 import numpy as np
 
 from harness.demo.config import ServerConfig
-from harness.demo.data import TRANSACTION_FEATURES, Samples, entity_table, sample
+from harness.demo.data import N_ENTITIES, TRANSACTION_FEATURES, Samples, entity_table, sample
 from harness.demo.drift import DriftMonitor
 from harness.demo.feature_client import FeatureClient, FeatureStoreUnavailable
 from harness.demo.input_guard import InputGuard
@@ -85,9 +85,12 @@ class ModelService:
     async def start(self) -> None:
         self.features = FeatureClient(self.config.features, self.metrics)
         self.webhook = httpx.AsyncClient(timeout=2.0)
-        task = asyncio.create_task(asyncio.to_thread(self.load_or_train))
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
+        for task in (
+            asyncio.create_task(asyncio.to_thread(self.load_or_train)),
+            asyncio.create_task(self.features.warm(range(N_ENTITIES))),
+        ):
+            self.background.add(task)
+            task.add_done_callback(self.background.discard)
 
     async def stop(self) -> None:
         for task in list(self.background):

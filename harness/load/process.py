@@ -24,6 +24,7 @@ from harness.fault import UserError
 from harness.load.config import ArrivalRateShape, ConstantShape, LoadConfig
 from harness.processes import free_port, tail
 from harness.protocols import make_adapter
+from harness.redaction import Redactor
 from harness.windows import Window
 
 LOAD_DIR = Path(__file__).resolve().parent
@@ -62,8 +63,12 @@ def locustfile_arg(user_locustfile: str | None) -> str:
 class LoadProcess:
     """One load run: `await start()`, iterate `windows()`, `await stop()` (always)."""
 
-    def __init__(self, config: LoadConfig, workdir: str | Path | None = None) -> None:
+    def __init__(
+        self, config: LoadConfig, workdir: str | Path | None = None, redactor: Redactor | None = None
+    ) -> None:
         self.config = config
+        self.redactor = redactor or Redactor()  # the scenario's secrets: masked in load-config.json
+        self._secret_config: Path | None = None  # the child's unmasked copy, outside the run folder
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="aftershock-load-")
         # absolute: the child runs in this folder and is told paths inside it
         self.workdir = Path(workdir or self._tmp.name).resolve()  # type: ignore[union-attr]
@@ -80,11 +85,7 @@ class LoadProcess:
         self._check()
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.stream_path.write_bytes(b"")
-        child = {
-            "load": self.config.model_dump(mode="python"),
-            "stream_path": str(self.stream_path),
-        }
-        self.config_path.write_text(json.dumps(child), encoding="utf-8")
+        child_reads = self.write_child_config()
         argv = self.command()
         with self.log_path.open("wb") as log:
             self._proc = await asyncio.create_subprocess_exec(
@@ -94,8 +95,26 @@ class LoadProcess:
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() reaches --processes forks
                 cwd=str(self.workdir),
-                env=child_env({CONFIG_ENV: str(self.config_path)}),
+                env=child_env({CONFIG_ENV: str(child_reads)}),
             )
+
+    def write_child_config(self) -> Path:
+        """load-config.json with secrets masked; returns the file the child reads.
+
+        With secrets, the child reads an unmasked copy in a private temporary file
+        (mode 0600, outside the run folder), removed when the load stops."""
+        child = {
+            "load": self.config.model_dump(mode="python"),
+            "stream_path": str(self.stream_path),
+        }
+        self.config_path.write_text(json.dumps(self.redactor.value(child)), encoding="utf-8")
+        if not self.redactor:
+            return self.config_path
+        fd, name = tempfile.mkstemp(prefix="aftershock-load-", suffix=".json")
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(child))
+        self._secret_config = Path(name)
+        return self._secret_config
 
     def command(self) -> list[str]:
         cfg = self.config
@@ -170,6 +189,7 @@ class LoadProcess:
         """SIGTERM Locust (it flushes its last windows), then SIGKILL the whole group."""
         proc = self._proc
         if proc is None:
+            self._remove_secret_config()
             return
         if grace is None:
             grace = self.config.graceful_stop + 15
@@ -187,6 +207,11 @@ class LoadProcess:
             except (ProcessLookupError, PermissionError):
                 pass
             await proc.wait()
+            self._remove_secret_config()
+
+    def _remove_secret_config(self) -> None:
+        if self._secret_config is not None:
+            self._secret_config.unlink(missing_ok=True)
 
     async def __aenter__(self) -> Self:
         await self.start()

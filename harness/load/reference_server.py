@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Self
 
+from harness.demo.timed_http import IDLE_TIMEOUT, REQUEST_TIMEOUT
+
 FAST_BODY = b'{"model_name":"m","model_version":"1","outputs":[{"name":"label","shape":[1],"datatype":"INT64","data":[0]}]}'
 
 
@@ -44,16 +46,54 @@ def _predict(body: bytes) -> list[int]:
 
 
 class _Http(asyncio.Protocol):
+    """One connection. A slow or silent client is closed: it may wait `idle_timeout` for
+    the first byte of its next request (or its first), and from that byte its headers and
+    body must arrive within `request_timeout`."""
+
     def __init__(self, server: ReferenceServer) -> None:
         self.server = server
         self.buf = b""
         self.transport: asyncio.Transport | None = None
         self.number = server._next_connection()
+        self.pending = 0  # requests read and not yet answered: their delay is the plan's
+        self.timer: asyncio.TimerHandle | None = None
+        self.timing_request = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        self._wait_for_request()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
+
+    def _stop_timer(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        self.timing_request = False
+
+    def _wait_for_request(self) -> None:
+        self._stop_timer()
+        self.timer = asyncio.get_running_loop().call_later(
+            self.server.idle_timeout, self._too_slow
+        )
+
+    def _too_slow(self) -> None:
+        self.timer = None
+        if self.transport is not None:
+            self.transport.close()
+
+    def _time_request(self) -> None:
+        """A request's first byte is in: the rest must follow within request_timeout."""
+        self._stop_timer()
+        self.timing_request = True
+        self.timer = asyncio.get_running_loop().call_later(
+            self.server.request_timeout, self._too_slow
+        )
 
     def data_received(self, data: bytes) -> None:
+        if not self.timing_request:
+            self._time_request()
         self.buf += data
         while True:
             head_end = self.buf.find(b"\r\n\r\n")
@@ -70,24 +110,42 @@ class _Http(asyncio.Protocol):
                 return
             body, self.buf = self.buf[head_end + 4 : end], self.buf[end:]
             path = head.split(" ", 2)[1] if " " in head else "/"
+            self.pending += 1
+            if self.buf:  # the next request has begun
+                self._time_request()
+            else:  # every request that began is in; answers may take their time
+                self._stop_timer()
             asyncio.get_running_loop().create_task(
                 self.server._answer(self, path, body, time.perf_counter())
             )
 
     def send(self, status: int, body: bytes) -> None:
+        self.pending -= 1
         if self.transport is None or self.transport.is_closing():
             return
         head = f"HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-        self.transport.write(head.encode() + body)
+        self.transport.write(head.encode() + body)  # one send: no Nagle wait for the body
+        if not self.pending and not self.timing_request:
+            self._wait_for_request()
 
 
 class ReferenceServer:
     """Start with `with ReferenceServer(plan) as srv:`; srv.url is its base URL."""
 
-    def __init__(self, plan: Plan | None = None, *, fast: bool = False, port: int = 0) -> None:
+    def __init__(
+        self,
+        plan: Plan | None = None,
+        *,
+        fast: bool = False,
+        port: int = 0,
+        idle_timeout: float = IDLE_TIMEOUT,
+        request_timeout: float = REQUEST_TIMEOUT,
+    ) -> None:
         self.plan: Plan = plan or (lambda n: Reply())
         self.fast = fast  # skip the model: answer FAST_BODY at once (throughput benchmarks)
         self.port = port
+        self.idle_timeout = idle_timeout  # seconds a connection may wait for a request
+        self.request_timeout = request_timeout  # seconds from a request's first byte to its last
         self.requests = 0
         self.served: Counter[str] = Counter()  # "ok", "http_503", "garbage", "close", "fallback"
         self.durations: list[float] = []  # seconds each 200 answer took, as served

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from harness.journal import Journal, read_journal
+from harness.redaction import Redactor
 from harness.report.plot import timeline_png
 from harness.report.replay import load_run, report_data
 from harness.report.score import FORMULA, ResilienceScore, slo_weight
@@ -130,20 +130,24 @@ def report_html(data: dict[str, Any]) -> str:
     )
 
 
-def _write_pages(run_dir: Path, data: dict[str, Any], redact: Callable[[str], str]) -> None:
-    (run_dir / "summary.md").write_text(redact(summary_markdown(data)), encoding="utf-8")
-    (run_dir / "report.html").write_text(redact(report_html(data)), encoding="utf-8")
+def _write_pages(run_dir: Path, data: dict[str, Any]) -> None:
+    (run_dir / "summary.md").write_text(summary_markdown(data), encoding="utf-8")
+    (run_dir / "report.html").write_text(report_html(data), encoding="utf-8")
 
 
 def write_reports(run_dir: Path, result: dict[str, Any], journal: Journal | None = None) -> None:
-    """The runner's call at the end of a run: result.json as given, pages from journal + result."""
+    """The runner's call at the end of a run: result.json as given, pages from journal + result.
+
+    Secrets are masked in the values (the journal's events were masked when written)
+    before anything is serialized or rendered."""
     run_dir.mkdir(parents=True, exist_ok=True)
-    redact = journal.redact if journal else (lambda s: s)
+    redactor = journal.redactor if journal else Redactor()
+    result = redactor.value(result)
     (run_dir / "result.json").write_text(
-        redact(json.dumps(result, indent=2, default=str)) + "\n", encoding="utf-8"
+        json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8"
     )
     events = read_journal(journal.path) if journal and journal.path.is_file() else []
-    _write_pages(run_dir, report_data(events, result), redact)
+    _write_pages(run_dir, redactor.value(report_data(events, result)))
 
 
 def render_run(run_dir: Path) -> dict[str, Any]:
@@ -155,5 +159,5 @@ def render_run(run_dir: Path) -> dict[str, Any]:
         (run_dir / "result.json").write_text(
             json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8"
         )
-    _write_pages(run_dir, data, lambda s: s)  # the journal was redacted when written
+    _write_pages(run_dir, data)  # the journal and result were redacted when written
     return data
