@@ -37,7 +37,7 @@ def run(
     toxiproxy_url: Optional[str] = typer.Option(None, "--toxiproxy-url", help="use this Toxiproxy server instead of the embedded proxy"),
 ) -> None:
     """Run a scenario and report every SLO's verdict."""
-    from harness.runner import EXIT_BAD_INPUT, RunOptions, Runner
+    from harness.runner import EXIT_BAD_INPUT, EXIT_INTERNAL, RunOptions, Runner
     from harness.scenario.loader import load_scenario
 
     try:
@@ -48,11 +48,20 @@ def run(
     opts = RunOptions(quick=quick, output_dir=output, toxiproxy_url=toxiproxy_url, live=True)
     runner = Runner(loaded, opts)
     err.print(f"running {loaded.scenario.name}{' (quick)' if quick else ''} → {runner.run_dir}", highlight=False)
-    result = runner.run()
+    try:
+        result = runner.run()
+    except Exception as exc:  # noqa: BLE001 (a harness bug: one line and the run folder, never exit 1)
+        err.print(f"internal error: {type(exc).__name__}: {exc}; run folder: {runner.run_dir}",
+                  highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INTERNAL) from None
     _print_verdicts(result.result)
+    for what in result.result.get("not_undone") or []:
+        out.print(f"NOT UNDONE: {what}", highlight=False, markup=False, soft_wrap=True)
     if result.message:
-        err.print(result.message, highlight=False)
-    err.print(f"report: {result.run_dir / 'report.html'}", highlight=False)
+        err.print(result.message, highlight=False, markup=False, soft_wrap=True)
+    report = result.run_dir / "report.html"
+    err.print(f"report: {report}" if report.is_file() else f"run folder: {result.run_dir}",
+              highlight=False, soft_wrap=True)
     raise typer.Exit(result.exit_code)
 
 
@@ -102,10 +111,17 @@ def cleanup(
     if not leftovers:
         out.print("nothing to clean up")
         return
+    stuck = 0
     for left in leftovers:
         out.print(f"{left.path}:", highlight=False)
         for line in replay(left):
             out.print(f"  {line}", highlight=False)
+        if not left.closed:
+            stuck += 1
+            err.print(f"  some undos failed: they stay in {left.path}; fix the cause and run cleanup again",
+                      highlight=False, markup=False)
+    if stuck:
+        raise typer.Exit(4)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
