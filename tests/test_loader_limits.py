@@ -151,9 +151,9 @@ def test_validate_cli_exits_2_without_traceback(tmp_path: Path) -> None:
     }
     for name, text in cases.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "validate", *sorted(cases)], cwd=tmp_path,
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "validate", *sorted(cases)], check=False, cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stdout + proc.stderr
     for name in cases:
-        assert re.search(rf"^{re.escape(name)}:\d+:\d+: ", proc.stderr, re.M), (name, proc.stderr)
+        assert re.search(rf"^{re.escape(name)}:\d+:\d+: ", proc.stderr, re.MULTILINE), (name, proc.stderr)
