@@ -7,6 +7,7 @@ condition; 4 the harness itself failed; 130 interrupted.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -50,10 +51,15 @@ def run(
     err.print(f"running {loaded.scenario.name}{' (quick)' if quick else ''} → {runner.run_dir}", highlight=False)
     try:
         result = runner.run()
+    except KeyboardInterrupt:  # Ctrl-C before the run set its handlers, or after it removed them
+        err.print(f"interrupted; run folder: {runner.run_dir}", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
     except Exception as exc:  # noqa: BLE001 (a harness bug: one line and the run folder, never exit 1)
         err.print(f"internal error: {type(exc).__name__}: {exc}; run folder: {runner.run_dir}",
                   highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_INTERNAL) from None
+    if _as_program:  # all is undone and written: a late Ctrl-C must not turn the outcome into a traceback
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _print_verdicts(result.result)
     for what in result.result.get("not_undone") or []:
         out.print(f"NOT UNDONE: {what}", highlight=False, markup=False, soft_wrap=True)
@@ -352,7 +358,12 @@ def init(
 
 
 
+_as_program = False  # main() runs: the process is ours (not a test's CliRunner) and ends with the command
+
+
 def main() -> None:
+    global _as_program
+    _as_program = True
     try:
         app()
     except UserError as exc:

@@ -173,6 +173,8 @@ class Runner:
             if sampler is not None:
                 sampler.attach(self.windows)
                 sampler.close()
+        if self._signal is not None and status == "completed":  # the signal came during teardown
+            status, code, message = "interrupted", EXIT_INTERRUPTED, f"interrupted by {self._signal}"
         if status == "interrupted" and not not_undone:
             message += "; faults reverted and processes stopped"
         if not_undone:  # the system may still be broken: that outranks any verdict
@@ -182,6 +184,10 @@ class Runner:
             message = f"{message}; {left}" if message else left
         try:
             return await self._finish(timeline, status, code, message, started, faults, not_undone)
+        except asyncio.CancelledError:  # Ctrl-C while the reports are written: all is undone already
+            if self._signal is None:
+                raise
+            return self._internal_failure(None, "interrupted", not_undone)
         except Exception as exc:  # noqa: BLE001 (the run is over and torn down: one line, not a traceback)
             return self._internal_failure(exc, status, not_undone)
 
@@ -397,29 +403,42 @@ class Runner:
         for what, step in steps:
             if step is None:
                 continue
-            try:
-                await asyncio.shield(step())
-            except BaseException as exc:  # keep tearing down whatever happens
-                journal.write("teardown.error", step=what, error=repr(exc))
+            running = asyncio.ensure_future(step())
+            while not running.done():  # a Ctrl-C now must not start the next step before this one ends
+                try:
+                    await asyncio.shield(running)
+                except asyncio.CancelledError:
+                    continue
+                except BaseException:  # noqa: BLE001 (read below; keep tearing down whatever happens)
+                    break
+            if not running.cancelled() and running.exception() is not None:
+                journal.write("teardown.error", step=what, error=repr(running.exception()))
         left = [describe_entry(e) for e in ledger.close()]
         if left:
             journal.write("teardown.not_undone", left=left, ledger=str(ledger.path))
         return left
 
-    def _internal_failure(self, exc: Exception, status: str, not_undone: list[str]) -> RunResult:
-        """A failure after teardown (verdicts, result, reports): exit 4, the traceback in a file."""
+    def _internal_failure(self, exc: Exception | None, status: str, not_undone: list[str]) -> RunResult:
+        """A failure after teardown (verdicts, result, reports): exit 4, the traceback in a file.
+        `exc` None: a signal cut the reports short (exit 130); everything was undone before."""
         log = self.run_dir / "harness-error.log"
-        message = f"internal error after the run ({type(exc).__name__}: {exc}); traceback in {log}"
+        if exc is None:
+            final, code = "interrupted", (EXIT_INTERNAL if not_undone else EXIT_INTERRUPTED)
+            message = f"interrupted by {self._signal} while writing the reports; rerun `aftershock report {self.run_dir}`"
+        else:
+            final, code = "error", EXIT_INTERNAL
+            message = f"internal error after the run ({type(exc).__name__}: {exc}); traceback in {log}"
         try:
-            log.write_text(traceback.format_exc(), encoding="utf-8")
-            self.journal.write("run.error", error=str(exc), traceback=traceback.format_exc())
-            self.journal.write("run.ended", status="error", exit_code=EXIT_INTERNAL, message=message)
+            if exc is not None:
+                log.write_text(traceback.format_exc(), encoding="utf-8")
+                self.journal.write("run.error", error=str(exc), traceback=traceback.format_exc())
+            self.journal.write("run.ended", status=final, exit_code=code, message=message)
             self.journal.close()
         except Exception as log_exc:  # noqa: BLE001 (a full disk, say: the one-line message still goes out)
             message += f" (and the log could not be written: {log_exc})"
-        result = {"scenario": self.scenario.name, "status": "error", "exit_code": EXIT_INTERNAL, "message": message,
+        result = {"scenario": self.scenario.name, "status": final, "exit_code": code, "message": message,
                   "run_status": status, "slos": [], "not_undone": not_undone}
-        return RunResult("error", EXIT_INTERNAL, self.run_dir, result, message)
+        return RunResult(final, code, self.run_dir, result, message)
 
     def _verdicts(self, timeline: RunTimeline) -> list[dict[str, Any]]:
         from harness.slo import evaluate

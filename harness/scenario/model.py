@@ -177,7 +177,7 @@ class LoadSpec(Strict):
     # load sent before the clock starts and never measured: a server's cold start (JIT,
     # first-inference compilation, caches) is not its steady state
     warmup: Duration = 0.0
-    request_timeout: Duration = 5.0
+    request_timeout: Duration = Field(default=5.0, gt=0)
     window: Duration = 1.0
     processes: int = Field(default=1, ge=1, le=64)
     data: DataSpec = Field(default_factory=DataSpec)
