@@ -133,6 +133,9 @@ def cleanup(
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def demo(ctx: typer.Context) -> None:
     """Start the bundled demo ML system (feature store + model server) and print its URLs."""
+    from harness.extras import require_extra
+
+    require_extra("torch", "ml", "aftershock demo")  # a UserError: main() prints it, exit 2
     from harness.demo.launcher import main as demo_main
 
     raise typer.Exit(demo_main(list(ctx.args)))

@@ -23,6 +23,7 @@ from harness.containers import (
     docker_client,
     host_python_mounts,
 )
+from harness.extras import require_extra
 from harness.fault import Dependency, UserError
 from harness.processes import ManagedProcess, free_port
 from harness.scenario.model import ContainerSpec, Scenario, StartCommand
@@ -172,6 +173,7 @@ class SystemUnderTest:
         box.wait_http_ready(ready, timeout=spec.ready.timeout)
 
     def _start_demo_target(self) -> None:
+        require_extra("torch", "ml", "the demo target")  # its model server; said here, not in its log
         t = self.scenario.target
         store = next(d for n, d in self.dependencies.items() if self.scenario.dependencies[n].upstream == "demo")
         port = free_port()
