@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from attacks.base import Attack
+from harness.extras import missing_extra_message
 from harness.fault import UserError
 
 BUILTIN_ATTACK_MODULES = [
@@ -22,11 +23,19 @@ BUILTIN_ATTACK_MODULES = [
 ]
 
 
+# built-in attack modules whose optional dependencies (the `ml` extra) are missing -> module
+MISSING: dict[str, str] = {}
+
+
 @cache
 def attack_types() -> dict[str, type[Attack]]:
     found: dict[str, type[Attack]] = {}
     for mod_name in BUILTIN_ATTACK_MODULES:
-        mod = importlib.import_module(mod_name)
+        try:
+            mod = importlib.import_module(mod_name)
+        except ModuleNotFoundError as exc:  # torch, ART, hypothesis: a core install has none
+            MISSING[mod_name] = exc.name or "?"
+            continue
         for obj in vars(mod).values():
             if (
                 inspect.isclass(obj)
@@ -43,13 +52,17 @@ def attack_types() -> dict[str, type[Attack]]:
 
 def attack_class(type_name: str) -> type[Attack]:
     """The class registered as `type_name`; UserError (with a suggestion) if none is."""
-    from attacks.evasion import REFUSED, REFUSED_ADVICE
-
-    if type_name in REFUSED:
-        raise UserError(
-            f"attack type {type_name!r} is not supported: {REFUSED[type_name]}; {REFUSED_ADVICE}"
-        )
     types = attack_types()
+    if type_name not in types and MISSING:
+        raise UserError(missing_extra_message(", ".join(sorted(set(MISSING.values()))), "ml",
+                                              f"attack type {type_name!r}"))
+    if "attacks.evasion" not in MISSING:
+        from attacks.evasion import REFUSED, REFUSED_ADVICE
+
+        if type_name in REFUSED:
+            raise UserError(
+                f"attack type {type_name!r} is not supported: {REFUSED[type_name]}; {REFUSED_ADVICE}"
+            )
     if type_name not in types:
         close = difflib.get_close_matches(type_name, list(types), n=1)
         hint = f" (did you mean {close[0]!r}?)" if close else ""

@@ -18,11 +18,11 @@ from typing import Any, Literal
 import numpy as np
 from matplotlib.colors import hsv_to_rgb, rgb_to_hsv
 from PIL import Image
-from pydantic import Field
-from scipy import ndimage
+from pydantic import Field, model_validator
 
 from faults.data_fault import Batch, DataFault, DataFaultParams, PayloadTransform, Reference
 from faults.drift import pick
+from harness.extras import MissingExtra, import_extra
 
 # severity 1..5 -> parameter, for 32x32 images (CIFAR-10-C)
 SEVERITY = {
@@ -60,7 +60,13 @@ def impulse_noise(x: np.ndarray, c: float, rng: np.random.Generator) -> np.ndarr
     return out
 
 
+def _ndimage() -> Any:
+    """scipy.ndimage, from the `ml` extra (a core install validates scenarios without it)."""
+    return import_extra("scipy.ndimage", "ml", "data.image_corruption")
+
+
 def _convolve(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    ndimage = _ndimage()
     return np.stack([ndimage.convolve(x[..., ch], kernel, mode="reflect") for ch in range(x.shape[-1])], axis=-1)
 
 
@@ -70,7 +76,7 @@ def defocus_blur(x: np.ndarray, c: tuple[float, float], rng: np.random.Generator
     grid = np.arange(size) - size // 2
     xx, yy = np.meshgrid(grid, grid)
     disk = ((xx**2 + yy**2) <= radius**2).astype(float)
-    disk = ndimage.gaussian_filter(disk / disk.sum(), alias_sigma)
+    disk = _ndimage().gaussian_filter(disk / disk.sum(), alias_sigma)
     return _convolve(x, disk / disk.sum())
 
 
@@ -138,6 +144,14 @@ class ImageCorruptionParams(DataFaultParams):
     severity: int = Field(3, ge=1, le=5)
     column: str | None = None  # the image input; default: the first input with 3+ dimensions
     layout: Literal["auto", "HWC", "CHW"] = "auto"
+
+    @model_validator(mode="after")
+    def _scipy_installed(self) -> ImageCorruptionParams:
+        try:  # said at validation, not by the load's child process mid-run
+            _ndimage()
+        except MissingExtra as exc:
+            raise ValueError(str(exc)) from None
+        return self
 
 
 class ImageCorruptionTransform(PayloadTransform):

@@ -7,6 +7,7 @@ condition; 4 the harness itself failed; 130 interrupted.
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -37,7 +38,7 @@ def run(
     toxiproxy_url: Optional[str] = typer.Option(None, "--toxiproxy-url", help="use this Toxiproxy server instead of the embedded proxy"),
 ) -> None:
     """Run a scenario and report every SLO's verdict."""
-    from harness.runner import EXIT_BAD_INPUT, RunOptions, Runner
+    from harness.runner import EXIT_BAD_INPUT, EXIT_INTERNAL, RunOptions, Runner
     from harness.scenario.loader import load_scenario
 
     try:
@@ -48,11 +49,25 @@ def run(
     opts = RunOptions(quick=quick, output_dir=output, toxiproxy_url=toxiproxy_url, live=True)
     runner = Runner(loaded, opts)
     err.print(f"running {loaded.scenario.name}{' (quick)' if quick else ''} → {runner.run_dir}", highlight=False)
-    result = runner.run()
+    try:
+        result = runner.run()
+    except KeyboardInterrupt:  # Ctrl-C before the run set its handlers, or after it removed them
+        err.print(f"interrupted; run folder: {runner.run_dir}", highlight=False, soft_wrap=True)
+        raise typer.Exit(130) from None
+    except Exception as exc:  # noqa: BLE001 (a harness bug: one line and the run folder, never exit 1)
+        err.print(f"internal error: {type(exc).__name__}: {exc}; run folder: {runner.run_dir}",
+                  highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_INTERNAL) from None
+    if _as_program:  # all is undone and written: a late Ctrl-C must not turn the outcome into a traceback
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _print_verdicts(result.result)
+    for what in result.result.get("not_undone") or []:
+        out.print(f"NOT UNDONE: {what}", highlight=False, markup=False, soft_wrap=True)
     if result.message:
-        err.print(result.message, highlight=False)
-    err.print(f"report: {result.run_dir / 'report.html'}", highlight=False)
+        err.print(result.message, highlight=False, markup=False, soft_wrap=True)
+    report = result.run_dir / "report.html"
+    err.print(f"report: {report}" if report.is_file() else f"run folder: {result.run_dir}",
+              highlight=False, soft_wrap=True)
     raise typer.Exit(result.exit_code)
 
 
@@ -103,6 +118,7 @@ def cleanup(
     and addresses outside loopback and the allowed hosts, are reported and left alone."""
     from harness.ledger import replay, stale_ledgers
 
+    stuck = 0
     try:
         leftovers = stale_ledgers(reports / ".ledger")
         if not leftovers:
@@ -112,14 +128,23 @@ def cleanup(
             out.print(f"{left.path}:", highlight=False)
             for line in replay(left, allow_host):
                 out.print(f"  {line}", highlight=False)
+            if not left.closed:
+                stuck += 1
+                err.print(f"  some undos failed or were left alone: they stay in {left.path}; "
+                          "fix the cause and run cleanup again", highlight=False, markup=False)
     except UserError as exc:
         err.print(f"error: {exc}", highlight=False, markup=False)
         raise typer.Exit(2) from None
+    if stuck:
+        raise typer.Exit(4)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def demo(ctx: typer.Context) -> None:
     """Start the bundled demo ML system (feature store + model server) and print its URLs."""
+    from harness.extras import require_extra
+
+    require_extra("torch", "ml", "aftershock demo")  # a UserError: main() prints it, exit 2
     from harness.demo.launcher import main as demo_main
 
     raise typer.Exit(demo_main(list(ctx.args)))
@@ -352,7 +377,12 @@ def init(
 
 
 
+_as_program = False  # main() runs: the process is ours (not a test's CliRunner) and ends with the command
+
+
 def main() -> None:
+    global _as_program
+    _as_program = True
     try:
         app()
     except UserError as exc:

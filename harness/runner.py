@@ -23,7 +23,7 @@ from faults.delivered import delivered_events
 from harness.attack_schedule import AttackTimeline
 from harness.fault import FaultContext, FaultFailed, UserError
 from harness.journal import Journal
-from harness.ledger import Ledger, replay, stale_ledgers
+from harness.ledger import Ledger, describe_entry, replay, stale_ledgers
 from harness.phases import RunTimeline, Span
 from harness.probe_sampler import ProbeSampler, build_probes
 from harness.report.events import journal_window
@@ -157,7 +157,7 @@ class Runner:
             status, code = "completed", EXIT_OK
         except asyncio.CancelledError:
             status, code = "interrupted", EXIT_INTERRUPTED
-            message = f"interrupted by {self._signal or 'cancellation'}; faults reverted and processes stopped"
+            message = f"interrupted by {self._signal or 'cancellation'}"
             if self._signal is None:
                 raise
         except _Aborted as exc:
@@ -172,13 +172,34 @@ class Runner:
             status, code, message = "error", EXIT_INTERNAL, f"internal error: {exc}"
             journal.write("run.error", error=str(exc), traceback=traceback.format_exc())
         finally:
-            await self._teardown(faults, load, sut, proxy, ledger, journal)
+            not_undone = await self._teardown(faults, load, sut, proxy, ledger, journal)
             for event in delivered_events(self.run_dir / "load"):  # what data faults really sent
                 journal.write("drift.delivered", **event)
             if sampler is not None:
                 sampler.attach(self.windows)
                 sampler.close()
+        if self._signal is not None and status == "completed":  # the signal came during teardown
+            status, code, message = "interrupted", EXIT_INTERRUPTED, f"interrupted by {self._signal}"
+        if status == "interrupted" and not not_undone:
+            message += "; faults reverted and processes stopped"
+        if not_undone:  # the system may still be broken: that outranks any verdict
+            status, code = "error", EXIT_INTERNAL
+            left = (f"NOT UNDONE: {', '.join(not_undone)}; fix the cause, then run "
+                    f"`aftershock cleanup --reports {self.out_root}`")
+            message = f"{message}; {left}" if message else left
+        try:
+            return await self._finish(timeline, status, code, message, started, faults, not_undone)
+        except asyncio.CancelledError:  # Ctrl-C while the reports are written: all is undone already
+            if self._signal is None:
+                raise
+            return self._internal_failure(None, "interrupted", not_undone)
+        except Exception as exc:  # noqa: BLE001 (the run is over and torn down: one line, not a traceback)
+            return self._internal_failure(exc, status, not_undone)
 
+    async def _finish(self, timeline: RunTimeline, status: str, code: int, message: str, started: float,
+                      faults: FaultTimeline | None, not_undone: list[str]) -> RunResult:
+        """Verdicts, result.json and reports, after teardown."""
+        journal = self.journal
         timeline.run.end = time.time() if timeline.run.end is None else timeline.run.end
         _settle_baseline(timeline, self.scenario.load.window)
         if timeline.faults and status in ("completed", "aborted"):
@@ -194,6 +215,7 @@ class Runner:
         # secrets masked here: the result and message go on to stdout and pytest too
         message = journal.redactor.text(message)
         result = journal.redactor.value(build_result(self, timeline, verdicts, status, code, message, started, faults))
+        result["not_undone"] = journal.redactor.value(not_undone)  # left open in the ledger, for `aftershock cleanup`
         await asyncio.to_thread(write_reports, self.run_dir, result, journal)
         journal.write("run.ended", status=status, exit_code=code, message=message)
         journal.close()
@@ -385,22 +407,60 @@ class Runner:
                     raise _Aborted(self.abort_reason)
 
     async def _teardown(self, faults: FaultTimeline | None, load: Any, sut: SystemUnderTest | None, proxy: Any,
-                        ledger: Ledger, journal: Journal) -> None:
-        """Revert faults first (the system must not stay broken), then stop everything."""
+                        ledger: Ledger, journal: Journal) -> list[str]:
+        """Revert faults first (the system must not stay broken), then stop everything.
+
+        Returns what could not be undone (still open in the ledger, which then stays
+        unclosed so that `aftershock cleanup` and the next run retry it)."""
+        async def stop_load() -> None:
+            await load.stop()
+            ledger.process_done("load")
+
         steps = [
             ("revert faults", faults.revert_all if faults else None),
-            ("stop load", load.stop if load else None),
+            ("stop load", stop_load if load else None),
             ("stop target", (lambda: asyncio.to_thread(sut.stop)) if sut else None),
             ("stop proxy", (lambda: asyncio.to_thread(proxy.stop)) if proxy else None),
         ]
         for what, step in steps:
             if step is None:
                 continue
-            try:
-                await asyncio.shield(step())
-            except BaseException as exc:  # keep tearing down whatever happens
-                journal.write("teardown.error", step=what, error=repr(exc))
-        ledger.close()
+            running = asyncio.ensure_future(step())
+            while not running.done():  # a Ctrl-C now must not start the next step before this one ends
+                try:
+                    await asyncio.shield(running)
+                except asyncio.CancelledError:
+                    continue
+                except BaseException:  # noqa: BLE001 (read below; keep tearing down whatever happens)
+                    break
+            if not running.cancelled() and running.exception() is not None:
+                journal.write("teardown.error", step=what, error=repr(running.exception()))
+        left = [describe_entry(e) for e in ledger.close()]
+        if left:
+            journal.write("teardown.not_undone", left=left, ledger=str(ledger.path))
+        return left
+
+    def _internal_failure(self, exc: Exception | None, status: str, not_undone: list[str]) -> RunResult:
+        """A failure after teardown (verdicts, result, reports): exit 4, the traceback in a file.
+        `exc` None: a signal cut the reports short (exit 130); everything was undone before."""
+        log = self.run_dir / "harness-error.log"
+        if exc is None:
+            final, code = "interrupted", (EXIT_INTERNAL if not_undone else EXIT_INTERRUPTED)
+            message = f"interrupted by {self._signal} while writing the reports; rerun `aftershock report {self.run_dir}`"
+        else:
+            final, code = "error", EXIT_INTERNAL
+            message = f"internal error after the run ({type(exc).__name__}: {exc}); traceback in {log}"
+        try:
+            if exc is not None:
+                log.write_text(traceback.format_exc(), encoding="utf-8")
+                self.journal.write("run.error", error=str(exc), traceback=traceback.format_exc())
+            self.journal.write("run.ended", status=final, exit_code=code, message=message)
+            self.journal.close()
+        except Exception as log_exc:  # noqa: BLE001 (a full disk, say: the one-line message still goes out)
+            message += f" (and the log could not be written: {log_exc})"
+        result = {"scenario": self.scenario.name, "status": final, "exit_code": code, "message": message,
+                  "run_status": status, "slos": [], "not_undone": not_undone}
+        return RunResult(final, code, self.run_dir, result, message)
 
     def _verdicts(self, timeline: RunTimeline) -> list[dict[str, Any]]:
         from harness.slo import evaluate

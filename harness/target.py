@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from harness.containers import (
     docker_client,
     host_python_mounts,
 )
+from harness.extras import require_extra
 from harness.fault import Dependency, UserError
 from harness.probes.placeholders import fill_target_url
 from harness.processes import ManagedProcess, free_port
@@ -172,6 +174,7 @@ class SystemUnderTest:
         box.wait_http_ready(ready, timeout=spec.ready.timeout)
 
     def _start_demo_target(self) -> None:
+        require_extra("torch", "ml", "the demo target")  # its model server; said here, not in its log
         t = self.scenario.target
         store = next(d for n, d in self.dependencies.items() if self.scenario.dependencies[n].upstream == "demo")
         port = free_port()
@@ -211,7 +214,11 @@ class SystemUnderTest:
             proc = self.processes.get(name)
             if proc is None:
                 continue
-            proc.stop()
+            try:
+                proc.stop()
+            except Exception as exc:  # noqa: BLE001 (stop the others; the ledger keeps it for cleanup)
+                self.journal.write("teardown.error", step=f"stop process {name}", error=str(exc))
+                continue
             self.ledger.process_done(name)
             self.journal.write("process.stopped", name=name, returncode=proc.proc.returncode if proc.proc else None)
         for name, box in self.containers.items():
@@ -223,8 +230,17 @@ class SystemUnderTest:
                 continue
             self.ledger.container_done(name)
         for dep in self.dependencies.values():
+            if self._delete_proxy(dep.proxy_name):
+                self.ledger.route_done(dep.proxy_name)
+
+    def _delete_proxy(self, proxy_name: str, attempts: int = 3) -> bool:
+        """Delete one proxy, retrying a failure; False (logged) if it may still be there."""
+        for attempt in range(1, attempts + 1):
             try:
-                self.proxy_client.delete_proxy(dep.proxy_name)
-            except Exception as exc:  # an unreachable server has nothing left to delete
-                self.journal.write("teardown.error", step=f"delete proxy {dep.proxy_name}", error=str(exc))
-            self.ledger.route_done(dep.proxy_name)
+                self.proxy_client.delete_proxy(proxy_name)
+                return True
+            except Exception as exc:  # noqa: BLE001 (the ledger keeps it open for `cleanup`)
+                self.journal.write("teardown.error", step=f"delete proxy {proxy_name}", attempt=attempt, error=str(exc))
+                if attempt < attempts:
+                    time.sleep(0.5 * attempt)
+        return False

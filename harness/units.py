@@ -15,6 +15,10 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$", re.I)
 _SIZE_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+# beyond these a value is a typo, and a sleep or a timer would overflow (threading's
+# TIMEOUT_MAX is ~292 years; a week is longer than any run or fault is meant to be)
+MAX_DURATION_S = 7 * 24 * 3600.0
+MAX_SIZE_BYTES = 2**50  # 1 PiB
 
 
 def parse_duration(value: Any) -> float:
@@ -24,13 +28,20 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, (int, float)):
         if value < 0:
             raise ValueError(f"duration must not be negative, got {value}")
-        return float(value)
+        return _bounded_duration(value)
     if not isinstance(value, str):
         raise ValueError(f"expected a duration like 250ms, 10s or 2m, got {type(value).__name__}")
     m = _DURATION.match(value)
     if not m:
-        raise ValueError(f"invalid duration {value!r}: use a number with ms, s, m or h, e.g. 250ms, 10s, 2m")
-    return float(m.group(1)) * _DURATION_UNITS[m.group(2) or "s"]
+        raise ValueError(f"invalid duration {value[:40]!r}: use a number with ms, s, m or h, e.g. 250ms, 10s, 2m")
+    return _bounded_duration(float(m.group(1)) * _DURATION_UNITS[m.group(2) or "s"])
+
+
+def _bounded_duration(seconds: float) -> float:
+    # compared before float(): float() of a huge int raises OverflowError, not a field error
+    if not 0 <= seconds <= MAX_DURATION_S:  # NaN and infinity too
+        raise ValueError(f"duration must be a finite time up to {MAX_DURATION_S / 86400:g} days: check the unit")
+    return float(seconds)
 
 
 def parse_percent(value: Any) -> float:
@@ -59,12 +70,18 @@ def parse_size(value: Any) -> int:
     if isinstance(value, int):
         if value < 0:
             raise ValueError("size must not be negative")
-        return value
+        return _bounded_size(value)
     if isinstance(value, str):
         m = _SIZE.match(value)
         if m:
-            return int(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
-    raise ValueError(f"invalid size {value!r}: use e.g. 100KB, 512MB, 1GiB")
+            return _bounded_size(float(m.group(1)) * _SIZE_UNITS[(m.group(2) or "b").lower()])
+    raise ValueError(f"invalid size {str(value)[:40]!r}: use e.g. 100KB, 512MB, 1GiB")
+
+
+def _bounded_size(size: float) -> int:
+    if not size <= MAX_SIZE_BYTES:  # NaN too
+        raise ValueError(f"size beyond {MAX_SIZE_BYTES // 2**50} PiB: check the unit")
+    return int(size)
 
 
 def format_duration(seconds: float) -> str:

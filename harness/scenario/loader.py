@@ -4,11 +4,16 @@ Every problem is reported as `file:line:col: field.path: message` (all of them a
 once, not just the first), with "did you mean" for misspelled keys and fault types.
 YAML is read with the safe loader; `${env:NAME}` is replaced from the environment
 and the values are remembered as secrets so the journal and reports can redact them.
+
+Input is bounded before anything acts on it: the file's size, the values its aliases
+expand to (an alias "bomb" of a few lines expands to gigabytes), and every number
+(finite, within MAX_NUMBER), so that what `validate` accepts a run can carry out.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 import types
@@ -28,6 +33,11 @@ from harness.scenario.model import Scenario
 
 Path_ = tuple[str | int, ...]
 _ENV = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+
+MAX_FILE_BYTES = 1024 * 1024  # the shipped scenarios are under 4 KB
+MAX_VALUES = 100_000  # values after alias expansion (mappings, lists and scalars)
+MAX_TEXT = 4 * MAX_FILE_BYTES  # characters of text after alias expansion
+MAX_NUMBER = 2**53  # every integer up to here is exact as a float and in JSON
 
 
 @dataclass(frozen=True)
@@ -88,12 +98,35 @@ def _dotted(path: Path_) -> str:
     return out
 
 
-def _to_python(node: yaml.Node, path: Path_, marks: _Marks, ctor: yaml.SafeLoader, problems: list, file: str) -> Any:
+class _ExpansionBudget:
+    """Counts what the document expands to, so that aliases cannot multiply it unbounded."""
+
+    def __init__(self, file: str) -> None:
+        self.file, self.values, self.text = file, 0, 0
+
+    def take(self, node: yaml.Node) -> None:
+        self.values += 1
+        if isinstance(node, yaml.ScalarNode):
+            self.text += len(node.value)
+        if self.values > MAX_VALUES or self.text > MAX_TEXT:
+            m = node.start_mark
+            raise ScenarioError([Problem(self.file, m.line + 1, m.column + 1, "",
+                                         f"the document expands to more than {MAX_VALUES} values or "
+                                         f"{MAX_TEXT // 2**20} MiB of text (aliases?): write it out smaller")])
+
+
+def _to_python(node: yaml.Node, path: Path_, marks: _Marks, ctor: yaml.SafeLoader, problems: list, file: str,
+               budget: _ExpansionBudget) -> Any:
+    budget.take(node)
     marks.value[path] = node.start_mark
     if isinstance(node, yaml.MappingNode):
         ctor.flatten_mapping(node)
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):  # never expand a complex key
+                m = key_node.start_mark
+                problems.append(Problem(file, m.line + 1, m.column + 1, _dotted(path), "mapping keys must be plain text"))
+                continue
             key = ctor.construct_object(key_node, deep=True)
             if not isinstance(key, (str, int, float, bool)) or key is None:
                 m = key_node.start_mark
@@ -105,10 +138,10 @@ def _to_python(node: yaml.Node, path: Path_, marks: _Marks, ctor: yaml.SafeLoade
                 m = key_node.start_mark
                 problems.append(Problem(file, m.line + 1, m.column + 1, _dotted(child), "duplicate key: remove one of them"))
             marks.key[child] = key_node.start_mark
-            out[key] = _to_python(value_node, child, marks, ctor, problems, file)
+            out[key] = _to_python(value_node, child, marks, ctor, problems, file, budget)
         return out
     if isinstance(node, yaml.SequenceNode):
-        return [_to_python(v, (*path, i), marks, ctor, problems, file) for i, v in enumerate(node.value)]
+        return [_to_python(v, (*path, i), marks, ctor, problems, file, budget) for i, v in enumerate(node.value)]
     return ctor.construct_object(node, deep=True)
 
 
@@ -206,6 +239,8 @@ def load_scenario(path: str | os.PathLike[str], allow_hosts: list[str] | tuple[s
     p = Path(path)
     file = str(path)
     try:
+        if p.is_file() and p.stat().st_size > MAX_FILE_BYTES:
+            raise ScenarioError([Problem(file, 1, 1, "", _too_big(p.stat().st_size))])
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ScenarioError([Problem(file, 1, 1, "", "file not found")]) from None
@@ -218,11 +253,13 @@ def parse_scenario(text: str, file: str = "<scenario>", base_dir: Path | None = 
                    allow_hosts: list[str] | tuple[str, ...] = ()) -> LoadedScenario:
     problems: list[Problem] = []
     marks = _Marks()
+    if len(text) > MAX_FILE_BYTES:
+        raise ScenarioError([Problem(file, 1, 1, "", _too_big(len(text)))])
     try:
         ctor = yaml.SafeLoader(text)
         try:
             node = ctor.get_single_node()
-            data = _to_python(node, (), marks, ctor, problems, file) if node is not None else None
+            data = _to_python(node, (), marks, ctor, problems, file, _ExpansionBudget(file)) if node is not None else None
         finally:
             ctor.dispose()
     except yaml.MarkedYAMLError as exc:
@@ -246,6 +283,7 @@ def parse_scenario(text: str, file: str = "<scenario>", base_dir: Path | None = 
         m = marks.at(where)
         problems.append(Problem(file, m.line + 1 if m else 1, m.column + 1 if m else 1, _dotted(where),
                                 f"environment variable {name} is not set: export it or remove ${{env:{name}}}"))
+    problems.extend(_number_problems(data, (), marks, file))
     if problems:
         raise ScenarioError(problems)
 
@@ -255,6 +293,7 @@ def parse_scenario(text: str, file: str = "<scenario>", base_dir: Path | None = 
         raise ScenarioError(_pydantic_problems(err, Scenario, (), marks, file)) from None
 
     scenario.safety.allowed_hosts.extend(h for h in allow_hosts if h not in scenario.safety.allowed_hosts)
+    problems.extend(_number_problems(scenario, (), marks, file))  # e.g. `weight: "nan"` as text
     faults = _validate_faults(scenario, marks, file, problems)
     attacks = _validate_attacks(scenario, marks, file, problems)
     _validate_probes(scenario, marks, file, problems)
@@ -264,6 +303,34 @@ def parse_scenario(text: str, file: str = "<scenario>", base_dir: Path | None = 
         raise ScenarioError(problems)
     return LoadedScenario(scenario, Path(file) if base_dir is None else base_dir / Path(file).name, faults,
                           attacks, slos, stops, secrets)
+
+
+def _too_big(size: int) -> str:
+    return (f"the file is {size} bytes, over the {MAX_FILE_BYTES // 1024} KiB a scenario may have: "
+            "split it, or move data into a dataset file")
+
+
+def _number_problems(value: Any, path: Path_, marks: _Marks, file: str) -> list[Problem]:
+    """Every number NaN, infinite or beyond MAX_NUMBER, anywhere in `value` (a field's
+    own checks say what is negative or too big for it; this bounds what none checks)."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump()
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _number_problems(v, (*path, k), marks, file)]
+    if isinstance(value, (list, tuple)):
+        return [p for i, v in enumerate(value) for p in _number_problems(v, (*path, i), marks, file)]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return []
+    if isinstance(value, float) and not math.isfinite(value):
+        return [_problem(file, marks, path, f"{value} is not a number a run can use: write a finite value")]
+    if abs(value) > MAX_NUMBER:
+        return [_problem(file, marks, path, f"{_short(value)} is beyond the largest value allowed ({MAX_NUMBER:.0e})")]
+    return []
+
+
+def _short(value: float) -> str:
+    text = repr(value)
+    return text if len(text) <= 30 else f"a {len(text)}-digit number"
 
 
 def _problem(file: str, marks: _Marks, path: Path_, message: str, prefer_key: bool = False, col_offset: int = 0) -> Problem:
@@ -292,6 +359,10 @@ def _validate_faults(scenario: Scenario, marks: _Marks, file: str, problems: lis
             params = cls.Params.model_validate(entry.params())
         except ValidationError as err:
             problems.extend(_pydantic_problems(err, cls.Params, base, marks, file))
+            continue
+        numbers = _number_problems(params, base, marks, file)
+        if numbers:
+            problems.extend(numbers)
             continue
         try:
             cls.check(params, deps, procs)
@@ -329,6 +400,10 @@ def _validate_attacks(scenario: Scenario, marks: _Marks, file: str, problems: li
         except ValidationError as err:
             problems.extend(_pydantic_problems(err, cls.Params, base, marks, file))
             continue
+        numbers = _number_problems(params, base, marks, file)
+        if numbers:
+            problems.extend(numbers)
+            continue
         t = scenario.timeline
         if entry.at < t.baseline or entry.at + entry.duration > scenario.load.duration:
             problems.append(_problem(file, marks, (*base, "at"), f"the attack runs {entry.at:g}s..{entry.at + entry.duration:g}s: "
@@ -346,7 +421,7 @@ def _validate_probes(scenario: Scenario, marks: _Marks, file: str, problems: lis
     for i, data in enumerate(scenario.probes):
         base: Path_ = ("probes", i)
         kind = data.get("type")
-        if kind not in types:
+        if not isinstance(kind, str) or kind not in types:
             problems.append(_problem(file, marks, (*base, "type") if "type" in data else base,
                                      f"unknown probe type {kind!r}{_suggest(str(kind), sorted(types))}; "
                                      f"known types: {', '.join(sorted(types))}"))
@@ -359,6 +434,7 @@ def _validate_probes(scenario: Scenario, marks: _Marks, file: str, problems: lis
         except UserError as exc:
             problems.append(_problem(file, marks, base, str(exc)))
             continue
+        problems.extend(_number_problems(config, base, marks, file))
         if config.name in names:
             problems.append(_problem(file, marks, (*base, "name"), f"probe name {config.name!r} is used twice"))
         names.add(config.name)

@@ -16,6 +16,8 @@ from harness.slo.settings import SloSettings
 from harness.units import Duration
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+MAX_NAME = 100  # names become file, process, proxy and container names: keep far below 255
+MAX_ENTRIES = 1000  # faults, attacks, SLOs, probes, ...: more is a generated file gone wrong
 
 
 class Strict(BaseModel):
@@ -23,6 +25,8 @@ class Strict(BaseModel):
 
 
 def _check_name(value: str) -> str:
+    if len(value) > MAX_NAME:
+        raise ValueError(f"name {value[:20]!r}... is {len(value)} characters long: use at most {MAX_NAME}")
     if not _NAME.match(value):
         raise ValueError(
             f"invalid name {value!r}: use letters, digits, '-', '_' or '.', starting with a letter or digit"
@@ -168,12 +172,12 @@ class DataSpec(Strict):
 
 class LoadSpec(Strict):
     users: int = Field(default=10, ge=1, le=100_000)
-    spawn_rate: float | None = Field(default=None, gt=0)
+    spawn_rate: float | None = Field(default=None, gt=0, le=100_000)
     duration: Duration = 60.0
     # load sent before the clock starts and never measured: a server's cold start (JIT,
     # first-inference compilation, caches) is not its steady state
     warmup: Duration = 0.0
-    request_timeout: Duration = 5.0
+    request_timeout: Duration = Field(default=5.0, gt=0)
     window: Duration = 1.0
     processes: int = Field(default=1, ge=1, le=64)
     data: DataSpec = Field(default_factory=DataSpec)
@@ -217,14 +221,14 @@ class FaultEntry(BaseModel):
 
 class Timeline(Strict):
     baseline: Duration = 0.0
-    faults: list[FaultEntry] = Field(default_factory=list)
-    attacks: list[FaultEntry] = Field(default_factory=list)  # same fields; params are the attack's
+    faults: list[FaultEntry] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    attacks: list[FaultEntry] = Field(default_factory=list, max_length=MAX_ENTRIES)  # same fields; params are the attack's
 
 
 class SloSpec(Strict):
     name: str
     expect: str
-    weight: float = Field(default=1.0, gt=0)  # its share of the resilience score
+    weight: float = Field(default=1.0, gt=0, le=1e6)  # its share of the resilience score
 
 
 class Safety(Strict):
@@ -242,15 +246,15 @@ class ToxiproxySpec(Strict):
 class Scenario(Strict):
     name: Name
     description: str = ""
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # the range every RNG the run seeds accepts
     target: Target
-    dependencies: dict[str, DependencySpec] = Field(default_factory=dict)
-    jobs: dict[str, Job] = Field(default_factory=dict)
+    dependencies: dict[str, DependencySpec] = Field(default_factory=dict, max_length=MAX_ENTRIES)
+    jobs: dict[str, Job] = Field(default_factory=dict, max_length=MAX_ENTRIES)
     load: LoadSpec = Field(default_factory=LoadSpec)
     timeline: Timeline = Field(default_factory=Timeline)
-    slos: list[SloSpec] = Field(default_factory=list)
-    stop_when: list[str] = Field(default_factory=list)
-    probes: list[dict[str, Any]] = Field(default_factory=list)  # checked per type by the loader
+    slos: list[SloSpec] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    stop_when: list[str] = Field(default_factory=list, max_length=MAX_ENTRIES)
+    probes: list[dict[str, Any]] = Field(default_factory=list, max_length=MAX_ENTRIES)  # checked per type by the loader
     settings: SloSettings = Field(default_factory=SloSettings)
     safety: Safety = Field(default_factory=Safety)
     output: Output = Field(default_factory=Output)
