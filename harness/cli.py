@@ -84,8 +84,15 @@ def validate(files: list[Path] = typer.Argument(..., help="scenario files")) -> 
 
 
 @app.command()
-def schema() -> None:
+def schema(
+    markdown: bool = typer.Option(False, "--markdown", help="print every fault and attack type's parameters as Markdown tables"),
+) -> None:
     """Print the scenario JSON Schema (for editor completion and checks)."""
+    if markdown:
+        from harness.scenario.param_tables import tables
+
+        sys.stdout.write("\n\n".join(tables().values()) + "\n")
+        return
     from harness.scenario.schema import scenario_json_schema
 
     sys.stdout.write(json.dumps(scenario_json_schema(), indent=2) + "\n")

@@ -12,7 +12,9 @@ import jsonschema
 import pytest
 import yaml
 
+from harness.plugins import fault_types
 from harness.scenario.loader import ScenarioError, parse_scenario
+from harness.scenario.param_tables import readme_blocks, tables, updated_readme
 from harness.scenario.schema import scenario_json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,3 +117,25 @@ def test_fault_branches_offer_each_types_params() -> None:
     kinds = json.dumps(defs["Fault_data_schema_break"]["properties"]["kind"])
     assert all(k in kinds for k in ("missing_field", "extra_field", "wrong_dtype", "wrong_shape"))
     assert "Attack_evasion_hopskipjump" in defs and "Probe_http" in defs
+
+
+def test_readme_parameter_tables_match_the_schema() -> None:
+    """README's fault and attack tables are what the generator makes from the schema now;
+    refresh them with `python -m harness.scenario.param_tables --write README.md`."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert readme_blocks(readme) == {name: table.strip() for name, table in tables().items()}
+    assert updated_readme(readme) == readme
+
+
+def test_parameter_tables_show_each_types_params_and_catch_drift() -> None:
+    fault, attack = tables()["fault-params"], tables()["attack-params"]
+    for type_name in fault_types():
+        assert f"| `{type_name}` |" in fault
+    assert "|  | `latency` | duration | **required** |" in fault
+    assert "| `abuse.fuzz` |" in attack and "| `every attack` | `samples` | integer | `20` |" in attack
+    stale = updated_readme((ROOT / "README.md").read_text(encoding="utf-8")).replace(
+        "|  | `latency` | duration | **required** |", "|  | `latency` | number | **required** |")
+    assert readme_blocks(stale)["fault-params"] != tables()["fault-params"].strip()
+    r = subprocess.run([sys.executable, "-m", "harness.cli", "schema", "--markdown"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=120, check=False)
+    assert r.returncode == 0 and r.stdout.strip() == "\n\n".join(tables().values()).strip()
