@@ -280,7 +280,7 @@ def _judge_shift(shift: Shift | None, base_median: float, direction: int, tol: T
         return OK, f"too few windows ({shift.n_baseline} vs {shift.n_current}) to judge", allowed
     worse_low, worse_high = sorted((shift.low * direction, shift.high * direction))
     if worse_low > allowed:
-        return REGRESSION, f"worse beyond tolerance {allowed:.3g}", allowed
+        return REGRESSION, "worse beyond tolerance", allowed
     if worse_high < -allowed:
         return IMPROVED, "", allowed
     if worse_low > 0:
@@ -312,7 +312,8 @@ def _slo_rows(baseline: dict[str, Any], current: dict[str, Any], tol: Tolerances
             row.tolerance = tolerance.allowed(row.baseline or 0.0)
             worse = None if row.delta is None or direction == 0 else row.delta * direction
             if worse is not None and worse <= row.tolerance:
-                row.note = f"fails now, but moved {abs(row.delta):.3g} (within tolerance {row.tolerance:.3g})"
+                row.note = (f"fails now, but moved {_fmt(abs(row.delta), unit, points=True)} "
+                            f"(within tolerance {_fmt(row.tolerance, unit, points=True)})")
             else:
                 row.flag, row.note = REGRESSION, "held before, fails now"
         elif passed[0] is not True and passed[1] is True:
