@@ -14,7 +14,8 @@ The regression (`--regression`):
               standalone `aftershock proxy`, as soon as the run creates the proxy (so
               the scenario, its timeline and scopes stay exactly the flagship's). Every
               run, healthy or not, goes through that standalone proxy.
-  fragile     the fragile twin (scenarios/feature-store-latency-fragile.yaml).
+  fragile     the fragile twin (scenarios/feature-store-latency-fragile.yaml); every
+              run then uses the embedded proxy, as `aftershock run` does by default.
 
     python benchmarks/compare_bench.py [--pairs 10] [--quick] [--regression slow-store|fragile]
 
@@ -26,31 +27,24 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Self
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from typing import Self
-
 from faults.proxy.client import ToxiproxyClient, ToxiproxyError
 from harness.compare import compare, load_result
+from harness.processes import free_port
 
 FLAGSHIP = ROOT / "scenarios/feature-store-latency.yaml"
 FRAGILE = ROOT / "scenarios/feature-store-latency-fragile.yaml"
 STORE_PROXY_PREFIX = "aftershock-feature-store-"
 TOXIC = "bench-store-plus-50ms"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class SlowStore:
@@ -81,11 +75,28 @@ class SlowStore:
         self.thread.join(timeout=5)
 
 
-def run(scenario: Path, out: Path, quick: bool, proxy_url: str) -> Path | None:
-    """One `aftershock run`; its run folder (None when it left no result.json)."""
+def start_proxy() -> tuple[subprocess.Popen, str]:
+    """A standalone `aftershock proxy` on a free port, answering its API."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proxy = subprocess.Popen([sys.executable, "-m", "harness.cli", "proxy", "--port", str(port)], cwd=ROOT,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
+    client, deadline = ToxiproxyClient(url, timeout=2.0), time.monotonic() + 30
+    while not client.running():
+        if time.monotonic() > deadline or proxy.poll() is not None:
+            proxy.kill()
+            raise SystemExit("the standalone proxy did not start")
+        time.sleep(0.1)
+    return proxy, url
+
+
+def run(scenario: Path, out: Path, quick: bool, proxy_url: str | None) -> Path | None:
+    """One `aftershock run` (through the standalone proxy when given); its run folder
+    (None when it left no result.json)."""
     out.mkdir(parents=True, exist_ok=True)
     before = set(out.rglob("result.json"))
-    cmd = [sys.executable, "-m", "harness.cli", "run", str(scenario), "-o", str(out), "--toxiproxy-url", proxy_url]
+    cmd = [sys.executable, "-m", "harness.cli", "run", str(scenario), "-o", str(out)]
+    cmd += ["--toxiproxy-url", proxy_url] if proxy_url else []
     proc = subprocess.run(cmd + (["--quick"] if quick else []), cwd=ROOT, capture_output=True, text=True,
                           timeout=900, check=False)
     new = sorted(set(out.rglob("result.json")) - before)
@@ -105,18 +116,10 @@ def main() -> int:
     ap.add_argument("--regression", choices=("slow-store", "fragile"), default="slow-store")
     ap.add_argument("--out", type=Path, default=ROOT / "reports/compare-bench")
     args = ap.parse_args()
-    port = free_port()
-    proxy_url = f"http://127.0.0.1:{port}"
-    proxy = subprocess.Popen([sys.executable, "-m", "harness.cli", "proxy", "--port", str(port)], cwd=ROOT,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
-    client = ToxiproxyClient(proxy_url, timeout=2.0)
+    # the slow store needs a proxy the benchmark can reach; the fragile twin runs as users run it
+    proxy, proxy_url = (start_proxy() if args.regression == "slow-store" else (None, None))
     try:
-        deadline = time.monotonic() + 30
-        while not client.running():
-            if time.monotonic() > deadline or proxy.poll() is not None:
-                raise SystemExit("the standalone proxy did not start")
-            time.sleep(0.1)
-        started = time.monotonic()
+        started, load_before = time.monotonic(), os.getloadavg()[0]
         healthy = [run(FLAGSHIP, args.out / "healthy", args.quick, proxy_url)]
         regressed: list[Path | None] = []
         for i in range(1, args.pairs + 1):
@@ -124,7 +127,7 @@ def main() -> int:
             if args.regression == "fragile":
                 regressed.append(run(FRAGILE, args.out / "fragile", args.quick, proxy_url))
             else:
-                with SlowStore(client) as slow:
+                with SlowStore(ToxiproxyClient(proxy_url, timeout=2.0)) as slow:
                     regressed.append(run(FLAGSHIP, args.out / "slow-store", args.quick, proxy_url))
                 if not slow.added:
                     raise SystemExit("the 50 ms toxic was never added: the run created no feature-store proxy")
@@ -138,13 +141,15 @@ def main() -> int:
                 "detected": None if base is None or worse is None else regression_rows(base, worse),
             })
     finally:
-        proxy.terminate()
-        proxy.wait(timeout=10)
+        if proxy is not None:
+            proxy.terminate()
+            proxy.wait(timeout=10)
     judged_same = [p for p in pairs if p["false_alarms"] is not None]
     judged_worse = [p for p in pairs if p["detected"] is not None]
     summary = {
         "pairs": args.pairs, "quick": args.quick, "regression": args.regression,
         "minutes": round((time.monotonic() - started) / 60, 1),
+        "load_average_1min": [round(load_before, 1), round(os.getloadavg()[0], 1)],  # start, end: how busy
         "false_alarm_pairs": sum(bool(p["false_alarms"]) for p in judged_same), "judged_same_pairs": len(judged_same),
         "detected_pairs": sum(bool(p["detected"]) for p in judged_worse), "judged_regressed_pairs": len(judged_worse),
         "detail": pairs,
@@ -152,7 +157,8 @@ def main() -> int:
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     for p in pairs:
         print(f"false alarms: {p['false_alarms']}\n  detected by: {(p['detected'] or [])[:6]}")
-    print(f"\n{args.regression}, {'quick' if args.quick else 'full-length'} runs, {summary['minutes']} min:"
+    print(f"\n{args.regression}, {'quick' if args.quick else 'full-length'} runs, {summary['minutes']} min, "
+          f"load average {summary['load_average_1min'][0]} -> {summary['load_average_1min'][1]}:"
           f"\n  same scenario, same commit: {summary['false_alarm_pairs']}/{len(judged_same)} pairs called a regression"
           f"\n  real regression:            {summary['detected_pairs']}/{len(judged_worse)} pairs called a regression")
     return 0
