@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from harness.fault import UserError
 from harness.protocols import ProtocolAdapter
@@ -45,7 +45,10 @@ def parse_rate(value: Any) -> float | None:
     return rate
 
 
-Rate = Annotated[float | None, BeforeValidator(parse_rate)]
+_RATE_SCHEMA = {  # for `aftershock schema`: the forms parse_rate accepts
+    "anyOf": [{"type": "number", "exclusiveMinimum": 0}, {"type": "string", "pattern": _RATE.pattern}, {"type": "null"}]
+}
+Rate = Annotated[float | None, BeforeValidator(parse_rate), WithJsonSchema(_RATE_SCHEMA, mode="validation")]
 
 
 class AttackParams(BaseModel):

@@ -33,6 +33,9 @@ def _schedule_shorthand(value: Any) -> Any:
     return {"kind": value} if isinstance(value, str) else value
 
 
+ScheduleKind = Literal["sudden", "gradual", "incremental", "recurring"]
+
+
 class Schedule(FaultParams):
     """How the drifted data is mixed in over the fault's window (times from its start).
 
@@ -43,7 +46,7 @@ class Schedule(FaultParams):
     recurring    drifted for the first `duty` share of every `period`, then not
     """
 
-    kind: Literal["sudden", "gradual", "incremental", "recurring"] = "sudden"
+    kind: ScheduleKind = "sudden"
     position: Duration = 5.0
     width: Duration = Field(2.0, gt=0)
     ramp: Duration = Field(10.0, gt=0)
@@ -62,7 +65,8 @@ class Schedule(FaultParams):
         return 1.0, 1.0
 
 
-ScheduleField = Annotated[Schedule, BeforeValidator(_schedule_shorthand)]
+# the schema offers the shorthand too (`schedule: sudden`), as the validator accepts it
+ScheduleField = Annotated[Schedule, BeforeValidator(_schedule_shorthand, json_schema_input_type=Schedule | ScheduleKind)]
 
 
 class DataFaultParams(FaultParams):

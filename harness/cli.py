@@ -99,8 +99,15 @@ def validate(files: list[Path] = typer.Argument(..., help="scenario files")) -> 
 
 
 @app.command()
-def schema() -> None:
+def schema(
+    markdown: bool = typer.Option(False, "--markdown", help="print every fault and attack type's parameters as Markdown tables"),
+) -> None:
     """Print the scenario JSON Schema (for editor completion and checks)."""
+    if markdown:
+        from harness.scenario.param_tables import tables
+
+        sys.stdout.write("\n\n".join(tables().values()) + "\n")
+        return
     from harness.scenario.schema import scenario_json_schema
 
     sys.stdout.write(json.dumps(scenario_json_schema(), indent=2) + "\n")
@@ -209,15 +216,19 @@ def compare(
     baseline: Path = typer.Argument(..., help="baseline result.json, run folder, or folder of runs (newest)"),
     current: Path = typer.Argument(..., help="current result.json, run folder, or folder of runs (newest)"),
     tolerance: list[str] = typer.Option([], "--tolerance", "-t",
-                                        help="KEY=VALUE, e.g. p95(latency)=15%, error_rate=0.01, latency=10ms (repeatable)"),
+                                        help="KEY=VALUE, KEY an SLI, SLO name or class: p95(latency)=15%, accuracy=0.02, latency=10ms (repeatable)"),
     markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="also write the Markdown table to this file"),
+    confidence: float = typer.Option(0.99, "--confidence", min=0.5, max=0.999,
+                                     help="confidence of the shift intervals (default 0.99)"),
 ) -> None:
-    """Per-SLO and per-SLI deltas between two runs; exit 1 on a regression beyond tolerance."""
+    """Per-SLO verdicts and margins, per-SLI shifts with confidence intervals from the per-window
+    samples; exit 1 on a regression (a change for the worse beyond tolerance, with confidence)."""
     from harness.compare import Tolerances, compare as compare_runs, load_result, markdown, parse_tolerance
 
     try:
         tols = Tolerances(dict(parse_tolerance(t) for t in tolerance))
-        cmp = compare_runs(load_result(baseline), load_result(current), tols, str(baseline), str(current))
+        cmp = compare_runs(load_result(baseline), load_result(current), tols, str(baseline), str(current),
+                           confidence)
     except UserError as exc:
         _user_error(exc)
         raise typer.Exit(2) from None

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-_SCENARIO_KEYS = (re.compile(r"^target\s*:", re.M), re.compile(r"^slos\s*:", re.M))
+_SCENARIO_KEYS = (re.compile(r"^target\s*:", re.MULTILINE), re.compile(r"^slos\s*:", re.MULTILINE))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -59,7 +59,7 @@ class ScenarioFile(pytest.File):
 
     def result(self) -> Any:
         if self._result is None:
-            from harness.runner import RunOptions, Runner
+            from harness.runner import Runner, RunOptions
 
             cfg = self.config
             output = cfg.getoption("--aftershock-output")
@@ -72,6 +72,14 @@ class SloFailed(Exception):
     pass
 
 
+# why a run that did not complete fails every item, by RunResult.status
+_INCOMPLETE = {
+    "aborted": "the run was aborted by a stop condition",
+    "interrupted": "the run was interrupted",
+    "error": "the run did not complete (error)",
+}
+
+
 class ScenarioSloItem(pytest.Item):
     def __init__(self, *, slo_index: int | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -80,8 +88,11 @@ class ScenarioSloItem(pytest.Item):
     def runtest(self) -> None:
         run = self.parent.result()
         self.user_properties.append(("run_dir", str(run.run_dir)))
-        if run.status in ("error", "interrupted"):
-            raise SloFailed(f"the run did not complete ({run.status}, exit code {run.exit_code}): {run.message}")
+        if run.status not in ("passed", "failed"):
+            # An aborted, interrupted or errored run judged only part of its plan: an SLO
+            # that "held" until the abort says nothing, so every item of the scenario fails.
+            raise SloFailed(f"{_INCOMPLETE.get(run.status, run.status)} (exit code {run.exit_code}): {run.message}\n"
+                            f"run dir: {run.run_dir}")
         if self.slo_index is None:
             return
         v = run.result["slos"][self.slo_index]
@@ -91,10 +102,10 @@ class ScenarioSloItem(pytest.Item):
             return
         from harness.report.writers import fmt_measured
 
-        prefix = "aborted by a stop condition; " if run.status == "aborted" else ""
         if v["passed"] is None:
-            raise SloFailed(f"{prefix}no data to judge `{v['expect']}` (scope: {v['scope']}): {v['detail']}")
-        raise SloFailed(f"{prefix}expected `{v['expect']}` (scope: {v['scope']}); measured {fmt_measured(v)}\n"
+            raise SloFailed(f"no data to judge `{v['expect']}` (scope: {v['scope']}): {v['detail']}\n"
+                            f"run dir: {run.run_dir}")
+        raise SloFailed(f"expected `{v['expect']}` (scope: {v['scope']}); measured {fmt_measured(v)}\n"
                         f"{v['detail']}\nreport: {run.run_dir / 'report.html'}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer
+from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|µs|ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -90,7 +90,20 @@ def format_duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+# JSON Schema of each human form, for `aftershock schema`: an editor then accepts `10s`
+# and rejects `10 parsecs` exactly as the loader does.
+DURATION_PATTERN = r"^\s*\d+(\.\d+)?\s*(us|µs|ms|s|m|h)?\s*$"
+PERCENT_PATTERN = r"^\s*\d+(\.\d+)?\s*%?\s*$"
+SIZE_PATTERN = r"^\s*\d+(\.\d+)?\s*([Bb]|[KkMmGg][Ii]?[Bb])?\s*$"
+_DURATION_SCHEMA = {"anyOf": [{"type": "number", "minimum": 0}, {"type": "string", "pattern": DURATION_PATTERN}],
+                    "description": "a duration: 250ms, 10s, 2m, 1h, or a number of seconds"}
+_PERCENT_SCHEMA = {"anyOf": [{"type": "number", "minimum": 0, "maximum": 1}, {"type": "string", "pattern": PERCENT_PATTERN}],
+                   "description": "a percentage (99.5%) or a fraction (0.995)"}
+_SIZE_SCHEMA = {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string", "pattern": SIZE_PATTERN}],
+                "description": "a size: 100KB, 512MB, 1GiB, or a number of bytes"}
+
 # pydantic field types: accept the human forms, hold floats (seconds / fractions) or ints.
-Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration, when_used="json")]
-Percent = Annotated[float, BeforeValidator(parse_percent)]
-ByteSize = Annotated[int, BeforeValidator(parse_size)]
+Duration = Annotated[float, BeforeValidator(parse_duration), PlainSerializer(format_duration, when_used="json"),
+                     WithJsonSchema(_DURATION_SCHEMA, mode="validation")]
+Percent = Annotated[float, BeforeValidator(parse_percent), WithJsonSchema(_PERCENT_SCHEMA, mode="validation")]
+ByteSize = Annotated[int, BeforeValidator(parse_size), WithJsonSchema(_SIZE_SCHEMA, mode="validation")]

@@ -57,9 +57,11 @@ def write_journal(
     crash_at: int | None = None,
     extras: bool = True,
     seconds: int = 20,
+    seed: int = 7,
 ) -> None:
     """A 20 s run: 5 s baseline, fault `slow-fs` from 8 s to 13 s adding `slow_s` latency and
-    failing `fail_share` of requests. `crash_at`: stop writing after that many windows."""
+    failing `fail_share` of requests. `crash_at`: stop writing after that many windows;
+    `seed`: the random draw of latencies and outcomes (another seed: another run of the same system)."""
     lines: list[dict[str, Any]] = []
 
     def ev(t: float, event: str, **fields: Any) -> None:
@@ -76,7 +78,7 @@ def write_journal(
         environment={"python": "3.11.9", "locust": "2.47"},
     )
     ev(T0, "phase", phase="load", start=T0, duration=seconds, baseline=5)
-    rnd = random.Random(7)
+    rnd = random.Random(seed)
     failed = total = 0
     fault_lat: list[int] = []
     for i in range(seconds):

@@ -182,7 +182,7 @@ def result_from_journal(events: list[dict[str, Any]]) -> dict[str, Any]:
         "detection_time_s": times_by_slo(slos, "detection_time"),
         "score": resilience_score(slos).to_dict(),
         "slis": scope_slis(windows, timeline),
-        "windows": window_rows(windows, origin),
+        "windows": window_rows(windows, origin, timeline),
         "environment": started.get("environment") or {},
         "drift": _extras(events, DRIFT_DELIVERED, origin),
         "attacks": _extras(events, ATTACK_RESULT, origin),

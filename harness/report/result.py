@@ -97,8 +97,20 @@ def window_row(w: Window, origin: float) -> dict[str, Any]:
     }
 
 
-def window_rows(windows: list[Window], origin: float) -> list[dict[str, Any]]:
-    return [window_row(w, origin) for w in windows]
+def window_scopes(w: Window, timeline: RunTimeline) -> list[str]:
+    """The scopes a window belongs to (by its midpoint, as SLO scopes select windows)."""
+    mid = (w.start + w.end) / 2
+    return [name for name in dict.fromkeys(timeline.scope_names())
+            if any(s.contains(mid) for s in timeline.scope(name))]
+
+
+def window_rows(windows: list[Window], origin: float, timeline: RunTimeline | None = None) -> list[dict[str, Any]]:
+    """Per-window SLIs; with the timeline, each row also names its scopes (compare's samples)."""
+    rows = [window_row(w, origin) for w in windows]
+    if timeline is not None:
+        for row, w in zip(rows, windows, strict=True):
+            row["scopes"] = window_scopes(w, timeline)
+    return rows
 
 
 def scope_slis(windows: list[Window], timeline: RunTimeline) -> dict[str, dict[str, float | None]]:
@@ -180,6 +192,6 @@ def build_result(
         "detection_time_s": times_by_slo(verdicts, "detection_time"),
         "score": resilience_score(verdicts).to_dict(),
         "slis": scope_slis(windows, timeline),
-        "windows": window_rows(windows, origin),
+        "windows": window_rows(windows, origin, timeline),
         "environment": environment(),
     }
