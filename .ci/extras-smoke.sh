@@ -30,6 +30,13 @@ fresh_venv() {  # fresh_venv NAME EXTRA -> $WORK/NAME with the wheel (and EXTRA)
   pip_in "$1" "$WHEEL${2:+[$2]}"
 }
 
+ran_to_verdicts() {  # the install works if the run reached its verdicts (exit 0 or 1); an SLO's
+  # pass or fail on a busy machine is the test suite's business, not the packaging's
+  local rc=0
+  "$@" || rc=$?
+  [ "$rc" -le 1 ] || { echo "run exited $rc: $*"; return 1; }
+}
+
 smoke_core() {
   local bin=$WORK/core/bin out=$WORK/core-validate.txt
   cd "$WORK"  # nothing from the checkout on the path
@@ -58,7 +65,7 @@ timeline:
 slos:
   - {name: answers, expect: availability >= 90%}
 EOF
-  "$bin/aftershock" run core-smoke.yaml -o "$WORK/reports"
+  ran_to_verdicts "$bin/aftershock" run core-smoke.yaml -o "$WORK/reports"
   cd "$ROOT"
 }
 
@@ -67,7 +74,7 @@ smoke_ml() {
   cd "$WORK"
   "$bin/aftershock" validate "$ROOT"/scenarios/*.yaml >/dev/null
   "$bin/python" -c "from attacks.registry import MISSING, attack_types; t = attack_types(); assert not MISSING and t, MISSING; print(len(t), 'attack types')"
-  "$bin/aftershock" run "$ROOT/scenarios/feature-store-latency.yaml" --quick -o "$WORK/reports"
+  ran_to_verdicts "$bin/aftershock" run "$ROOT/scenarios/feature-store-latency.yaml" --quick -o "$WORK/reports"
   cd "$ROOT"
 }
 
