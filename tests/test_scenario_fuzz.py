@@ -9,9 +9,8 @@ by a SIGINT after a few seconds (a fuzzed load may be days long)."""
 
 from __future__ import annotations
 
-import os
-
 import math
+import os
 import signal
 import subprocess
 import sys
