@@ -194,4 +194,5 @@ def build_app(proxies: ProxyCollection) -> ASGIApp:
         Route("/version", version, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_routed, 405: not_routed})
+    app.router.redirect_slashes = False  # /proxies/ is 404 in Toxiproxy, not a redirect
     return ToxiproxyHeaders(app)

@@ -1,4 +1,9 @@
-"""timeout: swallow all data; close the connection after `timeout` ms (0 = hold it forever).
+"""timeout: swallow all data; close the connection once no data has arrived for `timeout` ms
+(0 = hold it forever).
+
+It is an idle timeout, as in Toxiproxy: every chunk that arrives restarts the timer, so a
+connection that keeps sending stays open (and stuck), which is what a peer waiting on a
+half-dead service sees.
 
 The end of stream is passed on, not swallowed: a peer that closes must still get its
 proxied connection closed (Toxiproxy closes on end of stream too), or every client that
@@ -35,6 +40,10 @@ class TimeoutToxic(Toxic):
                 self.attributes["timeout"] / 1000.0, link.close_connection
             )
 
+    def _restart(self, state: _Timer, link: LinkView) -> None:
+        self._cancel(state)
+        self.start(state, link)
+
     def _cancel(self, state: _Timer) -> None:
         if state.handle is not None:
             state.handle.cancel()
@@ -47,6 +56,7 @@ class TimeoutToxic(Toxic):
 
     def pipe(self, piece: Piece, state: _Timer, link: LinkView) -> Iterable[Piece]:
         if piece.kind in (Kind.DATA, Kind.REPLY):
+            self._restart(state, link)
             return ()
         self._cancel(state)  # the stream ended: nothing is left to time out
         return (piece,)
