@@ -9,6 +9,7 @@ server's binary it also runs there, which checks that the recorded answer is sti
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -159,6 +160,35 @@ def error_content_type(url: ServerUrl) -> str:
     return requests.get(url + "/proxies/missing", timeout=5).headers["content-type"]
 
 
+def populate_error_lists(url: ServerUrl) -> tuple[int, Any]:
+    r = _post_raw(url, "/populate", '[{"name": "x"}]')
+    return r.status_code, r.json().get("proxies", "missing")
+
+
+def populate_duplicate_names(url: ServerUrl) -> int:
+    raw = json.dumps([{"name": "d", "listen": "127.0.0.1:0", "upstream": f"127.0.0.1:{port}"} for port in (9, 10)])
+    return _post_raw(url, "/populate", raw).status_code
+
+
+def populate_with_toxics(url: ServerUrl) -> int:
+    entry = {"name": "t", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:9", "toxics": [{"type": "latency"}]}
+    r = _post_raw(url, "/populate", json.dumps([entry]))
+    return len(r.json()["proxies"][0]["toxics"])
+
+
+def listen_omitted(url: ServerUrl) -> str:
+    r = _post_raw(url, "/proxies", '{"name": "n", "upstream": "127.0.0.1:9"}')
+    return r.json()["listen"].rsplit(":", 1)[0]
+
+
+def listen_port_taken(url: ServerUrl) -> tuple[int, str]:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        body = {"name": "b", "listen": f"127.0.0.1:{port}", "upstream": "127.0.0.1:9"}
+        r = requests.post(url + "/proxies", json=body, timeout=5)
+        return r.status_code, r.json()["error"].replace(str(port), "PORT")
+
+
 def _timeout_stays_open_while_sending(url: ServerUrl) -> tuple[bool, bool]:
     """timeout 500 ms upstream; a byte every 100 ms for 1.5 s, then silence.
     Returns (still open after 1.5 s of sending, closed within 2 s once silent)."""
@@ -279,6 +309,21 @@ CASES: dict[str, Case] = {
     "half-close lets the reply through": Case(
         _half_close_reply, 0, 3000,
         "a client that shuts its sending side still reads the answer, as over plain TCP",
+    ),
+    "populate error lists what was created": Case(
+        populate_error_lists, (400, None), (400, []),
+        "always a list, as for an empty populate",
+    ),
+    "populate with a duplicate name": Case(
+        populate_duplicate_names, 201, 400, "two proxies of one name is a mistake, not a request",
+    ),
+    "populate entries with toxics": Case(
+        populate_with_toxics, 0, 1, "a proxy and its toxics are created together, so no connection escapes them",
+    ),
+    "proxy without listen": Case(listen_omitted, "[::]", "127.0.0.1", "safety: loopback unless allowed"),
+    "listen port taken": Case(
+        listen_port_taken, (500, "listen tcp 127.0.0.1:PORT: bind: address already in use"),
+        (500, "listen tcp 127.0.0.1:PORT: bind: address already in use"),
     ),
 }
 

@@ -121,7 +121,10 @@ def build_app(proxies: ProxyCollection) -> ASGIApp:
 
     @api
     async def populate(request: Request) -> Response:
-        applied, err = await proxies.populate(await read_json(request))
+        try:
+            applied, err = await proxies.populate(await read_json(request))
+        except ApiError as refused:  # nothing was created: the error still lists what was
+            return error_response(refused, {"proxies": []})
         listed = [p.to_json() for p in applied]
         if err is not None:
             return error_response(err, {"proxies": listed})
