@@ -156,6 +156,13 @@ def browser_on_unknown_path(url: ServerUrl) -> int:
     return requests.get(url + "/nope", headers={"User-Agent": "Mozilla/5.0"}, timeout=5).status_code
 
 
+def error_nosniff(url: ServerUrl) -> list[str | None]:
+    missing = requests.get(url + "/proxies/missing", timeout=5)
+    unrouted = requests.get(url + "/nope", timeout=5)
+    browser = requests.get(url + "/proxies", headers={"User-Agent": "Mozilla/5.0"}, timeout=5)
+    return [r.headers.get("x-content-type-options") for r in (missing, unrouted, browser)]
+
+
 def error_content_type(url: ServerUrl) -> str:
     return requests.get(url + "/proxies/missing", timeout=5).headers["content-type"]
 
@@ -302,6 +309,7 @@ CASES: dict[str, Case] = {
     "browser user agent on an unknown path": Case(
         browser_on_unknown_path, 404, 403, "the CSRF guard refuses browsers on every path",
     ),
+    "errors say nosniff": Case(error_nosniff, ["nosniff"] * 3, ["nosniff"] * 3),
     "error content type": Case(
         error_content_type, "text/plain; charset=utf-8", "application/json",
         "error bodies are JSON, so they are labelled JSON",

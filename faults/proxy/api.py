@@ -32,9 +32,13 @@ def json_response(data: Any, status: int = 200) -> Response:
     return Response(json.dumps(data, allow_nan=False), status_code=status, media_type="application/json")
 
 
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}  # on every error, as Toxiproxy's http.Error sends
+
+
 def error_response(err: ApiError, extra: dict[str, Any] | None = None) -> Response:
     body = {**err.to_json(), **(extra or {})}
-    return Response(json.dumps(body) + "\n", status_code=err.status, media_type="application/json")
+    return Response(json.dumps(body) + "\n", status_code=err.status, media_type="application/json",
+                    headers=NOSNIFF)
 
 
 def _not_json_constant(name: str) -> Any:
@@ -86,7 +90,7 @@ class ToxiproxyHeaders:
 
         user_agent = dict(scope.get("headers", [])).get(b"user-agent", b"")
         if user_agent.startswith(b"Mozilla/"):
-            refused = PlainTextResponse("User agent not allowed\n", status_code=403)
+            refused = PlainTextResponse("User agent not allowed\n", status_code=403, headers=NOSNIFF)
             await refused(scope, receive, send_with_id)
             return
         await self.app(scope, receive, send_with_id)
@@ -179,7 +183,7 @@ def build_app(proxies: ProxyCollection) -> ASGIApp:
     async def not_routed(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         text = "404 page not found\n" if status == 404 else ""
-        return PlainTextResponse(text, status_code=status)
+        return PlainTextResponse(text, status_code=status, headers=NOSNIFF)
 
     routes = [
         Route("/reset", reset, methods=["POST"]),
