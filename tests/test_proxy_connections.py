@@ -17,7 +17,16 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_proxy_support import TcpServer, api, connect, echo, open_fds, recv_exactly, wait_for
+from test_proxy_support import (
+    TcpServer,
+    api,
+    connect,
+    echo,
+    open_fds,
+    recv_exactly,
+    recv_until_eof,
+    wait_for,
+)
 from toxiproxy import Toxiproxy
 
 from faults.proxy.server import load_config
@@ -282,3 +291,25 @@ def test_bad_config_files_are_user_errors(tmp_path: Path) -> None:
         env={**os.environ},
     )
     assert r.returncode != 0 and "UserError" in r.stderr and "missing port" in r.stderr
+
+
+def test_a_server_that_speaks_first_is_heard(embedded, toxi: Toxiproxy) -> None:
+    """A greeting sent (and the connection closed) the moment the upstream accepts must
+    reach the client whole, with the close: nothing read before the links exist is lost."""
+    greeting = b"220 ready\r\n" * 100
+
+    def greet(conn: socket.socket) -> None:
+        conn.sendall(greeting)
+
+    with TcpServer(greet) as server:
+        proxy = toxi.create(upstream=server.address, name="greeter")
+
+        def one(_: int) -> bytes:
+            with connect(proxy.listen, timeout=5) as sock:
+                return recv_until_eof(sock)
+
+        with ThreadPoolExecutor(10) as pool:
+            heard = list(pool.map(one, range(50)))
+        assert heard.count(greeting) == 50, [len(h) for h in heard if h != greeting]
+        stats = lambda: api(embedded, "GET", "/proxies/greeter").json()["stats"]
+        wait_for(lambda: stats()["connections_active"] == 0, what="all proxied connections closed")

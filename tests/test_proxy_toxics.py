@@ -16,6 +16,7 @@ import pytest
 from test_proxy_support import (
     LineEcho,
     TcpServer,
+    api,
     connect,
     echo,
     hold,
@@ -365,3 +366,26 @@ def test_echo_stays_exact_while_noop_toxics_churn(toxi: Toxiproxy) -> None:
             stop.set()
             worker.join()
         assert churned[0] > 0
+
+
+@pytest.mark.parametrize("stream", ["upstream", "downstream"])
+def test_timeout_zero_still_passes_the_end_of_stream(embedded, toxi: Toxiproxy, stream: str) -> None:
+    """50 clients that give up under `timeout: 0` get their proxied connections closed
+    (Toxiproxy closes on end of stream), instead of leaving them in CLOSE-WAIT."""
+    ended = threading.Semaphore(0)
+
+    def until_eof(conn: socket.socket) -> None:
+        hold(conn)
+        ended.release()
+
+    with TcpServer(until_eof) as server:
+        proxy = toxi.create(upstream=server.address, name=f"to_eof_{stream}")
+        proxy.add_toxic(type="timeout", stream=stream, attributes={"timeout": 0})
+        clients = [connect(proxy.listen) for _ in range(50)]
+        for sock in clients:
+            sock.sendall(b"lost")
+            sock.close()
+        for _ in clients:
+            assert ended.acquire(timeout=5), "a server never saw its client's end of stream"
+        stats = lambda: api(embedded, "GET", f"/proxies/{proxy.name}").json()["stats"]
+        wait_for(lambda: stats()["connections_active"] == 0, timeout=5, what="connections closed")

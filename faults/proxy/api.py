@@ -32,9 +32,13 @@ def json_response(data: Any, status: int = 200) -> Response:
     return Response(json.dumps(data, allow_nan=False), status_code=status, media_type="application/json")
 
 
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}  # on every error, as Toxiproxy's http.Error sends
+
+
 def error_response(err: ApiError, extra: dict[str, Any] | None = None) -> Response:
     body = {**err.to_json(), **(extra or {})}
-    return Response(json.dumps(body) + "\n", status_code=err.status, media_type="application/json")
+    return Response(json.dumps(body) + "\n", status_code=err.status, media_type="application/json",
+                    headers=NOSNIFF)
 
 
 def _not_json_constant(name: str) -> Any:
@@ -86,7 +90,7 @@ class ToxiproxyHeaders:
 
         user_agent = dict(scope.get("headers", [])).get(b"user-agent", b"")
         if user_agent.startswith(b"Mozilla/"):
-            refused = PlainTextResponse("User agent not allowed\n", status_code=403)
+            refused = PlainTextResponse("User agent not allowed\n", status_code=403, headers=NOSNIFF)
             await refused(scope, receive, send_with_id)
             return
         await self.app(scope, receive, send_with_id)
@@ -121,7 +125,10 @@ def build_app(proxies: ProxyCollection) -> ASGIApp:
 
     @api
     async def populate(request: Request) -> Response:
-        applied, err = await proxies.populate(await read_json(request))
+        try:
+            applied, err = await proxies.populate(await read_json(request))
+        except ApiError as refused:  # nothing was created: the error still lists what was
+            return error_response(refused, {"proxies": []})
         listed = [p.to_json() for p in applied]
         if err is not None:
             return error_response(err, {"proxies": listed})
@@ -176,7 +183,7 @@ def build_app(proxies: ProxyCollection) -> ASGIApp:
     async def not_routed(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 404
         text = "404 page not found\n" if status == 404 else ""
-        return PlainTextResponse(text, status_code=status)
+        return PlainTextResponse(text, status_code=status, headers=NOSNIFF)
 
     routes = [
         Route("/reset", reset, methods=["POST"]),
@@ -194,4 +201,5 @@ def build_app(proxies: ProxyCollection) -> ASGIApp:
         Route("/version", version, methods=["GET"]),
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_routed, 405: not_routed})
+    app.router.redirect_slashes = False  # /proxies/ is 404 in Toxiproxy, not a redirect
     return ToxiproxyHeaders(app)

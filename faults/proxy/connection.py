@@ -104,6 +104,13 @@ class Side(asyncio.Protocol):
             self.transport.abort()
 
 
+def _held_side() -> Side:
+    """An upstream side that reads nothing until its links exist: a server that speaks
+    first (a greeting, or data and a close at once) would otherwise be read before there
+    is a link to take its bytes, and they would be lost."""
+    return Side(on_made=lambda side: side.pause("connecting"))
+
+
 class Connection:
     def __init__(self, proxy: Proxy, client: Side, seq: int) -> None:
         self.proxy = proxy
@@ -124,7 +131,7 @@ class Connection:
         host, port = self.proxy.upstream_address()
         try:
             _, upstream = await asyncio.wait_for(
-                self.loop.create_connection(Side, host, port), timeout=30
+                self.loop.create_connection(_held_side, host, port), timeout=30
             )
         except (TimeoutError, OSError, ValueError):
             self.close()  # like Toxiproxy: accept, then close when the upstream is unreachable
@@ -159,6 +166,7 @@ class Connection:
         self.client.reading = upstream.writing = self.links["upstream"]
         upstream.reading = self.client.writing = self.links["downstream"]
         self.client.resume("connecting")
+        upstream.resume("connecting")
 
     def side_lost(self, side: Side) -> None:
         """A socket went away: pass on the end of what it sent, stop writing to it."""

@@ -66,6 +66,7 @@ class ProxyServer:
             access_log=False,
             timeout_graceful_shutdown=2,
             http="h11",
+            server_header=False,  # Toxiproxy sends none
         )
         self._http = _QuietServer(config)
         self._task = asyncio.get_running_loop().create_task(self._http.serve(sockets=[sock]))

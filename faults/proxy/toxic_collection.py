@@ -33,7 +33,8 @@ class ToxicEntry:
             "name": self.name,
             "type": self.type,
             "stream": self.stream,
-            "toxicity": self.toxicity,
+            # a whole number is written as one (1, not 1.0), as Toxiproxy's Go encoder does
+            "toxicity": int(self.toxicity) if self.toxicity.is_integer() else self.toxicity,
         }
 
 
@@ -68,7 +69,8 @@ def parse_toxic(body: Any, taken: Callable[[str], bool]) -> ToxicEntry:
         raise INVALID_TOXIC_TYPE
     if taken(name):
         raise TOXIC_ALREADY_EXISTS
-    toxicity = _toxicity(body.get("toxicity", 1.0))
+    given = body.get("toxicity")
+    toxicity = _toxicity(given if given is not None else 1.0)  # null: the default, as in Toxiproxy
     try:
         attributes = cls.parse_attributes(body.get("attributes"))
     except InvalidAttributes as exc:
@@ -111,7 +113,8 @@ class ToxicCollection:
         entry = self.get(name)
         if not isinstance(body, dict):
             raise BAD_REQUEST_BODY.joined("expected a JSON object")
-        toxicity = _toxicity(body.get("toxicity", entry.toxicity))
+        given = body.get("toxicity")
+        toxicity = _toxicity(given if given is not None else entry.toxicity)  # null: unchanged
         try:
             attributes = type(entry.toxic).parse_attributes(
                 body.get("attributes"), entry.toxic.attributes

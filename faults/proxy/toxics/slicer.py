@@ -1,5 +1,6 @@
-"""slicer: cut chunks into pieces of about `average_size` ± `size_variation` bytes,
-`delay` µs apart, to exercise a peer's handling of partial reads."""
+"""slicer: cut chunks into pieces of at most about `average_size` bytes (halving, the cut
+moved by up to `size_variation`), `delay` µs apart, to exercise a peer's handling of
+partial reads. Sizes and count match Toxiproxy's for the same attributes."""
 
 from __future__ import annotations
 
@@ -12,15 +13,17 @@ from faults.proxy.toxics.base import HOUR_MS, Kind, LinkView, Piece, Toxic
 
 
 def slice_sizes(total: int, average: int, variation: int, rng: random.Random) -> list[int]:
-    """Sizes (each >= 1) that add up to `total`."""
-    sizes: list[int] = []
-    left = total
-    while left > 0:
-        size = average + (rng.randint(-variation, variation) if variation > 0 else 0)
-        size = min(max(size, 1), left)
-        sizes.append(size)
-        left -= size
-    return sizes
+    """Sizes (each >= 1) that add up to `total`, cut as Toxiproxy cuts: halve the chunk
+    (the cut moved by up to ±variation) until every piece is at most average + variation
+    bytes, so without variation pieces land between average/2 and average (200 B at 10 →
+    32 pieces of 6–7 B)."""
+    if total - average <= variation or total <= 1:
+        return [total] if total > 0 else []
+    mid = total // 2
+    if variation > 0:
+        mid += rng.randrange(2 * variation) - variation
+    mid = min(max(mid, 1), total - 1)  # both halves keep at least one byte
+    return slice_sizes(mid, average, variation, rng) + slice_sizes(total - mid, average, variation, rng)
 
 
 @dataclass
