@@ -71,7 +71,7 @@ class BandwidthParams(StreamParams):
 
 class TimeoutParams(StreamParams):
     timeout: Duration = Field(
-        0.0, description="close the connection after this long; 0 = hold it open"
+        0.0, description="close the connection after this long without data; 0 = hold it open"
     )
 
 
