@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TypeVar
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from harness.scenario.loader import (
@@ -19,7 +18,7 @@ from harness.scenario.loader import (
     _Marks,
     _problem,
     _pydantic_problems,
-    _to_python,
+    read_yaml,
 )
 
 M = TypeVar("M", bound=BaseModel)
@@ -40,33 +39,7 @@ def load_model(path: Path, model: type[M], what: str) -> tuple[M, Marks]:
         raise PlanError([Problem(file, 1, 1, "", f"{what} file not found")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise PlanError([Problem(file, 1, 1, "", f"cannot read the file: {exc}")]) from None
-    problems: list[Problem] = []
-    marks = _Marks()
-    try:
-        loader = yaml.SafeLoader(text)
-        try:
-            node = loader.get_single_node()
-            data = _to_python(node, (), marks, loader, problems, file) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        m = exc.problem_mark or exc.context_mark
-        what_went_wrong = " ".join(x for x in (exc.context, exc.problem) if x)
-        raise PlanError(
-            [
-                Problem(
-                    file,
-                    m.line + 1 if m else 1,
-                    m.column + 1 if m else 1,
-                    "",
-                    f"YAML syntax error: {what_went_wrong}; check the indentation and quoting here",
-                )
-            ]
-        ) from None
-    except (yaml.YAMLError, ValueError, TypeError, RecursionError) as exc:
-        raise PlanError([Problem(file, 1, 1, "", f"YAML error: {exc}")]) from None
-    if problems:
-        raise PlanError(problems)
+    data, marks = read_yaml(text, file, PlanError)
     if not isinstance(data, dict):
         raise PlanError(
             [Problem(file, 1, 1, "", f"a {what} must be a mapping; see harness/report/README.md")]

@@ -249,12 +249,13 @@ def load_scenario(path: str | os.PathLike[str], allow_hosts: list[str] | tuple[s
     return parse_scenario(text, file, base_dir=p.parent, allow_hosts=allow_hosts)
 
 
-def parse_scenario(text: str, file: str = "<scenario>", base_dir: Path | None = None,
-                   allow_hosts: list[str] | tuple[str, ...] = ()) -> LoadedScenario:
+def read_yaml(text: str, file: str, error: type[ScenarioError] = ScenarioError) -> tuple[Any, _Marks]:
+    """Parse YAML text with the loader's limits (size, alias expansion) and keep each
+    node's position; raise `error` listing every problem as file:line:col."""
     problems: list[Problem] = []
     marks = _Marks()
     if len(text) > MAX_FILE_BYTES:
-        raise ScenarioError([Problem(file, 1, 1, "", _too_big(len(text)))])
+        raise error([Problem(file, 1, 1, "", _too_big(len(text)))])
     try:
         ctor = yaml.SafeLoader(text)
         try:
@@ -266,13 +267,20 @@ def parse_scenario(text: str, file: str = "<scenario>", base_dir: Path | None = 
         m = exc.problem_mark or exc.context_mark
         line, col = (m.line + 1, m.column + 1) if m else (1, 1)
         what = " ".join(x for x in (exc.context, exc.problem) if x)
-        raise ScenarioError([Problem(file, line, col, "", f"YAML syntax error: {what}; check the indentation and quoting here")]) from None
+        raise error([Problem(file, line, col, "", f"YAML syntax error: {what}; check the indentation and quoting here")]) from None
     except yaml.YAMLError as exc:
-        raise ScenarioError([Problem(file, 1, 1, "", f"YAML error: {exc}")]) from None
+        raise error([Problem(file, 1, 1, "", f"YAML error: {exc}")]) from None
     except (ValueError, TypeError, RecursionError) as exc:  # e.g. bad timestamps or huge nesting
-        raise ScenarioError([Problem(file, 1, 1, "", f"YAML value error: {exc}")]) from None
+        raise error([Problem(file, 1, 1, "", f"YAML value error: {exc}")]) from None
     if problems:
-        raise ScenarioError(problems)
+        raise error(problems)
+    return data, marks
+
+
+def parse_scenario(text: str, file: str = "<scenario>", base_dir: Path | None = None,
+                   allow_hosts: list[str] | tuple[str, ...] = ()) -> LoadedScenario:
+    data, marks = read_yaml(text, file)
+    problems: list[Problem] = []
     if not isinstance(data, dict):
         raise ScenarioError([Problem(file, 1, 1, "", "a scenario must be a mapping with name:, target:, load:, timeline: and slos:")])
 
