@@ -32,6 +32,12 @@ class Redactor:
         return bool(self.secrets)
 
     def text(self, text: str) -> str:
+        """`text` with every secret masked. Masks already there are kept as they are, so
+        masking twice (a value written into the journal and later into the report) changes
+        nothing, even for a secret such as `*` that is a piece of the mask."""
+        return MASK.join(self._mask(piece) for piece in text.split(MASK))
+
+    def _mask(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, MASK)
         return text

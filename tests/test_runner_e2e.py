@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from faults.proxy.client import ToxiproxyClient
-
 from harness.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -233,8 +233,9 @@ def test_a_job_that_dies_before_it_is_ready_stops_the_run_with_its_log(tmp_path:
 def test_warmup_load_is_sent_but_not_measured(tmp_path: Path) -> None:
     scenario = tmp_path / "warm.yaml"
     text = FLAGSHIP.read_text().replace("name: feature-store-latency", "name: warm")
-    assert "  users: 8\n" in text
-    scenario.write_text(text.replace("  users: 8\n", "  users: 8\n  warmup: 3s\n"))
+    warmup = re.search(r"^  warmup: .*\n", text, flags=re.MULTILINE)
+    assert warmup, "the flagship sets load.warmup"
+    scenario.write_text(text.replace(warmup.group(0), "  warmup: 3s\n"))
     proc = aftershock("run", str(scenario), "--quick", "-o", str(tmp_path))
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
