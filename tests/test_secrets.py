@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import markupsafe
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
