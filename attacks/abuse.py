@@ -229,7 +229,7 @@ class ApiFuzz(Attack):
         }
         failures: list[tuple[FuzzCase, str]] = []
         crash_kinds: Counter[str] = Counter()  # requests that got no answer, by kind
-        http = httpx.Client(timeout=p.request_timeout)
+        http = httpx.Client(timeout=p.request_timeout, trust_env=False)
 
         @settings(
             max_examples=p.examples,
@@ -257,7 +257,7 @@ class ApiFuzz(Attack):
                 except httpx.TransportError:
                     # a kept-alive connection the server closed after the previous case:
                     # retry once on a fresh connection before calling it a crash
-                    with httpx.Client(timeout=p.request_timeout) as fresh:
+                    with httpx.Client(timeout=p.request_timeout, trust_env=False) as fresh:
                         response = fresh.post(url, content=case.payload, headers=headers)
             except httpx.TransportError as exc:
                 kind = transport_kind(exc)
@@ -373,7 +373,7 @@ class RequestFlood(Attack):
         sent = 0
         tasks: set[asyncio.Task[None]] = set()
         timeout = httpx.Timeout(p.request_timeout)
-        async with httpx.AsyncClient(limits=limits, timeout=timeout) as client:
+        async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as client:
             while sent < p.max_queries and time.monotonic() < deadline:
                 await gate.acquire()
                 task = asyncio.create_task(one(client, bodies[sent % len(bodies)]))

@@ -131,7 +131,7 @@ class EndpointClient:
         self.deadline = deadline
         self.batch_size = batch_size
         self.limiter = RateLimiter(rate_limit)
-        self.http = httpx.Client(base_url=ctx.base_url, timeout=request_timeout)
+        self.http = httpx.Client(base_url=ctx.base_url, timeout=request_timeout, trust_env=False)
         self.url = ctx.adapter.infer_path(ctx.model)
         self.queries = 0
         self.requests = 0

@@ -172,7 +172,7 @@ class PoisoningAttack(Attack):
             return None
         accepted = rejected = unknown = 0
         url = self._url(ctx, p.ingest_path)
-        with httpx.Client(timeout=p.request_timeout) as http:
+        with httpx.Client(timeout=p.request_timeout, trust_env=False) as http:
             for start in range(0, len(y), p.chunk):
                 if time.monotonic() >= deadline:
                     raise BudgetExhausted("the window ended while injecting")
@@ -224,7 +224,7 @@ class PoisoningAttack(Attack):
         if not p.retrain_path:
             return False
         url = self._url(ctx, p.retrain_path)
-        with httpx.Client(timeout=p.request_timeout) as http:
+        with httpx.Client(timeout=p.request_timeout, trust_env=False) as http:
             while True:
                 response = http.post(url)
                 if response.status_code != 409:  # 409: one is running; wait for it, then ours

@@ -83,7 +83,7 @@ def probe_target(
     check_host_allowed(url, allowed_hosts or [])
     adapter = make_adapter(protocol, **(options or {}))
     base = url.rstrip("/")
-    with httpx.Client(base_url=base, timeout=timeout) as client:
+    with httpx.Client(base_url=base, timeout=timeout, trust_env=False) as client:
         report = ProbeReport(base, protocol, model, _check(client, adapter.live_path),
                              _check(client, adapter.ready_path(model)))
         for what, check in (("liveness", report.live), ("readiness", report.ready)):

@@ -80,6 +80,12 @@ def test_unknown_fault_type_with_did_you_mean() -> None:
     assert "did you mean 'network.latency'" in p.message
 
 
+def test_unknown_protocol_is_refused_with_did_you_mean() -> None:
+    (p,) = problems_of(GOOD.replace("  demo: fraud\n", "  demo: fraud\n  protocol: oip-v3\n"))
+    assert p.line == 4 and p.path == "target.protocol"
+    assert "did you mean 'oip-v2'" in p.message
+
+
 def test_bad_duration_names_field_and_line() -> None:
     (p,) = problems_of(GOOD.replace("duration: 3s", "duration: 3 parsecs"))
     assert p.line == 16 and p.path == "timeline.faults[0].duration"

@@ -216,6 +216,21 @@ def test_masking_twice_changes_nothing(secret: str) -> None:
     assert once == f"x {MASK} y" and redactor.text(once) == once
 
 
+def test_a_validation_error_does_not_quote_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    from harness.scenario.loader import ScenarioError, parse_scenario
+
+    monkeypatch.setenv("AFTERSHOCK_TEST_SECRET", SECRET)
+    text = """\
+name: s
+target: {url: "http://127.0.0.1:9/", model: m}
+load: {users: 1, duration: "${env:AFTERSHOCK_TEST_SECRET}"}
+slos: [{name: a, expect: availability >= 99%}]
+"""
+    with pytest.raises(ScenarioError) as err:
+        parse_scenario(text, "s.yaml")
+    assert "load.duration" in str(err.value) and MASK in str(err.value) and SECRET not in str(err.value)
+
+
 def test_a_real_run_leaks_its_secret_nowhere(tmp_path: Path) -> None:
     write_dataset(tmp_path)
     scenario = tmp_path / "leak.yaml"

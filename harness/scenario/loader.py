@@ -13,12 +13,13 @@ expand to (an alias "bomb" of a few lines expands to gigabytes), and every numbe
 from __future__ import annotations
 
 import difflib
+import json
 import math
 import os
 import re
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from pydantic import BaseModel, ValidationError
 from harness.fault import Fault, UserError
 from harness.plugins import fault_types
 from harness.probes.placeholders import fill_target_url
+from harness.redaction import Redactor
 from harness.safety import check_host_allowed
 from harness.scenario.model import Scenario
 
@@ -291,6 +293,19 @@ def parse_scenario(text: str, file: str = "<scenario>", base_dir: Path | None = 
         m = marks.at(where)
         problems.append(Problem(file, m.line + 1 if m else 1, m.column + 1 if m else 1, _dotted(where),
                                 f"environment variable {name} is not set: export it or remove ${{env:{name}}}"))
+    try:
+        return _validated(data, marks, file, problems, secrets, base_dir, allow_hosts)
+    except ScenarioError as err:  # a message may quote a bad value, and that value may be a secret
+        if not secrets:
+            raise
+        # messages quote values as Python (repr) or JSON writes them: mask those forms too
+        forms = {f for v in secrets for f in (v, repr(v)[1:-1], json.dumps(v)[1:-1], json.dumps(v, ensure_ascii=False)[1:-1])}
+        mask = Redactor(forms).text
+        raise ScenarioError([replace(p, path=mask(p.path), message=mask(p.message)) for p in err.problems]) from None
+
+
+def _validated(data: dict[str, Any], marks: _Marks, file: str, problems: list[Problem], secrets: list[str],
+               base_dir: Path | None, allow_hosts: list[str] | tuple[str, ...]) -> LoadedScenario:
     problems.extend(_number_problems(data, (), marks, file))
     if problems:
         raise ScenarioError(problems)
@@ -454,6 +469,13 @@ def _validate_probes(scenario: Scenario, marks: _Marks, file: str, problems: lis
 
 
 def _validate_semantics(scenario: Scenario, marks: _Marks, file: str, problems: list[Problem]) -> None:
+    from harness.protocols import adapter_types
+
+    protocols = sorted(adapter_types())
+    if scenario.target.protocol not in protocols:
+        problems.append(_problem(file, marks, ("target", "protocol"),
+                                 f"unknown protocol {scenario.target.protocol!r}{_suggest(scenario.target.protocol, protocols)}: "
+                                 f"use one of {', '.join(protocols)}"))
     t = scenario.timeline
     total = scenario.load.duration
     if t.baseline > total:
