@@ -54,6 +54,9 @@ def run(
     except KeyboardInterrupt:  # Ctrl-C before the run set its handlers, or after it removed them
         err.print(f"interrupted; run folder: {runner.run_dir}", highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
+    except UserError as exc:  # found before anything started (an unsafe ledger key, say): the user's to fix
+        err.print(f"error: {exc}; run folder: {runner.run_dir}", highlight=False, markup=False, soft_wrap=True)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
     except Exception as exc:  # noqa: BLE001 (a harness bug: one line and the run folder, never exit 1)
         err.print(f"internal error: {type(exc).__name__}: {exc}; run folder: {runner.run_dir}",
                   highlight=False, markup=False, soft_wrap=True)

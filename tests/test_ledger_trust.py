@@ -162,3 +162,21 @@ def test_cleanup_command_with_a_crafted_ledger(tmp_path: Path, victim: subproces
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("left alone: not signed") == 3 and "killed" not in r.stdout, r.stdout
     assert alive(victim)
+
+
+def test_a_run_with_an_unsafe_key_exits_2_with_the_fix(tmp_path: Path) -> None:
+    """The key is read when the run opens its ledger, before anything starts: a user error
+    (exit 2 naming the fix), not an internal one."""
+    ledger_key()
+    key_path().chmod(0o644)
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text("""\
+name: unsafe-key
+target: {url: "http://127.0.0.1:9/", model: m}
+load: {users: 1, duration: 2s}
+slos: [{name: a, expect: availability >= 99%}]
+""")
+    r = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(scenario), "-o", str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=120, check=False, env={**os.environ})
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "chmod 600" in r.stderr and "Traceback" not in r.stdout + r.stderr
