@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Awaitable, Callable
 
 import numpy as np
 import pytest
@@ -65,7 +66,8 @@ async def scenario(url: str, store: subprocess.Popen[bytes]) -> None:
         await client.aclose()
 
 
-def test_cache_refreshes_ahead_and_expires_when_the_store_stops() -> None:
+def against_a_real_store(story: Callable[[str, subprocess.Popen[bytes]], Awaitable[None]]) -> None:
+    """Run `story` against a feature store in its own process, stopped on every way out."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     store = subprocess.Popen(
@@ -74,9 +76,13 @@ def test_cache_refreshes_ahead_and_expires_when_the_store_stops() -> None:
     )
     try:
         wait_ready(f"{url}/health", store, 60)
-        asyncio.run(scenario(url, store))
+        asyncio.run(story(url, store))
     finally:
         stop([store])
+
+
+def test_cache_refreshes_ahead_and_expires_when_the_store_stops() -> None:
+    against_a_real_store(scenario)
 
 
 async def outage_and_recovery(url: str, store: subprocess.Popen[bytes]) -> None:
@@ -106,14 +112,4 @@ async def outage_and_recovery(url: str, store: subprocess.Popen[bytes]) -> None:
 
 
 def test_cache_is_refilled_when_the_breaker_closes() -> None:
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    store = subprocess.Popen(
-        [sys.executable, "-m", "harness.demo", "feature-store", "--port", str(port)],
-        start_new_session=True,
-    )
-    try:
-        wait_ready(f"{url}/health", store, 60)
-        asyncio.run(outage_and_recovery(url, store))
-    finally:
-        stop([store])
+    against_a_real_store(outage_and_recovery)
