@@ -37,6 +37,22 @@ def serves(port: int) -> bool:
         return False
 
 
+def listeners(port: int) -> str:
+    """Who still accepts on `port` (pid, state, command line), for a failure message."""
+    import psutil
+
+    found = []
+    for c in psutil.net_connections("tcp"):
+        if c.laddr and c.laddr.port == port and c.status == psutil.CONN_LISTEN:
+            try:
+                p = psutil.Process(c.pid) if c.pid else None
+                found.append(f"pid {c.pid} ({p.status() if p else '?'}): {' '.join(p.cmdline()) if p else '?'}; "
+                             f"parent {p.ppid() if p else '?'}")
+            except psutil.Error as exc:
+                found.append(f"pid {c.pid}: {exc}")
+    return f"port {port} still listened on by: {found or 'nobody (a connection was accepted anyway)'}"
+
+
 def refuses(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
@@ -209,7 +225,7 @@ def test_crash_replay_kills_the_worker_that_left_the_session(tmp_path):
         assert any("resumed (SIGCONT)" in a for a in actions), actions
         assert any(a.startswith("process target") and a.endswith("killed") for a in actions), actions
         assert wait_for(lambda: gone(arbiter) and gone(worker), 10)
-        assert refuses(port)
+        assert wait_for(lambda: refuses(port), 5), listeners(port)
     finally:
         child.kill()
         for pid in (arbiter, worker):
