@@ -21,11 +21,12 @@ import numpy as np
 import pytest
 
 from harness.fault import FaultContext
-from harness.load import LoadConfig, LoadProcess, merge_into
+from harness.load import LoadConfig, LoadProcess
 from harness.load.reference_server import ReferenceServerProcess
 from harness.plugins import fault_types
 from harness.scenario.loader import ScenarioError, parse_scenario
 from harness.windows import Window
+from tests.load_support import drive_load
 
 PLUGINS = Path(__file__).parent / "plugins"
 RUN_LIMIT_S = 90
@@ -136,15 +137,7 @@ def test_third_party_data_fault_acts_in_a_user_locustfile(third_party, tmp_path:
             fault.revert()
             span.append(time.time())
 
-        try:
-            await lp.start()
-            task = asyncio.create_task(timeline())
-            async for w in lp.windows():
-                merge_into(windows, w)
-            await task
-        finally:
-            fault.revert()
-            await lp.stop()
+        await drive_load(lp, timeline, windows, [fault])
 
     with ReferenceServerProcess() as srv:
         asyncio.run(asyncio.wait_for(drive(), RUN_LIMIT_S))

@@ -17,16 +17,17 @@ import pytest
 from faults.delivered import delivered_events
 from faults.drift import CovariateShift
 from faults.schema_break import SchemaBreak
-from harness.drift_test import DemoTarget, run_grid
 from harness.datasets import load_dataset
+from harness.drift_test import DemoTarget, run_grid
 from harness.fault import FaultContext
-from harness.load import LoadConfig, LoadProcess, merge_into
+from harness.load import LoadConfig, LoadProcess
 from harness.phases import RunTimeline, Span
 from harness.probes import build_probe
 from harness.protocols import make_adapter
 from harness.slo import evaluate, parse_slo
 from harness.slo.sli import window_sli
 from harness.windows import Window
+from tests.load_support import drive_load
 
 RUN_LIMIT_S = 120
 
@@ -58,16 +59,7 @@ async def _load_with_faults(cfg: LoadConfig, workdir: Path, windows: dict[int, W
             fault.revert()
             spans[fault.name] = Span(fault.name, "fault", start, time.time())
 
-    try:
-        await lp.start()
-        task = asyncio.create_task(timeline())
-        async for w in lp.windows():
-            merge_into(windows, w)
-        await task
-    finally:
-        shift.revert()
-        schema.revert()
-        await lp.stop()
+    await drive_load(lp, timeline, windows, [shift, schema])
 
 
 def test_drift_and_schema_break_under_real_load(demo, tmp_path: Path) -> None:
