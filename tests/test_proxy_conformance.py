@@ -24,6 +24,7 @@ import requests
 from test_proxy_support import TcpServer, echo, wait_for
 
 from faults.proxy import EmbeddedProxy
+from harness.processes import free_port
 
 ServerUrl = str
 Probe = Callable[[ServerUrl], Any]
@@ -40,12 +41,6 @@ class Case:
         return self.ours == self.toxiproxy
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ours() -> Iterator[ServerUrl]:
     with EmbeddedProxy(port=0, seed=5) as proxy:
@@ -58,7 +53,7 @@ def toxiproxy() -> Iterator[ServerUrl | None]:
     if not binary:
         yield None
         return
-    port = _free_port()
+    port = free_port()
     child = subprocess.Popen(
         [binary, "-host", "127.0.0.1", "-port", str(port)],
         env={**os.environ, "LOG_LEVEL": "warn"},
