@@ -11,10 +11,13 @@ import json
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from harness.redaction import Redactor
+
+Listener = Callable[[dict[str, Any]], None]
 
 
 class Journal:
@@ -22,12 +25,20 @@ class Journal:
         self.path = path
         self.redactor = Redactor(secrets or [])
         self._lock = threading.Lock()
+        self._listeners: list[Listener] = []
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = path.open("a", encoding="utf-8")
 
+    def subscribe(self, listener: Listener) -> None:
+        """Hand every later event (redacted, as written) to `listener`: the live views
+        (terminal, web dashboard, metrics exporters) read the run from the same record
+        the report does. A listener must be quick and must not raise; one that does is
+        dropped, so an exporter's bug never stops a run."""
+        self._listeners.append(listener)
+
     def write(self, event: str, **fields: Any) -> None:
-        record = {"t": time.time(), "event": event, **fields}
-        line = json.dumps(self.redactor.value(record), default=str)
+        record = self.redactor.value({"t": time.time(), "event": event, **fields})
+        line = json.dumps(record, default=str)
         with self._lock:
             if self._file.closed:
                 return
@@ -35,6 +46,11 @@ class Journal:
             self._file.flush()
             if event.startswith("fault."):  # fault events must survive a power cut too
                 os.fsync(self._file.fileno())
+        for listener in list(self._listeners):
+            try:
+                listener(record)
+            except Exception:  # noqa: BLE001 - see subscribe(): a broken listener is dropped
+                self._listeners.remove(listener)
 
     def close(self) -> None:
         with self._lock:
