@@ -13,6 +13,18 @@ from harness.windows import Window
 T0 = 1_700_000_000.0
 
 
+ATTACK_VERDICT = {
+    "name": "robust under fgsm",
+    "expect": "robust_accuracy >= 0.8 during fgsm",
+    "passed": False,
+    "measured": 0.71,
+    "unit": "",
+    "threshold": 0.8,
+    "scope": "fgsm",
+    "detail": "probe.robust_accuracy during fgsm was 0.71; expected >= 0.8",
+}
+
+
 def verdicts(p95_ms: float, availability: float) -> list[dict[str, Any]]:
     return [
         {
@@ -49,6 +61,25 @@ def verdicts(p95_ms: float, availability: float) -> list[dict[str, Any]]:
     ]
 
 
+def attack_details(rnd: random.Random, samples: int = 12, features: int = 6) -> dict[str, Any]:
+    """An evasion attack's details as attacks/evasion.py journals them: the dataset rows it
+    finished, every adversarial point (the raw vectors), a few examples and failed requests."""
+    rows = [rnd.randrange(1000) for _ in range(samples)]
+    original = [[round(rnd.uniform(0, 1), 3) for _ in range(features)] for _ in rows]
+    adversarial = [[round(v + rnd.uniform(-0.05, 0.05), 3) for v in x] for x in original]
+    return {
+        "stopped": "done",
+        "samples_planned": samples,
+        "examples": [
+            {"row": r, "label": 1, "adversarial_prediction": 0, "original": o, "adversarial": a}
+            for r, o, a in list(zip(rows, original, adversarial))[:5]
+        ],
+        "rows": rows,
+        "adversarial": adversarial,
+        "errors": {"http_429": 3, "timeout": 1},
+    }
+
+
 def write_journal(
     path: Path,
     *,
@@ -58,10 +89,12 @@ def write_journal(
     extras: bool = True,
     seconds: int = 20,
     seed: int = 7,
+    attack_slo: bool = False,
 ) -> None:
     """A 20 s run: 5 s baseline, fault `slow-fs` from 8 s to 13 s adding `slow_s` latency and
     failing `fail_share` of requests. `crash_at`: stop writing after that many windows;
-    `seed`: the random draw of latencies and outcomes (another seed: another run of the same system)."""
+    `seed`: the random draw of latencies and outcomes (another seed: another run of the same system);
+    `attack_slo`: also judge the attack `fgsm` (robust_accuracy >= 0.8 during fgsm, which fails)."""
     lines: list[dict[str, Any]] = []
 
     def ev(t: float, event: str, **fields: Any) -> None:
@@ -132,6 +165,7 @@ def write_journal(
                 start=T0 + 14,
                 end=T0 + 17,
                 metrics={"robust_accuracy": 0.71, "attack_success_rate": 0.29, "queries": 300},
+                details=attack_details(rnd),
             )
             ev(
                 T0 + 9,
@@ -143,13 +177,10 @@ def write_journal(
             )
         fault_lat.sort()
         p95 = fault_lat[int(0.95 * (len(fault_lat) - 1))] / 1000 if fault_lat else 0.0
-        for v in verdicts(p95, 1 - failed / total):
+        judged = verdicts(p95, 1 - failed / total) + ([ATTACK_VERDICT] if attack_slo else [])
+        for v in judged:
             ev(T0 + seconds + 0.5, "slo.verdict", **v)
-        status, code = (
-            ("passed", 0)
-            if all(v["passed"] for v in verdicts(p95, 1 - failed / total))
-            else ("failed", 1)
-        )
+        status, code = ("passed", 0) if all(v["passed"] for v in judged) else ("failed", 1)
         ev(T0 + seconds + 1, "run.ended", status=status, exit_code=code, message="")
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "\n".join(json.dumps(x) for x in lines) + "\n"

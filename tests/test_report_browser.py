@@ -1,164 +1,181 @@
-"""report.html in a real headless Chromium (Debian's `chromium` package): it loads from
-file:// without touching the network, logs no console error, and shows the timeline plot.
-Driven over the DevTools protocol with websocket-client. Skips when chromium is absent."""
+"""report.html in a real headless Chromium (Debian's `chromium` package, driven by Playwright
+through `executable_path`; no `playwright install`): it loads from file:// without touching
+the network, logs no console error, draws every panel with its traces, and answers a real
+mouse: hover shows values, a drag zooms every panel on a time range, a legend click hides a
+series. Skips when chromium or Playwright is absent.
+
+`AFTERSHOCK_SCREENSHOTS=docs/images pytest tests/test_report_browser.py` also writes the
+README's picture of the report there (report.png, palette PNG, under 150 KB)."""
 
 from __future__ import annotations
 
-import itertools
-import json
+import os
 import shutil
-import subprocess
-import time
-import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import websocket
 from report_journals import write_journal
 
 from harness.report.writers import render_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (apt-get install -y chromium)"
 )
+README_SHOT_BYTES = 150_000
+GRAPH = "document.getElementById('timeline')"
 
 
-class DevTools:
-    """The few DevTools protocol calls this test needs, over one page's websocket."""
-
-    def __init__(self, ws_url: str) -> None:
-        self.ws = websocket.create_connection(ws_url, timeout=30, suppress_origin=True)
-        self.ids = itertools.count(1)
-        self.events: list[dict[str, Any]] = []
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        msg_id = next(self.ids)
-        self.ws.send(json.dumps({"id": msg_id, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.ws.recv())
-            if msg.get("id") == msg_id:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg.get("result", {})
-            self.events.append(msg)
-
-    def wait_for(self, method: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(e.get("method") == method for e in self.events):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"no {method} within {timeout}s")
-            self.events.append(json.loads(self.ws.recv()))
-
-    def evaluate(self, expression: str) -> Any:
-        out = self.call(
-            "Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-dev-shm-usage"]
         )
-        return out["result"].get("value")
+        yield b
+        b.close()
 
 
 @pytest.fixture
-def browser(tmp_path: Path):
-    profile = tmp_path / "profile"
-    proc = subprocess.Popen(
-        [
-            CHROMIUM,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--disable-dev-shm-usage",
-            f"--user-data-dir={profile}",
-            "--remote-debugging-address=127.0.0.1",
-            "--remote-debugging-port=0",
-            "about:blank",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=(tmp_path / "chromium.log").open("w"),
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    pg = context.new_page()
+    pg.problems = []  # console errors, page errors and requests that leave the file
+    pg.on("console", lambda m: m.type in ("error", "assert") and pg.problems.append(m.text))
+    pg.on("pageerror", lambda e: pg.problems.append(f"exception: {e}"))
+    pg.on(
+        "request",
+        lambda r: (
+            not r.url.startswith(("file:", "data:", "blob:"))
+            and pg.problems.append(f"network request: {r.url}")
+        ),
     )
-    try:
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 60
-        while not (port_file.is_file() and port_file.read_text().strip()):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"chromium did not start: {(tmp_path / 'chromium.log').read_text()[-2000:]}"
-                )
-            time.sleep(0.2)
-        port = int(port_file.read_text().split()[0])
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=10) as r:
-            pages = [t for t in json.load(r) if t["type"] == "page"]
-        tools = DevTools(pages[0]["webSocketDebuggerUrl"])
-        yield tools
-        tools.ws.close()
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    yield pg
+    context.close()
 
 
-def _open(tools: DevTools, page: Path) -> list[str]:
-    """Load `page`; return every console error, exception and non-local request seen."""
-    for domain in ("Page", "Runtime", "Log", "Network"):
-        tools.call(f"{domain}.enable")
-    tools.call("Page.navigate", url=page.as_uri())
-    tools.wait_for("Page.loadEventFired")
-    problems = []
-    for e in tools.events:
-        m, p = e.get("method"), e.get("params", {})
-        if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
-            problems.append(f"console.{p['type']}: {p.get('args')}")
-        elif m == "Runtime.exceptionThrown":
-            problems.append(f"exception: {p.get('exceptionDetails', {}).get('text')}")
-        elif m == "Log.entryAdded" and p.get("entry", {}).get("level") == "error":
-            problems.append(f"log: {p['entry'].get('text')}")
-        elif m == "Network.requestWillBeSent" and not p["request"]["url"].startswith(
-            ("file:", "data:")
-        ):
-            problems.append(f"network request: {p['request']['url']}")
-    return problems
+def _open(page: Any, report: Path) -> None:
+    page.goto(report.as_uri())
+    page.wait_for_function(f"{GRAPH} && {GRAPH}._fullLayout && {GRAPH}.data.length > 0")
 
 
-def test_report_loads_without_errors_and_shows_the_plot(browser: DevTools, tmp_path: Path) -> None:
+def _pixel(page: Any, axis: str, x: float, y_frac: float = 0.5) -> tuple[float, float]:
+    """Viewport coordinates of time `x` on x-axis `axis`, `y_frac` of the way down its panel
+    (the panel scrolled into the middle of the viewport, where the mouse can reach it)."""
+    return page.evaluate(
+        f"""([axis, x, f]) => {{ const gd = {GRAPH}, L = gd._fullLayout, xa = L['x' + axis],
+        ya = L['y' + axis];
+        const panelY = () => gd.getBoundingClientRect().top + ya._offset + f * ya._length;
+        window.scrollBy(0, panelY() - window.innerHeight / 2);
+        return [gd.getBoundingClientRect().left + xa._offset + xa.l2p(x), panelY()]; }}""",
+        [axis, x, y_frac],
+    )
+
+
+def test_report_is_interactive_and_shows_the_run(page: Any, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    write_journal(run / "journal.jsonl")
+    write_journal(run / "journal.jsonl", attack_slo=True)
     render_run(run)
-    assert _open(browser, run / "report.html") == []
-    img = browser.evaluate("""(() => { const i = document.querySelector('img#timeline');
-        if (!i) return null; const r = i.getBoundingClientRect();
-        return {complete: i.complete, w: i.naturalWidth, h: i.naturalHeight, shownW: r.width, shownH: r.height}; })()""")
-    assert img is not None and img["complete"], img
-    assert img["w"] >= 600 and img["h"] >= 600 and img["shownW"] > 300 and img["shownH"] > 300, img
-    text = browser.evaluate("document.body.innerText")
+    _open(page, run / "report.html")
+    shot = tmp_path / "report-full.png"  # before the mouse moves: as a reader first sees it
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 50_000
+    _readme_picture(page, tmp_path)
+    names = page.evaluate(f"{GRAPH}.data.map(t => t.name)")
     for expected in (
-        "Resilience score",
-        "75.0 %",
-        "Σ(weightᵢ × successᵢ)",
-        "p95 under 250 ms",
-        "FAIL",
-        "robust_accuracy",
-        "psi",
-        "recovery",
-        "3.11.9",
-    ):
+        "p50", "p95", "p99", "error rate", "errors: timeout", "requests/s", "accuracy",
+        "fallback rate", "robust_accuracy (attack figure)", "SLO: p95 under 250 ms",
+        "SLO: availability", "SLO: robust under fgsm",
+    ):  # fmt: skip
+        assert expected in names, expected
+    panels = page.evaluate(f"Object.keys({GRAPH}._fullLayout).filter(k => /^yaxis\\d*$/.test(k))")
+    assert len(panels) == 6  # latency, errors, throughput, accuracy, fallback, attack figures
+    drawn = page.evaluate(f"{GRAPH}.querySelectorAll('.scatterlayer .trace').length")
+    assert drawn == len(names)
+
+    # hover: a real mouse over the latency panel inside the fault shows that window's p95
+    p95 = page.evaluate(f"{GRAPH}.data.find(t => t.name === 'p95').y[10]")
+    page.mouse.move(*_pixel(page, "axis", 10.5, 0.5))
+    page.wait_for_selector(".hoverlayer .legend, .hoverlayer .hovertext", timeout=5000)
+    hover = page.evaluate("document.querySelector('.hoverlayer').textContent")
+    assert "p95" in hover and f"{p95:.4g}"[:3] in hover.replace(",", ""), (hover, p95)
+
+    # zoom: drag over 8..13 s on the error panel; every panel follows (shared time axis)
+    x0, y = _pixel(page, "axis2", 8.0)
+    x1, _ = _pixel(page, "axis2", 13.0)
+    page.mouse.move(x0, y)
+    page.mouse.down()
+    page.mouse.move((x0 + x1) / 2, y, steps=4)
+    page.mouse.move(x1, y, steps=4)
+    page.mouse.up()
+    ranges = page.evaluate(
+        f"Object.entries({GRAPH}._fullLayout).filter(([k]) => /^xaxis\\d*$/.test(k))"
+        ".map(([, a]) => a.range)"
+    )
+    assert len(ranges) == 6
+    for lo, hi in ranges:
+        assert abs(lo - 8.0) < 0.3 and abs(hi - 13.0) < 0.3, ranges
+    # the same from code: the bottom axis leads (the others match it), read back on the top one
+    page.evaluate(f"Plotly.relayout({GRAPH}, {{'xaxis6.range': [14, 17]}})")
+    assert page.evaluate(f"{GRAPH}._fullLayout.xaxis.range") == [14, 17]
+    page.evaluate(f"Plotly.relayout({GRAPH}, {{'xaxis6.autorange': true}})")
+
+    # legend toggle: a click on "p99" hides that series, a second click shows it again
+    entry = page.locator(".legend .traces", has_text="p99").first
+    entry.click()
+    p99 = f"{GRAPH}.data.find(t => t.name === 'p99').visible"
+    page.wait_for_function(f"{p99} === 'legendonly'")
+    entry.click()
+    page.wait_for_function(f"{p99} === true")
+
+    text = page.inner_text("body")
+    for expected in (
+        "Resilience score", "60.0 %", "Σ(weightᵢ × successᵢ)", "p95 under 250 ms", "FAIL",
+        "robust_accuracy 71.0 %", "psi", "recovery", "3.11.9", "attacks.json",
+    ):  # fmt: skip
         assert expected in text, expected
-    shot = browser.call("Page.captureScreenshot", format="png")
-    assert len(shot["data"]) > 10_000
+    colors = page.evaluate(
+        "[...document.querySelectorAll('#verdicts tr[class^=row-] td:first-child')]"
+        ".map(td => [td.innerText, getComputedStyle(td).backgroundColor])"
+    )
+    assert dict(colors)["p95 under 250 ms"] != dict(colors)["availability"]  # FAIL vs PASS
+    assert page.problems == []
 
 
-def test_partial_journal_of_a_crashed_run_renders_in_the_browser(
-    browser: DevTools, tmp_path: Path
-) -> None:
+def _readme_picture(page: Any, out: Path) -> None:
+    """The verdicts and the chart, as a small palette PNG for the README."""
+    from PIL import Image
+
+    page.set_viewport_size({"width": 1200, "height": 900})
+    page.evaluate(f"Plotly.Plots.resize({GRAPH})")
+    page.wait_for_timeout(300)  # the resize redraws on the next frames
+    heading = "document.getElementById('verdicts').previousElementSibling"
+    top = page.evaluate(f"{heading}.getBoundingClientRect().top + scrollY")
+    bottom = page.evaluate(f"{GRAPH}.getBoundingClientRect().bottom + scrollY")
+    raw = out / "report-readme-raw.png"
+    page.screenshot(
+        path=str(raw), full_page=True,
+        clip={"x": 0, "y": max(0, top - 10), "width": 1200, "height": bottom - top + 20},
+    )  # fmt: skip
+    small = out / "report.png"
+    with Image.open(raw) as img:
+        img = img.convert("RGB").resize((img.width * 3 // 4, img.height * 3 // 4), Image.LANCZOS)
+        img.quantize(colors=128, method=Image.Quantize.FASTOCTREE).save(small, optimize=True)
+    assert small.stat().st_size <= README_SHOT_BYTES, small.stat().st_size
+    if target := os.environ.get("AFTERSHOCK_SCREENSHOTS"):
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(small, Path(target) / "report.png")
+
+
+def test_partial_journal_of_a_crashed_run_renders_in_the_browser(page: Any, tmp_path: Path) -> None:
     run = tmp_path / "crashed"
     write_journal(run / "journal.jsonl", crash_at=11)
     render_run(run)
-    assert _open(browser, run / "report.html") == []
-    assert browser.evaluate("document.querySelector('img#timeline').naturalWidth") > 0
-    assert "INCOMPLETE" in browser.evaluate("document.getElementById('status').innerText")
+    _open(page, run / "report.html")
+    p95 = page.evaluate(f"{GRAPH}.data.find(t => t.name === 'p95').x.length")
+    assert p95 == 11  # the windows written before the crash
+    assert "INCOMPLETE" in page.inner_text("#status")
+    assert page.problems == []

@@ -6,8 +6,8 @@ so `aftershock report RUN_DIR` renders a crashed run's partial journal too.
 
 from __future__ import annotations
 
-import base64
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,8 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from harness.journal import Journal, read_journal
 from harness.redaction import Redactor
-from harness.report.plot import timeline_png
+from harness.report.attack_table import attack_rows, write_attachment
+from harness.report.plot import attack_figure_names, plotly_js, timeline_div
 from harness.report.replay import load_run, report_data
 from harness.report.score import FORMULA, ResilienceScore, slo_weight
 
@@ -37,6 +38,20 @@ def fmt_measured(v: dict[str, Any]) -> str:
 
 def verdict_word(v: dict[str, Any]) -> str:
     return {True: "PASS", False: "FAIL", None: "NO DATA"}[v.get("passed")]
+
+
+def verdict_detail(v: dict[str, Any], attack_figures: set[str]) -> str:
+    """The verdict's detail, naming an attack's figures as such: the SLO engine reads them as
+    probe values (`probe.robust_accuracy`), which is how they travel, not what they are."""
+    detail = str(v.get("detail") or "")
+    for name in attack_figures:
+        detail = re.sub(rf"\bprobe(\.{name}\b| '{name}')", r"attack figure\1", detail)
+    return detail.replace("attack figure.", "attack figure ")
+
+
+def verdict_outcome(v: dict[str, Any]) -> str:
+    """`measured 329.1 ms over slow-fs: FAIL`, for an SLO line's hover text."""
+    return f"measured {fmt_measured(v)} over {v.get('scope') or 'run'}: {verdict_word(v)}"
 
 
 def fmt_seconds(s: float | None) -> str:
@@ -115,15 +130,22 @@ def summary_markdown(data: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def report_html(data: dict[str, Any]) -> str:
-    png = base64.b64encode(timeline_png(data)).decode("ascii") if data.get("windows") else None
+def report_html(data: dict[str, Any], attachment: str | None = None) -> str:
+    """The page: plotly.js inlined once, the timeline chart, and the tables. `attachment`: the
+    file name of the attacks' raw results beside the page, to link."""
+    windows = bool(data.get("windows"))
     return _env.get_template("report.html.j2").render(
         r=data,
-        plot=png,
+        plotly_js=plotly_js() if windows else None,
+        plot=timeline_div(data, verdict_outcome) if windows else None,
+        attacks=attack_rows(data.get("attacks") or []),
+        attachment=attachment,
         score=score_of(data),
         formula=FORMULA,
         fmt_measured=fmt_measured,
         verdict_word=verdict_word,
+        verdict_detail=verdict_detail,
+        attack_figures=attack_figure_names(data),
         fmt_seconds=fmt_seconds,
         slo_weight=slo_weight,
         generic_table=generic_table,
@@ -132,7 +154,8 @@ def report_html(data: dict[str, Any]) -> str:
 
 def _write_pages(run_dir: Path, data: dict[str, Any]) -> None:
     (run_dir / "summary.md").write_text(summary_markdown(data), encoding="utf-8")
-    (run_dir / "report.html").write_text(report_html(data), encoding="utf-8")
+    attachment = write_attachment(run_dir, data.get("attacks") or [])
+    (run_dir / "report.html").write_text(report_html(data, attachment), encoding="utf-8")
 
 
 def write_reports(run_dir: Path, result: dict[str, Any], journal: Journal | None = None) -> None:
