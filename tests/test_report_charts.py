@@ -123,3 +123,19 @@ def test_verdict_rows_are_shaded_and_attack_figures_named(tmp_path: Path) -> Non
     assert '<tr class="row-NODATA"><td>no data</td>' in html
     assert "attack figure robust_accuracy during fgsm was 0.71" in html
     assert "probe.robust_accuracy" not in html
+
+
+def test_a_probe_slo_is_drawn_on_the_probe_panel(tmp_path: Path) -> None:
+    data = run_data(tmp_path, extras=False)
+    for i, row in enumerate(data["windows"]):
+        row["probes"] = {"queue": float(i)} if i >= 2 else {}  # not measured before 2 s
+    data["slos"] = [
+        {"name": "short queue", "expect": "max(probe.queue) < 100 during recovery",
+         "passed": True, "measured": 19.0, "unit": "", "threshold": 100.0, "scope": "recovery"},
+    ]  # fmt: skip
+    fig = timeline_figure(data)
+    t = traces(fig)
+    assert list(t["probe.queue"].y)[:3] == [None, None, 2.0]  # a gap, not a 0
+    line = t["SLO: short queue"]
+    assert list(line.x) == [13.02, 20.0, None] and line.yaxis == t["probe.queue"].yaxis
+    assert axis_of(fig, line).title.text == "probe value"
