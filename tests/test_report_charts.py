@@ -14,6 +14,7 @@ import pytest
 from report_journals import ATTACK_VERDICT, write_journal
 
 from harness.journal import read_journal
+from harness.report.attack_table import attack_rows
 from harness.report.plot import timeline_figure
 from harness.report.replay import result_from_journal
 from harness.report.writers import render_run, report_html
@@ -139,3 +140,13 @@ def test_a_probe_slo_is_drawn_on_the_probe_panel(tmp_path: Path) -> None:
     line = t["SLO: short queue"]
     assert list(line.x) == [13.02, 20.0, None] and line.yaxis == t["probe.queue"].yaxis
     assert axis_of(fig, line).title.text == "probe value"
+
+
+def test_only_shares_are_shown_as_percentages() -> None:
+    rows = attack_rows(
+        [{"attack": "flood", "metrics": {"flood_rate": 13.9, "rate_limited_share": 0.25,
+          "clean_accuracy_drop": -0.02, "flood_requests": 118.0}, "details": {"errors": {}}}]
+    )  # fmt: skip
+    assert rows[0].rates == [("rate_limited_share", "25.0 %"), ("clean_accuracy_drop", "-2.0 %")]
+    assert rows[0].counts == [("flood_rate", "13.9"), ("flood_requests", "118")]
+    assert rows[0].errors == "none"

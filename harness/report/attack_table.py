@@ -27,13 +27,31 @@ class AttackRow:
     attached: list[str]  # details left to the attachment, with their size
 
 
-def is_rate(name: str) -> bool:
-    return name.endswith(("_rate", "accuracy", "_drop")) or name.startswith("backdoor_success")
+# figures that are shares of something (shown as %); flood_rate is requests/s, not one of them
+RATE_MARKS = (
+    "accuracy",
+    "success_rate",
+    "transfer_rate",
+    "rejection_rate",
+    "_share",
+    "_drop",
+    "agreement",
+)
+
+
+def is_rate(name: str, value: Any) -> bool:
+    return (
+        any(mark in name for mark in RATE_MARKS)
+        and isinstance(value, (int, float))
+        and -1.0 <= value <= 1.0
+    )
 
 
 def _number(v: Any) -> str:
     if isinstance(v, float) and v.is_integer():
         return f"{int(v):,}"
+    if isinstance(v, dict):
+        return ", ".join(f"{n} × {k}" for k, n in v.items()) or "none"
     return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
@@ -109,15 +127,9 @@ def attack_rows(attacks: list[dict[str, Any]]) -> list[AttackRow]:
                 else f"{start:.1f}–{end:.1f} s"
                 if end is not None
                 else f"from {start:.1f} s",
-                counts=[(k, _number(v)) for k, v in metrics.items() if not is_rate(k)],
-                rates=[
-                    (k, f"{100 * v:.1f} %")
-                    for k, v in metrics.items()
-                    if is_rate(k) and isinstance(v, (int, float))
-                ],
-                errors=", ".join(f"{n} × {k}" for k, n in errors.items())
-                if isinstance(errors, dict)
-                else "",
+                counts=[(k, _number(v)) for k, v in metrics.items() if not is_rate(k, v)],
+                rates=[(k, f"{100 * v:.1f} %") for k, v in metrics.items() if is_rate(k, v)],
+                errors=_number(errors) if isinstance(errors, dict) else "",
                 examples=[_example(e) for e in examples[:EXAMPLES_SHOWN]],
                 details=shown,
                 attached=attached

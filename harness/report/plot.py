@@ -23,6 +23,12 @@ from harness.slo.ast import SliRef
 # hex, so matplotlib (the game-day page) reads them as well as Plotly
 FAULT_COLORS = ["#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#bcbd22"]
 ATTACK_COLOR = "#d62728"
+ATTACK_COLORS = [
+    ATTACK_COLOR,
+    "#7b1fa2",
+    "#0277bd",
+    "#5d4037",
+]  # outlines: overlapping attacks stay apart
 SLO_COLOR = "#222222"
 PLOT_DIV_ID = "timeline"
 PANEL_HEIGHT_PX = 210
@@ -291,6 +297,11 @@ def timeline_figure(
     return fig
 
 
+def _rgba(hex_color: str, alpha: float) -> str:
+    r, g, b = (int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
 def _shade_spans(fig: go.Figure, result: dict[str, Any], rows: int) -> None:
     """Fault windows filled, attack windows outlined in red, on every panel; one legend entry
     per span toggles it on all panels."""
@@ -306,19 +317,23 @@ def _shade_spans(fig: go.Figure, result: dict[str, Any], rows: int) -> None:
                 f"fault: {f['name']}",
                 f["injected_at_s"],
                 stop,
-                {"fillcolor": color, "opacity": 0.16, "line": {"width": 0}},
+                {"fillcolor": _rgba(color, 0.16), "line": {"width": 0}},
             )
         )
-    for name, start, stop in attack_spans(result):
+    for j, (name, start, stop) in enumerate(attack_spans(result)):
+        color = ATTACK_COLORS[j % len(ATTACK_COLORS)]
         spans.append(
             (
                 f"attack: {name}",
                 start,
                 stop,
                 {
-                    "fillcolor": ATTACK_COLOR,
-                    "opacity": 0.08,
-                    "line": {"color": ATTACK_COLOR, "width": 1.5, "dash": "dash"},
+                    "fillcolor": _rgba(color, 0.07),  # a shape's opacity would fade its outline too
+                    "line": {
+                        "color": color,
+                        "width": 1.5,
+                        "dash": ["dash", "dot", "dashdot"][j % 3],
+                    },
                 },
             )
         )
