@@ -53,7 +53,7 @@ def test_flagship_quick_passes_with_verdicts(tmp_path: Path) -> None:
         assert (run / name).stat().st_size > 0
     events = [json.loads(line)["event"] for line in (run / "journal.jsonl").read_text().splitlines()]
     assert events.index("fault.injected") < events.index("fault.reverted") < events.index("run.ended")
-    assert "<img" in (run / "report.html").read_text()
+    assert "Plotly.newPlot(" in (run / "report.html").read_text()  # the interactive timeline
 
 
 def test_fragile_twin_fails_an_slo(tmp_path: Path) -> None:
