@@ -11,7 +11,7 @@ from typing import Any
 
 import plotly.graph_objects as go
 import pytest
-from report_journals import ATTACK_VERDICT, write_journal
+from report_journals import ATTACK_VERDICT, T0, write_journal
 
 from harness.journal import read_journal
 from harness.report.attack_table import attack_rows
@@ -150,3 +150,19 @@ def test_only_shares_are_shown_as_percentages() -> None:
     assert rows[0].rates == [("rate_limited_share", "25.0 %"), ("clean_accuracy_drop", "-2.0 %")]
     assert rows[0].counts == [("flood_rate", "13.9"), ("flood_requests", "118")]
     assert rows[0].errors == "none"
+
+
+def test_a_broken_attack_is_shown_with_its_error_and_window(tmp_path: Path) -> None:
+    write_journal(tmp_path / "journal.jsonl", extras=False)
+    broke = {"t": T0 + 12, "event": "attack.error", "attack": "hsj", "type": "evasion.hopskipjump",
+             "error": "ConnectError: connection refused", "start": T0 + 10, "end": T0 + 12}  # fmt: skip
+    with (tmp_path / "journal.jsonl").open("a") as f:
+        f.write(json.dumps(broke) + "\n")
+    data = render_run(tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    assert (
+        '<tr class="attack-cell row-FAIL"><td>hsj<br><strong>broke:</strong> ConnectError' in html
+    )
+    assert "10.0–12.0 s" in html
+    shades = [s for s in timeline_figure(data).layout.shapes if s.name == "attack: hsj"]
+    assert shades and (shades[0].x0, shades[0].x1) == (10.0, 12.0)

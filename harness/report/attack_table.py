@@ -11,6 +11,19 @@ from typing import Any
 
 ATTACHMENT = "attacks.json"
 EXAMPLES_SHOWN = 3
+# fields with a column of their own; any other field of the event is listed under details
+OWN_COLUMNS = {
+    "attack",
+    "type",
+    "start",
+    "end",
+    "start_s",
+    "end_s",
+    "t_s",
+    "metrics",
+    "details",
+    "error",
+}
 CHANGES_SHOWN = 3  # per example: the features the attack moved most
 
 
@@ -25,6 +38,7 @@ class AttackRow:
     examples: list[str]
     details: list[tuple[str, str]]
     attached: list[str]  # details left to the attachment, with their size
+    error: str | None = None  # the attack broke (journal event attack.error)
 
 
 # figures that are shares of something (shown as %); flood_rate is requests/s, not one of them
@@ -101,37 +115,23 @@ def attack_rows(attacks: list[dict[str, Any]]) -> list[AttackRow]:
                 attached.append(f"{k} ({len(v)} items)")
             else:
                 shown.append((k, ", ".join(map(_number, v)) if isinstance(v, list) else _number(v)))
-        extra = {
-            k: v
-            for k, v in a.items()
-            if k
-            not in (
-                "attack",
-                "type",
-                "start",
-                "end",
-                "start_s",
-                "end_s",
-                "t_s",
-                "metrics",
-                "details",
-            )
-        }
+        extra = {k: v for k, v in a.items() if k not in OWN_COLUMNS}
         shown += [(k, _number(v)) for k, v in extra.items()]
+        if isinstance(start, (int, float)):
+            window = f"{start:.1f}–{end:.1f} s" if end is not None else f"from {start:.1f} s"
+        else:
+            window = ""
         out.append(
             AttackRow(
                 attack=str(a.get("attack", "")),
                 type=str(a.get("type", "")),
-                window=""
-                if start is None
-                else f"{start:.1f}–{end:.1f} s"
-                if end is not None
-                else f"from {start:.1f} s",
+                window=window,
                 counts=[(k, _number(v)) for k, v in metrics.items() if not is_rate(k, v)],
                 rates=[(k, f"{100 * v:.1f} %") for k, v in metrics.items() if is_rate(k, v)],
                 errors=_number(errors) if isinstance(errors, dict) else "",
                 examples=[_example(e) for e in examples[:EXAMPLES_SHOWN]],
                 details=shown,
+                error=None if a.get("error") is None else str(a["error"]),
                 attached=attached
                 + ([f"examples ({len(examples)})"] if len(examples) > EXAMPLES_SHOWN else []),
             )

@@ -11,6 +11,8 @@ as it happens. The formats defined here:
   ``magnitude`` (e.g. PSI or KS statistic actually delivered to the target).
 - ``attack.result``: any fields; conventionally ``attack``, ``type``, ``start``/``end``
   (Unix seconds, shaded on the timeline) and ``metrics`` (a flat name -> number map).
+- ``attack.error``: an attack that broke: ``attack``, ``type``, ``error``, ``start``/``end``;
+  shown in the attack table with its error, so a broken attack is never silently absent.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from harness.windows import Window
 WINDOW = "window"
 DRIFT_DELIVERED = "drift.delivered"
 ATTACK_RESULT = "attack.result"
+ATTACK_ERROR = "attack.error"  # an attack that broke: attack, type, error, start, end
 
 
 class _Writes(Protocol):

@@ -74,7 +74,13 @@ def slo_line(slo: dict[str, Any], result: dict[str, Any]) -> tuple[str, float] |
         return "latency", float(threshold)
     if sli.kind == "probe" and sli.probe is not None:
         return ("attack" if sli.probe in figures else "probe"), float(threshold)
-    percent = {"error_rate": "error", "accuracy": "accuracy", "fallback_rate": "fallback"}
+    percent = {
+        "error_rate": "error",
+        "server_error_rate": "error",
+        "client_error_rate": "error",
+        "accuracy": "accuracy",
+        "fallback_rate": "fallback",
+    }
     if sli.kind in percent:
         return percent[sli.kind], round(100.0 * threshold, 9)  # 100 × 0.95 is 94.999…
     if sli.kind == "availability":

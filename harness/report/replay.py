@@ -13,7 +13,7 @@ from typing import Any
 
 from harness.journal import read_journal
 from harness.phases import RunTimeline, Span
-from harness.report.events import ATTACK_RESULT, DRIFT_DELIVERED, windows_from_events
+from harness.report.events import ATTACK_ERROR, ATTACK_RESULT, DRIFT_DELIVERED, windows_from_events
 from harness.report.result import scope_slis, times_by_slo, window_rows
 from harness.report.score import resilience_score
 
@@ -68,10 +68,10 @@ def _fault_spans(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(faults.values())
 
 
-def _extras(events: list[dict[str, Any]], name: str, origin: float) -> list[dict[str, Any]]:
+def _extras(events: list[dict[str, Any]], *names: str, origin: float) -> list[dict[str, Any]]:
     rows = []
     for e in events:
-        if e.get("event") == name:
+        if e.get("event") in names:
             row = {"t_s": _rel(e.get("t"), origin)}
             row.update({k: v for k, v in e.items() if k not in _BOOKKEEPING})
             for key in ("start", "end"):
@@ -184,8 +184,8 @@ def result_from_journal(events: list[dict[str, Any]]) -> dict[str, Any]:
         "slis": scope_slis(windows, timeline),
         "windows": window_rows(windows, origin, timeline),
         "environment": started.get("environment") or {},
-        "drift": _extras(events, DRIFT_DELIVERED, origin),
-        "attacks": _extras(events, ATTACK_RESULT, origin),
+        "drift": _extras(events, DRIFT_DELIVERED, origin=origin),
+        "attacks": _extras(events, ATTACK_RESULT, ATTACK_ERROR, origin=origin),
     }
 
 
