@@ -130,6 +130,11 @@ def test_report_is_interactive_and_shows_the_run(page: Any, tmp_path: Path) -> N
     page.wait_for_function(f"{p99} === 'legendonly'")
     entry.click()
     page.wait_for_function(f"{p99} === true")
+    # ... and a click on the fault's entry hides its shading on every panel at once
+    page.locator(".legend .traces", has_text="fault: slow-fs").first.click()
+    fault = f"{GRAPH}.layout.shapes.filter(s => s.name === 'fault: slow-fs')"
+    page.wait_for_function(f"{fault}.every(s => s.visible === 'legendonly')")
+    assert page.evaluate(f"{fault}.length") == 6
 
     text = page.inner_text("body")
     for expected in (
