@@ -23,12 +23,8 @@ from harness.slo.ast import SliRef
 # hex, so matplotlib (the game-day page) reads them as well as Plotly
 FAULT_COLORS = ["#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#bcbd22"]
 ATTACK_COLOR = "#d62728"
-ATTACK_COLORS = [
-    ATTACK_COLOR,
-    "#7b1fa2",
-    "#0277bd",
-    "#5d4037",
-]  # outlines: overlapping attacks stay apart
+# outlines in a colour (and dash) each, so overlapping attacks stay apart
+ATTACK_COLORS = [ATTACK_COLOR, "#7b1fa2", "#0277bd", "#5d4037"]
 SLO_COLOR = "#222222"
 PLOT_DIV_ID = "timeline"
 PANEL_HEIGHT_PX = 210
@@ -37,8 +33,7 @@ PANEL_HEIGHT_PX = 210
 @dataclass
 class Panel:
     key: str
-    title: str  # y-axis label, with its unit
-    scale: float = 1.0  # applied to row values (fractions shown as %)
+    title: str  # y-axis label, with its unit (fractions are drawn as %)
     traces: list[go.Scatter] = field(default_factory=list)
     values: list[float] = field(default_factory=list)  # every y drawn, for the axis range
 
@@ -143,7 +138,7 @@ def _panels(result: dict[str, Any]) -> list[Panel]:
     latency = Panel("latency", "latency (ms)")
     for key, dash in (("p50_ms", "solid"), ("p95_ms", "solid"), ("p99_ms", "dash")):
         _line(latency, t, _series(rows, key, 1.0), key.removesuffix("_ms"), line={"dash": dash})
-    error = Panel("error", "error rate (%)", 100.0)
+    error = Panel("error", "error rate (%)")
     _line(error, t, _series(rows, "error_rate", 100.0), "error rate", line={"color": ATTACK_COLOR})
     kinds = sorted({k for r in rows for k in r.get("failure_kinds") or {}})
     for kind in kinds:  # which failures made the error rate (timeout, http_503, ...)
@@ -156,9 +151,9 @@ def _panels(result: dict[str, Any]) -> list[Panel]:
         _line(error, t, share, f"errors: {kind}", line={"dash": "dot", "width": 1})
     throughput = Panel("throughput", "throughput (req/s)")
     _line(throughput, t, _series(rows, "throughput", 1.0), "requests/s", line={"color": "#2ca02c"})
-    accuracy = Panel("accuracy", "accuracy (%)", 100.0)
+    accuracy = Panel("accuracy", "accuracy (%)")
     _line(accuracy, t, _series(rows, "accuracy", 100.0), "accuracy", line={"color": "#1f77b4"})
-    fallback = Panel("fallback", "fallback rate (%)", 100.0)
+    fallback = Panel("fallback", "fallback rate (%)")
     _line(
         fallback,
         t,
@@ -193,7 +188,8 @@ def _panels(result: dict[str, Any]) -> list[Panel]:
                 ys += [value, value, None]
             if xs:
                 _line(attack, xs, ys, f"{name} (attack figure)", line={"width": 3})
-        panels.append(attack)
+        if attack.traces:  # figures no SLO reads stay in the attack table
+            panels.append(attack)
     probes = sorted(probe_names(result) - figures)
     if probes:
         probe = Panel("probe", "probe value")
@@ -228,8 +224,8 @@ def _add_slo_lines(
 
 
 def _y_range(panel: Panel) -> list[float]:
-    """From 0 to a little above the highest value drawn; [0, 1] when every value is 0 (or none),
-    so an all-zero series sits on the axis instead of in the middle of a [-1, 1] range."""
+    """From 0 to a little above the highest value drawn; [0, 1] (and the headroom) when every
+    value is 0 or none, so an all-zero series sits on the axis, not mid-way up Plotly's [-1, 1]."""
     low = min([0.0, *panel.values])
     top = max([0.0, *panel.values])
     if top <= low:
