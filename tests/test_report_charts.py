@@ -13,11 +13,11 @@ import plotly.graph_objects as go
 import pytest
 from report_journals import ATTACK_VERDICT, T0, write_journal
 
-from harness.journal import read_journal
+from harness.journal import Journal, read_journal
 from harness.report.attack_table import attack_rows
 from harness.report.plot import timeline_figure
 from harness.report.replay import result_from_journal
-from harness.report.writers import render_run, report_html
+from harness.report.writers import render_run, report_html, write_reports
 
 
 def run_data(tmp_path: Path, **kw: Any) -> dict[str, Any]:
@@ -166,3 +166,15 @@ def test_a_broken_attack_is_shown_with_its_error_and_window(tmp_path: Path) -> N
     assert "10.0–12.0 s" in html
     shades = [s for s in timeline_figure(data).layout.shapes if s.name == "attack: hsj"]
     assert shades and (shades[0].x0, shades[0].x1) == (10.0, 12.0)
+
+
+def test_the_attachment_is_masked_like_every_other_sink(tmp_path: Path) -> None:
+    write_journal(tmp_path / "journal.jsonl")
+    result = result_from_journal(read_journal(tmp_path / "journal.jsonl"))
+    result["attacks"][0]["details"]["stopped"] = "token s3cr3t-t0ken rejected"
+    journal = Journal(tmp_path / "journal.jsonl", secrets=["s3cr3t-t0ken"])
+    write_reports(tmp_path, result, journal)
+    journal.close()
+    attached = (tmp_path / "attacks.json").read_text()
+    assert "s3cr3t-t0ken" not in attached and "token *** rejected" in attached
+    assert "s3cr3t-t0ken" not in (tmp_path / "report.html").read_text()
