@@ -1,0 +1,187 @@
+"""The live state of a run, folded from its journal events: what every exporter shows.
+
+Exporters subscribe to the journal (`Journal.subscribe`) rather than to the runner, so
+they see exactly what the report later reads. Window records are partial and additive
+(see `harness.report.events`): a window is *settled* — shown — once records for a window
+two later arrive, so a request still in flight at its end has had a window's time to
+land; the run's end settles every window.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.phases import RunTimeline, Span
+from harness.slo import window_summary
+from harness.windows import Window
+
+SETTLE_WINDOWS = 2
+PHASES = ("starting", "baseline", "fault", "between faults", "recovery", "load", "teardown", "ended")
+
+
+@dataclass
+class SloState:
+    """One SLO as judged so far (live) or at the end (`final`). None: not measured."""
+
+    name: str
+    scope: str = "run"
+    value: float | None = None
+    threshold: float | None = None
+    passed: bool | None = None
+    unit: str = ""
+    final: bool = False
+
+
+@dataclass
+class ActiveSpan:
+    """A fault or an attack that is acting now."""
+
+    name: str
+    kind: str  # fault | attack
+    type: str
+    start: float
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+class RunState:
+    """Journal listener: call it with every event; read the fields from any thread under `lock`."""
+
+    def __init__(self, scenario: Any, slos: list[Any]) -> None:
+        """`scenario`: the (scaled) `harness.scenario.Scenario` being run; `slos`: its parsed SLOs."""
+        self.scenario = scenario
+        self.name: str = scenario.name
+        self._parsed = list(zip(scenario.slos, slos))
+        self.lock = threading.Lock()
+        self.windows: dict[int, Window] = {}
+        self.requests = 0
+        self.failures: dict[str, int] = {}
+        self.settled: Window | None = None  # the newest settled window
+        self.settled_slis: dict[str, float | None] = {}
+        self.timeline: RunTimeline | None = None  # from the `phase` event on
+        self.load_end: float | None = None
+        self.active: dict[tuple[str, str], ActiveSpan] = {}
+        self.slos = {s.name: SloState(s.name) for s in scenario.slos}
+        self.status: str | None = None  # the run's final status (run.ended)
+        self.exit_code: int | None = None
+        self.ended = False
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        with self.lock:
+            if kind == "window" and isinstance(event.get("record"), dict):
+                self._window(Window.from_record(event["record"]))
+            elif kind == "phase" and event.get("phase") == "load":
+                start = float(event["start"])
+                self.timeline = RunTimeline(run=Span("run", "run", start))
+                self.load_end = start + float(event.get("duration") or 0)
+                if event.get("baseline"):
+                    self.timeline.baseline = Span("baseline", "baseline", start, start + float(event["baseline"]))
+            elif kind == "fault.injected":
+                start = float(event.get("planned_at", event["t"])) + float(event.get("skew_s") or 0)
+                self._open(ActiveSpan(event["fault"], "fault", event.get("type", ""), start, event.get("params") or {}))
+            elif kind == "fault.reverted":
+                self._close("fault", event["fault"], float(event["t"]))
+            elif kind == "attack.started":
+                self._open(ActiveSpan(event["attack"], "attack", event.get("type", ""), float(event["t"]),
+                                      event.get("params") or {}))
+            elif kind in ("attack.result", "attack.error"):
+                self._close("attack", event["attack"], float(event.get("end") or event["t"]))
+            elif kind == "slo.verdict" and event.get("name") in self.slos:
+                self.slos[event["name"]] = SloState(
+                    event["name"], event.get("scope") or "run", _number(event.get("measured")),
+                    _number(event.get("threshold")), event.get("passed"), event.get("unit") or "", final=True)
+            elif kind == "run.ended":
+                self.status, self.exit_code, self.ended = event.get("status"), event.get("exit_code"), True
+                self._settle(everything=True)
+
+    # --- what the exporters read -------------------------------------------------
+
+    def phase(self, now: float | None = None) -> str:
+        """The run's phase now, named as the terminal view names it."""
+        now = time.time() if now is None else now
+        if self.ended:
+            return "ended"
+        tl = self.timeline
+        if tl is None:
+            return "starting"
+        if self.load_end is not None and now >= self.load_end:
+            return "teardown"
+        if any(a.kind == "fault" for a in self.active.values()):
+            return "fault"
+        if tl.baseline is not None and tl.baseline.contains(now):
+            return "baseline"
+        planned = self.scenario.timeline.faults
+        if any(now < tl.run.start + f.at for f in planned):
+            return "between faults"
+        return "recovery" if planned else "load"
+
+    def active_spans(self) -> list[ActiveSpan]:
+        return list(self.active.values())
+
+    # --- folding ---------------------------------------------------------------------
+
+    def _window(self, record: Window) -> None:
+        self.requests += record.requests
+        for kind, n in record.failures.items():
+            self.failures[kind] = self.failures.get(kind, 0) + n
+        if record.index in self.windows:
+            self.windows[record.index].merge(record)
+        else:
+            self.windows[record.index] = record
+        self._settle()
+
+    def _settle(self, everything: bool = False) -> None:
+        """Show the newest settled window and judge every SLO over the settled windows."""
+        if not self.windows:
+            return
+        newest = max(self.windows)
+        ready = [i for i in self.windows if everything or i <= newest - SETTLE_WINDOWS]
+        if not ready or (self.settled is not None and max(ready) == self.settled.index and not everything):
+            return
+        self.settled = self.windows[max(ready)]
+        self.settled_slis = window_summary(self.settled)
+        self._judge_live([self.windows[i] for i in sorted(ready)])
+
+    def _judge_live(self, windows: list[Window]) -> None:
+        """Each SLO over the windows so far: its value now and whether it holds so far."""
+        if self.timeline is None:
+            return
+        from harness.slo import evaluate
+
+        run = self.timeline.run
+        windows = [w for w in windows if run.contains((w.start + w.end) / 2)]
+        for slo, parsed in self._parsed:
+            if self.slos[slo.name].final:
+                continue
+            try:
+                v = evaluate(parsed, windows, self.timeline, self.scenario.settings)
+            except Exception:  # noqa: BLE001 - a live guess that cannot be made yet is not measured
+                self.slos[slo.name] = SloState(slo.name)
+                continue
+            self.slos[slo.name] = SloState(slo.name, v.scope, _number(v.measured), _number(v.threshold),
+                                           v.passed, v.unit)
+
+    def _open(self, span: ActiveSpan) -> None:
+        self.active[(span.kind, span.name)] = span
+        if self.timeline is not None:
+            spans = self.timeline.faults if span.kind == "fault" else self.timeline.attacks
+            spans.append(Span(span.name, span.kind, span.start, fault_type=span.type))
+
+    def _close(self, kind: str, name: str, end: float) -> None:
+        self.active.pop((kind, name), None)
+        if self.timeline is not None:
+            spans = self.timeline.faults if kind == "fault" else self.timeline.attacks
+            for s in spans:
+                if s.name == name and s.end is None:
+                    s.end = end
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None (not measured)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
