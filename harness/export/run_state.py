@@ -80,6 +80,7 @@ class RunState:
                 self.load_end = start + float(event.get("duration") or 0)
                 if event.get("baseline"):
                     self.timeline.baseline = Span("baseline", "baseline", start, start + float(event["baseline"]))
+                self._drop_warmup(start)
             elif kind == "fault.injected":
                 start = float(event.get("planned_at", event["t"])) + float(event.get("skew_s") or 0)
                 self._open(ActiveSpan(event["fault"], "fault", event.get("type", ""), start, event.get("params") or {}))
@@ -125,6 +126,8 @@ class RunState:
     # --- folding ---------------------------------------------------------------------
 
     def _window(self, record: Window) -> None:
+        if self.timeline is not None and record.start < self.timeline.run.start:
+            return  # warm-up: sent, never measured (as the runner does)
         self.requests += record.requests
         for kind, n in record.failures.items():
             self.failures[kind] = self.failures.get(kind, 0) + n
@@ -134,12 +137,24 @@ class RunState:
             self.windows[record.index] = record
         self._settle()
 
+    def _drop_warmup(self, run_start: float) -> None:
+        """Forget the windows before the run's clock started: the runner does not measure them."""
+        for i in [i for i, w in self.windows.items() if w.start < run_start]:
+            w = self.windows.pop(i)
+            self.requests -= w.requests
+            for kind, n in w.failures.items():
+                self.failures[kind] -= n
+        self.failures = {k: n for k, n in self.failures.items() if n}
+        self.settled, self.settled_slis = None, {}
+
     def _settle(self, everything: bool = False) -> None:
         """Show the newest settled window and judge every SLO over the settled windows."""
         if not self.windows:
             return
         newest = max(self.windows)
-        ready = [i for i in self.windows if everything or i <= newest - SETTLE_WINDOWS]
+        end = self.load_end if self.load_end is not None else math.inf  # later windows: teardown, not measured
+        ready = [i for i, w in self.windows.items()
+                 if (everything or i <= newest - SETTLE_WINDOWS) and (w.start + w.end) / 2 < end]
         if not ready or (self.settled is not None and max(ready) == self.settled.index and not everything):
             return
         self.settled = self.windows[max(ready)]
