@@ -204,3 +204,22 @@ def test_otlp_metrics_carry_the_slis(run: ExportedRun) -> None:
     assert p95s and abs(p95s[-1] - last) <= 1e-6 * last, (p95s, last)
     requests = run.otlp.metric_points("aftershock.requests")
     assert requests and max(p.as_int for p in requests) == _measured_requests(run)  # the last export is final
+
+
+def test_every_grafana_panel_query_returns_data_from_the_run(run: ExportedRun) -> None:
+    """The shipped dashboard's queries, as Grafana sends them, over what Prometheus scraped
+    (a subquery: the run is over and its series went stale)."""
+    from tests.test_export_units import DASHBOARD
+
+    data = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    exprs = [t["expr"] for p in data["panels"] for t in p.get("targets", [])]
+    failed = any(w["failures"] for w in run.result["windows"])
+    for expr in exprs:
+        query = expr.replace("$scenario", SCENARIO).replace("$__rate_interval", "5s")
+        result = _promql(run, f"last_over_time(({query})[10m:1s])")
+        if "aftershock_attack_active" in expr:  # the scenario has no attack
+            continue
+        if "failures" in expr and not failed:  # a series per failure kind: none seen, none shown
+            assert not result, expr
+            continue
+        assert result, expr

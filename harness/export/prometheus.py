@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from harness.export.run_state import PHASES, RunState
@@ -49,9 +49,10 @@ def _nan(value: float | None) -> float:
 class RunCollector:
     """Renders a `RunState` as Prometheus metric families; `final_only`: the SLO and exit series."""
 
-    def __init__(self, state: RunState, final_only: bool = False) -> None:
+    def __init__(self, state: RunState, final_only: bool = False, clock: Callable[[], float] = time.time) -> None:
         self.state = state
         self.final_only = final_only
+        self.clock = clock  # the phase is judged at scrape time
 
     def collect(self) -> Iterator[Any]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -111,7 +112,7 @@ class RunCollector:
             attacks.add_metric([*name, entry.name, entry.type], float(("attack", entry.name) in active))
         yield from (faults, attacks)
         phase = gauge("aftershock_run_phase", ["phase"])
-        now = s.phase(time.time())
+        now = s.phase(self.clock())
         for p in PHASES:
             phase.add_metric([*name, p], float(p == now))
         yield phase
