@@ -166,3 +166,55 @@ def test_metrics_address_reads_port_or_host_port() -> None:
     assert metrics_address("[::1]:9464") == ("::1", 9464)
     with pytest.raises(UserError):
         metrics_address("99999")
+
+
+def test_readme_lists_every_metric() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert [n for n in METRIC_NAMES if f"`{n}`" not in readme] == []
+
+
+def test_otlp_attack_span_and_a_fault_never_reverted(state: RunState) -> None:
+    """Attack spans take the attack's own start/end and figures; a fault still open at the
+    run's end is closed there, marked as an error, and the root carries the exit code."""
+    from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+    from harness.export.otlp import OtlpExporter
+    from tests.otlp_receiver import OtlpReceiver
+
+    receiver = OtlpReceiver()
+    try:
+        exporter = OtlpExporter(state, receiver.url)
+        events = [
+            {"event": "run.started", "t": START - 1, "file": "units.yaml", "run_id": "r1", "quick": True},
+            {"event": "phase", "phase": "load", "t": START, "start": START, "duration": 10, "baseline": 2},
+            {"event": "attack.started", "t": START + 1, "attack": "fuzz", "type": "abuse.fuzz",
+             "params": {"rate": 5, "shapes": ["a", "b"], "nested": {"k": 1}, "none": None}},
+            {"event": "attack.result", "t": START + 3.2, "attack": "fuzz", "type": "abuse.fuzz", "start": START + 1,
+             "end": START + 3, "metrics": {"crash_rate": 0.25}},
+            {"event": "fault.injected", "t": START + 4.1, "fault": "slow", "type": "network.latency",
+             "planned_at": START + 4, "skew_s": 0.05, "params": {"latency": 10}},
+            {"event": "fault.revert_failed", "t": START + 6, "fault": "slow", "type": "network.latency",
+             "error": "proxy gone"},
+            {"event": "run.ended", "t": START + 7, "status": "error", "exit_code": 4, "message": "NOT UNDONE: slow"},
+        ]
+        for event in events:
+            state(event)
+            exporter(event)
+        exporter.close()
+    finally:
+        receiver.close()
+    spans = {s.name: s for s in receiver.spans()}
+    root, attack, fault = spans["aftershock run units"], spans["attack fuzz"], spans["fault slow"]
+    assert (attack.start_time_unix_nano, attack.end_time_unix_nano) == (int((START + 1) * 1e9), int((START + 3) * 1e9))
+    attrs = {a.key: a.value for a in attack.attributes}
+    assert attrs["aftershock.attack.param.rate"].int_value == 5
+    assert [v.string_value for v in attrs["aftershock.attack.param.shapes"].array_value.values] == ["a", "b"]
+    assert attrs["aftershock.attack.param.nested"].string_value == '{"k": 1}'
+    assert "aftershock.attack.param.none" not in attrs
+    assert attrs["aftershock.attack.metric.crash_rate"].double_value == 0.25
+    assert fault.start_time_unix_nano == int((START + 4 + 0.05) * 1e9)  # planned + skew: the span.start
+    assert fault.end_time_unix_nano == int((START + 7) * 1e9) and fault.status.code == Status.STATUS_CODE_ERROR
+    assert [e.name for e in fault.events] == ["revert failed"]
+    assert root.status.code == Status.STATUS_CODE_ERROR
+    assert {a.key: a.value.int_value for a in root.attributes}["aftershock.exit_code"] == 4
+    assert attack.parent_span_id == fault.parent_span_id == root.span_id

@@ -52,6 +52,11 @@ class RunExporters:
             check_host_allowed(otlp_endpoint, allowed, "--otlp-endpoint", FIX)
         exporters = cls(RunState(scenario, slos), pushgateway)
         exporters.listeners.append(exporters.state)
+        if otlp_endpoint is not None:  # first: a missing extra must not leave a server behind
+            from harness.export.otlp import OtlpExporter
+
+            exporters.otlp = OtlpExporter(exporters.state, otlp_endpoint)
+            exporters.listeners.append(exporters.otlp)
         if bind is not None:
             from harness.export.prometheus import MetricsServer
 
@@ -60,11 +65,6 @@ class RunExporters:
             except OSError as exc:
                 raise UserError(f"--metrics-port {metrics_port}: cannot listen there ({exc.strerror}): "
                                 "pick a free port") from None
-        if otlp_endpoint is not None:
-            from harness.export.otlp import OtlpExporter
-
-            exporters.otlp = OtlpExporter(exporters.state, otlp_endpoint)
-            exporters.listeners.append(exporters.otlp)
         return exporters
 
     def close(self) -> list[str]:
