@@ -20,6 +20,7 @@ from harness.export import metrics_address
 from harness.export.prometheus import METRIC_NAMES, RunCollector
 from harness.export.run_state import RunState
 from harness.fault import UserError
+from harness.processes import free_port
 from harness.scenario.loader import load_scenario
 from harness.windows import Window
 from tests.tiny_target import write_scenario
@@ -218,3 +219,16 @@ def test_otlp_attack_span_and_a_fault_never_reverted(state: RunState) -> None:
     assert root.status.code == Status.STATUS_CODE_ERROR
     assert {a.key: a.value.int_value for a in root.attributes}["aftershock.exit_code"] == 4
     assert attack.parent_span_id == fault.parent_span_id == root.span_id
+
+
+def test_a_pushgateway_that_does_not_answer_fails_a_passing_run_loudly(tmp_path: Path) -> None:
+    from harness.load.reference_server import ReferenceServer
+
+    with ReferenceServer() as srv:
+        path = write_scenario(tmp_path, "nopush", srv.url, duration="1s")
+        gone = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(path), "-o", str(tmp_path / "out"),
+                               "--pushgateway", gone], check=False, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert f"error: could not push the verdicts to the Pushgateway {gone}" in proc.stderr
+    assert "PASS" in proc.stdout and "Traceback" not in proc.stderr  # the verdicts still stand and show
