@@ -146,8 +146,9 @@ def test_prometheus_saw_the_fault_the_phases_and_the_live_slos(run: ExportedRun)
     assert {"baseline", "fault", "recovery"} <= phases, phases
     requests = _promql(run, f'max_over_time(aftershock_requests_total{{scenario="{SCENARIO}"}}[10m])')
     assert 0 < float(requests[0]["value"][1]) <= _measured_requests(run)
-    # the live verdict of the impossible SLO was already "failing" while the run went
-    live = _promql(run, f'min_over_time(aftershock_slo_passed{{slo="{IMPOSSIBLE}"}}[10m])')
+    # the impossible SLO was judged failing live, before its final verdict: passed + final == 0
+    one = f'{{slo="{IMPOSSIBLE}",scenario="{SCENARIO}"}}'
+    live = _promql(run, f"min_over_time((aftershock_slo_passed{one} + aftershock_slo_final{one})[10m:1s])")
     assert [float(s["value"][1]) for s in live] == [0.0]
 
 

@@ -83,6 +83,12 @@ def test_warmup_is_dropped_and_a_window_shows_once_two_later_arrive(state: RunSt
     assert value(samples, "aftershock_failures_total", kind="http_503") == 3
     assert math.isnan(value(samples, "aftershock_window_accuracy_ratio"))  # no labels: not measured, not 0
     assert value(samples, "aftershock_window_error_ratio") == 0.0
+    # a record later still: the shown window is replaced by a merged copy, never changed in
+    # place (the judge thread may be reading it)
+    shown = state.settled
+    state(window(base, [500.0] * 5))
+    assert state.settled is not shown and state.settled.requests == shown.requests + 5 == 26
+    assert value(scrape(state), "aftershock_window_latency_seconds", quantile="0.95") == pytest.approx(0.5, rel=1e-3)
 
 
 def test_faults_phase_and_live_slo_follow_the_events(state: RunState) -> None:
@@ -94,6 +100,7 @@ def test_faults_phase_and_live_slo_follow_the_events(state: RunState) -> None:
     assert state.phase(START + 2.5) == "fault"
     for i in range(6):
         state(window(base + i, [100.0] * 10))  # 100 ms > the 50 ms SLO: failing so far
+    state.judge_now()  # what the judge thread does (start_judging) at most once a second
     samples = scrape(state)
     assert value(samples, "aftershock_fault_active", fault="slow") == 1.0
     assert value(samples, "aftershock_run_phase", phase="fault") == 1.0

@@ -52,6 +52,7 @@ class RunExporters:
             check_host_allowed(otlp_endpoint, allowed, "--otlp-endpoint", FIX)
         exporters = cls(RunState(scenario, slos), pushgateway)
         exporters.listeners.append(exporters.state)
+        exporters.state.start_judging()
         if otlp_endpoint is not None:  # first: a missing extra must not leave a server behind
             from harness.export.otlp import OtlpExporter
 
@@ -70,6 +71,7 @@ class RunExporters:
     def close(self) -> list[str]:
         """Push the final verdicts, flush OTLP, stop serving; the problems met, one line each."""
         problems = []
+        self.state.close()
         if self.pushgateway is not None:
             from harness.export.prometheus import push_final
 

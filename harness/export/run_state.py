@@ -5,10 +5,16 @@ they see exactly what the report later reads. Window records are partial and add
 (see `harness.report.events`): a window is *settled* — shown — once records for a window
 two later arrive, so a request still in flight at its end has had a window's time to
 land; the run's end settles every window.
+
+Judging every SLO over the windows so far costs milliseconds per window and SLO, too much
+for the journal's writer (the runner's event loop) to wait on. So a thread judges
+settled windows — never changed in place once settled: a late record replaces the window
+with a merged copy — at most ~10 % of its time, and at least a second apart.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
@@ -20,6 +26,8 @@ from harness.slo import window_summary
 from harness.windows import Window
 
 SETTLE_WINDOWS = 2
+JUDGE_EVERY_S = 1.0  # at the most often
+JUDGE_DUTY = 0.1  # the share of time live judging may take
 PHASES = ("starting", "baseline", "fault", "between faults", "recovery", "load", "teardown", "ended")
 
 
@@ -60,6 +68,10 @@ class RunState:
         self.requests = 0
         self.failures: dict[str, int] = {}
         self.settled: Window | None = None  # the newest settled window
+        self._frozen: set[int] = set()  # settled windows: replaced, never merged into
+        self._judged = threading.Event()  # set when there is something new to judge
+        self._stop = threading.Event()
+        self._judge_thread: threading.Thread | None = None
         self.settled_slis: dict[str, float | None] = {}
         self.timeline: RunTimeline | None = None  # from the `phase` event on
         self.load_end: float | None = None
@@ -131,7 +143,13 @@ class RunState:
         self.requests += record.requests
         for kind, n in record.failures.items():
             self.failures[kind] = self.failures.get(kind, 0) + n
-        if record.index in self.windows:
+        if record.index in self._frozen:  # a late record: the judge thread may be reading the old one
+            merged = Window.from_record(self.windows[record.index].to_record())
+            merged.merge(record)
+            self.windows[record.index] = merged
+            if self.settled is not None and self.settled.index == record.index:
+                self.settled, self.settled_slis = merged, window_summary(merged)
+        elif record.index in self.windows:
             self.windows[record.index].merge(record)
         else:
             self.windows[record.index] = record
@@ -146,9 +164,10 @@ class RunState:
                 self.failures[kind] -= n
         self.failures = {k: n for k, n in self.failures.items() if n}
         self.settled, self.settled_slis = None, {}
+        self._frozen.clear()
 
     def _settle(self, everything: bool = False) -> None:
-        """Show the newest settled window and judge every SLO over the settled windows."""
+        """Show the newest settled window; the judge thread takes the SLOs from there."""
         if not self.windows:
             return
         newest = max(self.windows)
@@ -157,28 +176,58 @@ class RunState:
                  if (everything or i <= newest - SETTLE_WINDOWS) and (w.start + w.end) / 2 < end]
         if not ready or (self.settled is not None and max(ready) == self.settled.index and not everything):
             return
+        self._frozen.update(ready)
         self.settled = self.windows[max(ready)]
         self.settled_slis = window_summary(self.settled)
-        self._judge_live([self.windows[i] for i in sorted(ready)])
+        self._judged.set()
 
-    def _judge_live(self, windows: list[Window]) -> None:
-        """Each SLO over the windows so far: its value now and whether it holds so far."""
-        if self.timeline is None:
-            return
+    # --- live SLO judging ----------------------------------------------------------
+
+    def start_judging(self) -> None:
+        """Judge the SLOs live in a thread of their own until `close()` or the run's verdicts."""
+        self._judge_thread = threading.Thread(target=self._judge_loop, name="aftershock-live-slos", daemon=True)
+        self._judge_thread.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._judged.set()
+        if self._judge_thread is not None:
+            self._judge_thread.join(timeout=30)
+
+    def _judge_loop(self) -> None:
+        while not self._stop.is_set():
+            self._judged.wait()
+            self._judged.clear()
+            if self._stop.is_set() or self.ended:
+                return
+            began = time.monotonic()
+            self.judge_now()
+            cost = time.monotonic() - began
+            self._stop.wait(max(JUDGE_EVERY_S, cost / JUDGE_DUTY - cost))
+
+    def judge_now(self) -> None:
+        """Each SLO over the settled windows so far: its value now and whether it holds so far."""
         from harness.slo import evaluate
 
-        run = self.timeline.run
-        windows = [w for w in windows if run.contains((w.start + w.end) / 2)]
+        with self.lock:
+            if self.timeline is None:
+                return
+            timeline = copy.deepcopy(self.timeline)  # small; the listener goes on changing the original
+            run = timeline.run
+            settled = [self.windows[i] for i in sorted(self._frozen)]
+        windows = [w for w in settled if run.contains((w.start + w.end) / 2)]
+        judged = {}
         for slo, parsed in self._parsed:
-            if self.slos[slo.name].final:
-                continue
             try:
-                v = evaluate(parsed, windows, self.timeline, self.scenario.settings)
+                v = evaluate(parsed, windows, timeline, self.scenario.settings)
             except Exception:  # noqa: BLE001 - a live guess that cannot be made yet is not measured
-                self.slos[slo.name] = SloState(slo.name)
+                judged[slo.name] = SloState(slo.name)
                 continue
-            self.slos[slo.name] = SloState(slo.name, v.scope, _number(v.measured), _number(v.threshold),
-                                           v.passed, v.unit)
+            judged[slo.name] = SloState(slo.name, v.scope, _number(v.measured), _number(v.threshold), v.passed, v.unit)
+        with self.lock:
+            for name, state in judged.items():
+                if not self.slos[name].final:  # the run's own verdict may have come meanwhile
+                    self.slos[name] = state
 
     def _open(self, span: ActiveSpan) -> None:
         self.active[(span.kind, span.name)] = span
