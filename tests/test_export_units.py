@@ -228,14 +228,18 @@ def test_otlp_attack_span_and_a_fault_never_reverted(state: RunState) -> None:
     assert attack.parent_span_id == fault.parent_span_id == root.span_id
 
 
-def test_a_pushgateway_that_does_not_answer_fails_a_passing_run_loudly(tmp_path: Path) -> None:
+def test_receivers_that_do_not_answer_fail_a_passing_run_loudly(tmp_path: Path) -> None:
     from harness.load.reference_server import ReferenceServer
 
     with ReferenceServer() as srv:
         path = write_scenario(tmp_path, "nopush", srv.url, duration="1s")
         gone = f"http://127.0.0.1:{free_port()}"  # nothing listens there
         proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(path), "-o", str(tmp_path / "out"),
-                               "--pushgateway", gone], check=False, capture_output=True, text=True, timeout=120)
+                               "--pushgateway", gone, "--otlp-endpoint", gone],
+                              check=False, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 4, proc.stdout + proc.stderr
     assert f"error: could not push the verdicts to the Pushgateway {gone}" in proc.stderr
+    assert f"error: trace export to the OTLP endpoint {gone} failed 1 of 1 times" in proc.stderr
+    assert f"error: metrics export to the OTLP endpoint {gone} failed" in proc.stderr
+    assert "Transient error" not in proc.stderr  # one line each, not the SDK's line per retry
     assert "PASS" in proc.stdout and "Traceback" not in proc.stderr  # the verdicts still stand and show

@@ -80,7 +80,7 @@ class RunExporters:
             except OSError as exc:
                 problems.append(f"could not push the verdicts to the Pushgateway {self.pushgateway}: {exc}")
         if self.otlp is not None:
-            self.otlp.close()
+            problems += self.otlp.close()
         if self.server is not None:
             self.server.close()
         return problems

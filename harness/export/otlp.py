@@ -10,6 +10,7 @@ and its OTLP/HTTP protobuf exporter, to `ENDPOINT/v1/traces` and `ENDPOINT/v1/me
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -18,14 +19,9 @@ from harness.export.run_state import RunState
 from harness.extras import import_extra
 
 FEATURE = "--otlp-endpoint"
-ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 EXPORT_INTERVAL_MS = 5000  # metrics; OTEL_METRIC_EXPORT_INTERVAL overrides
+EXPORT_TIMEOUT_S = 5.0  # per export, retries included: bounds the wait for a dead endpoint at the end
 Primitive = str | bool | int | float
-
-
-def otlp_endpoint(flag: str | None) -> str | None:
-    """The OTLP/HTTP base URL: the flag, else the standard environment variable, else None."""
-    return flag or os.environ.get(ENDPOINT_ENV) or None
 
 
 def attributes(prefix: str, values: Mapping[str, Any]) -> dict[str, Primitive | list[Any]]:
@@ -48,6 +44,22 @@ def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
 
 
+def _counting(exporter_class: type) -> type:
+    """`exporter_class` that counts its exports and failures, so that a run whose telemetry
+    never arrived says so once at the end (instead of the SDK's log line per retry)."""
+
+    class Counting(exporter_class):  # type: ignore[misc,valid-type]
+        exports = failures = 0
+
+        def export(self, *args: Any, **kwargs: Any) -> Any:
+            result = super().export(*args, **kwargs)
+            self.exports += 1
+            self.failures += result.name != "SUCCESS"
+            return result
+
+    return Counting
+
+
 class OtlpExporter:
     """Journal listener that turns the run's events into spans and its SLIs into metrics."""
 
@@ -63,14 +75,18 @@ class OtlpExporter:
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         self.state = state
-        base = endpoint.rstrip("/")
+        self.endpoint = endpoint.rstrip("/")
+        # failures are counted and reported once by close(); the SDK would log every retry
+        logging.getLogger("opentelemetry.exporter.otlp.proto.http").setLevel(logging.CRITICAL)
         resource = Resource.create({"service.name": "aftershock", "aftershock.scenario": state.name})
+        self.span_exporter = _counting(OTLPSpanExporter)(endpoint=f"{self.endpoint}/v1/traces", timeout=EXPORT_TIMEOUT_S)
         self.tracer_provider = TracerProvider(resource=resource)
-        self.tracer_provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=f"{base}/v1/traces")))
+        self.tracer_provider.add_span_processor(BatchSpanProcessor(self.span_exporter))
         self.tracer = self.tracer_provider.get_tracer("aftershock")
         interval = None if os.environ.get("OTEL_METRIC_EXPORT_INTERVAL") else EXPORT_INTERVAL_MS
-        reader = PeriodicExportingMetricReader(OTLPMetricExporter(endpoint=f"{base}/v1/metrics"),
-                                               export_interval_millis=interval)
+        self.metric_exporter = _counting(OTLPMetricExporter)(endpoint=f"{self.endpoint}/v1/metrics",
+                                                             timeout=EXPORT_TIMEOUT_S)
+        reader = PeriodicExportingMetricReader(self.metric_exporter, export_interval_millis=interval)
         self.meter_provider = MeterProvider(resource=resource, metric_readers=[reader])
         self._instruments(self.meter_provider.get_meter("aftershock"))
         self.root: Any = None
@@ -179,9 +195,11 @@ class OtlpExporter:
         with self.state.lock:
             return [Observation(self.state.requests, {"scenario": self.state.name})]
 
-    def close(self) -> None:
-        """Export what is left (the final metrics too) and stop."""
+    def close(self) -> list[str]:
+        """Export what is left (the final metrics too) and stop; the problems met, one line each."""
         self.meter_provider.force_flush()
         self.meter_provider.shutdown()
         self.tracer_provider.force_flush()
         self.tracer_provider.shutdown()
+        return [f"{what} export to the OTLP endpoint {self.endpoint} failed {e.failures} of {e.exports} times"
+                for what, e in (("trace", self.span_exporter), ("metrics", self.metric_exporter)) if e.failures]
