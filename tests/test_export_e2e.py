@@ -19,6 +19,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.export import GRAFANA_DASHBOARD
 from harness.journal import read_journal
 from harness.processes import free_port
 from tests.otlp_receiver import OtlpReceiver
@@ -210,9 +211,7 @@ def test_otlp_metrics_carry_the_slis(run: ExportedRun) -> None:
 def test_every_grafana_panel_query_returns_data_from_the_run(run: ExportedRun) -> None:
     """The shipped dashboard's queries, as Grafana sends them, over what Prometheus scraped
     (a subquery: the run is over and its series went stale)."""
-    from tests.test_export_units import DASHBOARD
-
-    data = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    data = json.loads(GRAFANA_DASHBOARD.read_text(encoding="utf-8"))
     exprs = [t["expr"] for p in data["panels"] for t in p.get("targets", [])]
     failed = any(w["failures"] for w in run.result["windows"])
     for expr in exprs:

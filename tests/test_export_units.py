@@ -16,7 +16,7 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness.export import metrics_address
+from harness.export import GRAFANA_DASHBOARD, metrics_address
 from harness.export.prometheus import METRIC_NAMES, RunCollector
 from harness.export.run_state import RunState
 from harness.fault import UserError
@@ -26,7 +26,6 @@ from harness.windows import Window
 from tests.tiny_target import write_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
-DASHBOARD = ROOT / "harness" / "export" / "grafana-dashboard.json"
 SIZE = 0.5
 START = 1_000_000.0  # a window boundary: 2_000_000 windows of 0.5 s
 
@@ -121,7 +120,7 @@ def test_faults_phase_and_live_slo_follow_the_events(state: RunState) -> None:
 
 
 def dashboard_exprs() -> list[str]:
-    data = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    data = json.loads(GRAFANA_DASHBOARD.read_text(encoding="utf-8"))
     exprs = [t["expr"] for p in data["panels"] for t in p.get("targets", [])]
     exprs += [v["definition"] for v in data["templating"]["list"] if "definition" in v]
     return exprs
@@ -208,6 +207,8 @@ def test_otlp_attack_span_and_a_fault_never_reverted(state: RunState) -> None:
         for event in events:
             state(event)
             exporter(event)
+            if event["event"] == "attack.started":
+                assert state.phase(START + 1.5) == "attack"
         exporter.close()
     finally:
         receiver.close()

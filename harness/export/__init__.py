@@ -9,6 +9,7 @@ and `grafana-dashboard.json` (a dashboard over the Prometheus metrics).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from harness.export.run_state import RunState
@@ -16,6 +17,7 @@ from harness.fault import UserError
 from harness.journal import Listener
 from harness.safety import check_host_allowed
 
+GRAFANA_DASHBOARD = Path(__file__).with_name("grafana-dashboard.json")
 FIX = "use a loopback address, or add the host to safety.allowed_hosts / --allow-host"
 
 

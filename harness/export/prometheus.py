@@ -30,7 +30,7 @@ LIVE_METRICS = {
     "aftershock_failures_total": "failed requests so far by failure kind (label kind)",
     "aftershock_fault_active": "1 while a fault (label fault, type) acts",
     "aftershock_attack_active": "1 while an attack (label attack, type) runs",
-    "aftershock_run_phase": "the run's phase (label phase): 1 for the current one",
+    "aftershock_run_phase": "1 for the run's current phase (label phase: starting, baseline, fault, attack, between faults, recovery, load, teardown, ended)",
 }
 SLO_METRICS = {
     "aftershock_slo_value": "an SLO's measured value so far, in its unit (labels slo, scope, unit)",

@@ -28,7 +28,7 @@ from harness.windows import Window
 SETTLE_WINDOWS = 2
 JUDGE_EVERY_S = 1.0  # at the most often
 JUDGE_DUTY = 0.1  # the share of time live judging may take
-PHASES = ("starting", "baseline", "fault", "between faults", "recovery", "load", "teardown", "ended")
+PHASES = ("starting", "baseline", "fault", "attack", "between faults", "recovery", "load", "teardown", "ended")
 
 
 @dataclass
@@ -123,8 +123,9 @@ class RunState:
             return "starting"
         if self.load_end is not None and now >= self.load_end:
             return "teardown"
-        if any(a.kind == "fault" for a in self.active.values()):
-            return "fault"
+        kinds = {a.kind for a in self.active.values()}
+        if kinds:  # a fault outranks an attack: it is what the SLO scopes "fault" select
+            return "fault" if "fault" in kinds else "attack"
         if tl.baseline is not None and tl.baseline.contains(now):
             return "baseline"
         planned = self.scenario.timeline.faults
