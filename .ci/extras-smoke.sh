@@ -66,6 +66,12 @@ slos:
   - {name: answers, expect: availability >= 90%}
 EOF
   ran_to_verdicts "$bin/aftershock" run core-smoke.yaml -o "$WORK/reports"
+  # OTLP export needs the observe extra: a core install says which (exit 2) before anything runs
+  local rc=0
+  COLUMNS=1000 "$bin/aftershock" run core-smoke.yaml --otlp-endpoint http://127.0.0.1:4318 >core-otlp.txt 2>&1 || rc=$?
+  if [ "$rc" -ne 2 ] || ! grep -q "pip install 'aftershock\[observe\]'" core-otlp.txt; then
+    cat core-otlp.txt; echo "core: --otlp-endpoint should name the observe extra"; return 1
+  fi
   cd "$ROOT"
 }
 

@@ -36,6 +36,10 @@ def run(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="reports folder (default: the scenario's output.dir)"),
     allow_host: list[str] = typer.Option([], "--allow-host", help="allow a non-loopback host (repeatable)"),
     toxiproxy_url: Optional[str] = typer.Option(None, "--toxiproxy-url", help="use this Toxiproxy server instead of the embedded proxy"),
+    metrics_port: Optional[str] = typer.Option(None, "--metrics-port", help="serve Prometheus metrics on [HOST:]PORT (127.0.0.1 by default)"),
+    pushgateway: Optional[str] = typer.Option(None, "--pushgateway", help="push the final verdicts to this Prometheus Pushgateway URL"),
+    otlp_endpoint: Optional[str] = typer.Option(None, "--otlp-endpoint", envvar="OTEL_EXPORTER_OTLP_ENDPOINT",
+                                                help="send the run's trace and SLI metrics to this OTLP/HTTP endpoint"),
 ) -> None:
     """Run a scenario and report every SLO's verdict."""
     from harness.runner import EXIT_BAD_INPUT, EXIT_INTERNAL, RunOptions, Runner
@@ -48,6 +52,7 @@ def run(
         raise typer.Exit(EXIT_BAD_INPUT) from None
     opts = RunOptions(quick=quick, output_dir=output, toxiproxy_url=toxiproxy_url, live=True)
     runner = Runner(loaded, opts)
+    exporters = _start_exporters(runner, allow_host, metrics_port, pushgateway, otlp_endpoint)
     err.print(f"running {loaded.scenario.name}{' (quick)' if quick else ''} → {runner.run_dir}", highlight=False)
     try:
         result = runner.run()
@@ -63,6 +68,7 @@ def run(
         raise typer.Exit(EXIT_INTERNAL) from None
     if _as_program:  # all is undone and written: a late Ctrl-C must not turn the outcome into a traceback
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    export_problems = exporters.close() if exporters else []
     _print_verdicts(result.result)
     for what in result.result.get("not_undone") or []:
         out.print(f"NOT UNDONE: {what}", highlight=False, markup=False, soft_wrap=True)
@@ -71,7 +77,27 @@ def run(
     report = result.run_dir / "report.html"
     err.print(f"report: {report}" if report.is_file() else f"run folder: {result.run_dir}",
               highlight=False, soft_wrap=True)
-    raise typer.Exit(result.exit_code)
+    for problem in export_problems:  # the verdicts stand; a run that passed still fails the job
+        err.print(f"error: {problem}", highlight=False, markup=False, soft_wrap=True)
+    raise typer.Exit(EXIT_INTERNAL if export_problems and result.exit_code == 0 else result.exit_code)
+
+
+def _start_exporters(runner, allow_host: list[str], metrics_port: Optional[str], pushgateway: Optional[str],
+                     otlp_endpoint: Optional[str]):
+    """The Prometheus / OTLP exporters asked for (harness.export), listening to the run's journal."""
+    if metrics_port is None and pushgateway is None and not otlp_endpoint:
+        return None
+    from harness.export import RunExporters
+    from harness.runner import EXIT_BAD_INPUT
+
+    try:
+        exporters = RunExporters.start(runner.scenario, runner.loaded.slos, allow_host, metrics_port,
+                                       pushgateway, otlp_endpoint or None)
+    except UserError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    runner.options.listeners.extend(exporters.listeners)
+    return exporters
 
 
 def _print_verdicts(result: dict) -> None:

@@ -14,7 +14,7 @@ import signal
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 from faults.delivered import delivered_events
 from harness.attack_schedule import AttackTimeline
 from harness.fault import FaultContext, FaultFailed, UserError
-from harness.journal import Journal
+from harness.journal import Journal, Listener
 from harness.ledger import Ledger, describe_entry, replay, stale_ledgers
 from harness.phases import RunTimeline, Span
 from harness.probe_sampler import ProbeSampler, build_probes
@@ -46,6 +46,7 @@ class RunOptions:
     output_dir: Path | None = None  # overrides the scenario's output.dir
     toxiproxy_url: str | None = None  # an external Toxiproxy server instead of the embedded one
     live: bool = False  # a live terminal view (rich) while the run goes
+    listeners: list[Listener] = field(default_factory=list)  # get every journal event (exporters, live views)
 
 
 @dataclass
@@ -108,6 +109,8 @@ class Runner:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         journal = Journal(self.run_dir / "journal.jsonl", self.loaded.secrets)
         self.journal = journal
+        for listener in self.options.listeners:
+            journal.subscribe(listener)
         for left in stale_ledgers(self.out_root / ".ledger"):
             for line in replay(left):
                 journal.write("cleanup.replayed", ledger=str(left.path), action=line)
