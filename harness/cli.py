@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from harness.console import make_console
 from harness.fault import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Chaos and resilience testing for ML systems.")
-out = Console()
-err = Console(stderr=True)
+out = make_console()
+err = make_console(stderr=True)
 
 
 def _load(path: Path):
@@ -69,9 +69,32 @@ def run(
     if result.message:
         err.print(result.message, highlight=False, markup=False, soft_wrap=True)
     report = result.run_dir / "report.html"
+    _print_failures(result.result)
     err.print(f"report: {report}" if report.is_file() else f"run folder: {result.run_dir}",
               highlight=False, soft_wrap=True)
+    _github_outputs(result.result, loaded, report if report.is_file() else result.run_dir)
     raise typer.Exit(result.exit_code)
+
+
+def _print_failures(result: dict) -> None:
+    """Each SLO that did not hold, once, with the failure kinds seen in its scope."""
+    from harness.ci_output import slo_failure
+
+    for v in result.get("slos") or []:
+        if v.get("passed") is not True:
+            err.print(f"{'FAIL' if v['passed'] is False else 'NO DATA'} {v['name']}: {slo_failure(v, result)}",
+                      highlight=False, markup=False, soft_wrap=True)
+
+
+def _github_outputs(result: dict, loaded, report: Path) -> None:
+    """In a GitHub Actions job: `::error` annotations on the failed SLOs' lines, and summary.md
+    appended to the job summary."""
+    from harness.ci_output import append_step_summary, github_actions, write_annotations
+
+    if not github_actions():
+        return
+    write_annotations(sys.stdout, result, loaded.path, loaded.slo_lines, report)
+    append_step_summary(report.parent / "summary.md" if report.is_file() else report / "summary.md")
 
 
 def _print_verdicts(result: dict) -> None:
@@ -315,7 +338,6 @@ def _protocol_options(option: list[str]) -> dict:
 
 
 def _print_probe(report) -> None:
-    out = Console()
     table = Table(title=f"{report.protocol} at {report.url} (model {report.model})", show_header=False)
     for what, check in (("liveness", report.live), ("readiness", report.ready)):
         table.add_row(what, f"GET {check.path} -> {check.status or check.error}")

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+_ANNOTATIONS = pytest.StashKey[list[str]]()  # GitHub `::error` lines of the failed SLO items
+_RUN_DIRS = pytest.StashKey[list[Path]]()  # the run folders of this session, in run order
 _SCENARIO_KEYS = (re.compile(r"^target\s*:", re.MULTILINE), re.compile(r"^slos\s*:", re.MULTILINE))
 
 
@@ -65,6 +67,7 @@ class ScenarioFile(pytest.File):
             output = cfg.getoption("--aftershock-output")
             opts = RunOptions(quick=cfg.getoption("--aftershock-quick"), output_dir=Path(output) if output else None)
             self._result = Runner(self.loaded, opts).run()
+            self.config.stash.setdefault(_RUN_DIRS, []).append(self._result.run_dir)
         return self._result
 
 
@@ -100,13 +103,14 @@ class ScenarioSloItem(pytest.Item):
                                  ("scope", v["scope"])]
         if v["passed"] is True:
             return
-        from harness.report.writers import fmt_measured
+        from harness.ci_output import annotation, github_actions, slo_failure
 
-        if v["passed"] is None:
-            raise SloFailed(f"no data to judge `{v['expect']}` (scope: {v['scope']}): {v['detail']}\n"
-                            f"run dir: {run.run_dir}")
-        raise SloFailed(f"expected `{v['expect']}` (scope: {v['scope']}); measured {fmt_measured(v)}\n"
-                        f"{v['detail']}\nreport: {run.run_dir / 'report.html'}")
+        report = run.run_dir / "report.html"
+        if github_actions():  # written after the session's tests (pytest_terminal_summary), outside capture
+            line = self.parent.loaded.slo_lines[self.slo_index]
+            self.config.stash.setdefault(_ANNOTATIONS, []).append(
+                annotation(run.result, v, self.parent.loaded.path, line, report))
+        raise SloFailed(f"{slo_failure(v, run.result)}\nreport: {report}")
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, SloFailed):
@@ -114,4 +118,19 @@ class ScenarioSloItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{self.path.name}::{self.name}"
+        # the node id: what a failure header shows can be pasted back into `pytest`
+        line = None if self.slo_index is None else self.parent.loaded.slo_lines[self.slo_index] - 1
+        return self.path, line, self.nodeid
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """In a GitHub Actions job: the failed SLOs as `::error` annotations, and each run's
+    summary.md appended to the job summary."""
+    from harness.ci_output import append_step_summary, github_actions
+
+    if not github_actions():
+        return
+    for line in config.stash.get(_ANNOTATIONS, []):
+        terminalreporter.write_line(line)
+    for run_dir in config.stash.get(_RUN_DIRS, []):
+        append_step_summary(run_dir / "summary.md")

@@ -72,6 +72,7 @@ class LoadedScenario:
     slos: list[Any] = field(default_factory=list)  # harness.slo.Slo per `slos:` entry, parsed once
     stops: list[Any] = field(default_factory=list)  # harness.slo.StopCondition per `stop_when:` entry
     secrets: list[str] = field(default_factory=list)
+    slo_lines: list[int] = field(default_factory=list)  # 1-based line of each SLO's `expect:` (CI annotations)
 
 
 @dataclass
@@ -324,8 +325,9 @@ def _validated(data: dict[str, Any], marks: _Marks, file: str, problems: list[Pr
     slos, stops = _validate_expressions(scenario, marks, file, problems)
     if problems:
         raise ScenarioError(problems)
+    slo_lines = [(m.line + 1 if (m := marks.at(("slos", i, "expect"))) else 1) for i in range(len(scenario.slos))]
     return LoadedScenario(scenario, Path(file) if base_dir is None else base_dir / Path(file).name, faults,
-                          attacks, slos, stops, secrets)
+                          attacks, slos, stops, secrets, slo_lines)
 
 
 def _too_big(size: int) -> str:
@@ -523,7 +525,11 @@ def _validate_semantics(scenario: Scenario, marks: _Marks, file: str, problems: 
 
 def _validate_expressions(scenario: Scenario, marks: _Marks, file: str,
                           problems: list[Problem]) -> tuple[list[Any], list[Any]]:
-    from harness.slo import SloSyntaxError, parse_slo, parse_stop  # the SLO language lives in harness.slo
+    from harness.slo import (  # the SLO language lives in harness.slo
+        SloSyntaxError,
+        parse_slo,
+        parse_stop,
+    )
 
     scopes = {"run", "baseline", "fault", "recovery",
               *(f.name for f in (*scenario.timeline.faults, *scenario.timeline.attacks))}

@@ -1,0 +1,87 @@
+"""What a CI job shows of a run without glue: one failure message per SLO, GitHub Actions
+`::error` annotations on the scenario's SLO lines, and summary.md in the job summary.
+
+The CLI (`aftershock run`) and the pytest plugin both use it, so a failure reads the same
+in a terminal, a pytest report and an annotation."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any, TextIO
+
+
+def github_actions() -> bool:
+    """True inside a GitHub Actions job (the runner sets GITHUB_ACTIONS=true)."""
+    return os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+def failure_kinds(result: dict[str, Any], scope: str) -> Counter[str]:
+    """Failed requests by kind (http_503, timeout, ...) over the windows of `scope`."""
+    seen: Counter[str] = Counter()
+    for w in result.get("windows") or []:
+        if scope in (w.get("scopes") or ()):
+            seen.update(w.get("failure_kinds") or {})
+    return seen
+
+
+def fmt_kinds(kinds: Counter[str]) -> str:
+    """`212 × http_503, 3 × timeout`, most frequent first."""
+    return ", ".join(f"{n} × {kind}" for kind, n in kinds.most_common())
+
+
+def slo_failure(v: dict[str, Any], result: dict[str, Any]) -> str:
+    """The fact of one failed (or unjudged) SLO, once: what was measured against what was
+    expected, and the failure kinds seen in its scope."""
+    if v["passed"] is None:
+        text = f"no data to judge `{v['expect']}`: {v['detail']}"
+    else:
+        text = v["detail"] or f"`{v['expect']}` failed"
+    kinds = failure_kinds(result, v["scope"])
+    return f"{text}; failures seen: {fmt_kinds(kinds)}" if kinds else text
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def workspace_path(path: Path) -> str:
+    """The path GitHub resolves an annotation against: relative to the checkout when inside it."""
+    root = Path(os.environ.get("GITHUB_WORKSPACE") or Path.cwd()).resolve()
+    full = path.resolve()
+    return str(full.relative_to(root)) if full.is_relative_to(root) else str(full)
+
+
+def annotation(result: dict[str, Any], v: dict[str, Any], scenario_file: Path, line: int, report: Path) -> str:
+    """The `::error` workflow command for one SLO that did not hold, on the line of its `expect:`."""
+    verdict = "failed" if v["passed"] is False else "had no data"
+    title = _escape_property(f"{result['scenario']}: SLO {v['name']!r} {verdict}")
+    message = _escape_data(f"{slo_failure(v, result)}\nreport: {report}")
+    return f"::error file={_escape_property(workspace_path(scenario_file))},line={line},title={title}::{message}"
+
+
+def annotations(result: dict[str, Any], scenario_file: Path, slo_lines: list[int], report: Path) -> list[str]:
+    """One `::error` per SLO of the run that did not hold."""
+    return [annotation(result, v, scenario_file, slo_lines[i] if i < len(slo_lines) else 1, report)
+            for i, v in enumerate(result.get("slos") or []) if v.get("passed") is not True]
+
+
+def write_annotations(stream: TextIO, result: dict[str, Any], scenario_file: Path, slo_lines: list[int],
+                      report: Path) -> None:
+    stream.writelines(line + "\n" for line in annotations(result, scenario_file, slo_lines, report))
+    stream.flush()
+
+
+def append_step_summary(summary_md: Path) -> Path | None:
+    """Append the run's summary.md to the file GITHUB_STEP_SUMMARY names; the file it wrote, if any."""
+    target = os.environ.get("GITHUB_STEP_SUMMARY")
+    if not target or not summary_md.is_file():
+        return None
+    with open(target, "a", encoding="utf-8") as f:
+        f.write(summary_md.read_text(encoding="utf-8").rstrip("\n") + "\n\n")
+    return Path(target)
