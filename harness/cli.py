@@ -173,14 +173,29 @@ def cleanup(
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def demo(ctx: typer.Context) -> None:
-    """Start the bundled demo ML system (feature store + model server) and print its URLs."""
+def demo(
+    ctx: typer.Context,
+    mode: str = typer.Option("resilient", "--mode", help="Resilience patterns on (resilient) or off (fragile)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address both servers listen on."),
+    port: int = typer.Option(8080, "--port", help="Model server port."),
+    feature_store_port: int = typer.Option(0, "--feature-store-port", help="Feature store port (0: any free port)."),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Model cache folder (default: ~/.cache/aftershock/demo)."),
+    seed: int = typer.Option(0, "--seed", help="World seed of the synthetic data."),
+    ready_timeout: float = typer.Option(120.0, "--ready-timeout", help="Seconds to wait for both servers."),
+) -> None:
+    """Start the bundled demo ML system (feature store + model server) and print its URLs.
+
+    Other flags go to the model server (`python -m harness.demo serve --help` lists them)."""
     from harness.extras import require_extra
 
     require_extra("torch", "ml", "aftershock demo")  # a UserError: main() prints it, exit 2
     from harness.demo.launcher import main as demo_main
 
-    raise typer.Exit(demo_main(list(ctx.args)))
+    argv = ["--mode", mode, "--host", host, "--port", str(port), "--feature-store-port", str(feature_store_port),
+            "--seed", str(seed), "--ready-timeout", str(ready_timeout)]
+    if state_dir is not None:
+        argv += ["--state-dir", str(state_dir)]
+    raise typer.Exit(demo_main(argv + list(ctx.args)))
 
 
 @app.command()
@@ -368,7 +383,8 @@ def _print_probe(report) -> None:
 def probe_target_cmd(
     url: str = typer.Argument(..., help="base URL of the model server, e.g. http://127.0.0.1:8080"),
     protocol: str = typer.Option(..., "--protocol", "-p", help="oip-v2, kserve-v1, torchserve, bentoml, seldon-v1, http-json"),
-    model: str = typer.Option("model", "--model", "-m", help="model name (in the URL paths that have one)"),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="model name (default: the one model the server lists, else \"model\")"),
     data: Optional[Path] = typer.Option(None, "--data", help="rows to send (.npz/.csv/.jsonl/.parquet); default: from metadata"),
     option: list[str] = typer.Option([], "--option", "-o", help="adapter option key=value (repeatable)"),
     allow_host: list[str] = typer.Option([], "--allow-host", help="allow a non-loopback host (repeatable)"),
@@ -390,7 +406,8 @@ def probe_target_cmd(
 def init(
     url: str = typer.Argument(..., help="base URL of the running model server"),
     protocol: str = typer.Option(..., "--protocol", "-p", help="the server's protocol (see probe-target)"),
-    model: str = typer.Option("model", "--model", "-m", help="model name"),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="model name (default: the one model the server lists, else \"model\")"),
     data: Path = typer.Option(..., "--data", help="the rows the scenario's load sends (labels in a `label` column)"),
     out: Path = typer.Option(Path("scenario.yaml"), "--out", help="scenario file to write"),
     name: Optional[str] = typer.Option(None, "--name", help="scenario name (default: the file's stem)"),

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 MISTAKES = """\
@@ -94,3 +96,58 @@ def test_drift_test_counts_a_4xx_rejection_of_corrupted_data_right_and_keeps_ear
         assert cell["handled"] == (cell["right"] + 2) / 4 > cell["accuracy"]
     table = tables[-1].with_suffix(".md").read_text()
     assert "| mean | mean, 4xx right | 4xx | 5xx |" in table
+
+
+@pytest.fixture(scope="module")
+def demo_url(tmp_path_factory: pytest.TempPathFactory):
+    """`aftershock demo` as the README starts it (resilient, its own free port)."""
+    from harness.demo.launcher import free_port, wait_ready
+
+    port = free_port()
+    log = tmp_path_factory.mktemp("demo") / "demo.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "demo", "--port", str(port)], cwd=ROOT,
+                                stdout=out, stderr=subprocess.STDOUT, env=_plain_env())
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(f"{url}/v2/health/ready", proc, timeout=180)
+        yield url
+    finally:
+        proc.terminate()  # the launcher stops both servers on SIGTERM
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_probe_target_defaults_work_against_the_demo(demo_url: str) -> None:
+    r = cli("probe-target", demo_url, "--protocol", "oip-v2")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"oip-v2 at {demo_url} (model fraud)" in r.stdout  # the one model the server lists
+
+
+def test_a_wrong_model_name_is_named_as_the_cause(demo_url: str) -> None:
+    r = cli("probe-target", demo_url, "--protocol", "oip-v2", "--model", "model")
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "does not describe its inputs" not in r.stderr
+    assert (f"error: the server at {demo_url} has no model named 'model' (GET /v2/models/model/ready answered 404); "
+            "it serves: fraud: pass --model NAME") in r.stderr
+
+
+def test_init_defaults_write_a_scenario_for_the_demo(demo_url: str, tmp_path: Path) -> None:
+    data = tmp_path / "demo.npz"
+    subprocess.run([sys.executable, "-m", "harness.demo", "export-data", "--out", str(data), "--n", "50"],
+                   cwd=ROOT, check=True, capture_output=True, timeout=120)
+    r = cli("init", demo_url, "--protocol", "oip-v2", "--data", str(data), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    written = tmp_path / "scenario.yaml"
+    assert "model: fraud" in written.read_text()
+    assert cli("validate", str(written)).returncode == 0
+
+
+def test_demo_help_lists_its_options() -> None:
+    r = cli("demo", "--help")
+    assert r.returncode == 0, r.stderr
+    for option in ("--mode", "--host", "--port", "--feature-store-port", "--state-dir", "--seed", "--ready-timeout"):
+        assert option in r.stdout, (option, r.stdout)
