@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Optional
 
@@ -31,11 +32,11 @@ def _load(path: Path):
 
 @app.command()
 def run(
-    scenario: Path = typer.Argument(..., help="scenario YAML file"),
-    quick: bool = typer.Option(False, "--quick", help="scale every duration down (x0.25) for CI"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="reports folder (default: the scenario's output.dir)"),
-    allow_host: list[str] = typer.Option([], "--allow-host", help="allow a non-loopback host (repeatable)"),
-    toxiproxy_url: Optional[str] = typer.Option(None, "--toxiproxy-url", help="use this Toxiproxy server instead of the embedded proxy"),
+    scenario: Path = typer.Argument(..., help="Scenario YAML file"),
+    quick: bool = typer.Option(False, "--quick", help="Scale every duration down (x0.25) for CI"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Reports folder (default: the scenario's output.dir)"),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="Allow a non-loopback host (repeatable)"),
+    toxiproxy_url: Optional[str] = typer.Option(None, "--toxiproxy-url", help="Use this Toxiproxy server instead of the embedded proxy"),
 ) -> None:
     """Run a scenario and report every SLO's verdict."""
     from harness.runner import EXIT_BAD_INPUT, EXIT_INTERNAL, RunOptions, Runner
@@ -111,7 +112,7 @@ def _print_verdicts(result: dict) -> None:
 
 
 @app.command()
-def validate(files: list[Path] = typer.Argument(..., help="scenario files")) -> None:
+def validate(files: list[Path] = typer.Argument(..., help="Scenario files")) -> None:
     """Check scenario files without running them."""
     bad = 0
     for f in files:
@@ -126,7 +127,7 @@ def validate(files: list[Path] = typer.Argument(..., help="scenario files")) -> 
 
 @app.command()
 def schema(
-    markdown: bool = typer.Option(False, "--markdown", help="print every fault and attack type's parameters as Markdown tables"),
+    markdown: bool = typer.Option(False, "--markdown", help="Print every fault and attack type's parameters as Markdown tables"),
 ) -> None:
     """Print the scenario JSON Schema (for editor completion and checks)."""
     if markdown:
@@ -141,9 +142,9 @@ def schema(
 
 @app.command()
 def cleanup(
-    reports: Path = typer.Option(Path("reports"), "--reports", help="the reports folder whose .ledger to replay"),
+    reports: Path = typer.Option(Path("reports"), "--reports", help="The reports folder whose .ledger to replay"),
     allow_host: list[str] = typer.Option([], "--allow-host",
-                                         help="a non-loopback host an undo may contact, besides the run's own (repeatable)"),
+                                         help="A non-loopback host an undo may contact, besides the run's own (repeatable)"),
 ) -> None:
     """Undo what a killed run left behind (faults, processes), from its undo ledger.
 
@@ -172,16 +173,21 @@ def cleanup(
         raise typer.Exit(4)
 
 
+class DemoMode(str, Enum):
+    resilient = "resilient"
+    fragile = "fragile"
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def demo(
     ctx: typer.Context,
-    mode: str = typer.Option("resilient", "--mode", help="Resilience patterns on (resilient) or off (fragile)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address both servers listen on."),
-    port: int = typer.Option(8080, "--port", help="Model server port."),
-    feature_store_port: int = typer.Option(0, "--feature-store-port", help="Feature store port (0: any free port)."),
-    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Model cache folder (default: ~/.cache/aftershock/demo)."),
-    seed: int = typer.Option(0, "--seed", help="World seed of the synthetic data."),
-    ready_timeout: float = typer.Option(120.0, "--ready-timeout", help="Seconds to wait for both servers."),
+    mode: DemoMode = typer.Option(DemoMode.resilient, "--mode", help="Resilience patterns on (resilient) or off (fragile)"),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address both servers listen on"),
+    port: int = typer.Option(8080, "--port", help="Model server port"),
+    feature_store_port: int = typer.Option(0, "--feature-store-port", help="Feature store port (0: any free port)"),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Model cache folder (default: ~/.cache/aftershock/demo)"),
+    seed: int = typer.Option(0, "--seed", help="World seed of the synthetic data"),
+    ready_timeout: float = typer.Option(120.0, "--ready-timeout", help="Seconds to wait for both servers"),
 ) -> None:
     """Start the bundled demo ML system (feature store + model server) and print its URLs.
 
@@ -191,7 +197,7 @@ def demo(
     require_extra("torch", "ml", "aftershock demo")  # a UserError: main() prints it, exit 2
     from harness.demo.launcher import main as demo_main
 
-    argv = ["--mode", mode, "--host", host, "--port", str(port), "--feature-store-port", str(feature_store_port),
+    argv = ["--mode", mode.value, "--host", host, "--port", str(port), "--feature-store-port", str(feature_store_port),
             "--seed", str(seed), "--ready-timeout", str(ready_timeout)]
     if state_dir is not None:
         argv += ["--state-dir", str(state_dir)]
@@ -200,13 +206,13 @@ def demo(
 
 @app.command()
 def proxy(
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8474, "--port"),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address the proxy's HTTP API listens on"),
+    port: int = typer.Option(8474, "--port", help="Port of the HTTP API (Toxiproxy's is 8474)"),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON list of proxies to create at start"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="seed for reproducible jitter and toxicity"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for reproducible jitter and toxicity"),
     allow_host: list[str] = typer.Option([], "--allow-host",
-                                         help="a non-loopback host proxies may listen on or relay to (repeatable)"),
-    allow_privileged_ports: bool = typer.Option(False, "--allow-privileged-ports", help="allow listen ports below 1024"),
+                                         help="A non-loopback host proxies may listen on or relay to (repeatable)"),
+    allow_privileged_ports: bool = typer.Option(False, "--allow-privileged-ports", help="Allow listen ports below 1024"),
 ) -> None:
     """Run the embedded Toxiproxy-compatible proxy standalone, like toxiproxy-server.
 
@@ -222,12 +228,17 @@ def proxy(
         raise typer.Exit(2) from None
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def worker(ctx: typer.Context) -> None:
+@app.command()
+def worker(
+    master: str = typer.Option(..., "--master", metavar="<host:port>", help="The run's master, HOST:PORT"),
+    locustfile: Optional[Path] = typer.Option(None, "--locustfile", help="Your own locustfile (the same one the master runs)"),
+    processes: int = typer.Option(1, "--processes", help="Worker processes on this machine"),
+) -> None:
     """Run a Locust worker for a distributed run (aftershock worker --master HOST:PORT)."""
     from harness.load.worker import main as worker_main
 
-    raise typer.Exit(worker_main(list(ctx.args)))
+    argv = ["--master", master, "--processes", str(processes)]
+    raise typer.Exit(worker_main(argv + (["--locustfile", str(locustfile)] if locustfile else [])))
 
 
 # --- reports, compare, game days, schedules (harness/report, compare.py, gameday/, schedule/) ---
@@ -239,7 +250,7 @@ def _user_error(exc: Exception) -> None:
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="a run folder, e.g. reports/<scenario>/<timestamp>")) -> None:
+def report(run_dir: Path = typer.Argument(..., help="A run folder, e.g. reports/<scenario>/<timestamp>")) -> None:
     """Render report.html and summary.md again from a run's journal (works for crashed runs too)."""
     from harness.report.replay import RunDirError
     from harness.report.writers import render_run
@@ -254,16 +265,17 @@ def report(run_dir: Path = typer.Argument(..., help="a run folder, e.g. reports/
 
 @app.command()
 def compare(
-    baseline: Path = typer.Argument(..., help="baseline result.json, run folder, or folder of runs (newest)"),
-    current: Path = typer.Argument(..., help="current result.json, run folder, or folder of runs (newest)"),
+    baseline: Path = typer.Argument(..., help="Baseline result.json, run folder, or folder of runs (newest)"),
+    current: Path = typer.Argument(..., help="Current result.json, run folder, or folder of runs (newest)"),
     tolerance: list[str] = typer.Option([], "--tolerance", "-t",
                                         help="KEY=VALUE, KEY an SLI, SLO name or class: p95(latency)=15%, accuracy=0.02, latency=10ms (repeatable)"),
-    markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="also write the Markdown table to this file"),
+    markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="Also write the Markdown table to this file"),
     confidence: float = typer.Option(0.99, "--confidence", min=0.5, max=0.999,
-                                     help="confidence of the shift intervals (default 0.99)"),
+                                     help="Confidence of the shift intervals (default 0.99)"),
 ) -> None:
-    """Per-SLO verdicts and margins, per-SLI shifts with confidence intervals from the per-window
-    samples; exit 1 on a regression (a change for the worse beyond tolerance, with confidence)."""
+    """Compare two runs; exit 1 on a regression (a change for the worse beyond tolerance, with confidence).
+
+    Per-SLO verdicts and margins, per-SLI shifts with confidence intervals from the per-window samples."""
     from harness.compare import Tolerances, compare as compare_runs, load_result, markdown, parse_tolerance
 
     try:
@@ -282,10 +294,10 @@ def compare(
 
 @app.command()
 def gameday(
-    plan: Path = typer.Argument(..., help="game-day plan YAML"),
-    unattended: bool = typer.Option(False, "--unattended", help="don't prompt at checkpoints (CI, schedules)"),
-    quick: bool = typer.Option(False, "--quick", help="run every scenario in quick mode (x0.25)"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="reports folder (default: the plan's output.dir)"),
+    plan: Path = typer.Argument(..., help="Game-day plan YAML"),
+    unattended: bool = typer.Option(False, "--unattended", help="Don't prompt at checkpoints (CI, schedules)"),
+    quick: bool = typer.Option(False, "--quick", help="Run every scenario in quick mode (x0.25)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Reports folder (default: the plan's output.dir)"),
 ) -> None:
     """Run a game day: ordered scenarios with hypotheses, roles, runbook checkpoints and observations."""
     from harness.gameday import GameDay, load_plan
@@ -302,12 +314,12 @@ def gameday(
 
 @app.command()
 def schedule(
-    plan: Path = typer.Argument(..., help="schedule plan YAML"),
-    export: Optional[str] = typer.Option(None, "--export", help="print the equivalent: crontab | kubernetes | github"),
-    job: Optional[str] = typer.Option(None, "--job", help="run this one job now (what an exported schedule calls)"),
-    max_runs: Optional[int] = typer.Option(None, "--max-runs", help="stop after this many runs"),
-    until: Optional[str] = typer.Option(None, "--until", help="stop at this time: a duration from now (2h) or ISO time"),
-    lock_timeout: float = typer.Option(0.0, "--lock-timeout", help="seconds to wait for a running job to finish"),
+    plan: Path = typer.Argument(..., help="Schedule plan YAML"),
+    export: Optional[str] = typer.Option(None, "--export", help="Print the equivalent: crontab | kubernetes | github"),
+    job: Optional[str] = typer.Option(None, "--job", help="Run this one job now (what an exported schedule calls)"),
+    max_runs: Optional[int] = typer.Option(None, "--max-runs", help="Stop after this many runs"),
+    until: Optional[str] = typer.Option(None, "--until", help="Stop at this time: a duration from now (2h) or ISO time"),
+    lock_timeout: float = typer.Option(0.0, "--lock-timeout", help="Seconds to wait for a running job to finish"),
 ) -> None:
     """Run scenarios and game days on cron schedules, one at a time, with history under reports/."""
     from harness.schedule import Scheduler, export_plan, load_schedule, parse_until
@@ -381,13 +393,13 @@ def _print_probe(report) -> None:
 
 @app.command("probe-target")
 def probe_target_cmd(
-    url: str = typer.Argument(..., help="base URL of the model server, e.g. http://127.0.0.1:8080"),
-    protocol: str = typer.Option(..., "--protocol", "-p", help="oip-v2, kserve-v1, torchserve, bentoml, seldon-v1, http-json"),
+    url: str = typer.Argument(..., help="Base URL of the model server, e.g. http://127.0.0.1:8080"),
+    protocol: str = typer.Option(..., "--protocol", "-p", help="The server's protocol: oip-v2, kserve-v1, torchserve, bentoml, seldon-v1, http-json"),
     model: Optional[str] = typer.Option(None, "--model", "-m",
-                                        help="model name (default: the one model the server lists, else \"model\")"),
-    data: Optional[Path] = typer.Option(None, "--data", help="rows to send (.npz/.csv/.jsonl/.parquet); default: from metadata"),
-    option: list[str] = typer.Option([], "--option", "-o", help="adapter option key=value (repeatable)"),
-    allow_host: list[str] = typer.Option([], "--allow-host", help="allow a non-loopback host (repeatable)"),
+                                        help="Model name (default: the one model the server lists, else \"model\")"),
+    data: Optional[Path] = typer.Option(None, "--data", help="Rows to send (.npz/.csv/.jsonl/.parquet); default: from metadata"),
+    option: list[str] = typer.Option([], "--option", "-o", help="Adapter option key=value (repeatable)"),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="Allow a non-loopback host (repeatable)"),
 ) -> None:
     """Check readiness, send one batch, and print what aftershock understood of the answer."""
     from harness.probe_target import probe_target
@@ -404,15 +416,15 @@ def probe_target_cmd(
 
 @app.command()
 def init(
-    url: str = typer.Argument(..., help="base URL of the running model server"),
-    protocol: str = typer.Option(..., "--protocol", "-p", help="the server's protocol (see probe-target)"),
+    url: str = typer.Argument(..., help="Base URL of the running model server"),
+    protocol: str = typer.Option(..., "--protocol", "-p", help="The server's protocol (see probe-target)"),
     model: Optional[str] = typer.Option(None, "--model", "-m",
-                                        help="model name (default: the one model the server lists, else \"model\")"),
-    data: Path = typer.Option(..., "--data", help="the rows the scenario's load sends (labels in a `label` column)"),
-    out: Path = typer.Option(Path("scenario.yaml"), "--out", help="scenario file to write"),
-    name: Optional[str] = typer.Option(None, "--name", help="scenario name (default: the file's stem)"),
-    force: bool = typer.Option(False, "--force", help="overwrite --out if it exists"),
-    allow_host: list[str] = typer.Option([], "--allow-host", help="allow a non-loopback host (repeatable)"),
+                                        help="Model name (default: the one model the server lists, else \"model\")"),
+    data: Path = typer.Option(..., "--data", help="The rows the scenario's load sends (labels in a `label` column)"),
+    out: Path = typer.Option(Path("scenario.yaml"), "--out", help="Scenario file to write"),
+    name: Optional[str] = typer.Option(None, "--name", help="Scenario name (default: the file's stem)"),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists"),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="Allow a non-loopback host (repeatable)"),
 ) -> None:
     """Probe the server, then write a starter scenario for it."""
     from harness.probe_target import probe_target, write_starter

@@ -151,3 +151,35 @@ def test_demo_help_lists_its_options() -> None:
     assert r.returncode == 0, r.stderr
     for option in ("--mode", "--host", "--port", "--feature-store-port", "--state-dir", "--seed", "--ready-timeout"):
         assert option in r.stdout, (option, r.stdout)
+
+
+def test_one_help_style_across_commands() -> None:
+    """Every command has a one-sentence summary; every option and argument a help text in
+    sentence case, without a closing full stop (`--help` itself is typer's)."""
+    import typer.main
+
+    from harness.cli import app
+
+    group = typer.main.get_command(app)
+    bad = []
+    for name, command in group.commands.items():
+        summary = (command.help or "").strip().splitlines()[0] if command.help else ""
+        if not summary or not summary[0].isupper() or not summary.endswith("."):
+            bad.append(f"{name}: summary {summary!r}")
+        for param in command.params:
+            if param.name == "help" or name == "drift-test":
+                continue
+            text = getattr(param, "help", None) or ""
+            if not text or not text[0].isupper() or text.endswith("."):
+                bad.append(f"{name} {param.opts[0] if param.opts else param.name}: help {text!r}")
+    assert not bad, "\n".join(bad)
+
+
+def test_drift_test_help_lists_every_option_in_sentence_case() -> None:
+    from harness.drift_test import parser
+
+    for action in parser()._actions:
+        if action.dest != "help":
+            assert action.help and action.help[0].isupper(), (action.dest, action.help)
+    r = cli("drift-test", "--help")
+    assert r.returncode == 0 and "--corruptions" in r.stdout and "--severities" in r.stdout
