@@ -65,8 +65,21 @@ def annotation(result: dict[str, Any], v: dict[str, Any], scenario_file: Path, l
     return f"::error file={_escape_property(workspace_path(scenario_file))},line={line},title={title}::{message}"
 
 
+def run_annotation(result: dict[str, Any], scenario_file: Path, report: Path) -> str | None:
+    """The `::error` for a run that did not complete (aborted, interrupted, errored), on the
+    scenario's first line: its verdicts judged only part of the plan. None for a complete run."""
+    if result.get("status") in ("passed", "failed"):
+        return None
+    title = _escape_property(f"{result.get('scenario', scenario_file.stem)}: run {result.get('status')}")
+    message = _escape_data(f"{result.get('message') or result.get('status')} (exit code {result.get('exit_code')})"
+                           f"\nreport: {report}")
+    return f"::error file={_escape_property(workspace_path(scenario_file))},line=1,title={title}::{message}"
+
+
 def annotations(result: dict[str, Any], scenario_file: Path, slo_lines: list[int], report: Path) -> list[str]:
-    """One `::error` per SLO of the run that did not hold."""
+    """One `::error` for a run that did not complete, else one per SLO that did not hold."""
+    if (incomplete := run_annotation(result, scenario_file, report)) is not None:
+        return [incomplete]
     return [annotation(result, v, scenario_file, slo_lines[i] if i < len(slo_lines) else 1, report)
             for i, v in enumerate(result.get("slos") or []) if v.get("passed") is not True]
 

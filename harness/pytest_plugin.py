@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 _ANNOTATIONS = pytest.StashKey[list[str]]()  # GitHub `::error` lines of the failed SLO items
+_ANNOTATED_RUNS = pytest.StashKey[set[Path]]()  # incomplete runs already annotated
 _RUN_DIRS = pytest.StashKey[list[Path]]()  # the run folders of this session, in run order
 _SCENARIO_KEYS = (re.compile(r"^target\s*:", re.MULTILINE), re.compile(r"^slos\s*:", re.MULTILINE))
 
@@ -94,6 +95,7 @@ class ScenarioSloItem(pytest.Item):
         if run.status not in ("passed", "failed"):
             # An aborted, interrupted or errored run judged only part of its plan: an SLO
             # that "held" until the abort says nothing, so every item of the scenario fails.
+            self._annotate_incomplete(run)
             raise SloFailed(f"{_INCOMPLETE.get(run.status, run.status)} (exit code {run.exit_code}): {run.message}\n"
                             f"run dir: {run.run_dir}")
         if self.slo_index is None:
@@ -111,6 +113,17 @@ class ScenarioSloItem(pytest.Item):
             self.config.stash.setdefault(_ANNOTATIONS, []).append(
                 annotation(run.result, v, self.parent.loaded.path, line, report))
         raise SloFailed(f"{slo_failure(v, run.result)}\nreport: {report}")
+
+    def _annotate_incomplete(self, run: Any) -> None:
+        """One annotation per incomplete run, however many of its items fail."""
+        from harness.ci_output import github_actions, run_annotation
+
+        done = self.config.stash.setdefault(_ANNOTATED_RUNS, set())
+        if github_actions() and run.run_dir not in done:
+            done.add(run.run_dir)
+            line = run_annotation(run.result, self.parent.loaded.path, run.run_dir / "report.html")
+            if line:
+                self.config.stash.setdefault(_ANNOTATIONS, []).append(line)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, SloFailed):

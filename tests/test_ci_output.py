@@ -52,7 +52,7 @@ def test_failure_kinds_are_counted_in_the_slo_scope_only() -> None:
 
 
 def test_annotation_escapes_and_skips_held_slos(tmp_path: Path, monkeypatch) -> None:
-    result = {"scenario": "s", "windows": [], "slos": [
+    result = {"scenario": "s", "status": "failed", "windows": [], "slos": [
         {"name": "held", "expect": "x", "passed": True, "scope": "run", "detail": "ok"},
         {"name": "a, b: c", "expect": "availability >= 99%", "passed": False, "scope": "run",
          "detail": "availability over the run was 50%; expected >= 99%\nsecond line"},
@@ -141,3 +141,23 @@ def test_pasted_node_id_runs_exactly_that_item(tmp_path: Path) -> None:
     assert re.search(rf"^::error file=scenarios/flaky\.yaml,line={line},title=flaky%3A SLO 'availability' failed::",
                      r.stdout, re.MULTILINE), r.stdout
     assert "## aftershock: flaky" in step.read_text()
+
+
+def test_an_aborted_run_is_one_annotation_however_many_items_fail(tmp_path: Path) -> None:
+    write_dataset(tmp_path)
+    with ReferenceServer(lambda n: Reply(status=500 if n >= 40 else 200)) as srv:
+        (tmp_path / "aborts.yaml").write_text(
+            f"name: aborts\ntarget: {{url: {srv.url}, protocol: oip-v2, model: m}}\n"
+            "load: {users: 2, duration: 8s, window: 0.5s, data: {dataset: rows.npz}}\n"
+            "slos:\n  - {name: fast enough, expect: p95(latency) < 2s}\n  - {name: some answers, expect: throughput > 0}\n"
+            "stop_when:\n  - error_rate > 50% for 1s\n")
+        (tmp_path / "pytest.ini").write_text("[pytest]\n")
+        r = subprocess.run([sys.executable, "-m", "pytest", "aborts.yaml", "-p", "no:cacheprovider",
+                            "--aftershock-output", str(tmp_path / "reports")], cwd=tmp_path,
+                           env=_ci_env(tmp_path / "step.md", tmp_path), capture_output=True, text=True, timeout=300,
+                           check=False)
+    assert r.returncode == 1 and "2 failed" in r.stdout, r.stdout + r.stderr
+    errors = [line for line in r.stdout.splitlines() if line.startswith("::error ")]
+    assert len(errors) == 1, errors
+    assert errors[0].startswith("::error file=aborts.yaml,line=1,title=aborts%3A run aborted::"), errors[0]
+    assert "error_rate > 50%25 for 1s" in errors[0] and "(exit code 3)" in errors[0]  # % escaped as GitHub reads it
