@@ -7,39 +7,15 @@ in a terminal, a pytest report and an annotation."""
 from __future__ import annotations
 
 import os
-from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
+
+from harness.report.failures import slo_failure
 
 
 def github_actions() -> bool:
     """True inside a GitHub Actions job (the runner sets GITHUB_ACTIONS=true)."""
     return os.environ.get("GITHUB_ACTIONS") == "true"
-
-
-def failure_kinds(result: dict[str, Any], scope: str) -> Counter[str]:
-    """Failed requests by kind (http_503, timeout, ...) over the windows of `scope`."""
-    seen: Counter[str] = Counter()
-    for w in result.get("windows") or []:
-        if scope in (w.get("scopes") or ()):
-            seen.update(w.get("failure_kinds") or {})
-    return seen
-
-
-def fmt_kinds(kinds: Counter[str]) -> str:
-    """`212 × http_503, 3 × timeout`, most frequent first."""
-    return ", ".join(f"{n} × {kind}" for kind, n in kinds.most_common())
-
-
-def slo_failure(v: dict[str, Any], result: dict[str, Any]) -> str:
-    """The fact of one failed (or unjudged) SLO, once: what was measured against what was
-    expected, and the failure kinds seen in its scope."""
-    if v["passed"] is None:
-        text = f"no data to judge `{v['expect']}`: {v['detail']}"
-    else:
-        text = v["detail"] or f"`{v['expect']}` failed"
-    kinds = failure_kinds(result, v["scope"])
-    return f"{text}; failures seen: {fmt_kinds(kinds)}" if kinds else text
 
 
 def _escape_data(text: str) -> str:

@@ -79,7 +79,7 @@ def run(
 
 def _print_failures(result: dict) -> None:
     """Each SLO that did not hold, once, with the failure kinds seen in its scope."""
-    from harness.ci_output import slo_failure
+    from harness.report.failures import slo_failure
 
     for v in result.get("slos") or []:
         if v.get("passed") is not True:

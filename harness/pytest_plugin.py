@@ -105,7 +105,8 @@ class ScenarioSloItem(pytest.Item):
                                  ("scope", v["scope"])]
         if v["passed"] is True:
             return
-        from harness.ci_output import annotation, github_actions, slo_failure
+        from harness.ci_output import annotation, github_actions
+        from harness.report.failures import slo_failure
 
         report = run.run_dir / "report.html"
         if github_actions():  # written after the session's tests (pytest_terminal_summary), outside capture

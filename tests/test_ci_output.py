@@ -14,8 +14,9 @@ from pathlib import Path
 
 from tiny_target import write_dataset
 
-from harness.ci_output import annotations, failure_kinds, fmt_kinds
+from harness.ci_output import annotations
 from harness.load.reference_server import ReferenceServer, Reply
+from harness.report.failures import failure_kinds, fmt_kinds
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -101,6 +102,8 @@ def test_ci_like_run_is_unwrapped_annotated_and_summarised(tmp_path: Path) -> No
     summary = step.read_text()
     assert summary.startswith("earlier step\n")
     assert (run_dir / "summary.md").read_text().strip() in summary
+    assert re.search(r"^- \*\*still answering while the store is down\*\*: availability during store-crash was "
+                     r".*; failures seen: \d+ × http_503$", summary, re.MULTILINE), summary
 
 
 def test_pasted_node_id_runs_exactly_that_item(tmp_path: Path) -> None:
