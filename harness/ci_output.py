@@ -52,6 +52,13 @@ def run_annotation(result: dict[str, Any], scenario_file: Path, report: Path) ->
     return f"::error file={_escape_property(workspace_path(scenario_file))},line=1,title={title}::{message}"
 
 
+def problem_annotation(file: str, line: int, col: int, field: str, message: str) -> str:
+    """The `::error` for one mistake in a file (`aftershock validate`), at its line and column."""
+    title = _escape_property(f"{field}: invalid" if field else "invalid scenario")
+    return (f"::error file={_escape_property(workspace_path(Path(file)))},line={line},col={col},"
+            f"title={title}::{_escape_data(message)}")
+
+
 def annotations(result: dict[str, Any], scenario_file: Path, slo_lines: list[int], report: Path) -> list[str]:
     """One `::error` for a run that did not complete, else one per SLO that did not hold."""
     if (incomplete := run_annotation(result, scenario_file, report)) is not None:

@@ -122,7 +122,18 @@ def validate(files: list[Path] = typer.Argument(..., help="Scenario files")) -> 
         except UserError as exc:
             bad += 1
             err.print(str(exc), highlight=False, markup=False)
+            _annotate_problems(exc)
     raise typer.Exit(2 if bad else 0)
+
+
+def _annotate_problems(exc: UserError) -> None:
+    """In a GitHub Actions job, each located problem of a scenario is an `::error` on its line and column."""
+    from harness.ci_output import github_actions, problem_annotation
+
+    if github_actions():
+        for problem in getattr(exc, "problems", []):
+            sys.stdout.write(problem_annotation(problem.file, problem.line, problem.col, problem.path, problem.message)
+                             + "\n")
 
 
 @app.command()

@@ -183,3 +183,19 @@ def test_drift_test_help_lists_every_option_in_sentence_case() -> None:
             assert action.help and action.help[0].isupper(), (action.dest, action.help)
     r = cli("drift-test", "--help")
     assert r.returncode == 0 and "--corruptions" in r.stdout and "--severities" in r.stdout
+
+
+def test_validate_in_github_actions_annotates_each_mistake(tmp_path: Path) -> None:
+    import os
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(MISTAKES)
+    env = {**_plain_env(), "GITHUB_ACTIONS": "true", "GITHUB_WORKSPACE": str(tmp_path)}
+    r = subprocess.run([sys.executable, "-m", "harness.cli", "validate", str(bad)], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=60, check=False)
+    assert r.returncode == 2
+    errors = [line for line in r.stdout.splitlines() if line.startswith("::error ")]
+    assert [e.split(",")[1] for e in errors] == ["line=5", "line=10", "line=16", "line=18", "line=20", "line=22"]
+    assert errors[0].startswith("::error file=bad.yaml,line=5,col=15,title=load.users%3A invalid::")
+    assert os.sep not in errors[0].split(",")[0]  # relative to the workspace, as GitHub resolves it
+    assert cli("validate", str(bad)).stdout.count("::error") == 0  # outside GitHub Actions: none
