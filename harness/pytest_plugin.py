@@ -50,6 +50,7 @@ class ScenarioFile(pytest.File):
         try:
             self.loaded = load_scenario(self.path, allow_hosts=self.config.getoption("--aftershock-allow-host"))
         except UserError as exc:
+            self._annotate_problems(exc)
             raise self.CollectError(f"bad scenario (exit code 2 from `aftershock run`):\n{exc}") from None
         from harness.redaction import Redactor
 
@@ -59,6 +60,13 @@ class ScenarioFile(pytest.File):
         redactor = Redactor(self.loaded.secrets)  # item names reach the terminal and JUnit XML
         for i, slo in enumerate(slos):
             yield ScenarioSloItem.from_parent(self, name=redactor.text(slo.name), slo_index=i)
+
+    def _annotate_problems(self, exc: Exception) -> None:
+        from harness.ci_output import github_actions, problem_annotation
+
+        if github_actions():
+            self.config.stash.setdefault(_ANNOTATIONS, []).extend(
+                problem_annotation(p.file, p.line, p.col, p.path, p.message) for p in getattr(exc, "problems", []))
 
     def result(self) -> Any:
         if self._result is None:

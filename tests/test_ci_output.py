@@ -164,3 +164,15 @@ def test_an_aborted_run_is_one_annotation_however_many_items_fail(tmp_path: Path
     assert len(errors) == 1, errors
     assert errors[0].startswith("::error file=aborts.yaml,line=1,title=aborts%3A run aborted::"), errors[0]
     assert "error_rate > 50%25 for 1s" in errors[0] and "(exit code 3)" in errors[0]  # % escaped as GitHub reads it
+
+
+def test_a_bad_scenario_collected_in_github_actions_is_annotated_where_it_is_wrong(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ntarget:\n  demo: fraud\nslos:\n  - name: a\n    expect: p95(latency) < 1ms\nload:\n  users: many\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    r = subprocess.run([sys.executable, "-m", "pytest", "bad.yaml", "-p", "no:cacheprovider"], cwd=tmp_path,
+                       env=_ci_env(tmp_path / "step.md", tmp_path), capture_output=True, text=True, timeout=120,
+                       check=False)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert re.search(r"^::error file=bad\.yaml,line=8,col=\d+,title=load\.users%3A invalid::", r.stdout, re.MULTILINE), \
+        r.stdout
