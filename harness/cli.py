@@ -343,6 +343,15 @@ def schedule(
         scheduler = Scheduler(sched, lock_timeout=lock_timeout, console=err)
         if job:
             entry = scheduler.run_job_now(job)
+            if entry.get("kind") == "scenario" and entry.get("run_dir"):  # what `run` shows a CI job, too
+                from harness.scenario.loader import load_scenario
+
+                run_dir = Path(entry["run_dir"])
+                if (run_dir / "result.json").is_file():
+                    result = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
+                    report = run_dir / "report.html"
+                    _github_outputs(result, load_scenario(sched.file_of(sched.job(job))),
+                                    report if report.is_file() else run_dir)
             raise typer.Exit(0 if entry["status"] in ("passed", "skipped") else 1)
         scheduler.loop(max_runs=max_runs, until=parse_until(until) if until else None)
     except UserError as exc:

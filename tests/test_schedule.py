@@ -4,6 +4,7 @@ lock held by another real process, history lines, the exporters, and plan errors
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -227,3 +228,19 @@ def test_exported_workflow_installs_the_extras_the_scenarios_need(tmp_path: Path
         wf = yaml.safe_load(export_plan(load_schedule(plan), "github", plan))
         steps = [s["run"] for s in wf["jobs"]["resilience"]["steps"] if "run" in s]
         assert steps[0] == install, (scenario, steps)
+
+
+def test_a_scheduled_job_in_github_actions_annotates_and_summarises(tmp_path: Path, server) -> None:
+    """`schedule PLAN --job NAME` is what the exported workflow runs: it shows a CI job what `run` shows."""
+    scenario = write_scenario(tmp_path, "too-strict", server.url, p95_limit="1ms", duration="1s")
+    plan = _plan(tmp_path, "name: n\noutput: {dir: out}\njobs:\n"
+                 "  - {name: strict, cron: '0 3 * * *', scenario: too-strict.yaml}\n")
+    step = tmp_path / "step.md"
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env.update(GITHUB_ACTIONS="true", GITHUB_WORKSPACE=str(tmp_path), GITHUB_STEP_SUMMARY=str(step))
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "schedule", str(plan), "--job", "strict"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    line = next(i for i, text in enumerate(scenario.read_text().splitlines(), 1) if "expect: p95(latency) < 1ms" in text)
+    assert f"::error file=too-strict.yaml,line={line},title=too-strict%3A SLO 'fast enough' failed::" in proc.stdout
+    assert "## aftershock: too-strict" in step.read_text()
