@@ -11,13 +11,16 @@ import signal
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 from rich.table import Table
 
 from harness.console import make_console
 from harness.fault import UserError
+
+if TYPE_CHECKING:
+    from harness.scenario.loader import LoadedScenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Chaos and resilience testing for ML systems.")
 out = make_console()
@@ -46,6 +49,7 @@ def run(
         loaded = load_scenario(scenario, allow_hosts=allow_host)
     except UserError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
+        _annotate_problems(exc)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     opts = RunOptions(quick=quick, output_dir=output, toxiproxy_url=toxiproxy_url, live=True)
     runner = Runner(loaded, opts)
@@ -87,7 +91,7 @@ def _print_failures(result: dict) -> None:
                       highlight=False, markup=False, soft_wrap=True)
 
 
-def _github_outputs(result: dict, loaded, report: Path) -> None:
+def _github_outputs(result: dict, loaded: LoadedScenario, report: Path) -> None:
     """In a GitHub Actions job: `::error` annotations on the failed SLOs' lines, and summary.md
     appended to the job summary."""
     from harness.ci_output import append_step_summary, github_actions, write_annotations
