@@ -58,3 +58,20 @@ def test_readme_workflow_runs(tmp_path: Path) -> None:
     text = summary.read_text()
     assert f"## aftershock: {SCENARIO}" in text  # the pytest step appended summary.md
     assert (work / "reports" / "compare.md").read_text().strip() in text  # the comparison step
+
+
+def test_the_workflow_installs_every_program_its_steps_call() -> None:
+    """A fresh runner has only what the pip step installs: pytest is no dependency of aftershock."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    steps = [s["run"] for s in readme_workflow()]
+    install = next(s for s in steps if s.startswith("pip install"))
+    installed = " ".join(project["dependencies"])
+    for extras in re.findall(r"\.\[([a-z0-9_,-]+)\]", install):
+        installed += " " + " ".join(d for e in extras.split(",") for d in project["optional-dependencies"][e])
+    installed += " " + install
+    for program in ("pytest",):
+        if any(re.search(rf"(^|\s){program}\s", s) for s in steps):
+            assert re.search(rf"\b{program}\b", installed), f"a step runs {program}; `{install}` does not install it"
