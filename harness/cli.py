@@ -363,13 +363,39 @@ def schedule(
         raise typer.Exit(2) from None
 
 
-@app.command("drift-test", context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
-                                             "help_option_names": []})
-def drift_test(ctx: typer.Context) -> None:
-    """Accuracy under each corruption x severity 1..5, no load (RobustBench style); --help for options."""
+@app.command("drift-test")
+def drift_test(
+    url: Optional[str] = typer.Option(None, "--url", help="A running target, e.g. http://127.0.0.1:8080"),
+    demo: bool = typer.Option(False, "--demo", help="Start the demo fraud service and use its data"),
+    mode: DemoMode = typer.Option(DemoMode.resilient, "--mode", help="Demo mode"),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", help="Labelled NPZ/CSV/JSONL/Parquet (required with --url)"),
+    label: str = typer.Option("label", "--label", help="The label column"),
+    protocol: str = typer.Option("oip-v2", "--protocol", help="The target's protocol"),
+    model: Optional[str] = typer.Option(None, "--model", help="Model name (default: fraud with --demo, else model)"),
+    corruptions: Optional[str] = typer.Option(None, "--corruptions", help="Comma-separated (default: all that fit the data)"),
+    severities: str = typer.Option("1,2,3,4,5", "--severities", help="Comma-separated, 1..5"),
+    rows: int = typer.Option(500, "--rows", help="Rows of the dataset to send (0: all)"),
+    batch_size: int = typer.Option(50, "--batch-size", help="Rows per request"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the corruptions"),
+    timeout: float = typer.Option(10.0, "--timeout", help="Seconds per request"),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="A non-loopback host the target may be on (repeatable)"),
+    out_dir: Path = typer.Option(Path("reports/drift-test"), "--out", "-o", help="Folder for the tables (md, csv, json)"),
+) -> None:
+    """Accuracy under each corruption x severity 1..5, no load (RobustBench style)."""
     from harness.drift_test import main as drift_test_main
 
-    raise typer.Exit(drift_test_main(list(ctx.args)))
+    if (url is None) == (not demo):
+        raise UserError("drift-test needs one of --url URL (with --dataset FILE) or --demo")
+    argv = ["--demo"] if demo else []
+    for flag, value in (("--url", url), ("--dataset", dataset), ("--model", model), ("--corruptions", corruptions)):
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += ["--mode", mode.value, "--label", label, "--protocol", protocol, "--severities", severities,
+             "--rows", str(rows), "--batch-size", str(batch_size), "--seed", str(seed), "--timeout", str(timeout),
+             "-o", str(out_dir)]
+    for host in allow_host:
+        argv += ["--allow-host", host]
+    raise typer.Exit(drift_test_main(argv))
 
 
 # --- probe-target / init (harness/probe_target.py) ------------------------------------
