@@ -9,18 +9,22 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from enum import Enum
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from harness.console import make_console
 from harness.fault import UserError
 
+if TYPE_CHECKING:
+    from harness.scenario.loader import LoadedScenario
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Chaos and resilience testing for ML systems.")
-out = Console()
-err = Console(stderr=True)
+out = make_console()
+err = make_console(stderr=True)
 
 
 def _load(path: Path):
@@ -31,15 +35,15 @@ def _load(path: Path):
 
 @app.command()
 def run(
-    scenario: Path = typer.Argument(..., help="scenario YAML file"),
-    quick: bool = typer.Option(False, "--quick", help="scale every duration down (x0.25) for CI"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="reports folder (default: the scenario's output.dir)"),
-    allow_host: list[str] = typer.Option([], "--allow-host", help="allow a non-loopback host (repeatable)"),
-    toxiproxy_url: Optional[str] = typer.Option(None, "--toxiproxy-url", help="use this Toxiproxy server instead of the embedded proxy"),
-    metrics_port: Optional[str] = typer.Option(None, "--metrics-port", help="serve Prometheus metrics on [HOST:]PORT (127.0.0.1 by default)"),
-    pushgateway: Optional[str] = typer.Option(None, "--pushgateway", help="push the final verdicts to this Prometheus Pushgateway URL"),
+    scenario: Path = typer.Argument(..., help="Scenario YAML file"),
+    quick: bool = typer.Option(False, "--quick", help="Scale every duration down (x0.25) for CI"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Reports folder (default: the scenario's output.dir)"),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="Allow a non-loopback host (repeatable)"),
+    toxiproxy_url: Optional[str] = typer.Option(None, "--toxiproxy-url", help="Use this Toxiproxy server instead of the embedded proxy"),
+    metrics_port: Optional[str] = typer.Option(None, "--metrics-port", help="Serve Prometheus metrics on [HOST:]PORT (127.0.0.1 by default)"),
+    pushgateway: Optional[str] = typer.Option(None, "--pushgateway", help="Push the final verdicts to this Prometheus Pushgateway URL"),
     otlp_endpoint: Optional[str] = typer.Option(None, "--otlp-endpoint", envvar="OTEL_EXPORTER_OTLP_ENDPOINT",
-                                                help="send the run's trace and SLI metrics to this OTLP/HTTP endpoint"),
+                                                help="Send the run's trace and SLI metrics to this OTLP/HTTP endpoint"),
 ) -> None:
     """Run a scenario and report every SLO's verdict."""
     from harness.runner import EXIT_BAD_INPUT, EXIT_INTERNAL, RunOptions, Runner
@@ -49,6 +53,7 @@ def run(
         loaded = load_scenario(scenario, allow_hosts=allow_host)
     except UserError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
+        _annotate_problems(exc)
         raise typer.Exit(EXIT_BAD_INPUT) from None
     opts = RunOptions(quick=quick, output_dir=output, toxiproxy_url=toxiproxy_url, live=True)
     runner = Runner(loaded, opts)
@@ -75,8 +80,10 @@ def run(
     if result.message:
         err.print(result.message, highlight=False, markup=False, soft_wrap=True)
     report = result.run_dir / "report.html"
+    _print_failures(result.result)
     err.print(f"report: {report}" if report.is_file() else f"run folder: {result.run_dir}",
               highlight=False, soft_wrap=True)
+    _github_outputs(result.result, loaded, report if report.is_file() else result.run_dir)
     for problem in export_problems:  # the verdicts stand; a run that passed still fails the job
         err.print(f"error: {problem}", highlight=False, markup=False, soft_wrap=True)
     raise typer.Exit(EXIT_INTERNAL if export_problems and result.exit_code == 0 else result.exit_code)
@@ -100,6 +107,27 @@ def _start_exporters(runner, allow_host: list[str], metrics_port: Optional[str],
     return exporters
 
 
+def _print_failures(result: dict) -> None:
+    """Each SLO that did not hold, once, with the failure kinds seen in its scope."""
+    from harness.report.failures import slo_failure
+
+    for v in result.get("slos") or []:
+        if v.get("passed") is not True:
+            err.print(f"{'FAIL' if v['passed'] is False else 'NO DATA'} {v['name']}: {slo_failure(v, result)}",
+                      highlight=False, markup=False, soft_wrap=True)
+
+
+def _github_outputs(result: dict, loaded: LoadedScenario, report: Path) -> None:
+    """In a GitHub Actions job: `::error` annotations on the failed SLOs' lines, and summary.md
+    appended to the job summary."""
+    from harness.ci_output import append_step_summary, github_actions, write_annotations
+
+    if not github_actions():
+        return
+    write_annotations(sys.stdout, result, loaded.path, loaded.slo_lines, report)
+    append_step_summary(report.parent / "summary.md" if report.is_file() else report / "summary.md")
+
+
 def _print_verdicts(result: dict) -> None:
     from harness.report.writers import fmt_measured, verdict_word
 
@@ -114,7 +142,7 @@ def _print_verdicts(result: dict) -> None:
 
 
 @app.command()
-def validate(files: list[Path] = typer.Argument(..., help="scenario files")) -> None:
+def validate(files: list[Path] = typer.Argument(..., help="Scenario files")) -> None:
     """Check scenario files without running them."""
     bad = 0
     for f in files:
@@ -124,12 +152,23 @@ def validate(files: list[Path] = typer.Argument(..., help="scenario files")) -> 
         except UserError as exc:
             bad += 1
             err.print(str(exc), highlight=False, markup=False)
+            _annotate_problems(exc)
     raise typer.Exit(2 if bad else 0)
+
+
+def _annotate_problems(exc: UserError) -> None:
+    """In a GitHub Actions job, each located problem of a scenario is an `::error` on its line and column."""
+    from harness.ci_output import github_actions, problem_annotation
+
+    if github_actions():
+        for problem in getattr(exc, "problems", []):
+            sys.stdout.write(problem_annotation(problem.file, problem.line, problem.col, problem.path, problem.message)
+                             + "\n")
 
 
 @app.command()
 def schema(
-    markdown: bool = typer.Option(False, "--markdown", help="print every fault and attack type's parameters as Markdown tables"),
+    markdown: bool = typer.Option(False, "--markdown", help="Print every fault and attack type's parameters as Markdown tables"),
 ) -> None:
     """Print the scenario JSON Schema (for editor completion and checks)."""
     if markdown:
@@ -144,9 +183,9 @@ def schema(
 
 @app.command()
 def cleanup(
-    reports: Path = typer.Option(Path("reports"), "--reports", help="the reports folder whose .ledger to replay"),
+    reports: Path = typer.Option(Path("reports"), "--reports", help="The reports folder whose .ledger to replay"),
     allow_host: list[str] = typer.Option([], "--allow-host",
-                                         help="a non-loopback host an undo may contact, besides the run's own (repeatable)"),
+                                         help="A non-loopback host an undo may contact, besides the run's own (repeatable)"),
 ) -> None:
     """Undo what a killed run left behind (faults, processes), from its undo ledger.
 
@@ -175,26 +214,46 @@ def cleanup(
         raise typer.Exit(4)
 
 
+class DemoMode(str, Enum):
+    resilient = "resilient"
+    fragile = "fragile"
+
+
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def demo(ctx: typer.Context) -> None:
-    """Start the bundled demo ML system (feature store + model server) and print its URLs."""
+def demo(
+    ctx: typer.Context,
+    mode: DemoMode = typer.Option(DemoMode.resilient, "--mode", help="Resilience patterns on (resilient) or off (fragile)"),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address both servers listen on"),
+    port: int = typer.Option(8080, "--port", help="Model server port"),
+    feature_store_port: int = typer.Option(0, "--feature-store-port", help="Feature store port (0: any free port)"),
+    state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="Model cache folder (default: ~/.cache/aftershock/demo)"),
+    seed: int = typer.Option(0, "--seed", help="World seed of the synthetic data"),
+    ready_timeout: float = typer.Option(120.0, "--ready-timeout", help="Seconds to wait for both servers"),
+) -> None:
+    """Start the bundled demo ML system (feature store + model server) and print its URLs.
+
+    Other flags go to the model server (`python -m harness.demo serve --help` lists them)."""
     from harness.extras import require_extra
 
     require_extra("torch", "ml", "aftershock demo")  # a UserError: main() prints it, exit 2
     from harness.demo.launcher import main as demo_main
 
-    raise typer.Exit(demo_main(list(ctx.args)))
+    argv = ["--mode", mode.value, "--host", host, "--port", str(port), "--feature-store-port", str(feature_store_port),
+            "--seed", str(seed), "--ready-timeout", str(ready_timeout)]
+    if state_dir is not None:
+        argv += ["--state-dir", str(state_dir)]
+    raise typer.Exit(demo_main(argv + list(ctx.args)))
 
 
 @app.command()
 def proxy(
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8474, "--port"),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address the proxy's HTTP API listens on"),
+    port: int = typer.Option(8474, "--port", help="Port of the HTTP API (Toxiproxy's is 8474)"),
     config: Optional[Path] = typer.Option(None, "--config", help="JSON list of proxies to create at start"),
-    seed: Optional[int] = typer.Option(None, "--seed", help="seed for reproducible jitter and toxicity"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for reproducible jitter and toxicity"),
     allow_host: list[str] = typer.Option([], "--allow-host",
-                                         help="a non-loopback host proxies may listen on or relay to (repeatable)"),
-    allow_privileged_ports: bool = typer.Option(False, "--allow-privileged-ports", help="allow listen ports below 1024"),
+                                         help="A non-loopback host proxies may listen on or relay to (repeatable)"),
+    allow_privileged_ports: bool = typer.Option(False, "--allow-privileged-ports", help="Allow listen ports below 1024"),
 ) -> None:
     """Run the embedded Toxiproxy-compatible proxy standalone, like toxiproxy-server.
 
@@ -210,12 +269,17 @@ def proxy(
         raise typer.Exit(2) from None
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def worker(ctx: typer.Context) -> None:
+@app.command()
+def worker(
+    master: str = typer.Option(..., "--master", metavar="<host:port>", help="The run's master, HOST:PORT"),
+    locustfile: Optional[Path] = typer.Option(None, "--locustfile", help="Your own locustfile (the same one the master runs)"),
+    processes: int = typer.Option(1, "--processes", help="Worker processes on this machine"),
+) -> None:
     """Run a Locust worker for a distributed run (aftershock worker --master HOST:PORT)."""
     from harness.load.worker import main as worker_main
 
-    raise typer.Exit(worker_main(list(ctx.args)))
+    argv = ["--master", master, "--processes", str(processes)]
+    raise typer.Exit(worker_main(argv + (["--locustfile", str(locustfile)] if locustfile else [])))
 
 
 # --- reports, compare, game days, schedules (harness/report, compare.py, gameday/, schedule/) ---
@@ -227,7 +291,7 @@ def _user_error(exc: Exception) -> None:
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="a run folder, e.g. reports/<scenario>/<timestamp>")) -> None:
+def report(run_dir: Path = typer.Argument(..., help="A run folder, e.g. reports/<scenario>/<timestamp>")) -> None:
     """Render report.html and summary.md again from a run's journal (works for crashed runs too)."""
     from harness.report.replay import RunDirError
     from harness.report.writers import render_run
@@ -242,16 +306,17 @@ def report(run_dir: Path = typer.Argument(..., help="a run folder, e.g. reports/
 
 @app.command()
 def compare(
-    baseline: Path = typer.Argument(..., help="baseline result.json, run folder, or folder of runs (newest)"),
-    current: Path = typer.Argument(..., help="current result.json, run folder, or folder of runs (newest)"),
+    baseline: Path = typer.Argument(..., help="Baseline result.json, run folder, or folder of runs (newest)"),
+    current: Path = typer.Argument(..., help="Current result.json, run folder, or folder of runs (newest)"),
     tolerance: list[str] = typer.Option([], "--tolerance", "-t",
                                         help="KEY=VALUE, KEY an SLI, SLO name or class: p95(latency)=15%, accuracy=0.02, latency=10ms (repeatable)"),
-    markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="also write the Markdown table to this file"),
+    markdown_out: Optional[Path] = typer.Option(None, "--markdown", help="Also write the Markdown table to this file"),
     confidence: float = typer.Option(0.99, "--confidence", min=0.5, max=0.999,
-                                     help="confidence of the shift intervals (default 0.99)"),
+                                     help="Confidence of the shift intervals (default 0.99)"),
 ) -> None:
-    """Per-SLO verdicts and margins, per-SLI shifts with confidence intervals from the per-window
-    samples; exit 1 on a regression (a change for the worse beyond tolerance, with confidence)."""
+    """Compare two runs; exit 1 on a regression (a change for the worse beyond tolerance, with confidence).
+
+    Per-SLO verdicts and margins, per-SLI shifts with confidence intervals from the per-window samples."""
     from harness.compare import Tolerances, compare as compare_runs, load_result, markdown, parse_tolerance
 
     try:
@@ -270,10 +335,10 @@ def compare(
 
 @app.command()
 def gameday(
-    plan: Path = typer.Argument(..., help="game-day plan YAML"),
-    unattended: bool = typer.Option(False, "--unattended", help="don't prompt at checkpoints (CI, schedules)"),
-    quick: bool = typer.Option(False, "--quick", help="run every scenario in quick mode (x0.25)"),
-    output: Optional[Path] = typer.Option(None, "--output", "-o", help="reports folder (default: the plan's output.dir)"),
+    plan: Path = typer.Argument(..., help="Game-day plan YAML"),
+    unattended: bool = typer.Option(False, "--unattended", help="Don't prompt at checkpoints (CI, schedules)"),
+    quick: bool = typer.Option(False, "--quick", help="Run every scenario in quick mode (x0.25)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Reports folder (default: the plan's output.dir)"),
 ) -> None:
     """Run a game day: ordered scenarios with hypotheses, roles, runbook checkpoints and observations."""
     from harness.gameday import GameDay, load_plan
@@ -290,12 +355,12 @@ def gameday(
 
 @app.command()
 def schedule(
-    plan: Path = typer.Argument(..., help="schedule plan YAML"),
-    export: Optional[str] = typer.Option(None, "--export", help="print the equivalent: crontab | kubernetes | github"),
-    job: Optional[str] = typer.Option(None, "--job", help="run this one job now (what an exported schedule calls)"),
-    max_runs: Optional[int] = typer.Option(None, "--max-runs", help="stop after this many runs"),
-    until: Optional[str] = typer.Option(None, "--until", help="stop at this time: a duration from now (2h) or ISO time"),
-    lock_timeout: float = typer.Option(0.0, "--lock-timeout", help="seconds to wait for a running job to finish"),
+    plan: Path = typer.Argument(..., help="Schedule plan YAML"),
+    export: Optional[str] = typer.Option(None, "--export", help="Print the equivalent: crontab | kubernetes | github"),
+    job: Optional[str] = typer.Option(None, "--job", help="Run this one job now (what an exported schedule calls)"),
+    max_runs: Optional[int] = typer.Option(None, "--max-runs", help="Stop after this many runs"),
+    until: Optional[str] = typer.Option(None, "--until", help="Stop at this time: a duration from now (2h) or ISO time"),
+    lock_timeout: float = typer.Option(0.0, "--lock-timeout", help="Seconds to wait for a running job to finish"),
 ) -> None:
     """Run scenarios and game days on cron schedules, one at a time, with history under reports/."""
     from harness.schedule import Scheduler, export_plan, load_schedule, parse_until
@@ -308,6 +373,15 @@ def schedule(
         scheduler = Scheduler(sched, lock_timeout=lock_timeout, console=err)
         if job:
             entry = scheduler.run_job_now(job)
+            if entry.get("kind") == "scenario" and entry.get("run_dir"):  # what `run` shows a CI job, too
+                from harness.scenario.loader import load_scenario
+
+                run_dir = Path(entry["run_dir"])
+                if (run_dir / "result.json").is_file():
+                    result = json.loads((run_dir / "result.json").read_text(encoding="utf-8"))
+                    report = run_dir / "report.html"
+                    _github_outputs(result, load_scenario(sched.file_of(sched.job(job))),
+                                    report if report.is_file() else run_dir)
             raise typer.Exit(0 if entry["status"] in ("passed", "skipped") else 1)
         scheduler.loop(max_runs=max_runs, until=parse_until(until) if until else None)
     except UserError as exc:
@@ -315,13 +389,39 @@ def schedule(
         raise typer.Exit(2) from None
 
 
-@app.command("drift-test", context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
-                                             "help_option_names": []})
-def drift_test(ctx: typer.Context) -> None:
-    """Accuracy under each corruption x severity 1..5, no load (RobustBench style); --help for options."""
+@app.command("drift-test")
+def drift_test(
+    url: Optional[str] = typer.Option(None, "--url", help="A running target, e.g. http://127.0.0.1:8080"),
+    demo: bool = typer.Option(False, "--demo", help="Start the demo fraud service and use its data"),
+    mode: DemoMode = typer.Option(DemoMode.resilient, "--mode", help="Demo mode"),
+    dataset: Optional[Path] = typer.Option(None, "--dataset", help="Labelled NPZ/CSV/JSONL/Parquet (required with --url)"),
+    label: str = typer.Option("label", "--label", help="The label column"),
+    protocol: str = typer.Option("oip-v2", "--protocol", help="The target's protocol"),
+    model: Optional[str] = typer.Option(None, "--model", help="Model name (default: fraud with --demo, else model)"),
+    corruptions: Optional[str] = typer.Option(None, "--corruptions", help="Comma-separated (default: all that fit the data)"),
+    severities: str = typer.Option("1,2,3,4,5", "--severities", help="Comma-separated, 1..5"),
+    rows: int = typer.Option(500, "--rows", help="Rows of the dataset to send (0: all)"),
+    batch_size: int = typer.Option(50, "--batch-size", help="Rows per request"),
+    seed: int = typer.Option(0, "--seed", help="Seed of the corruptions"),
+    timeout: float = typer.Option(10.0, "--timeout", help="Seconds per request"),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="A non-loopback host the target may be on (repeatable)"),
+    out_dir: Path = typer.Option(Path("reports/drift-test"), "--out", "-o", help="Folder for the tables (md, csv, json)"),
+) -> None:
+    """Accuracy under each corruption x severity 1..5, no load (RobustBench style)."""
     from harness.drift_test import main as drift_test_main
 
-    raise typer.Exit(drift_test_main(list(ctx.args)))
+    if (url is None) == (not demo):
+        raise UserError("drift-test needs one of --url URL (with --dataset FILE) or --demo")
+    argv = ["--demo"] if demo else []
+    for flag, value in (("--url", url), ("--dataset", dataset), ("--model", model), ("--corruptions", corruptions)):
+        if value is not None:
+            argv += [flag, str(value)]
+    argv += ["--mode", mode.value, "--label", label, "--protocol", protocol, "--severities", severities,
+             "--rows", str(rows), "--batch-size", str(batch_size), "--seed", str(seed), "--timeout", str(timeout),
+             "-o", str(out_dir)]
+    for host in allow_host:
+        argv += ["--allow-host", host]
+    raise typer.Exit(drift_test_main(argv))
 
 
 # --- probe-target / init (harness/probe_target.py) ------------------------------------
@@ -341,7 +441,6 @@ def _protocol_options(option: list[str]) -> dict:
 
 
 def _print_probe(report) -> None:
-    out = Console()
     table = Table(title=f"{report.protocol} at {report.url} (model {report.model})", show_header=False)
     for what, check in (("liveness", report.live), ("readiness", report.ready)):
         table.add_row(what, f"GET {check.path} -> {check.status or check.error}")
@@ -370,12 +469,13 @@ def _print_probe(report) -> None:
 
 @app.command("probe-target")
 def probe_target_cmd(
-    url: str = typer.Argument(..., help="base URL of the model server, e.g. http://127.0.0.1:8080"),
-    protocol: str = typer.Option(..., "--protocol", "-p", help="oip-v2, kserve-v1, torchserve, bentoml, seldon-v1, http-json"),
-    model: str = typer.Option("model", "--model", "-m", help="model name (in the URL paths that have one)"),
-    data: Optional[Path] = typer.Option(None, "--data", help="rows to send (.npz/.csv/.jsonl/.parquet); default: from metadata"),
-    option: list[str] = typer.Option([], "--option", "-o", help="adapter option key=value (repeatable)"),
-    allow_host: list[str] = typer.Option([], "--allow-host", help="allow a non-loopback host (repeatable)"),
+    url: str = typer.Argument(..., help="Base URL of the model server, e.g. http://127.0.0.1:8080"),
+    protocol: str = typer.Option(..., "--protocol", "-p", help="The server's protocol: oip-v2, kserve-v1, torchserve, bentoml, seldon-v1, http-json"),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="Model name (default: the one model the server lists, else \"model\")"),
+    data: Optional[Path] = typer.Option(None, "--data", help="Rows to send (.npz/.csv/.jsonl/.parquet); default: from metadata"),
+    option: list[str] = typer.Option([], "--option", "-o", help="Adapter option key=value (repeatable)"),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="Allow a non-loopback host (repeatable)"),
 ) -> None:
     """Check readiness, send one batch, and print what aftershock understood of the answer."""
     from harness.probe_target import probe_target
@@ -392,14 +492,15 @@ def probe_target_cmd(
 
 @app.command()
 def init(
-    url: str = typer.Argument(..., help="base URL of the running model server"),
-    protocol: str = typer.Option(..., "--protocol", "-p", help="the server's protocol (see probe-target)"),
-    model: str = typer.Option("model", "--model", "-m", help="model name"),
-    data: Path = typer.Option(..., "--data", help="the rows the scenario's load sends (labels in a `label` column)"),
-    out: Path = typer.Option(Path("scenario.yaml"), "--out", help="scenario file to write"),
-    name: Optional[str] = typer.Option(None, "--name", help="scenario name (default: the file's stem)"),
-    force: bool = typer.Option(False, "--force", help="overwrite --out if it exists"),
-    allow_host: list[str] = typer.Option([], "--allow-host", help="allow a non-loopback host (repeatable)"),
+    url: str = typer.Argument(..., help="Base URL of the running model server"),
+    protocol: str = typer.Option(..., "--protocol", "-p", help="The server's protocol (see probe-target)"),
+    model: Optional[str] = typer.Option(None, "--model", "-m",
+                                        help="Model name (default: the one model the server lists, else \"model\")"),
+    data: Path = typer.Option(..., "--data", help="The rows the scenario's load sends (labels in a `label` column)"),
+    out: Path = typer.Option(Path("scenario.yaml"), "--out", help="Scenario file to write"),
+    name: Optional[str] = typer.Option(None, "--name", help="Scenario name (default: the file's stem)"),
+    force: bool = typer.Option(False, "--force", help="Overwrite --out if it exists"),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="Allow a non-loopback host (repeatable)"),
 ) -> None:
     """Probe the server, then write a starter scenario for it."""
     from harness.probe_target import probe_target, write_starter

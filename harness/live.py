@@ -18,6 +18,8 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from harness.console import make_console
+
 
 @dataclass
 class LiveState:
@@ -45,7 +47,7 @@ class LiveView:
     ) -> None:
         self.scenario_name = scenario_name
         self.total_s = total_s
-        self.console = console or Console(stderr=True)
+        self.console = console or make_console(stderr=True)
         self.quiet = (
             (not self.console.is_terminal or bool(os.environ.get("CI"))) if quiet is None else quiet
         )

@@ -67,10 +67,13 @@ class ProbeReport:
         return not self.problems
 
 
+DEFAULT_MODEL = "model"  # the name servers use when there is one model and none is given
+
+
 def probe_target(
     url: str,
     protocol: str,
-    model: str,
+    model: str | None = None,
     *,
     dataset: Path | None = None,
     label: str | None = "label",
@@ -79,11 +82,19 @@ def probe_target(
     allowed_hosts: list[str] | None = None,
     timeout: float = 10.0,
 ) -> ProbeReport:
-    """Probe the server at `url`; UserError for bad input, problems listed in the report."""
+    """Probe the server at `url`; UserError for bad input, problems listed in the report.
+
+    Without `model`, the one model the server lists is probed (several: UserError naming them)."""
     check_host_allowed(url, allowed_hosts or [])
     adapter = make_adapter(protocol, **(options or {}))
     base = url.rstrip("/")
     with httpx.Client(base_url=base, timeout=timeout, trust_env=False) as client:
+        served = served_models(client)
+        if model is None:
+            if len(served) > 1:
+                raise UserError(f"the server at {base} serves {len(served)} models ({', '.join(served)}): "
+                                f"choose one with --model NAME")
+            model = served[0] if served else DEFAULT_MODEL
         report = ProbeReport(base, protocol, model, _check(client, adapter.live_path),
                              _check(client, adapter.ready_path(model)))
         for what, check in (("liveness", report.live), ("readiness", report.ready)):
@@ -92,10 +103,41 @@ def probe_target(
         if report.live.status is None and report.ready.status is None:
             return report  # nothing answers: no point sending a batch
         report.metadata = _metadata(client, adapter, model, report)
+        _check_model_found(adapter, model, served, report)
         batch, labels, report.batch_source = _sample_batch(adapter, report.metadata, dataset, label, batch_size)
         report.inputs = {n: (list(a.shape), str(a.dtype)) for n, a in batch.items()}
         _infer(client, adapter, model, batch, labels, report)
     return report
+
+
+def served_models(client: httpx.Client) -> list[str]:
+    """The model names the server lists (KServe `GET /v1/models`, Triton/MLServer
+    `POST /v2/repository/index`); empty when it lists none."""
+    for method, path in (("GET", "/v1/models"), ("POST", "/v2/repository/index")):
+        try:
+            resp = client.request(method, path, json={} if method == "POST" else None)
+            body = resp.json() if resp.status_code < 300 else None
+        except (httpx.HTTPError, ValueError):
+            continue
+        entries = body.get("models") if isinstance(body, dict) else body
+        if isinstance(entries, list):
+            names = [e.get("name") if isinstance(e, dict) else e for e in entries]
+            if found := [str(n) for n in names if isinstance(n, (str, int)) and str(n)]:
+                return found
+    return []
+
+
+def _check_model_found(adapter: ProtocolAdapter, model: str, served: list[str], report: ProbeReport) -> None:
+    """A 404 on a path that names the model is a wrong model name: say so, rather than what
+    follows from it (no metadata, so "does not describe its inputs")."""
+    meta = adapter.metadata_path(model)
+    missing = [path for path, status in ((report.ready.path, report.ready.status),
+                                         (meta, 404 if any(f"{meta}: HTTP 404" in p for p in report.problems) else None))
+               if status == 404 and path and model in path]
+    if missing:
+        listed = f"; it serves: {', '.join(served)}" if served else ""
+        raise UserError(f"the server at {report.url} has no model named {model!r} (GET {missing[0]} answered 404)"
+                        f"{listed}: pass --model NAME")
 
 
 def _check(client: httpx.Client, path: str) -> EndpointCheck:

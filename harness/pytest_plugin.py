@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+_ANNOTATIONS = pytest.StashKey[list[str]]()  # GitHub `::error` lines of the failed SLO items
+_ANNOTATED_RUNS = pytest.StashKey[set[Path]]()  # incomplete runs already annotated
+_RUN_DIRS = pytest.StashKey[list[Path]]()  # the run folders of this session, in run order
 _SCENARIO_KEYS = (re.compile(r"^target\s*:", re.MULTILINE), re.compile(r"^slos\s*:", re.MULTILINE))
 
 
@@ -47,6 +50,7 @@ class ScenarioFile(pytest.File):
         try:
             self.loaded = load_scenario(self.path, allow_hosts=self.config.getoption("--aftershock-allow-host"))
         except UserError as exc:
+            self._annotate_problems(exc)
             raise self.CollectError(f"bad scenario (exit code 2 from `aftershock run`):\n{exc}") from None
         from harness.redaction import Redactor
 
@@ -57,6 +61,13 @@ class ScenarioFile(pytest.File):
         for i, slo in enumerate(slos):
             yield ScenarioSloItem.from_parent(self, name=redactor.text(slo.name), slo_index=i)
 
+    def _annotate_problems(self, exc: Exception) -> None:
+        from harness.ci_output import github_actions, problem_annotation
+
+        if github_actions():
+            self.config.stash.setdefault(_ANNOTATIONS, []).extend(
+                problem_annotation(p.file, p.line, p.col, p.path, p.message) for p in getattr(exc, "problems", []))
+
     def result(self) -> Any:
         if self._result is None:
             from harness.runner import Runner, RunOptions
@@ -65,6 +76,7 @@ class ScenarioFile(pytest.File):
             output = cfg.getoption("--aftershock-output")
             opts = RunOptions(quick=cfg.getoption("--aftershock-quick"), output_dir=Path(output) if output else None)
             self._result = Runner(self.loaded, opts).run()
+            self.config.stash.setdefault(_RUN_DIRS, []).append(self._result.run_dir)
         return self._result
 
 
@@ -91,6 +103,7 @@ class ScenarioSloItem(pytest.Item):
         if run.status not in ("passed", "failed"):
             # An aborted, interrupted or errored run judged only part of its plan: an SLO
             # that "held" until the abort says nothing, so every item of the scenario fails.
+            self._annotate_incomplete(run)
             raise SloFailed(f"{_INCOMPLETE.get(run.status, run.status)} (exit code {run.exit_code}): {run.message}\n"
                             f"run dir: {run.run_dir}")
         if self.slo_index is None:
@@ -100,13 +113,26 @@ class ScenarioSloItem(pytest.Item):
                                  ("scope", v["scope"])]
         if v["passed"] is True:
             return
-        from harness.report.writers import fmt_measured
+        from harness.ci_output import annotation, github_actions
+        from harness.report.failures import slo_failure
 
-        if v["passed"] is None:
-            raise SloFailed(f"no data to judge `{v['expect']}` (scope: {v['scope']}): {v['detail']}\n"
-                            f"run dir: {run.run_dir}")
-        raise SloFailed(f"expected `{v['expect']}` (scope: {v['scope']}); measured {fmt_measured(v)}\n"
-                        f"{v['detail']}\nreport: {run.run_dir / 'report.html'}")
+        report = run.run_dir / "report.html"
+        if github_actions():  # written after the session's tests (pytest_terminal_summary), outside capture
+            line = self.parent.loaded.slo_lines[self.slo_index]
+            self.config.stash.setdefault(_ANNOTATIONS, []).append(
+                annotation(run.result, v, self.parent.loaded.path, line, report))
+        raise SloFailed(f"{slo_failure(v, run.result)}\nreport: {report}")
+
+    def _annotate_incomplete(self, run: Any) -> None:
+        """One annotation per incomplete run, however many of its items fail."""
+        from harness.ci_output import github_actions, run_annotation
+
+        done = self.config.stash.setdefault(_ANNOTATED_RUNS, set())
+        if github_actions() and run.run_dir not in done:
+            done.add(run.run_dir)
+            line = run_annotation(run.result, self.parent.loaded.path, run.run_dir / "report.html")
+            if line:
+                self.config.stash.setdefault(_ANNOTATIONS, []).append(line)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, SloFailed):
@@ -114,4 +140,19 @@ class ScenarioSloItem(pytest.Item):
         return super().repr_failure(excinfo, style=style)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        return self.path, None, f"{self.path.name}::{self.name}"
+        # the node id: what a failure header shows can be pasted back into `pytest`
+        line = None if self.slo_index is None else self.parent.loaded.slo_lines[self.slo_index] - 1
+        return self.path, line, self.nodeid
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """In a GitHub Actions job: the failed SLOs as `::error` annotations, and each run's
+    summary.md appended to the job summary."""
+    from harness.ci_output import append_step_summary, github_actions
+
+    if not github_actions():
+        return
+    for line in config.stash.get(_ANNOTATIONS, []):
+        terminalreporter.write_line(line)
+    for run_dir in config.stash.get(_RUN_DIRS, []):
+        append_step_summary(run_dir / "summary.md")

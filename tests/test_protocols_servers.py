@@ -229,7 +229,7 @@ def test_probe_target_and_init_against_kserve(servers: dict[str, RunningServer],
 
     wrong = CliRunner().invoke(app, ["probe-target", running.base_url, "--protocol", "kserve-v1",
                                      "--model", "no-such-model", "--data", str(IRIS)])
-    assert wrong.exit_code == 1 and "readiness" in wrong.output
+    assert wrong.exit_code == 2 and "has no model named 'no-such-model'" in wrong.output  # the cause, named
 
 
 def test_probe_target_user_errors() -> None:

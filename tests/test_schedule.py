@@ -4,6 +4,7 @@ lock held by another real process, history lines, the exporters, and plan errors
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -116,7 +117,7 @@ def test_exporters_print_crontab_cronjob_and_workflow(tmp_path: Path, server) ->
     )
     loaded = load_schedule(plan)
     cron = export_plan(loaded, "crontab", "schedule.yaml")
-    assert "0 3 * * * cd " in cron and "aftershock schedule schedule.yaml --job latency" in cron
+    assert "0 3 * * * cd " in cron and f"/aftershock schedule {plan} --job latency" in cron
     docs = list(yaml.safe_load_all(export_plan(loaded, "kubernetes", "schedule.yaml")))
     assert [d["kind"] for d in docs] == ["CronJob", "CronJob"]
     assert (
@@ -190,3 +191,56 @@ def test_plan_errors_have_file_line_column(tmp_path: Path) -> None:
         and "Traceback" not in proc.stderr
         and "jobs[0].scenario" in proc.stderr
     )
+
+
+def test_exported_crontab_line_runs_as_cron_runs_it(tmp_path: Path, server) -> None:
+    """cron starts `/bin/sh -c LINE` from $HOME with PATH=/usr/bin:/bin and no venv: the
+    exported line names aftershock by its absolute path and creates the log's folder."""
+    project = tmp_path / "project"
+    project.mkdir()
+    write_scenario(project, "steady", server.url, duration="1s")
+    _plan(project, "name: nightly\noutput: {dir: out/reports}\njobs:\n"
+          "  - {name: steady, cron: '0 3 * * *', scenario: steady.yaml}\n")
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "schedule", "schedule.yaml", "--export", "crontab"],
+                          cwd=project, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    line = next(ln for ln in proc.stdout.splitlines() if ln.startswith("0 3 * * * "))
+    command = line.removeprefix("0 3 * * * ")
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {"HOME": str(home), "PATH": "/usr/bin:/bin", "SHELL": "/bin/sh"}
+    env["PYTHONPATH"] = str(ROOT)  # how this checkout is installed for the tests; cron adds nothing else
+    ran = subprocess.run(["/bin/sh", "-c", command], cwd=home, env=env, capture_output=True, text=True,
+                         timeout=120, check=False)
+    assert ran.returncode == 0, (command, ran.stdout, ran.stderr)
+    log = project / "out" / "reports" / "schedule" / "cron.log"
+    assert log.is_file()
+    assert [h["status"] for h in _history(project / "out" / "reports", "nightly")] == ["passed"]
+
+
+def test_exported_workflow_installs_the_extras_the_scenarios_need(tmp_path: Path, server) -> None:
+    write_scenario(tmp_path, "steady", server.url)
+    cases = {"steady.yaml": "pip install .",
+             str(ROOT / "scenarios" / "feature-store-latency.yaml"): "pip install '.[ml]'",
+             str(ROOT / "scenarios" / "container-pause.yaml"): "pip install '.[docker,ml]'"}
+    for scenario, install in cases.items():
+        plan = _plan(tmp_path, f"name: n\njobs:\n  - {{name: j, cron: '0 3 * * *', scenario: {scenario}}}\n")
+        wf = yaml.safe_load(export_plan(load_schedule(plan), "github", plan))
+        steps = [s["run"] for s in wf["jobs"]["resilience"]["steps"] if "run" in s]
+        assert steps[0] == install, (scenario, steps)
+
+
+def test_a_scheduled_job_in_github_actions_annotates_and_summarises(tmp_path: Path, server) -> None:
+    """`schedule PLAN --job NAME` is what the exported workflow runs: it shows a CI job what `run` shows."""
+    scenario = write_scenario(tmp_path, "too-strict", server.url, p95_limit="1ms", duration="1s")
+    plan = _plan(tmp_path, "name: n\noutput: {dir: out}\njobs:\n"
+                 "  - {name: strict, cron: '0 3 * * *', scenario: too-strict.yaml}\n")
+    step = tmp_path / "step.md"
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    env.update(GITHUB_ACTIONS="true", GITHUB_WORKSPACE=str(tmp_path), GITHUB_STEP_SUMMARY=str(step))
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "schedule", str(plan), "--job", "strict"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    line = next(i for i, text in enumerate(scenario.read_text().splitlines(), 1) if "expect: p95(latency) < 1ms" in text)
+    assert f"::error file=too-strict.yaml,line={line},title=too-strict%3A SLO 'fast enough' failed::" in proc.stdout
+    assert "## aftershock: too-strict" in step.read_text()

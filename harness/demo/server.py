@@ -259,6 +259,10 @@ def create_app(config: ServerConfig) -> FastAPI:
             )
         )
 
+    @app.get("/v1/models")
+    async def v1_models() -> Response:  # KServe's model list: what `aftershock probe-target` asks first
+        return JSONResponse({"models": [name]})
+
     @app.get("/v1/models/{model}")
     async def v1_model(model: str) -> Response:
         if (bad := check_model(model)) is not None:

@@ -21,6 +21,7 @@ from typing import Any, TextIO
 
 from rich.console import Console
 
+from harness.console import make_console
 from harness.gameday.plan import LoadedPlan, Step
 
 EXIT_OK, EXIT_HYPOTHESIS_FAILED, EXIT_ABORTED, EXIT_INTERRUPTED = 0, 1, 3, 130
@@ -129,7 +130,7 @@ class GameDay:
         self.unattended = unattended
         self.quick = quick
         self.out_root = output_dir or Path(self.plan.output.dir)
-        self.console = console or Console(stderr=True)
+        self.console = console or make_console(stderr=True)
         self.stdin = stdin if stdin is not None else sys.stdin
         self.observations: list[Observation] = []
         self.actions: list[dict[str, str | None]] = [

@@ -17,6 +17,7 @@ from harness.journal import Journal, read_journal
 from harness.redaction import Redactor
 from harness.report.attack_table import attack_rows, write_attachment
 from harness.report.plot import attack_figure_names, plotly_js, timeline_div
+from harness.report.failures import slo_failure
 from harness.report.replay import load_run, report_data
 from harness.report.score import FORMULA, ResilienceScore, slo_weight
 
@@ -103,6 +104,9 @@ def summary_markdown(data: dict[str, Any]) -> str:
         lines.append(
             f"| {v['name']} | `{v['expect']}` | {fmt_measured(v)} | {slo_weight(v):g} | {verdict_word(v)} |"
         )
+    failed = [v for v in data["slos"] if v.get("passed") is not True]
+    if failed:
+        lines += [""] + [f"- **{v['name']}**: {slo_failure(v, data)}" for v in failed]
     times = [(n, "recovery", s) for n, s in (data.get("recovery_time_s") or {}).items()]
     times += [(n, "detection", s) for n, s in (data.get("detection_time_s") or {}).items()]
     if times:

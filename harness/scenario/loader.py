@@ -72,6 +72,7 @@ class LoadedScenario:
     slos: list[Any] = field(default_factory=list)  # harness.slo.Slo per `slos:` entry, parsed once
     stops: list[Any] = field(default_factory=list)  # harness.slo.StopCondition per `stop_when:` entry
     secrets: list[str] = field(default_factory=list)
+    slo_lines: list[int] = field(default_factory=list)  # 1-based line of each SLO's `expect:` (CI annotations)
 
 
 @dataclass
@@ -313,7 +314,10 @@ def _validated(data: dict[str, Any], marks: _Marks, file: str, problems: list[Pr
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as err:
-        raise ScenarioError(_pydantic_problems(err, Scenario, (), marks, file)) from None
+        found = _pydantic_problems(err, Scenario, (), marks, file)
+        at = {(p.line, p.path) for p in found}
+        found += [p for p in _beside_schema(data, marks, file) if (p.line, p.path) not in at]
+        raise ScenarioError(sorted(found, key=lambda p: (p.line, p.col))) from None
 
     scenario.safety.allowed_hosts.extend(h for h in allow_hosts if h not in scenario.safety.allowed_hosts)
     problems.extend(_number_problems(scenario, (), marks, file))  # e.g. `weight: "nan"` as text
@@ -324,8 +328,9 @@ def _validated(data: dict[str, Any], marks: _Marks, file: str, problems: list[Pr
     slos, stops = _validate_expressions(scenario, marks, file, problems)
     if problems:
         raise ScenarioError(problems)
+    slo_lines = [(m.line + 1 if (m := marks.at(("slos", i, "expect"))) else 1) for i in range(len(scenario.slos))]
     return LoadedScenario(scenario, Path(file) if base_dir is None else base_dir / Path(file).name, faults,
-                          attacks, slos, stops, secrets)
+                          attacks, slos, stops, secrets, slo_lines)
 
 
 def _too_big(size: int) -> str:
@@ -374,9 +379,7 @@ def _validate_faults(scenario: Scenario, marks: _Marks, file: str, problems: lis
         seen.add(entry.name)
         cls = registry.get(entry.type)
         if cls is None:
-            problems.append(_problem(file, marks, (*base, "type"),
-                                     f"unknown fault type {entry.type!r}{_suggest(entry.type, sorted(registry))}; "
-                                     f"known types: {', '.join(sorted(registry))}"))
+            problems.append(_problem(file, marks, (*base, "type"), _unknown_fault_type(entry.type, registry)))
             continue
         try:
             params = cls.Params.model_validate(entry.params())
@@ -521,19 +524,18 @@ def _validate_semantics(scenario: Scenario, marks: _Marks, file: str, problems: 
         problems.append(_problem(file, marks, ("dependencies",), "the demo target needs its feature store declared, e.g. dependencies: {feature-store: {upstream: demo}}"))
 
 
-def _validate_expressions(scenario: Scenario, marks: _Marks, file: str,
-                          problems: list[Problem]) -> tuple[list[Any], list[Any]]:
-    from harness.slo import SloSyntaxError, parse_slo, parse_stop  # the SLO language lives in harness.slo
+def _parse_expressions(exprs: list[tuple[Path_, Any, Any]], names: list[str], types: list[str], attacks: bool,
+                       probes: set[str], marks: _Marks, file: str, problems: list[Problem]) -> list[Any]:
+    """Parse each (path, text, parser) against the scenario's scopes (fault and attack `names`)
+    and readable figures (probes, what the fault `types` report, attack metrics)."""
+    from harness.slo import SloSyntaxError
 
-    scopes = {"run", "baseline", "fault", "recovery",
-              *(f.name for f in (*scenario.timeline.faults, *scenario.timeline.attacks))}
-    exprs = [(("slos", i, "expect"), s.expect, parse_slo) for i, s in enumerate(scenario.slos)]
-    exprs += [(("stop_when", i), s, parse_stop) for i, s in enumerate(scenario.stop_when)]
-    probes = {str(p.get("name")) for p in scenario.probes}
+    scopes = {"run", "baseline", "fault", "recovery", *names}
+    probes = set(probes)
     registry = fault_types()
-    for f in scenario.timeline.faults:  # figures faults report are readable like probes
-        probes.update(getattr(registry.get(f.type), "metric_names", ()))
-    if scenario.timeline.attacks:  # figures attacks report are readable by name too
+    for kind in types:  # figures faults report are readable like probes
+        probes.update(getattr(registry.get(kind), "metric_names", ()))
+    if attacks:  # figures attacks report are readable by name too
         from attacks.metrics import ATTACK_METRIC_NAMES
 
         probes |= ATTACK_METRIC_NAMES
@@ -544,6 +546,49 @@ def _validate_expressions(scenario: Scenario, marks: _Marks, file: str,
         except SloSyntaxError as exc:
             col = getattr(exc, "column", 1) or 1
             problems.append(_problem(file, marks, path, str(exc), col_offset=col - 1))
+    return parsed
+
+
+def _beside_schema(data: dict[str, Any], marks: _Marks, file: str) -> list[Problem]:
+    """The mistakes a schema error would hide (unknown fault types, SLO and stop_when
+    expressions), checked on the raw mapping, so that one `validate` lists them all."""
+    from harness.slo import parse_slo, parse_stop
+
+    def entries(value: Any) -> list[tuple[int, dict[str, Any]]]:
+        return [(i, e) for i, e in enumerate(value if isinstance(value, list) else []) if isinstance(e, dict)]
+
+    timeline = data.get("timeline") if isinstance(data.get("timeline"), dict) else {}
+    faults, attacks = entries(timeline.get("faults")), entries(timeline.get("attacks"))
+    problems: list[Problem] = []
+    registry = fault_types()
+    for i, f in faults:
+        if isinstance(f.get("type"), str) and f["type"] not in registry:
+            problems.append(_problem(file, marks, ("timeline", "faults", i, "type"), _unknown_fault_type(f["type"], registry)))
+    exprs = [(("slos", i, "expect"), s["expect"], parse_slo) for i, s in entries(data.get("slos"))
+             if isinstance(s.get("expect"), str)]
+    stops = data.get("stop_when")
+    exprs += [(("stop_when", i), s, parse_stop) for i, s in enumerate(stops if isinstance(stops, list) else [])
+              if isinstance(s, str)]
+    names = [str(e.get("name")) for _, e in (*faults, *attacks)]
+    types = [f["type"] for _, f in faults if isinstance(f.get("type"), str)]
+    probes = {str(p.get("name")) for _, p in entries(data.get("probes"))}
+    _parse_expressions(exprs, names, types, bool(attacks), probes, marks, file, problems)
+    return problems
+
+
+def _unknown_fault_type(kind: str, registry: dict[str, Any]) -> str:
+    return f"unknown fault type {kind!r}{_suggest(kind, sorted(registry))}; known types: {', '.join(sorted(registry))}"
+
+
+def _validate_expressions(scenario: Scenario, marks: _Marks, file: str,
+                          problems: list[Problem]) -> tuple[list[Any], list[Any]]:
+    from harness.slo import parse_slo, parse_stop  # the SLO language lives in harness.slo
+
+    t = scenario.timeline
+    exprs = [(("slos", i, "expect"), s.expect, parse_slo) for i, s in enumerate(scenario.slos)]
+    exprs += [(("stop_when", i), s, parse_stop) for i, s in enumerate(scenario.stop_when)]
+    parsed = _parse_expressions(exprs, [f.name for f in (*t.faults, *t.attacks)], [f.type for f in t.faults],
+                                bool(t.attacks), {str(p.get("name")) for p in scenario.probes}, marks, file, problems)
     names = [s.name for s in scenario.slos]
     for i, n in enumerate(names):
         if names.index(n) != i:

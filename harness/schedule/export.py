@@ -5,11 +5,14 @@ the same run lock, so runs still never overlap."""
 from __future__ import annotations
 
 import shlex
+import shutil
+import sys
 from pathlib import Path
 
 import yaml
 
 from harness.fault import UserError
+from harness.scenario.needs import scenario_extras
 from harness.schedule.plan import LoadedSchedule
 
 FORMATS = ("crontab", "kubernetes", "github")
@@ -24,8 +27,17 @@ def _check_minutes(loaded: LoadedSchedule, fmt: str) -> None:
         )
 
 
-def _command(plan_arg: str, job: str) -> list[str]:
-    return ["aftershock", "schedule", plan_arg, "--job", job]
+def _command(plan_arg: str, job: str, program: str = "aftershock") -> list[str]:
+    return [program, "schedule", plan_arg, "--job", job]
+
+
+def installed_program() -> str:
+    """The absolute path of this installation's `aftershock` (cron's PATH has no venv on it)."""
+    beside = Path(sys.executable).parent / "aftershock"  # the venv's bin, not resolved past its symlink
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("aftershock")
+    return str(Path(found).absolute()) if found else str(beside)
 
 
 def crontab(loaded: LoadedSchedule, plan_arg: str) -> str:
@@ -34,10 +46,13 @@ def crontab(loaded: LoadedSchedule, plan_arg: str) -> str:
         f"# aftershock schedule {loaded.plan.name}; the plan's times are UTC (CRON_TZ: cronie, systemd-cron)",
         "CRON_TZ=UTC",
     ]
+    plan = str(loaded.path.absolute())  # the file as loaded, wherever cron starts
+    log_dir = Path(loaded.plan.output.dir, "schedule").absolute()
     for j in loaded.plan.jobs:
-        cmd = " ".join(shlex.quote(a) for a in _command(plan_arg, j.name))
-        log = shlex.quote(str(Path(loaded.plan.output.dir) / "schedule" / "cron.log"))
-        lines.append(f"{j.cron} cd {shlex.quote(str(cwd))} && {cmd} >> {log} 2>&1")
+        cmd = " ".join(shlex.quote(a) for a in _command(plan, j.name, installed_program()))
+        log = shlex.quote(str(log_dir / "cron.log"))
+        # cron runs /bin/sh with PATH=/usr/bin:/bin from $HOME: absolute paths, and the log's folder made first
+        lines.append(f"{j.cron} cd {shlex.quote(str(cwd))} && mkdir -p {shlex.quote(str(log_dir))} && {cmd} >> {log} 2>&1")
     return "\n".join(lines) + "\n"
 
 
@@ -100,12 +115,31 @@ def kubernetes(loaded: LoadedSchedule, plan_arg: str, image: str = "aftershock:l
     return head + yaml.safe_dump_all(docs, sort_keys=False, width=1000)
 
 
+def schedule_extras(loaded: LoadedSchedule) -> set[str]:
+    """The extras every scenario and game day of the plan needs together."""
+    from harness.gameday.plan import load_plan
+    from harness.scenario.loader import load_scenario
+
+    need: set[str] = set()
+    for job in loaded.plan.jobs:
+        file = loaded.file_of(job)
+        for s in [load_scenario(file)] if job.scenario else load_plan(file).scenarios.values():
+            need |= scenario_extras(s)
+    return need
+
+
+def _install_target(loaded: LoadedSchedule) -> str:
+    """`.` plus the extras the plan's scenarios need: `.[docker,ml]`."""
+    extras = sorted(schedule_extras(loaded))
+    return f".[{','.join(extras)}]" if extras else "."
+
+
 def github(loaded: LoadedSchedule, plan_arg: str) -> str:
     crons = [j.cron for j in loaded.plan.jobs]
     steps = [
         {"uses": "actions/checkout@v4"},
         {"uses": "actions/setup-python@v5", "with": {"python-version": "3.11"}},
-        {"run": "pip install ."},
+        {"run": f"pip install {shlex.quote(_install_target(loaded))}"},
     ]
     for j in loaded.plan.jobs:
         steps.append(

@@ -18,6 +18,7 @@ from typing import Any
 from croniter import croniter
 from rich.console import Console
 
+from harness.console import make_console
 from harness.fault import UserError
 from harness.schedule.lock import RunLock
 from harness.schedule.plan import Job, LoadedSchedule
@@ -57,7 +58,7 @@ class Scheduler:
         self.lock = RunLock(self.out_root / "schedule" / ".run.lock")
         self.history = self.out_root / "schedule" / loaded.plan.name / "history.jsonl"
         self.lock_timeout = lock_timeout
-        self.console = console or Console(stderr=True)
+        self.console = console or make_console(stderr=True)
 
     def _say(self, text: str) -> None:
         self.console.print(text, highlight=False, markup=False, soft_wrap=True)

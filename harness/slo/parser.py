@@ -279,7 +279,8 @@ class _Parser:
                     return SliRef("latency_pct", tok.col, percentile=p)
                 return SliRef(f"latency_{name}", tok.col)
             if pct:
-                raise self.error(f"{name}() applies to latency only", ["latency"], arg)
+                raise self.error(f"{name}() applies to latency only{_did_you_mean(arg.text, ['latency'])}",
+                                 ["latency"], arg)
             probe = self.probe_name(arg, allow_bare=True)
             return SliRef("probe", tok.col, probe=probe, agg=name)
         if name in SIMPLE_SLIS:
