@@ -50,11 +50,11 @@ smoke_core() {
   cat >core-smoke.yaml <<'EOF'
 name: core-smoke
 target:
-  start: {command: ["{python}", -m, harness.load.reference_server, "{port}"]}
+  start: {command: ["{python}", -m, harness.engine.load.reference_server, "{port}"]}
   model: m
 dependencies:
   store:
-    start: {command: ["{python}", -m, harness.load.reference_server, "{port}"]}
+    start: {command: ["{python}", -m, harness.engine.load.reference_server, "{port}"]}
 jobs:
   sleeper: {command: [sleep, "60"]}
 load: {users: 2, duration: 4s, window: 0.5s, data: {dataset: rows.npz}}
@@ -79,7 +79,7 @@ smoke_ml() {
 }
 
 smoke_docker() {
-  "$WORK/docker/bin/python" -c "from harness.containers import docker_client; docker_client(None); print('dockerd reachable')"
+  "$WORK/docker/bin/python" -c "from harness.core.containers import docker_client; docker_client(None); print('dockerd reachable')"
 }
 
 smoke_k8s() {

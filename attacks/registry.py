@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from attacks.base import Attack
-from harness.extras import missing_extra_message
-from harness.fault import UserError
+from harness.core.attack import Attack
+from harness.core.extras import missing_extra_message
+from harness.core.fault import UserError
 
 BUILTIN_ATTACK_MODULES = [
     "attacks.evasion",

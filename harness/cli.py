@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.fault import UserError
+from harness.core.fault import UserError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Chaos and resilience testing for ML systems.")
 out = Console()
@@ -24,7 +24,7 @@ err = Console(stderr=True)
 
 
 def _load(path: Path):
-    from harness.scenario.loader import load_scenario
+    from harness.engine.scenario.loader import load_scenario
 
     return load_scenario(path)
 
@@ -38,8 +38,8 @@ def run(
     toxiproxy_url: Optional[str] = typer.Option(None, "--toxiproxy-url", help="use this Toxiproxy server instead of the embedded proxy"),
 ) -> None:
     """Run a scenario and report every SLO's verdict."""
-    from harness.runner import EXIT_BAD_INPUT, EXIT_INTERNAL, RunOptions, Runner
-    from harness.scenario.loader import load_scenario
+    from harness.engine.runner import EXIT_BAD_INPUT, EXIT_INTERNAL, Runner, RunOptions
+    from harness.engine.scenario.loader import load_scenario
 
     try:
         loaded = load_scenario(scenario, allow_hosts=allow_host)
@@ -75,7 +75,7 @@ def run(
 
 
 def _print_verdicts(result: dict) -> None:
-    from harness.report.writers import fmt_measured, verdict_word
+    from harness.engine.report.writers import fmt_measured, verdict_word
 
     table = Table(title=f"{result['scenario']}: {result['status'].upper()}")
     for col in ("SLO", "expect", "measured", "verdict"):
@@ -107,11 +107,11 @@ def schema(
 ) -> None:
     """Print the scenario JSON Schema (for editor completion and checks)."""
     if markdown:
-        from harness.scenario.param_tables import tables
+        from harness.engine.scenario.param_tables import tables
 
         sys.stdout.write("\n\n".join(tables().values()) + "\n")
         return
-    from harness.scenario.schema import scenario_json_schema
+    from harness.engine.scenario.schema import scenario_json_schema
 
     sys.stdout.write(json.dumps(scenario_json_schema(), indent=2) + "\n")
 
@@ -126,7 +126,7 @@ def cleanup(
 
     Only entries this user's aftershock signed for that run are acted on; the others,
     and addresses outside loopback and the allowed hosts, are reported and left alone."""
-    from harness.ledger import replay, stale_ledgers
+    from harness.engine.ledger import replay, stale_ledgers
 
     stuck = 0
     try:
@@ -152,7 +152,7 @@ def cleanup(
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def demo(ctx: typer.Context) -> None:
     """Start the bundled demo ML system (feature store + model server) and print its URLs."""
-    from harness.extras import require_extra
+    from harness.core.extras import require_extra
 
     require_extra("torch", "ml", "aftershock demo")  # a UserError: main() prints it, exit 2
     from harness.demo.launcher import main as demo_main
@@ -187,7 +187,7 @@ def proxy(
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def worker(ctx: typer.Context) -> None:
     """Run a Locust worker for a distributed run (aftershock worker --master HOST:PORT)."""
-    from harness.load.worker import main as worker_main
+    from harness.engine.load.worker import main as worker_main
 
     raise typer.Exit(worker_main(list(ctx.args)))
 
@@ -203,8 +203,8 @@ def _user_error(exc: Exception) -> None:
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="a run folder, e.g. reports/<scenario>/<timestamp>")) -> None:
     """Render report.html and summary.md again from a run's journal (works for crashed runs too)."""
-    from harness.report.replay import RunDirError
-    from harness.report.writers import render_run
+    from harness.engine.report.replay import RunDirError
+    from harness.engine.report.writers import render_run
 
     try:
         data = render_run(run_dir)
@@ -226,7 +226,8 @@ def compare(
 ) -> None:
     """Per-SLO verdicts and margins, per-SLI shifts with confidence intervals from the per-window
     samples; exit 1 on a regression (a change for the worse beyond tolerance, with confidence)."""
-    from harness.compare import Tolerances, compare as compare_runs, load_result, markdown, parse_tolerance
+    from harness.workflows.compare import Tolerances, load_result, markdown, parse_tolerance
+    from harness.workflows.compare import compare as compare_runs
 
     try:
         tols = Tolerances(dict(parse_tolerance(t) for t in tolerance))
@@ -250,7 +251,7 @@ def gameday(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="reports folder (default: the plan's output.dir)"),
 ) -> None:
     """Run a game day: ordered scenarios with hypotheses, roles, runbook checkpoints and observations."""
-    from harness.gameday import GameDay, load_plan
+    from harness.workflows.gameday import GameDay, load_plan
 
     try:
         gd = GameDay(load_plan(plan), unattended=unattended, quick=quick, output_dir=output, console=err)
@@ -272,7 +273,7 @@ def schedule(
     lock_timeout: float = typer.Option(0.0, "--lock-timeout", help="seconds to wait for a running job to finish"),
 ) -> None:
     """Run scenarios and game days on cron schedules, one at a time, with history under reports/."""
-    from harness.schedule import Scheduler, export_plan, load_schedule, parse_until
+    from harness.workflows.schedule import Scheduler, export_plan, load_schedule, parse_until
 
     try:
         sched = load_schedule(plan)
@@ -293,12 +294,12 @@ def schedule(
                                              "help_option_names": []})
 def drift_test(ctx: typer.Context) -> None:
     """Accuracy under each corruption x severity 1..5, no load (RobustBench style); --help for options."""
-    from harness.drift_test import main as drift_test_main
+    from harness.workflows.drift_test import main as drift_test_main
 
     raise typer.Exit(drift_test_main(list(ctx.args)))
 
 
-# --- probe-target / init (harness/probe_target.py) ------------------------------------
+# --- probe-target / init (harness/engine/probe_target.py) ------------------------------------
 
 
 def _protocol_options(option: list[str]) -> dict:
@@ -352,7 +353,7 @@ def probe_target_cmd(
     allow_host: list[str] = typer.Option([], "--allow-host", help="allow a non-loopback host (repeatable)"),
 ) -> None:
     """Check readiness, send one batch, and print what aftershock understood of the answer."""
-    from harness.probe_target import probe_target
+    from harness.engine.probe_target import probe_target
 
     try:
         report = probe_target(url, protocol, model, dataset=data, options=_protocol_options(option),
@@ -376,7 +377,7 @@ def init(
     allow_host: list[str] = typer.Option([], "--allow-host", help="allow a non-loopback host (repeatable)"),
 ) -> None:
     """Probe the server, then write a starter scenario for it."""
-    from harness.probe_target import probe_target, write_starter
+    from harness.engine.probe_target import probe_target, write_starter
 
     try:
         report = probe_target(url, protocol, model, dataset=data, allowed_hosts=allow_host)

@@ -41,14 +41,14 @@ class ScenarioFile(pytest.File):
     _result: Any = None
 
     def collect(self):
-        from harness.fault import UserError
-        from harness.scenario.loader import load_scenario
+        from harness.core.fault import UserError
+        from harness.engine.scenario.loader import load_scenario
 
         try:
             self.loaded = load_scenario(self.path, allow_hosts=self.config.getoption("--aftershock-allow-host"))
         except UserError as exc:
             raise self.CollectError(f"bad scenario (exit code 2 from `aftershock run`):\n{exc}") from None
-        from harness.redaction import Redactor
+        from harness.engine.redaction import Redactor
 
         slos = self.loaded.scenario.slos
         if not slos:
@@ -59,7 +59,7 @@ class ScenarioFile(pytest.File):
 
     def result(self) -> Any:
         if self._result is None:
-            from harness.runner import Runner, RunOptions
+            from harness.engine.runner import Runner, RunOptions
 
             cfg = self.config
             output = cfg.getoption("--aftershock-output")
@@ -100,7 +100,7 @@ class ScenarioSloItem(pytest.Item):
                                  ("scope", v["scope"])]
         if v["passed"] is True:
             return
-        from harness.report.writers import fmt_measured
+        from harness.engine.report.writers import fmt_measured
 
         if v["passed"] is None:
             raise SloFailed(f"no data to judge `{v['expect']}` (scope: {v['scope']}): {v['detail']}\n"

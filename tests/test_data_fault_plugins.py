@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.fault import FaultContext
-from harness.load import LoadConfig, LoadProcess
-from harness.load.reference_server import ReferenceServerProcess
-from harness.plugins import fault_types
-from harness.scenario.loader import ScenarioError, parse_scenario
-from harness.windows import Window
+from harness.core.fault import FaultContext
+from harness.core.registry import fault_types
+from harness.core.windows import Window
+from harness.engine.load import LoadConfig, LoadProcess
+from harness.engine.load.reference_server import ReferenceServerProcess
+from harness.engine.scenario.loader import ScenarioError, parse_scenario
 from tests.load_support import drive_load
 
 PLUGINS = Path(__file__).parent / "plugins"
@@ -33,7 +33,7 @@ RUN_LIMIT_S = 90
 
 OPTED_IN = """
 from locust import task
-import harness.load.model_user as aftershock
+import harness.engine.load.model_user as aftershock
 
 
 class Mine(aftershock.ModelUser):  # the dataset's batches, through the data faults

@@ -17,7 +17,7 @@ import pytest
 import websocket
 from report_journals import write_journal
 
-from harness.report.writers import render_run
+from harness.engine.report.writers import render_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(

@@ -8,7 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from faults.data_fault import Batch, DataFault, DataFaultParams, PayloadTransform, Reference
+from harness.core.payload.data_fault import (
+    Batch,
+    DataFault,
+    DataFaultParams,
+    PayloadTransform,
+    Reference,
+)
 
 
 class BumpParams(DataFaultParams):
