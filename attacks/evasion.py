@@ -34,15 +34,6 @@ from harness.core.attack import (
 from harness.core.attack_metrics import evasion_metrics, perturbation_norm
 from harness.core.fault import UserError
 
-# ART 1.20 attacks that fail under numpy 2 (or are image-only in a way tabular data cannot use).
-REFUSED = {
-    "evasion.geoda": "GeoDA in ART 1.20 breaks under numpy 2 (it uses removed numpy APIs)",
-    "evasion.pixel": "PixelAttack in ART 1.20 breaks under numpy 2",
-    "evasion.threshold": "ThresholdAttack in ART 1.20 breaks under numpy 2",
-    "evasion.laser": "LaserAttack in ART 1.20 breaks under numpy 2 (and is image-only)",
-}
-REFUSED_ADVICE = "use evasion.hopskipjump or evasion.boundary (labels only), or evasion.square or evasion.simba (scores)"
-
 
 def parse_norm(value: Any) -> float:
     if value in (2, 2.0, "2", "l2", "L2"):

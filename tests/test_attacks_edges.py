@@ -22,7 +22,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from attacks.registry import make_attack
+from harness.core.attack import make_attack
 from harness.core.attack import AttackContext
 from harness.core.processes import free_port
 from harness.core.protocols import make_adapter

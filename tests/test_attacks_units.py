@@ -10,7 +10,7 @@ from art.estimators.classification import PyTorchClassifier
 from art.metrics import adversarial_accuracy
 from torch import nn
 
-from attacks.registry import attack_types, make_attack
+from harness.core.attack import attack_types, make_attack
 from attacks.space import FeatureSpace
 from harness.core.attack import parse_rate
 from harness.core.attack_metrics import evasion_metrics, gradient_masking

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from harness.core.fault import FaultContext
-from harness.core.registry import fault_types
+from harness.core.registry import FAULTS, fault_types
 from harness.core.windows import Window
 from harness.engine.load import LoadConfig, LoadProcess
 from harness.engine.load.reference_server import ReferenceServerProcess
@@ -56,9 +56,9 @@ def third_party(monkeypatch: pytest.MonkeyPatch):
     """The acme-faults distribution on the path of this process and of its children."""
     monkeypatch.syspath_prepend(str(PLUGINS))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(PLUGINS), os.environ.get("PYTHONPATH")) if p))
-    fault_types.cache_clear()
+    FAULTS.reload()
     yield fault_types()["acme.bump"]
-    fault_types.cache_clear()
+    FAULTS.reload()
 
 
 def scenario(locustfile: Path | None, fault: str = "{name: wrong, type: data.schema_break, kind: wrong_dtype, at: 2s, duration: 2s}") -> str:

@@ -252,7 +252,7 @@ def test_bentoml_predict_proba_feeds_a_score_attack(servers: dict[str, RunningSe
                                                     tmp_path_factory: pytest.TempPathFactory) -> None:
     import time
 
-    from attacks.registry import make_attack
+    from harness.core.attack import make_attack
     from harness.core.attack import AttackContext
 
     case = Case("bentoml-proba", "bentoml", "bentoml", {"api": "predict_proba"})

@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from harness.core.fault import UserError
 from harness.core.protocols import ProtocolAdapter
+from harness.core.registry import ATTACKS
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|sec|second|m|min|minute)\s*$")
 
@@ -138,3 +139,38 @@ def pick_rows(n_rows: int, count: int, seed: int) -> np.ndarray:
     """`count` distinct row indices (all rows, shuffled, when there are fewer)."""
     rng = np.random.default_rng(seed)
     return rng.permutation(n_rows)[: min(count, n_rows)]
+
+
+# ART 1.20 attacks that fail under numpy 2 (or are image-only in a way tabular data cannot use).
+REFUSED = {
+    "evasion.geoda": "GeoDA in ART 1.20 breaks under numpy 2 (it uses removed numpy APIs)",
+    "evasion.pixel": "PixelAttack in ART 1.20 breaks under numpy 2",
+    "evasion.threshold": "ThresholdAttack in ART 1.20 breaks under numpy 2",
+    "evasion.laser": "LaserAttack in ART 1.20 breaks under numpy 2 (and is image-only)",
+}
+REFUSED_ADVICE = "use evasion.hopskipjump or evasion.boundary (labels only), or evasion.square or evasion.simba (scores)"
+
+
+def attack_types() -> dict[str, type[Attack]]:
+    """Every attack type that can be imported here (the ml extra brings the built-in ones)."""
+    return ATTACKS.types()
+
+
+def attack_class(type_name: str) -> type[Attack]:
+    """The class registered as `type_name`; UserError (with a suggestion) if none is."""
+    if type_name in REFUSED:
+        raise UserError(f"attack type {type_name!r} is not supported: {REFUSED[type_name]}; {REFUSED_ADVICE}")
+    return ATTACKS.get(type_name)
+
+
+def make_attack(name: str, type_name: str, params: dict[str, Any]) -> Attack:
+    """Build an attack from a timeline entry's extra keys; UserError on bad params."""
+    cls = attack_class(type_name)
+    try:
+        validated = cls.Params(**params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(params)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise UserError(f"attack {name!r} ({type_name}): {problems}") from None
+    return cls(name, validated)

@@ -15,8 +15,10 @@ from typing import Any, ClassVar, Literal
 
 from jsonpath_ng.exceptions import JSONPathError
 from jsonpath_ng.ext import parse as parse_jsonpath
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from harness.core.fault import UserError
+from harness.core.registry import PROBES
 from harness.core.units import Duration
 
 # Same shape as a name in the SLO language, so `probe.<name>` always parses.
@@ -121,3 +123,33 @@ class Probe(ABC):
 
     def close(self) -> None:
         """Release connections; the runner calls it at the end of the run."""
+
+
+def probe_types() -> dict[str, type[Probe]]:
+    """Every probe type, built-in and third-party, by YAML name."""
+    return PROBES.types()
+
+
+def parse_probe_config(data: dict[str, Any]) -> ProbeConfig:
+    """Validate one probe's YAML mapping into its type's config; UserError names the problem."""
+    if not isinstance(data, dict):
+        raise UserError(f"a probe must be a mapping with name and type, got {type(data).__name__}")
+    kind = data.get("type")
+    if kind not in PROBES:
+        raise UserError(
+            f"probe {data.get('name', '?')!r}: unknown type {kind!r}; known types: {', '.join(PROBES.names())}"
+        )
+    cls = PROBES.get(kind)
+    try:
+        return cls.Config.model_validate(data)
+    except ValidationError as e:
+        problems = "; ".join(
+            f"{'.'.join(map(str, err['loc'])) or 'probe'}: {err['msg']}" for err in e.errors()
+        )
+        raise UserError(f"probe {data.get('name', '?')!r}: {problems}") from None
+
+
+def build_probe(config: ProbeConfig | dict[str, Any]) -> Probe:
+    if isinstance(config, dict):
+        config = parse_probe_config(config)
+    return PROBES.get(config.type)(config)

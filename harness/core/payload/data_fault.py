@@ -240,7 +240,6 @@ class DataFault(Fault):
     def inject(self) -> None:
         spec = {
             "type": self.type,
-            "class": f"{type(self).__module__}:{type(self).__qualname__}",  # as the registry resolved it
             "params": self.params.model_dump(mode="json"),
             "seed": fault_seed(self.ctx.seed, self.name),
             "started": time.time(),

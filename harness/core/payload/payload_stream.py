@@ -1,8 +1,8 @@
 """Child side of data faults: applies the active ones to each payload batch and measures them.
 
 Runs inside the Locust child (ModelUser's payloads). It polls the control file
-(harness.core.payload.payload_channel), builds each newly active fault's transform from its spec (the
-class the fault registry resolved in the harness, built-in or third-party alike),
+(harness.core.payload.payload_channel), builds each newly active fault's transform from its spec (its
+class from the one registry, built-in or third-party alike),
 and for every batch: draws the rows the fault's schedule mixes in with a generator
 seeded from the fault's seed and a per-fault batch counter (reproducible), applies the
 transforms in injection order, encodes the result through the protocol adapter, and
@@ -17,13 +17,10 @@ share it was asked for.
 
 from __future__ import annotations
 
-import importlib
-import inspect
 import json
 import logging
 import time
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -47,32 +44,20 @@ from harness.core.payload.delivered import (
     shift_stats,
 )
 from harness.core.payload.payload_channel import CONTROL_FILE, ControlReader
-from harness.core.registry import fault_types
+from harness.core.registry import FAULTS
 
 log = logging.getLogger("aftershock.data_faults")
 
 Labels = list[Any] | None
 
 
-@cache
-def data_fault_types() -> dict[str, type[DataFault]]:
-    """The data faults of the one fault registry: built-in and third-party alike."""
-    return {name: cls for name, cls in fault_types().items() if issubclass(cls, DataFault)}
-
-
 def data_fault_class(spec: dict[str, Any]) -> type[DataFault]:
-    """The class of a fault spec: the one the harness's registry resolved (its `class`,
-    module:qualname), imported alone; scanning the whole registry here would import every
-    fault family into the Locust child and stall its load (a second on a busy box)."""
-    path = spec.get("class")
-    if isinstance(path, str) and ":" in path:
-        module, _, name = path.partition(":")
-        cls = getattr(importlib.import_module(module), name, None)
-        if inspect.isclass(cls) and issubclass(cls, DataFault):
-            return cls
-    cls = data_fault_types().get(str(spec.get("type")))
-    if cls is None:
-        raise ValueError(f"unknown data fault type {spec.get('type')!r}")
+    """The class of a fault spec, from the one registry by its type: built-in and third-party
+    alike. Only that fault's module is imported: importing every family into the Locust child
+    would stall its load (a second on a busy box)."""
+    cls = FAULTS.get(str(spec.get("type")))
+    if not issubclass(cls, DataFault):
+        raise TypeError(f"fault type {spec.get('type')!r} is not a data fault")
     return cls
 
 

@@ -403,7 +403,7 @@ def _validate_faults(scenario: Scenario, marks: _Marks, file: str, problems: lis
 def _validate_attacks(scenario: Scenario, marks: _Marks, file: str, problems: list[Problem]) -> list[Any]:
     if not scenario.timeline.attacks:
         return []
-    from attacks.registry import attack_class, attack_types
+    from harness.core.attack import attack_class
 
     out = []
     taken = {f.name for f in scenario.timeline.faults}
@@ -414,9 +414,8 @@ def _validate_attacks(scenario: Scenario, marks: _Marks, file: str, problems: li
         taken.add(entry.name)
         try:
             cls = attack_class(entry.type)
-        except UserError as exc:
-            known = sorted(attack_types())
-            problems.append(_problem(file, marks, (*base, "type"), f"{exc}{_suggest(entry.type, known)}"))
+        except UserError as exc:  # unknown (with a suggestion), refused, or needs the ml extra
+            problems.append(_problem(file, marks, (*base, "type"), str(exc)))
             continue
         try:
             params = cls.Params.model_validate(entry.params())

@@ -38,7 +38,7 @@ def _doc(cls: type) -> str:
 
 
 def scenario_json_schema() -> dict[str, Any]:
-    from attacks.registry import attack_types
+    from harness.core.attack import attack_types
     from harness.core.protocols import adapter_types
     from harness.core.registry import fault_types
     from harness.engine.probes import probe_types
