@@ -1,6 +1,4 @@
-"""A data fault as a third party ships it: its own module, registered only through the
-`aftershock.faults` entry point (tests/plugins/acme_faults-0.1.dist-info), never listed by
-aftershock. It adds `step` to column 0 of every row it picks."""
+"""A data fault: adds `step` to column 0 of every row it picks (it acts in the Locust child)."""
 
 from __future__ import annotations
 
@@ -33,8 +31,8 @@ class BumpTransform(PayloadTransform):
         return {"step": self.p.step}
 
 
-class Bump(DataFault):
-    type = "acme.bump"
+class BumpFault(DataFault):
+    type = "extra.bump"
     Params = BumpParams
 
     @classmethod
