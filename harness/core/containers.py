@@ -55,7 +55,7 @@ def host_python_mounts() -> dict[str, str]:
     install's source), this project's root, and the system's /usr, /lib, /lib64 for the
     shared libraries; nested paths are left out (their parent is mounted).
     """
-    project = Path(__file__).resolve().parents[1]
+    project = Path(__file__).resolve().parents[2]  # harness/core/ -> the checkout
     wanted = [sys.base_prefix, sys.prefix, str(project), "/usr", "/lib", "/lib64",
               *(p for p in sys.path if p.startswith("/"))]
     paths = sorted({str(Path(p)) for p in wanted if p != "/" and Path(p).exists()})

@@ -155,7 +155,7 @@ class SystemUnderTest:
             env = {"PYTHONDONTWRITEBYTECODE": "1", "PYTHONUNBUFFERED": "1", **env}
             if os.environ.get("PYTHONPATH"):
                 env.setdefault("PYTHONPATH", os.environ["PYTHONPATH"])
-            workdir = str(Path(__file__).resolve().parents[1])  # `-m harness...` resolves here
+            workdir = str(Path(__file__).resolve().parents[2])  # `-m harness...` resolves here
         client = docker_client(spec.docker_host, self.scenario.safety.allowed_hosts)
         run_id = self.run_dir.name
         container_name = spec.name or f"aftershock-{name}-{run_id}"

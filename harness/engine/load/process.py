@@ -28,7 +28,7 @@ from harness.engine.load.config import ArrivalRateShape, ConstantShape, LoadConf
 from harness.engine.redaction import Redactor
 
 LOAD_DIR = Path(__file__).resolve().parent
-PROJECT_ROOT = LOAD_DIR.parent.parent
+PROJECT_ROOT = LOAD_DIR.parents[2]  # harness/engine/load -> the checkout
 OUR_LOCUSTFILE = LOAD_DIR / "locustfile.py"
 ATTACH_LOCUSTFILE = LOAD_DIR / "attach.py"
 CONFIG_ENV = "AFTERSHOCK_LOAD_CONFIG"  # same name as harness.engine.load.plugin.CONFIG_ENV
