@@ -134,3 +134,19 @@ def run_the_scenario(installed: Path, tmp_path: Path, url: str) -> None:
     reverted = {e.get("fault") for e in events if e["event"] == "fault.reverted"}
     assert {"raise-flag", "bump"} <= reverted
     assert not (tmp_path / "flag").exists()  # the fault lowered its flag
+
+
+def test_a_plugin_whose_dependency_is_missing_is_left_out_and_named(tmp_path: Path) -> None:
+    (tmp_path / "needs_more.py").write_text("import no_such_dependency_here  # noqa: F401\n")
+    broken_distribution(tmp_path, "more.fault = needs_more:Fault")
+    sys.path.insert(0, str(tmp_path))
+    FAULTS.reload()
+    try:
+        with pytest.raises(PluginError, match=r"fault type 'more\.fault' needs no_such_dependency_here "
+                                              r"\(not installed here; entry point 'more\.fault = needs_more:Fault'"):
+            FAULTS.get("more.fault")
+        types = FAULTS.types()  # a core install lists what it can import, as without the ml extra
+        assert "more.fault" not in types and "network.latency" in types
+    finally:
+        sys.path.remove(str(tmp_path))
+        FAULTS.reload()
