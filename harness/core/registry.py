@@ -102,14 +102,14 @@ class Registry(Generic[T]):
     def types(self) -> dict[str, type[T]]:
         """Every plug-in of the kind that can be imported here, by name. One whose optional
         dependency is missing is left out (`get` says which extra installs it); one that is
-        broken raises PluginError."""
-        found: dict[str, type[T]] = {}
+        broken raises PluginError. The registry's own table: what a caller adds to it (a
+        test's plug-in, with monkeypatch.setitem) `get` finds too."""
         for name in self.names():
             try:
-                found[name] = self.get(name)
+                self.get(name)
             except MissingDependency:
                 continue
-        return found
+        return self._loaded
 
     def reload(self) -> None:
         """Forget what was found and loaded (after a package was installed or put on the path)."""
