@@ -73,7 +73,7 @@ smoke_ml() {
   local bin=$WORK/ml/bin
   cd "$WORK"
   "$bin/aftershock" validate "$ROOT"/scenarios/*.yaml >/dev/null
-  "$bin/python" -c "from attacks.registry import MISSING, attack_types; t = attack_types(); assert not MISSING and t, MISSING; print(len(t), 'attack types')"
+  "$bin/python" -c "from harness import ATTACKS; t = ATTACKS.types(); assert t and set(t) == set(ATTACKS.names()), set(ATTACKS.names()) - set(t); print(len(t), 'attack types')"
   ran_to_verdicts "$bin/aftershock" run "$ROOT/scenarios/feature-store-latency.yaml" --quick -o "$WORK/reports"
   cd "$ROOT"
 }

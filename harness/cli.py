@@ -192,7 +192,7 @@ def worker(ctx: typer.Context) -> None:
     raise typer.Exit(worker_main(list(ctx.args)))
 
 
-# --- reports, compare, game days, schedules (harness/report, compare.py, gameday/, schedule/) ---
+# --- reports, compare, game days, schedules (harness/engine/report, harness/workflows) ---
 
 
 def _user_error(exc: Exception) -> None:
