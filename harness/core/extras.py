@@ -13,6 +13,9 @@ from types import ModuleType
 
 from harness.core.fault import UserError
 
+# the extra that installs each optional dependency, by top-level module name
+EXTRA_OF = {"torch": "ml", "art": "ml", "scipy": "ml", "hypothesis": "ml", "docker": "docker", "kubernetes": "k8s"}
+
 
 class MissingExtra(UserError):
     """A feature's optional dependency is not installed."""

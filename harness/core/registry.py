@@ -22,19 +22,21 @@ from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from harness.core.extras import missing_extra_message
+from harness.core.extras import EXTRA_OF, missing_extra_message
 from harness.core.fault import Fault, UserError
 
 T = TypeVar("T")
 
 DISTRIBUTION = "aftershock"
 SOURCE_PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
-# aftershock's optional dependencies, by top-level module: which extra installs each
-EXTRA_OF = {"torch": "ml", "art": "ml", "scipy": "ml", "hypothesis": "ml", "docker": "docker", "kubernetes": "k8s"}
 
 
 class PluginError(UserError):
     """A plug-in is unknown, cannot be imported, or is not what its group expects."""
+
+
+class MissingDependency(PluginError):
+    """A plug-in needs a package that is not installed here."""
 
 
 @cache
@@ -140,10 +142,6 @@ class Registry(Generic[T]):
             raise PluginError(f"{self.noun} {ep.name!r}: {ep.value}.{self.name_attr} is {declared!r}, "
                               f"not the entry point's name ({origin(ep)})")
         return cls
-
-
-class MissingDependency(PluginError):
-    """A plug-in needs a package that is not installed here."""
 
 
 @cache
