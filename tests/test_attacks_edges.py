@@ -22,8 +22,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from harness.core.attack import make_attack
-from harness.core.attack import AttackContext
+from harness.core.attack import AttackContext, make_attack
 from harness.core.processes import free_port
 from harness.core.protocols import make_adapter
 from tests.attacks_support import serve_app

@@ -10,9 +10,8 @@ from art.estimators.classification import PyTorchClassifier
 from art.metrics import adversarial_accuracy
 from torch import nn
 
-from harness.core.attack import attack_types, make_attack
 from attacks.space import FeatureSpace
-from harness.core.attack import parse_rate
+from harness.core.attack import attack_types, make_attack, parse_rate
 from harness.core.attack_metrics import evasion_metrics, gradient_masking
 from harness.core.fault import UserError
 

@@ -252,8 +252,7 @@ def test_bentoml_predict_proba_feeds_a_score_attack(servers: dict[str, RunningSe
                                                     tmp_path_factory: pytest.TempPathFactory) -> None:
     import time
 
-    from harness.core.attack import make_attack
-    from harness.core.attack import AttackContext
+    from harness.core.attack import AttackContext, make_attack
 
     case = Case("bentoml-proba", "bentoml", "bentoml", {"api": "predict_proba"})
     running = server_for(case, servers, tmp_path_factory.getbasetemp() / "server-logs")
