@@ -24,6 +24,7 @@ quick: setup
 	$(VENV)/bin/aftershock run $(SCENARIO) --quick
 
 test: setup
+	$(VENV)/bin/lint-imports  # the layers only point down (harness/README.md)
 	$(PY) -m pytest tests -q -ra
 
 bench: setup

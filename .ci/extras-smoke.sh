@@ -50,11 +50,11 @@ smoke_core() {
   cat >core-smoke.yaml <<'EOF'
 name: core-smoke
 target:
-  start: {command: ["{python}", -m, harness.load.reference_server, "{port}"]}
+  start: {command: ["{python}", -m, harness.engine.load.reference_server, "{port}"]}
   model: m
 dependencies:
   store:
-    start: {command: ["{python}", -m, harness.load.reference_server, "{port}"]}
+    start: {command: ["{python}", -m, harness.engine.load.reference_server, "{port}"]}
 jobs:
   sleeper: {command: [sleep, "60"]}
 load: {users: 2, duration: 4s, window: 0.5s, data: {dataset: rows.npz}}
@@ -79,13 +79,13 @@ smoke_ml() {
   local bin=$WORK/ml/bin
   cd "$WORK"
   "$bin/aftershock" validate "$ROOT"/scenarios/*.yaml >/dev/null
-  "$bin/python" -c "from attacks.registry import MISSING, attack_types; t = attack_types(); assert not MISSING and t, MISSING; print(len(t), 'attack types')"
+  "$bin/python" -c "from harness import ATTACKS; t = ATTACKS.types(); assert t and set(t) == set(ATTACKS.names()), set(ATTACKS.names()) - set(t); print(len(t), 'attack types')"
   ran_to_verdicts "$bin/aftershock" run "$ROOT/scenarios/feature-store-latency.yaml" --quick -o "$WORK/reports"
   cd "$ROOT"
 }
 
 smoke_docker() {
-  "$WORK/docker/bin/python" -c "from harness.containers import docker_client; docker_client(None); print('dockerd reachable')"
+  "$WORK/docker/bin/python" -c "from harness.core.containers import docker_client; docker_client(None); print('dockerd reachable')"
 }
 
 smoke_k8s() {

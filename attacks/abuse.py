@@ -29,14 +29,6 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 from pydantic import Field, field_validator
 
-from attacks.base import (
-    Attack,
-    AttackContext,
-    AttackParams,
-    AttackResult,
-    attacked_input,
-    pick_rows,
-)
 from attacks.endpoint import (
     BudgetExhausted,
     EndpointClient,
@@ -46,7 +38,15 @@ from attacks.endpoint import (
 )
 from attacks.space import FeatureSpace, take_rows
 from attacks.surrogate import predict, query_points, train_surrogate
-from harness.windows import percentile_of
+from harness.core.attack import (
+    Attack,
+    AttackContext,
+    AttackParams,
+    AttackResult,
+    attacked_input,
+    pick_rows,
+)
+from harness.core.windows import percentile_of
 
 
 @dataclass(frozen=True)

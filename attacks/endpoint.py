@@ -17,8 +17,8 @@ from typing import Any, Self
 import httpx
 import numpy as np
 
-from attacks.base import AttackContext
-from harness.protocols import DecodeError
+from harness.core.attack import AttackContext
+from harness.core.protocols import DecodeError
 
 
 class BudgetExhausted(Exception):

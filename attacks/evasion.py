@@ -20,7 +20,9 @@ from art.attacks.evasion import BoundaryAttack, HopSkipJump, SimBA, SquareAttack
 from art.estimators.classification import BlackBoxClassifierNeuralNetwork
 from pydantic import Field, field_validator
 
-from attacks.base import (
+from attacks.endpoint import BudgetExhausted, EndpointClient, EndpointError, QueryRefused
+from attacks.space import FeatureSpace, take_row, take_rows
+from harness.core.attack import (
     Attack,
     AttackContext,
     AttackParams,
@@ -29,19 +31,8 @@ from attacks.base import (
     pick_rows,
     require_labels,
 )
-from attacks.endpoint import BudgetExhausted, EndpointClient, EndpointError, QueryRefused
-from attacks.metrics import evasion_metrics, perturbation_norm
-from attacks.space import FeatureSpace, take_row, take_rows
-from harness.fault import UserError
-
-# ART 1.20 attacks that fail under numpy 2 (or are image-only in a way tabular data cannot use).
-REFUSED = {
-    "evasion.geoda": "GeoDA in ART 1.20 breaks under numpy 2 (it uses removed numpy APIs)",
-    "evasion.pixel": "PixelAttack in ART 1.20 breaks under numpy 2",
-    "evasion.threshold": "ThresholdAttack in ART 1.20 breaks under numpy 2",
-    "evasion.laser": "LaserAttack in ART 1.20 breaks under numpy 2 (and is image-only)",
-}
-REFUSED_ADVICE = "use evasion.hopskipjump or evasion.boundary (labels only), or evasion.square or evasion.simba (scores)"
+from harness.core.attack_metrics import evasion_metrics, perturbation_norm
+from harness.core.fault import UserError
 
 
 def parse_norm(value: Any) -> float:

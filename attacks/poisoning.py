@@ -27,7 +27,9 @@ import jmespath
 import numpy as np
 from pydantic import Field, field_validator
 
-from attacks.base import (
+from attacks.endpoint import BudgetExhausted, EndpointClient
+from attacks.space import take_rows
+from harness.core.attack import (
     Attack,
     AttackContext,
     AttackParams,
@@ -35,10 +37,8 @@ from attacks.base import (
     attacked_input,
     require_labels,
 )
-from attacks.endpoint import BudgetExhausted, EndpointClient
-from attacks.space import take_rows
-from harness.fault import UserError
-from harness.protocols.fields import check_jmespath
+from harness.core.fault import UserError
+from harness.core.protocols.fields import check_jmespath
 
 
 class PoisonParams(AttackParams):

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.fault import UserError
+from harness.core.fault import UserError
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,11 @@ from art.estimators.classification import PyTorchClassifier
 from pydantic import Field
 from torch import nn
 
-from attacks.base import (
+from attacks.endpoint import BudgetExhausted, EndpointClient
+from attacks.evasion import EvasionParams, HopSkipJumpEvasion, HopSkipJumpParams
+from attacks.space import FeatureSpace, take_rows
+from attacks.surrogate import query_points, single_thread, train_surrogate
+from harness.core.attack import (
     Attack,
     AttackContext,
     AttackResult,
@@ -34,12 +38,8 @@ from attacks.base import (
     pick_rows,
     require_labels,
 )
-from attacks.endpoint import BudgetExhausted, EndpointClient
-from attacks.evasion import EvasionParams, HopSkipJumpEvasion, HopSkipJumpParams
-from attacks.metrics import evasion_metrics, gradient_masking
-from attacks.space import FeatureSpace, take_rows
-from attacks.surrogate import query_points, single_thread, train_surrogate
-from harness.fault import UserError
+from harness.core.attack_metrics import evasion_metrics, gradient_masking
+from harness.core.fault import UserError
 
 
 class WhiteboxParams(EvasionParams):

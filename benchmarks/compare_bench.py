@@ -38,8 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from faults.proxy.client import ToxiproxyClient, ToxiproxyError
-from harness.compare import compare, load_result
-from harness.processes import free_port
+from harness.core.processes import free_port
+from harness.workflows.compare import compare, load_result
 
 FLAGSHIP = ROOT / "scenarios/feature-store-latency.yaml"
 FRAGILE = ROOT / "scenarios/feature-store-latency-fragile.yaml"

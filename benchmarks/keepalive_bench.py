@@ -24,8 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from harness.demo.launcher import free_port, stop, wait_ready
-from harness.load.reference_server import ReferenceServer
-from harness.webhook_receiver import WebhookReceiver
+from harness.engine.load.reference_server import ReferenceServer
+from harness.engine.probes.webhook_receiver import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parents[1]
 

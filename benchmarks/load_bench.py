@@ -1,6 +1,6 @@
 """How many requests/s aftershock's load engine drives, against bare Locust, in one run.
 
-Against one fast local endpoint (harness.load.reference_server, fast mode, own process):
+Against one fast local endpoint (harness.engine.load.reference_server, fast mode, own process):
   bare      `python -m locust -f bench_user.py` — the user class alone
   harness   the same user class through LoadProcess (plugin attached: every request
             windowed into HDR histograms and streamed to the runner)
@@ -40,9 +40,9 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness.load import LoadConfig, LoadProcess, merge_into
-from harness.load.process import child_env
-from harness.load.reference_server import ReferenceServerProcess
+from harness.engine.load import LoadConfig, LoadProcess, merge_into
+from harness.engine.load.process import child_env
+from harness.engine.load.reference_server import ReferenceServerProcess
 
 BENCH_USER = """
 import json, os, time

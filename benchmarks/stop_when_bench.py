@@ -27,9 +27,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from harness.phases import RunTimeline, Span
-from harness.slo import StopTrigger, check_stop, parse_stop
-from harness.windows import Window
+from harness.core.windows import Window
+from harness.engine.phases import RunTimeline, Span
+from harness.engine.slo import StopTrigger, check_stop, parse_stop
 
 T0 = 1_700_000_000
 CONDITIONS = [

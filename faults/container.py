@@ -24,9 +24,9 @@ from pydantic import Field, model_validator
 
 from faults.process import SignalName
 from faults.selection import SelectorParams, select
-from harness.containers import RUN_LABEL, docker_client
-from harness.fault import Fault, FaultFailed, FaultParams, UserError
-from harness.units import Duration
+from harness.core.containers import RUN_LABEL, docker_client
+from harness.core.fault import Fault, FaultFailed, FaultParams, UserError
+from harness.core.units import Duration
 
 SETTLE_S = 10.0  # how long dockerd may take to show a container's new state
 

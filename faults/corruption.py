@@ -23,9 +23,23 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import AfterValidator, Field
 
-from faults.columns import Column, check_selector, get, numeric_columns, parse_column, put, resolve
-from faults.data_fault import Batch, DataFault, DataFaultParams, PayloadTransform, Reference
 from faults.drift import SwapTransform, pick
+from harness.core.payload.columns import (
+    Column,
+    check_selector,
+    get,
+    numeric_columns,
+    parse_column,
+    put,
+    resolve,
+)
+from harness.core.payload.data_fault import (
+    Batch,
+    DataFault,
+    DataFaultParams,
+    PayloadTransform,
+    Reference,
+)
 
 Selector = Annotated[str, AfterValidator(check_selector)]
 

@@ -17,8 +17,14 @@ from typing import Annotated, Any
 import numpy as np
 from pydantic import AfterValidator, Field, field_validator
 
-from faults.columns import Column, check_selector, get, parse_column, put
-from faults.data_fault import Batch, DataFault, DataFaultParams, PayloadTransform, Reference
+from harness.core.payload.columns import Column, check_selector, get, parse_column, put
+from harness.core.payload.data_fault import (
+    Batch,
+    DataFault,
+    DataFaultParams,
+    PayloadTransform,
+    Reference,
+)
 
 Selector = Annotated[str, AfterValidator(check_selector)]
 

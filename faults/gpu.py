@@ -26,9 +26,9 @@ from pydantic import Field, model_validator
 
 from faults.process import SETTLE_S, ProcessFault, ProcessParams, replay_state_file
 from faults.resource import ChildFailed, PressureFault, PressureParams
-from harness.fault import FaultParams, UserError
-from harness.process_tree import wait_gone
-from harness.units import ByteSize, Duration, Percent
+from harness.core.fault import FaultParams, UserError
+from harness.core.process_tree import wait_gone
+from harness.core.units import ByteSize, Duration, Percent
 
 # ---------------------------------------------------------------------------------------
 # gpu.preemption

@@ -20,9 +20,15 @@ from matplotlib.colors import hsv_to_rgb, rgb_to_hsv
 from PIL import Image
 from pydantic import Field, model_validator
 
-from faults.data_fault import Batch, DataFault, DataFaultParams, PayloadTransform, Reference
 from faults.drift import pick
-from harness.extras import MissingExtra, import_extra
+from harness.core.extras import MissingExtra, import_extra
+from harness.core.payload.data_fault import (
+    Batch,
+    DataFault,
+    DataFaultParams,
+    PayloadTransform,
+    Reference,
+)
 
 # severity 1..5 -> parameter, for 32x32 images (CIFAR-10-C)
 SEVERITY = {

@@ -18,9 +18,9 @@ from pydantic import Field, field_validator, model_validator
 
 from faults import chaos_mesh
 from faults.selection import SelectorParams, select
-from harness.fault import Fault, FaultParams, UserError
-from harness.safety import check_host_allowed
-from harness.units import Duration
+from harness.core.fault import Fault, FaultParams, UserError
+from harness.core.safety import check_host_allowed
+from harness.core.units import Duration
 
 NAME_THE_CLUSTER = ("name the cluster: set `kubeconfig:` (a file) and/or `context:`; aftershock never falls back "
                     "to the in-cluster config or the current kube context")

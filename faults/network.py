@@ -21,8 +21,8 @@ from faults.proxy.client import (
     ToxiproxyNotFound,
     ToxiproxyUnreachable,
 )
-from harness.fault import Fault, FaultFailed, FaultParams, UserError
-from harness.units import ByteSize, Duration, Percent
+from harness.core.fault import Fault, FaultFailed, FaultParams, UserError
+from harness.core.units import ByteSize, Duration, Percent
 
 Stream = Literal["upstream", "downstream", "both"]
 

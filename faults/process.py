@@ -2,7 +2,7 @@
 
 They act on the processes the runner started (`target` and each started dependency)
 and on each one's whole process tree: workers that made sessions and process groups
-of their own are hit too (harness.process_tree), as a real crash or `docker kill`
+of their own are hit too (harness.core.process_tree), as a real crash or `docker kill`
 would hit them. `process:` names one of them, or a glob pattern (`worker-*`) whose
 matches `count` / `percent` narrow down.
 
@@ -38,8 +38,8 @@ import psutil
 from pydantic import BeforeValidator, Field
 
 from faults.selection import SelectorParams, select
-from harness.fault import Fault, FaultFailed, FaultParams, UserError
-from harness.process_tree import (
+from harness.core.fault import Fault, FaultFailed, FaultParams, UserError
+from harness.core.process_tree import (
     describe,
     kill_tree_if_same,
     listening_ports,
@@ -49,8 +49,8 @@ from harness.process_tree import (
     wait_gone,
     wait_status,
 )
-from harness.processes import ManagedProcess
-from harness.units import Duration
+from harness.core.processes import ManagedProcess
+from harness.core.units import Duration
 
 STATE_DIR = Path(tempfile.gettempdir()) / "aftershock-faults"
 SETTLE_S = 5.0  # how long a SIGKILL, SIGSTOP or SIGCONT may take to show in /proc

@@ -29,8 +29,8 @@ from typing import Any, NoReturn
 import psutil
 from pydantic import Field, model_validator
 
-from harness.fault import Fault, FaultFailed, FaultParams, UserError
-from harness.units import ByteSize, Duration, Percent
+from harness.core.fault import Fault, FaultFailed, FaultParams, UserError
+from harness.core.units import ByteSize, Duration, Percent
 
 MARKER_PREFIX = "aftershock-pressure-"
 

@@ -19,7 +19,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from faults.data_fault import Batch, DataFault, DataFaultParams, Encode, PayloadTransform, Reference
+from harness.core.payload.data_fault import (
+    Batch,
+    DataFault,
+    DataFaultParams,
+    Encode,
+    PayloadTransform,
+    Reference,
+)
 
 Kind = Literal["missing_field", "extra_field", "wrong_dtype", "wrong_shape"]
 

@@ -15,8 +15,8 @@ from typing import TypeVar
 
 from pydantic import Field, model_validator
 
-from harness.fault import FaultParams
-from harness.units import Percent
+from harness.core.fault import FaultParams
+from harness.core.units import Percent
 
 T = TypeVar("T")
 

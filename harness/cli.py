@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Optional
 import typer
 from rich.table import Table
 
-from harness.console import make_console
-from harness.fault import UserError
+from harness.engine.console import make_console
+from harness.core.fault import UserError
 
 if TYPE_CHECKING:
-    from harness.scenario.loader import LoadedScenario
+    from harness.engine.scenario.loader import LoadedScenario
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Chaos and resilience testing for ML systems.")
 out = make_console()
@@ -28,7 +28,7 @@ err = make_console(stderr=True)
 
 
 def _load(path: Path):
-    from harness.scenario.loader import load_scenario
+    from harness.engine.scenario.loader import load_scenario
 
     return load_scenario(path)
 
@@ -46,8 +46,8 @@ def run(
                                                 help="Send the run's trace and SLI metrics to this OTLP/HTTP endpoint"),
 ) -> None:
     """Run a scenario and report every SLO's verdict."""
-    from harness.runner import EXIT_BAD_INPUT, EXIT_INTERNAL, RunOptions, Runner
-    from harness.scenario.loader import load_scenario
+    from harness.engine.runner import EXIT_BAD_INPUT, EXIT_INTERNAL, Runner, RunOptions
+    from harness.engine.scenario.loader import load_scenario
 
     try:
         loaded = load_scenario(scenario, allow_hosts=allow_host)
@@ -95,7 +95,7 @@ def _start_exporters(runner, allow_host: list[str], metrics_port: Optional[str],
     if metrics_port is None and pushgateway is None and not otlp_endpoint:
         return None
     from harness.export import RunExporters
-    from harness.runner import EXIT_BAD_INPUT
+    from harness.engine.runner import EXIT_BAD_INPUT
 
     try:
         exporters = RunExporters.start(runner.scenario, runner.loaded.slos, allow_host, metrics_port,
@@ -109,7 +109,7 @@ def _start_exporters(runner, allow_host: list[str], metrics_port: Optional[str],
 
 def _print_failures(result: dict) -> None:
     """Each SLO that did not hold, once, with the failure kinds seen in its scope."""
-    from harness.report.failures import slo_failure
+    from harness.engine.report.failures import slo_failure
 
     for v in result.get("slos") or []:
         if v.get("passed") is not True:
@@ -120,7 +120,7 @@ def _print_failures(result: dict) -> None:
 def _github_outputs(result: dict, loaded: LoadedScenario, report: Path) -> None:
     """In a GitHub Actions job: `::error` annotations on the failed SLOs' lines, and summary.md
     appended to the job summary."""
-    from harness.ci_output import append_step_summary, github_actions, write_annotations
+    from harness.workflows.ci_output import append_step_summary, github_actions, write_annotations
 
     if not github_actions():
         return
@@ -129,7 +129,7 @@ def _github_outputs(result: dict, loaded: LoadedScenario, report: Path) -> None:
 
 
 def _print_verdicts(result: dict) -> None:
-    from harness.report.writers import fmt_measured, verdict_word
+    from harness.engine.report.writers import fmt_measured, verdict_word
 
     table = Table(title=f"{result['scenario']}: {result['status'].upper()}")
     for col in ("SLO", "expect", "measured", "verdict"):
@@ -158,7 +158,7 @@ def validate(files: list[Path] = typer.Argument(..., help="Scenario files")) -> 
 
 def _annotate_problems(exc: UserError) -> None:
     """In a GitHub Actions job, each located problem of a scenario is an `::error` on its line and column."""
-    from harness.ci_output import github_actions, problem_annotation
+    from harness.workflows.ci_output import github_actions, problem_annotation
 
     if github_actions():
         for problem in getattr(exc, "problems", []):
@@ -172,11 +172,11 @@ def schema(
 ) -> None:
     """Print the scenario JSON Schema (for editor completion and checks)."""
     if markdown:
-        from harness.scenario.param_tables import tables
+        from harness.engine.scenario.param_tables import tables
 
         sys.stdout.write("\n\n".join(tables().values()) + "\n")
         return
-    from harness.scenario.schema import scenario_json_schema
+    from harness.engine.scenario.schema import scenario_json_schema
 
     sys.stdout.write(json.dumps(scenario_json_schema(), indent=2) + "\n")
 
@@ -191,7 +191,7 @@ def cleanup(
 
     Only entries this user's aftershock signed for that run are acted on; the others,
     and addresses outside loopback and the allowed hosts, are reported and left alone."""
-    from harness.ledger import replay, stale_ledgers
+    from harness.engine.ledger import replay, stale_ledgers
 
     stuck = 0
     try:
@@ -233,7 +233,7 @@ def demo(
     """Start the bundled demo ML system (feature store + model server) and print its URLs.
 
     Other flags go to the model server (`python -m harness.demo serve --help` lists them)."""
-    from harness.extras import require_extra
+    from harness.core.extras import require_extra
 
     require_extra("torch", "ml", "aftershock demo")  # a UserError: main() prints it, exit 2
     from harness.demo.launcher import main as demo_main
@@ -276,13 +276,13 @@ def worker(
     processes: int = typer.Option(1, "--processes", help="Worker processes on this machine"),
 ) -> None:
     """Run a Locust worker for a distributed run (aftershock worker --master HOST:PORT)."""
-    from harness.load.worker import main as worker_main
+    from harness.engine.load.worker import main as worker_main
 
     argv = ["--master", master, "--processes", str(processes)]
     raise typer.Exit(worker_main(argv + (["--locustfile", str(locustfile)] if locustfile else [])))
 
 
-# --- reports, compare, game days, schedules (harness/report, compare.py, gameday/, schedule/) ---
+# --- reports, compare, game days, schedules (harness/engine/report, harness/workflows) ---
 
 
 def _user_error(exc: Exception) -> None:
@@ -293,8 +293,8 @@ def _user_error(exc: Exception) -> None:
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="A run folder, e.g. reports/<scenario>/<timestamp>")) -> None:
     """Render report.html and summary.md again from a run's journal (works for crashed runs too)."""
-    from harness.report.replay import RunDirError
-    from harness.report.writers import render_run
+    from harness.engine.report.replay import RunDirError
+    from harness.engine.report.writers import render_run
 
     try:
         data = render_run(run_dir)
@@ -317,7 +317,7 @@ def compare(
     """Compare two runs; exit 1 on a regression (a change for the worse beyond tolerance, with confidence).
 
     Per-SLO verdicts and margins, per-SLI shifts with confidence intervals from the per-window samples."""
-    from harness.compare import Tolerances, compare as compare_runs, load_result, markdown, parse_tolerance
+    from harness.workflows.compare import Tolerances, compare as compare_runs, load_result, markdown, parse_tolerance
 
     try:
         tols = Tolerances(dict(parse_tolerance(t) for t in tolerance))
@@ -341,7 +341,7 @@ def gameday(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="Reports folder (default: the plan's output.dir)"),
 ) -> None:
     """Run a game day: ordered scenarios with hypotheses, roles, runbook checkpoints and observations."""
-    from harness.gameday import GameDay, load_plan
+    from harness.workflows.gameday import GameDay, load_plan
 
     try:
         gd = GameDay(load_plan(plan), unattended=unattended, quick=quick, output_dir=output, console=err)
@@ -363,7 +363,7 @@ def schedule(
     lock_timeout: float = typer.Option(0.0, "--lock-timeout", help="Seconds to wait for a running job to finish"),
 ) -> None:
     """Run scenarios and game days on cron schedules, one at a time, with history under reports/."""
-    from harness.schedule import Scheduler, export_plan, load_schedule, parse_until
+    from harness.workflows.schedule import Scheduler, export_plan, load_schedule, parse_until
 
     try:
         sched = load_schedule(plan)
@@ -374,7 +374,7 @@ def schedule(
         if job:
             entry = scheduler.run_job_now(job)
             if entry.get("kind") == "scenario" and entry.get("run_dir"):  # what `run` shows a CI job, too
-                from harness.scenario.loader import load_scenario
+                from harness.engine.scenario.loader import load_scenario
 
                 run_dir = Path(entry["run_dir"])
                 if (run_dir / "result.json").is_file():
@@ -408,7 +408,7 @@ def drift_test(
     out_dir: Path = typer.Option(Path("reports/drift-test"), "--out", "-o", help="Folder for the tables (md, csv, json)"),
 ) -> None:
     """Accuracy under each corruption x severity 1..5, no load (RobustBench style)."""
-    from harness.drift_test import main as drift_test_main
+    from harness.workflows.drift_test import main as drift_test_main
 
     if (url is None) == (not demo):
         raise UserError("drift-test needs one of --url URL (with --dataset FILE) or --demo")
@@ -424,7 +424,7 @@ def drift_test(
     raise typer.Exit(drift_test_main(argv))
 
 
-# --- probe-target / init (harness/probe_target.py) ------------------------------------
+# --- probe-target / init (harness/engine/probe_target.py) ------------------------------------
 
 
 def _protocol_options(option: list[str]) -> dict:
@@ -478,7 +478,7 @@ def probe_target_cmd(
     allow_host: list[str] = typer.Option([], "--allow-host", help="Allow a non-loopback host (repeatable)"),
 ) -> None:
     """Check readiness, send one batch, and print what aftershock understood of the answer."""
-    from harness.probe_target import probe_target
+    from harness.engine.probe_target import probe_target
 
     try:
         report = probe_target(url, protocol, model, dataset=data, options=_protocol_options(option),
@@ -503,7 +503,7 @@ def init(
     allow_host: list[str] = typer.Option([], "--allow-host", help="Allow a non-loopback host (repeatable)"),
 ) -> None:
     """Probe the server, then write a starter scenario for it."""
-    from harness.probe_target import probe_target, write_starter
+    from harness.engine.probe_target import probe_target, write_starter
 
     try:
         report = probe_target(url, protocol, model, dataset=data, allowed_hosts=allow_host)

@@ -44,15 +44,15 @@ class ScenarioFile(pytest.File):
     _result: Any = None
 
     def collect(self):
-        from harness.fault import UserError
-        from harness.scenario.loader import load_scenario
+        from harness.core.fault import UserError
+        from harness.engine.scenario.loader import load_scenario
 
         try:
             self.loaded = load_scenario(self.path, allow_hosts=self.config.getoption("--aftershock-allow-host"))
         except UserError as exc:
             self._annotate_problems(exc)
             raise self.CollectError(f"bad scenario (exit code 2 from `aftershock run`):\n{exc}") from None
-        from harness.redaction import Redactor
+        from harness.engine.redaction import Redactor
 
         slos = self.loaded.scenario.slos
         if not slos:
@@ -62,7 +62,7 @@ class ScenarioFile(pytest.File):
             yield ScenarioSloItem.from_parent(self, name=redactor.text(slo.name), slo_index=i)
 
     def _annotate_problems(self, exc: Exception) -> None:
-        from harness.ci_output import github_actions, problem_annotation
+        from harness.workflows.ci_output import github_actions, problem_annotation
 
         if github_actions():
             self.config.stash.setdefault(_ANNOTATIONS, []).extend(
@@ -70,7 +70,7 @@ class ScenarioFile(pytest.File):
 
     def result(self) -> Any:
         if self._result is None:
-            from harness.runner import Runner, RunOptions
+            from harness.engine.runner import Runner, RunOptions
 
             cfg = self.config
             output = cfg.getoption("--aftershock-output")
@@ -113,8 +113,8 @@ class ScenarioSloItem(pytest.Item):
                                  ("scope", v["scope"])]
         if v["passed"] is True:
             return
-        from harness.ci_output import annotation, github_actions
-        from harness.report.failures import slo_failure
+        from harness.workflows.ci_output import annotation, github_actions
+        from harness.engine.report.failures import slo_failure
 
         report = run.run_dir / "report.html"
         if github_actions():  # written after the session's tests (pytest_terminal_summary), outside capture
@@ -125,7 +125,7 @@ class ScenarioSloItem(pytest.Item):
 
     def _annotate_incomplete(self, run: Any) -> None:
         """One annotation per incomplete run, however many of its items fail."""
-        from harness.ci_output import github_actions, run_annotation
+        from harness.workflows.ci_output import github_actions, run_annotation
 
         done = self.config.stash.setdefault(_ANNOTATED_RUNS, set())
         if github_actions() and run.run_dir not in done:
@@ -148,7 +148,7 @@ class ScenarioSloItem(pytest.Item):
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """In a GitHub Actions job: the failed SLOs as `::error` annotations, and each run's
     summary.md appended to the job summary."""
-    from harness.ci_output import append_step_summary, github_actions
+    from harness.workflows.ci_output import append_step_summary, github_actions
 
     if not github_actions():
         return

@@ -16,12 +16,12 @@ import torch
 import uvicorn
 from torch import nn
 
-from attacks.base import AttackContext
+from harness.core.attack import AttackContext
+from harness.core.processes import ManagedProcess, free_port
+from harness.core.protocols import make_adapter
 from harness.demo.data import entity_table, sample
 from harness.demo.model import preprocess_entities
 from harness.demo.model_cache import load_models
-from harness.processes import ManagedProcess, free_port
-from harness.protocols import make_adapter
 
 
 @dataclass

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.ledger import read_ledger, replay
+from harness.engine.ledger import read_ledger, replay
 
 ROOT = Path(__file__).resolve().parent.parent
 

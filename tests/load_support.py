@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
-from harness.load import LoadProcess, merge_into
+from harness.engine.load import LoadProcess, merge_into
 
 
 async def drive_load(lp: LoadProcess, story: Callable[[], Awaitable[None]], windows: dict[int, Any],

@@ -8,7 +8,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from harness.windows import Window
+from harness.core.windows import Window
 
 T0 = 1_700_000_000.0
 

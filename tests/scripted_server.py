@@ -40,7 +40,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from harness.fault import Fault, FaultParams, UserError
+from harness.core.fault import Fault, FaultParams, UserError
 
 HOST = "127.0.0.1"
 PHASES = ("normal", "fault", "recovering")

@@ -10,9 +10,8 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from attacks.base import AttackContext
-from attacks.registry import make_attack
-from harness.protocols import make_adapter
+from harness.core.attack import AttackContext, make_attack
+from harness.core.protocols import make_adapter
 from tests.attacks_support import demo_rows, live_demo, serve_app
 
 

@@ -22,10 +22,9 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from attacks.base import AttackContext
-from attacks.registry import make_attack
-from harness.processes import free_port
-from harness.protocols import make_adapter
+from harness.core.attack import AttackContext, make_attack
+from harness.core.processes import free_port
+from harness.core.protocols import make_adapter
 from tests.attacks_support import serve_app
 
 ROWS = 200

@@ -13,9 +13,9 @@ from art.estimators.classification import PyTorchClassifier
 from art.metrics import adversarial_accuracy
 from torch import nn
 
-from attacks.registry import make_attack
 from attacks.space import FeatureSpace
 from attacks.whitebox import RawInputModel
+from harness.core.attack import make_attack
 from tests.attacks_support import OneEntityModel, demo_rows, live_demo, one_entity_rows
 
 ENTITY = 17

@@ -7,7 +7,7 @@ import time
 import httpx
 import pytest
 
-from attacks.registry import make_attack
+from harness.core.attack import make_attack
 from tests.attacks_support import demo_rows, live_demo
 
 

@@ -10,11 +10,10 @@ from art.estimators.classification import PyTorchClassifier
 from art.metrics import adversarial_accuracy
 from torch import nn
 
-from attacks.base import parse_rate
-from attacks.metrics import evasion_metrics, gradient_masking
-from attacks.registry import attack_types, make_attack
 from attacks.space import FeatureSpace
-from harness.fault import UserError
+from harness.core.attack import attack_types, make_attack, parse_rate
+from harness.core.attack_metrics import evasion_metrics, gradient_masking
+from harness.core.fault import UserError
 
 
 def test_parse_rate():

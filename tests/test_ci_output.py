@@ -14,9 +14,9 @@ from pathlib import Path
 
 from tiny_target import write_dataset
 
-from harness.ci_output import annotations
-from harness.load.reference_server import ReferenceServer, Reply
-from harness.report.failures import failure_kinds, fmt_kinds
+from harness.workflows.ci_output import annotations
+from harness.engine.load.reference_server import ReferenceServer, Reply
+from harness.engine.report.failures import failure_kinds, fmt_kinds
 
 ROOT = Path(__file__).resolve().parents[1]
 

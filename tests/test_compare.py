@@ -15,7 +15,11 @@ import pytest
 from report_journals import write_journal
 from tiny_target import write_scenario
 
-from harness.compare import (
+from harness.engine.load.reference_server import ReferenceServer, Reply
+from harness.engine.report.writers import render_run
+from harness.engine.runner import Runner, RunOptions
+from harness.engine.scenario.loader import load_scenario
+from harness.workflows.compare import (
     IMPROVED,
     OK,
     REGRESSION,
@@ -29,10 +33,6 @@ from harness.compare import (
     shift_of,
     window_samples,
 )
-from harness.load.reference_server import ReferenceServer, Reply
-from harness.report.writers import render_run
-from harness.runner import Runner, RunOptions
-from harness.scenario.loader import load_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from faults.corruption import TABULAR_CORRUPTIONS, typo
-from faults.data_fault import Batch, Reference
 from faults.image_corruption import CORRUPTIONS, ImageCorruption, corrupt_image
 from faults.schema_break import SchemaBreak
-from harness.protocols import make_adapter
-from harness.protocols.oip_v2 import OipV2Adapter
+from harness.core.payload.data_fault import Batch, Reference
+from harness.core.protocols import make_adapter
+from harness.core.protocols.oip_v2 import OipV2Adapter
 
 RNG_SEED = 3
 

@@ -1,8 +1,8 @@
 """Data faults reach the load through the one fault registry, and only a load that applies them.
 
-A third-party data fault (tests/plugins/acme_faults.py) is registered the way a package
-registers it: an `aftershock.faults` entry point in its dist-info metadata, found on the
-path (what `pip install` writes; the shared venv stays clean). It runs in a real Locust
+A third-party data fault (extra.bump of tests/plugins/aftershock_extra) is registered the way
+a package registers it: an `aftershock.faults` entry point, pip-installed into a folder on
+the path (tests/plugin_support.py; the shared venv stays clean). It runs in a real Locust
 child, inside a user's own locustfile that opts in, against the reference server, whose
 predictions (column 0 of each row) are the truth: the fault moves column 0, so no row
 is predicted right while it acts.
@@ -20,20 +20,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.fault import FaultContext
-from harness.load import LoadConfig, LoadProcess
-from harness.load.reference_server import ReferenceServerProcess
-from harness.plugins import fault_types
-from harness.scenario.loader import ScenarioError, parse_scenario
-from harness.windows import Window
+from harness.core.fault import FaultContext
+from harness.core.registry import FAULTS, fault_types
+from harness.core.windows import Window
+from harness.engine.load import LoadConfig, LoadProcess
+from harness.engine.load.reference_server import ReferenceServerProcess
+from harness.engine.scenario.loader import ScenarioError, parse_scenario
 from tests.load_support import drive_load
+from tests.plugin_support import install_extra
 
-PLUGINS = Path(__file__).parent / "plugins"
 RUN_LIMIT_S = 90
 
 OPTED_IN = """
 from locust import task
-import harness.load.model_user as aftershock
+import harness.engine.load.model_user as aftershock
 
 
 class Mine(aftershock.ModelUser):  # the dataset's batches, through the data faults
@@ -51,14 +51,19 @@ class Theirs(HttpUser):
 """
 
 
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return install_extra(tmp_path_factory.mktemp("extra"))
+
+
 @pytest.fixture
-def third_party(monkeypatch: pytest.MonkeyPatch):
-    """The acme-faults distribution on the path of this process and of its children."""
-    monkeypatch.syspath_prepend(str(PLUGINS))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(PLUGINS), os.environ.get("PYTHONPATH")) if p))
-    fault_types.cache_clear()
-    yield fault_types()["acme.bump"]
-    fault_types.cache_clear()
+def third_party(installed: Path, monkeypatch: pytest.MonkeyPatch):
+    """The aftershock-extra distribution on the path of this process and of its children."""
+    monkeypatch.syspath_prepend(str(installed))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (str(installed), os.environ.get("PYTHONPATH")) if p))
+    FAULTS.reload()
+    yield fault_types()["extra.bump"]
+    FAULTS.reload()
 
 
 def scenario(locustfile: Path | None, fault: str = "{name: wrong, type: data.schema_break, kind: wrong_dtype, at: 2s, duration: 2s}") -> str:
@@ -102,13 +107,13 @@ def test_a_label_fault_without_labels_is_refused() -> None:
 
 
 def test_third_party_data_fault_is_validated_through_the_registry(third_party, tmp_path: Path) -> None:
-    loaded = parse_scenario(scenario(None, "{name: bump, type: acme.bump, step: 2, at: 2s, duration: 2s}"), "s.yaml")
+    loaded = parse_scenario(scenario(None, "{name: bump, type: extra.bump, step: 2, at: 2s, duration: 2s}"), "s.yaml")
     ((cls, params),) = loaded.faults
     assert cls is third_party and params.step == 2
     theirs = tmp_path / "theirs.py"
     theirs.write_text(OWN_PAYLOADS)
-    with pytest.raises(ScenarioError, match="acme.bump acts on the payloads"):
-        parse_scenario(scenario(theirs, "{name: bump, type: acme.bump, at: 2s, duration: 2s}"), "s.yaml")
+    with pytest.raises(ScenarioError, match="extra.bump acts on the payloads"):
+        parse_scenario(scenario(theirs, "{name: bump, type: extra.bump, at: 2s, duration: 2s}"), "s.yaml")
 
 
 def test_third_party_data_fault_acts_in_a_user_locustfile(third_party, tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """What a data fault changed, measured on the bytes sent: every protocol, every schema break.
 
-The real child-side pipeline (faults.payload_stream) runs against the real control file,
+The real child-side pipeline (harness.core.payload.payload_stream) runs against the real control file,
 encoding through each real protocol adapter; the truth is the clean encoding of the same
 batch, which the test computes itself.
 """
@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from faults.corruption import Noise
-from faults.data_fault import DataFault, DataFaultDidNotAct, Reference
-from faults.payload_stream import PayloadFaults, wire_bytes
 from faults.schema_break import SchemaBreak
-from harness.fault import FaultContext
-from harness.protocols import make_adapter
+from harness.core.fault import FaultContext
+from harness.core.payload.data_fault import DataFault, DataFaultDidNotAct, Reference
+from harness.core.payload.payload_stream import PayloadFaults, wire_bytes
+from harness.core.protocols import make_adapter
 
 PROTOCOLS = ["oip-v2", "kserve-v1", "bentoml", "torchserve", "seldon-v1", "http-json"]
 KINDS = ["missing_field", "extra_field", "wrong_dtype", "wrong_shape"]
@@ -104,7 +104,7 @@ def test_a_fault_without_requests_is_not_measured(tmp_path: Path) -> None:
 
 
 def test_ratios_against_a_constant_reference_are_not_made_up() -> None:
-    from faults.delivered import shift_stats
+    from harness.core.payload.delivered import shift_stats
 
     flat = np.zeros(200)
     noisy = shift_stats(flat, np.random.default_rng(0).normal(0, 2, 200))

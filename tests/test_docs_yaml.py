@@ -9,8 +9,8 @@ import pytest
 import yaml
 from test_docs_shell import fenced_blocks, markdown_files
 
-from harness.gameday import load_plan
-from harness.schedule import load_schedule
+from harness.workflows.gameday import load_plan
+from harness.workflows.schedule import load_schedule
 
 ROOT = Path(__file__).resolve().parents[1]
 BLOCKS = [(f"{md.relative_to(ROOT)}:{line}", body) for md in markdown_files()

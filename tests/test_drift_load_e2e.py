@@ -14,19 +14,19 @@ from pathlib import Path
 
 import pytest
 
-from faults.delivered import delivered_events
 from faults.drift import CovariateShift
 from faults.schema_break import SchemaBreak
-from harness.datasets import load_dataset
-from harness.drift_test import DemoTarget, run_grid
-from harness.fault import FaultContext
-from harness.load import LoadConfig, LoadProcess
-from harness.phases import RunTimeline, Span
-from harness.probes import build_probe
-from harness.protocols import make_adapter
-from harness.slo import evaluate, parse_slo
-from harness.slo.sli import window_sli
-from harness.windows import Window
+from harness.core.fault import FaultContext
+from harness.core.payload.delivered import delivered_events
+from harness.core.protocols import make_adapter
+from harness.core.windows import Window
+from harness.engine.datasets import load_dataset
+from harness.engine.load import LoadConfig, LoadProcess
+from harness.engine.phases import RunTimeline, Span
+from harness.engine.probes import build_probe
+from harness.engine.slo import evaluate, parse_slo
+from harness.engine.slo.sli import window_sli
+from harness.workflows.drift_test import DemoTarget, run_grid
 from tests.load_support import drive_load
 
 RUN_LIMIT_S = 120

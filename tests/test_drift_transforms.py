@@ -1,6 +1,6 @@
 """Drift faults on the payload stream: delivered magnitudes measured against the requested ones.
 
-These drive the real child-side pipeline (faults.payload_stream.PayloadFaults) through the
+These drive the real child-side pipeline (harness.core.payload.payload_stream.PayloadFaults) through the
 real control file, the way the Locust child does, on the demo's synthetic data.
 """
 
@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from faults.data_fault import Reference, Schedule
-from faults.delivered import DELIVERED_FILE, delivered_events, psi, shift_stats
 from faults.drift import ConceptDrift, CovariateShift, FeatureSwap, PriorShift
-from faults.payload_channel import CONTROL_FILE, ControlReader, put_fault
-from faults.payload_stream import PayloadFaults, wire_bytes
+from harness.core.fault import FaultContext, UserError
+from harness.core.payload.data_fault import Reference, Schedule
+from harness.core.payload.delivered import DELIVERED_FILE, delivered_events, psi, shift_stats
+from harness.core.payload.payload_channel import CONTROL_FILE, ControlReader, put_fault
+from harness.core.payload.payload_stream import PayloadFaults, wire_bytes
+from harness.core.protocols import make_adapter
 from harness.demo.data import sample
-from harness.fault import FaultContext, UserError
-from harness.protocols import make_adapter
 
 OIP = make_adapter("oip-v2")
 
@@ -221,7 +221,7 @@ def test_delivered_events_combine_processes(tmp_path: Path) -> None:
 def test_delivered_ks_and_wasserstein_agree_with_scipy() -> None:
     from scipy import stats
 
-    from faults.delivered import ks_statistic, wasserstein
+    from harness.core.payload.delivered import ks_statistic, wasserstein
 
     rng = np.random.default_rng(3)
     for n, m, shift in [(100, 80, 0.3), (1000, 37, 1.0), (5, 5, 0.0), (2000, 2000, 0.01)]:
@@ -233,6 +233,6 @@ def test_delivered_ks_and_wasserstein_agree_with_scipy() -> None:
 
 def test_the_load_child_modules_do_not_import_scipy() -> None:
     # scipy in the Locust child stalls its request loop for a second when first imported
-    code = "import sys, faults.payload_stream, harness.load.plugin, harness.load.model_user; print('scipy' in sys.modules)"
+    code = "import sys, harness.core.payload.payload_stream, harness.engine.load.plugin, harness.engine.load.model_user; print('scipy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "False"

@@ -20,8 +20,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness.export import GRAFANA_DASHBOARD
-from harness.journal import read_journal
-from harness.processes import free_port
+from harness.engine.journal import read_journal
+from harness.core.processes import free_port
 from tests.otlp_receiver import OtlpReceiver
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -19,10 +19,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from harness.export import GRAFANA_DASHBOARD, metrics_address
 from harness.export.prometheus import METRIC_NAMES, RunCollector
 from harness.export.run_state import RunState
-from harness.fault import UserError
-from harness.processes import free_port
-from harness.scenario.loader import load_scenario
-from harness.windows import Window
+from harness.core.fault import UserError
+from harness.core.processes import free_port
+from harness.engine.scenario.loader import load_scenario
+from harness.core.windows import Window
 from tests.tiny_target import write_scenario
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -230,7 +230,7 @@ def test_otlp_attack_span_and_a_fault_never_reverted(state: RunState) -> None:
 
 
 def test_receivers_that_do_not_answer_fail_a_passing_run_loudly(tmp_path: Path) -> None:
-    from harness.load.reference_server import ReferenceServer
+    from harness.engine.load.reference_server import ReferenceServer
 
     with ReferenceServer() as srv:
         path = write_scenario(tmp_path, "nopush", srv.url, duration="1s")

@@ -16,8 +16,8 @@ import pytest
 from infra_fault_support import sigkill_and_replay, start_harness
 from pydantic import ValidationError
 
-from harness.fault import FaultContext, FaultFailed, UserError
-from harness.plugins import fault_types
+from harness.core.fault import FaultContext, FaultFailed, UserError
+from harness.core.registry import fault_types
 
 IMAGE = "aftershock-busybox:latest"
 

@@ -15,9 +15,9 @@ import pytest
 from infra_fault_support import gone, sigkill_and_replay, start_harness, wait_for
 
 from faults.gpu import preemption_slis
-from harness.fault import FaultContext, UserError
-from harness.plugins import fault_types
-from harness.processes import ManagedProcess, free_port
+from harness.core.fault import FaultContext, UserError
+from harness.core.processes import ManagedProcess, free_port
+from harness.core.registry import fault_types
 
 ROOT = Path(__file__).resolve().parent.parent
 

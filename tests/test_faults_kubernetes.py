@@ -20,8 +20,8 @@ import yaml
 pytest.importorskip("kubernetes", reason="the `kubernetes` package is not installed (pip install kubernetes)")
 
 from faults import chaos_mesh
-from harness.fault import FaultContext, UserError
-from harness.plugins import fault_types
+from harness.core.fault import FaultContext, UserError
+from harness.core.registry import fault_types
 
 
 def pod(name: str, node: str, phase: str = "Running") -> dict:

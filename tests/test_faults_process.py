@@ -12,9 +12,9 @@ from infra_fault_support import gone, proc_state, sigkill_and_replay, start_harn
 from pydantic import ValidationError
 
 from faults.selection import SelectorParams, select
-from harness.fault import FaultContext, UserError
-from harness.plugins import fault_types
-from harness.processes import ManagedProcess
+from harness.core.fault import FaultContext, UserError
+from harness.core.processes import ManagedProcess
+from harness.core.registry import fault_types
 
 SLEEPER = ["sleep", "120"]
 # exits 0 on SIGTERM after writing a line: shows a graceful stop happened

@@ -20,9 +20,9 @@ import httpx
 import pytest
 from infra_fault_support import gone, proc_state, sigkill_and_replay, start_harness, wait_for
 
-from harness.fault import FaultContext, FaultFailed
-from harness.plugins import fault_types
-from harness.processes import ManagedProcess, free_port, kill_group_if_same
+from harness.core.fault import FaultContext, FaultFailed
+from harness.core.processes import ManagedProcess, free_port, kill_group_if_same
+from harness.core.registry import fault_types
 
 ROOT = Path(__file__).resolve().parents[1]
 OWN_SESSION = [sys.executable, str(ROOT / "tests" / "servers" / "own_session.py")]

@@ -14,8 +14,8 @@ from infra_fault_support import gone, sigkill_and_replay, start_harness, wait_fo
 from pydantic import ValidationError
 
 from faults.resource import marked_pids
-from harness.fault import FaultContext, FaultFailed, UserError
-from harness.plugins import fault_types
+from harness.core.fault import FaultContext, FaultFailed, UserError
+from harness.core.registry import fault_types
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

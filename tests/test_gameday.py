@@ -17,8 +17,8 @@ import pytest
 from rich.console import Console
 from tiny_target import write_scenario
 
-from harness.gameday import GameDay, PlanError, load_plan
-from harness.load.reference_server import ReferenceServer, Reply
+from harness.engine.load.reference_server import ReferenceServer, Reply
+from harness.workflows.gameday import GameDay, PlanError, load_plan
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -28,7 +28,7 @@ import pytest
 from tiny_target import write_dataset
 
 from faults.resource import marked_pids
-from harness.ledger import read_ledger
+from harness.engine.ledger import read_ledger
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "aftershock-busybox:latest"
@@ -210,7 +210,7 @@ dependencies:
 name: {name}
 target:
   start:
-    command: ["{{python}}", -m, harness.load.reference_server, "{{port}}"]
+    command: ["{{python}}", -m, harness.engine.load.reference_server, "{{port}}"]
   model: m
 {store}jobs:
   frozen: {{command: {SLEEPER}}}
@@ -345,7 +345,7 @@ def test_sigkill_then_cleanup_removes_the_container(tmp_path: Path, docker_clien
     scenario.write_text(f"""\
 name: killed
 target:
-  start: {{command: ["{{python}}", -m, harness.load.reference_server, "{{port}}"]}}
+  start: {{command: ["{{python}}", -m, harness.engine.load.reference_server, "{{port}}"]}}
   model: m
 dependencies:
   store:
@@ -468,7 +468,7 @@ def test_a_fault_that_cannot_act_fails_the_run_loudly(tmp_path: Path) -> None:
     scenario.write_text("""\
 name: deaf
 target:
-  start: {command: ["{python}", -m, harness.load.reference_server, "{port}"]}
+  start: {command: ["{python}", -m, harness.engine.load.reference_server, "{port}"]}
   model: m
 jobs:
   deaf: {command: [sh, -c, "trap '' TERM; sleep 600"]}

@@ -1,6 +1,6 @@
 """The journal hands each event to its listeners as written, and a broken listener never stops a run."""
 
-from harness.journal import Journal, read_journal
+from harness.engine.journal import Journal, read_journal
 
 
 def test_listeners_get_each_event_redacted_and_a_raising_one_is_dropped(tmp_path):

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.fault import UserError
-from harness.ledger import Ledger, read_ledger, replay, stale_ledgers
-from harness.ledger_trust import address_refusal, key_path, ledger_key, sign_entry
-from harness.processes import process_start_time
+from harness.core.fault import UserError
+from harness.core.processes import process_start_time
+from harness.engine.ledger import Ledger, read_ledger, replay, stale_ledgers
+from harness.engine.ledger_trust import address_refusal, key_path, ledger_key, sign_entry
 
 ROOT = Path(__file__).resolve().parents[1]
 OUTSIDE = "10.1.2.3"

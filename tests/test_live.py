@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from harness.live import LiveView
+from harness.engine.live import LiveView
 
 
 def _terminal() -> tuple[Console, io.StringIO]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.datasets import DatasetError, load_dataset
+from harness.engine.datasets import DatasetError, load_dataset
 
 
 def test_npz_arrays_by_name_with_labels(tmp_path: Path) -> None:

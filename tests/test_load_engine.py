@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.load import LoadConfig, LoadProcess, LoadProcessError, merge_into
-from harness.load.reference_server import ReferenceServer, ReferenceServerProcess, Reply
-from harness.windows import Window, latency_percentile_us, merge_windows
+from harness.core.windows import Window, latency_percentile_us, merge_windows
+from harness.engine.load import LoadConfig, LoadProcess, LoadProcessError, merge_into
+from harness.engine.load.reference_server import ReferenceServer, ReferenceServerProcess, Reply
 from tests.client_time import MAX_CLIENT_MS, with_client_time
 
 RUN_LIMIT_S = 90  # every load run is bounded in time (and by its duration in count)
@@ -85,7 +85,7 @@ def true_percentile(durations_s: list[float], p: float) -> float:
 
 RAW_CAPTURE = """
 from locust import events
-from harness.load.model_user import ModelUser  # aftershock's own user, measured as usual
+from harness.engine.load.model_user import ModelUser  # aftershock's own user, measured as usual
 
 samples = []
 
@@ -207,7 +207,7 @@ def test_master_with_two_workers_counts_every_request(dataset: Path, tmp_path: P
 
     def start_workers(lp: LoadProcess) -> None:
         for log in logs:
-            cmd = [sys.executable, "-m", "harness.load.worker", "--master", lp.master_address]
+            cmd = [sys.executable, "-m", "harness.engine.load.worker", "--master", lp.master_address]
             workers.append(subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT))
 
     with ReferenceServer(lambda n: Reply(delay=0.003)) as srv:
@@ -303,7 +303,7 @@ def test_child_failure_reports_its_log_tail(dataset: Path, tmp_path: Path) -> No
 
 
 def test_refused_connections_are_counted(dataset: Path, tmp_path: Path) -> None:
-    from harness.processes import free_port
+    from harness.core.processes import free_port
 
     cfg = LoadConfig(
         target_url=f"http://127.0.0.1:{free_port()}",

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from harness.load.config import LoadConfig
-from harness.load.failures import DecodeFailure, failure_kind
-from harness.load.recorder import WindowRecorder
-from harness.load.shape_profiles import users_at
-from harness.protocols import Decoded
-from harness.windows import Window
+from harness.core.protocols import Decoded
+from harness.core.windows import Window
+from harness.engine.load.config import LoadConfig
+from harness.engine.load.failures import DecodeFailure, failure_kind
+from harness.engine.load.recorder import WindowRecorder
+from harness.engine.load.shape_profiles import users_at
 
 
 def test_samples_go_to_the_window_their_request_started_in() -> None:
@@ -109,9 +109,9 @@ def test_config_errors() -> None:
 
 
 def test_response_decoder_remembers_bodies_and_still_rejects_garbage() -> None:
-    from harness.load import response_decoder
-    from harness.load.response_decoder import ResponseDecoder
-    from harness.protocols import DecodeError, make_adapter
+    from harness.core.protocols import DecodeError, make_adapter
+    from harness.engine.load import response_decoder
+    from harness.engine.load.response_decoder import ResponseDecoder
 
     calls = []
     adapter = make_adapter("oip-v2")

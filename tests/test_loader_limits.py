@@ -13,7 +13,12 @@ from typing import Any
 import pytest
 import yaml
 
-from harness.scenario.loader import MAX_FILE_BYTES, ScenarioError, load_scenario, parse_scenario
+from harness.engine.scenario.loader import (
+    MAX_FILE_BYTES,
+    ScenarioError,
+    load_scenario,
+    parse_scenario,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = """\

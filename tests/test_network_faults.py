@@ -12,8 +12,8 @@ from test_proxy_support import TcpServer, connect, echo, recv_exactly
 
 from faults.network import NetworkDown, NetworkLatency
 from faults.proxy.client import ToxiproxyClient
-from harness.fault import Dependency, FaultContext, FaultFailed, UserError
-from harness.plugins import fault_types
+from harness.core.fault import Dependency, FaultContext, FaultFailed, UserError
+from harness.core.registry import fault_types
 
 pytest_plugins = ["test_proxy_support"]  # fixtures: embedded, toxi
 

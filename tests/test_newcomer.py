@@ -75,7 +75,7 @@ def test_drift_test_counts_a_4xx_rejection_of_corrupted_data_right_and_keeps_ear
 
     from tiny_target import write_dataset
 
-    from harness.load.reference_server import ReferenceServer, Reply
+    from harness.engine.load.reference_server import ReferenceServer, Reply
 
     data = write_dataset(tmp_path)
     out = tmp_path / "tables"
@@ -176,7 +176,7 @@ def test_one_help_style_across_commands() -> None:
 
 
 def test_drift_test_help_lists_every_option_in_sentence_case() -> None:
-    from harness.drift_test import parser
+    from harness.workflows.drift_test import parser
 
     for action in parser()._actions:
         if action.dest != "help":

@@ -13,9 +13,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 
-from harness.fault import UserError
-from harness.probes import build_probe
-from harness.safety import host_of
+from harness.core.fault import UserError
+from harness.core.safety import host_of
+from harness.engine.probes import build_probe
 
 Route = Callable[[str, dict[str, list[str]]], tuple[int, str, bytes]]
 

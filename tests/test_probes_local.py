@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.fault import UserError
-from harness.probes import Probe, ProbeConfig, build_probe, parse_probe_config, probe_types
+from harness.core.fault import UserError
+from harness.engine.probes import Probe, ProbeConfig, build_probe, parse_probe_config, probe_types
 
 
 def cmd(**fields: object) -> Probe:
@@ -157,7 +157,7 @@ def test_registry_and_config_defaults() -> None:
 
 
 def test_probe_names_are_valid_slo_names() -> None:
-    from harness.slo import parse_slo
+    from harness.engine.slo import parse_slo
 
     for name in ("drift_alert", "drift-alert", "gpu.util"):
         probe = build_probe({"name": name, "type": "file", "path": "p", "field": "a"})

@@ -8,8 +8,14 @@ import sys
 import numpy as np
 import pytest
 
-from harness.fault import UserError
-from harness.protocols import Decoded, DecodeError, adapter_types, make_adapter, same_prediction
+from harness.core.fault import UserError
+from harness.core.protocols import (
+    Decoded,
+    DecodeError,
+    adapter_types,
+    make_adapter,
+    same_prediction,
+)
 
 
 def test_registry_names_and_unknown_protocol() -> None:
@@ -148,6 +154,6 @@ def test_same_prediction_compares_numbers_by_value() -> None:
 
 
 def test_adapters_do_not_import_locust() -> None:
-    code = "import sys, harness.protocols, harness.load, harness.datasets; print('locust' in sys.modules)"
+    code = "import sys, harness.core.protocols, harness.engine.load, harness.engine.datasets; print('locust' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from servers import launch
 
-from harness.processes import ManagedProcess, free_port
-from harness.protocols import DecodeError, ProtocolAdapter, make_adapter, same_prediction
+from harness.core.processes import ManagedProcess, free_port
+from harness.core.protocols import DecodeError, ProtocolAdapter, make_adapter, same_prediction
 
 ROOT = Path(__file__).resolve().parent.parent
 IRIS = ROOT / "scenarios" / "servers" / "iris.npz"
@@ -208,8 +208,8 @@ def test_probe_target_and_init_against_kserve(servers: dict[str, RunningServer],
     from typer.testing import CliRunner
 
     from harness.cli import app
-    from harness.probe_target import probe_target
-    from harness.scenario.loader import load_scenario
+    from harness.engine.probe_target import probe_target
+    from harness.engine.scenario.loader import load_scenario
 
     running = server_for(CASES[0], servers, tmp_path_factory.getbasetemp() / "server-logs")
     report = probe_target(running.base_url, "oip-v2", launch.MODEL, dataset=IRIS, batch_size=6)
@@ -252,8 +252,7 @@ def test_bentoml_predict_proba_feeds_a_score_attack(servers: dict[str, RunningSe
                                                     tmp_path_factory: pytest.TempPathFactory) -> None:
     import time
 
-    from attacks.base import AttackContext
-    from attacks.registry import make_attack
+    from harness.core.attack import AttackContext, make_attack
 
     case = Case("bentoml-proba", "bentoml", "bentoml", {"api": "predict_proba"})
     running = server_for(case, servers, tmp_path_factory.getbasetemp() / "server-logs")

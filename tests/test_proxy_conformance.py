@@ -24,7 +24,7 @@ import requests
 from test_proxy_support import TcpServer, echo, wait_for
 
 from faults.proxy import EmbeddedProxy
-from harness.processes import free_port
+from harness.core.processes import free_port
 
 ServerUrl = str
 Probe = Callable[[ServerUrl], Any]

@@ -30,7 +30,7 @@ from test_proxy_support import (
 from toxiproxy import Toxiproxy
 
 from faults.proxy.server import load_config
-from harness.fault import UserError
+from harness.core.fault import UserError
 
 pytest_plugins = ["test_proxy_support"]  # fixtures: embedded, toxi
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tiny_target import write_dataset
 
-from harness.load.reference_server import ReferenceServer, Reply
+from harness.engine.load.reference_server import ReferenceServer, Reply
 
 ROOT = Path(__file__).resolve().parents[1]
 

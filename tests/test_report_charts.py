@@ -13,11 +13,11 @@ import plotly.graph_objects as go
 import pytest
 from report_journals import ATTACK_VERDICT, T0, write_journal
 
-from harness.journal import Journal, read_journal
-from harness.report.attack_table import attack_rows
-from harness.report.plot import timeline_figure
-from harness.report.replay import result_from_journal
-from harness.report.writers import render_run, report_html, write_reports
+from harness.engine.journal import Journal, read_journal
+from harness.engine.report.attack_table import attack_rows
+from harness.engine.report.plot import timeline_figure
+from harness.engine.report.replay import result_from_journal
+from harness.engine.report.writers import render_run, report_html, write_reports
 
 
 def run_data(tmp_path: Path, **kw: Any) -> dict[str, Any]:

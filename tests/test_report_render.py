@@ -12,12 +12,12 @@ from pathlib import Path
 
 from report_journals import write_journal
 
-from harness.journal import Journal, read_journal
-from harness.report.events import journal_window, windows_from_events
-from harness.report.replay import result_from_journal
-from harness.report.score import resilience_score
-from harness.report.writers import render_run, write_reports
-from harness.windows import Window
+from harness.core.windows import Window
+from harness.engine.journal import Journal, read_journal
+from harness.engine.report.events import journal_window, windows_from_events
+from harness.engine.report.replay import result_from_journal
+from harness.engine.report.score import resilience_score
+from harness.engine.report.writers import render_run, write_reports
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from faults.proxy.client import ToxiproxyClient
-from harness.processes import free_port
+from harness.core.processes import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 FLAGSHIP = ROOT / "scenarios" / "feature-store-latency.yaml"

@@ -19,16 +19,16 @@ import yaml
 
 from faults.proxy import EmbeddedProxy
 from faults.proxy.client import ToxiproxyClient
-from harness.containers import docker_client
-from harness.fault import FaultContext, UserError
-from harness.journal import Journal
-from harness.ledger import Ledger
-from harness.plugins import fault_types
-from harness.probe_sampler import build_probes
-from harness.safety import AddressRefused, check_host_allowed, host_of
-from harness.scenario.loader import parse_scenario
-from harness.scenario.model import Scenario
-from harness.target import SystemUnderTest
+from harness.core.containers import docker_client
+from harness.core.fault import FaultContext, UserError
+from harness.core.registry import fault_types
+from harness.core.safety import AddressRefused, check_host_allowed, host_of
+from harness.engine.journal import Journal
+from harness.engine.ledger import Ledger
+from harness.engine.probe_sampler import build_probes
+from harness.engine.scenario.loader import parse_scenario
+from harness.engine.scenario.model import Scenario
+from harness.engine.target import SystemUnderTest
 from tests.tiny_target import write_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -220,7 +220,7 @@ def test_validating_probe_addresses_starts_nothing(tmp_path: Path) -> None:
     """The loader checks a webhook probe's listen address without opening its receiver."""
     import socket
 
-    from harness.processes import free_port
+    from harness.core.processes import free_port
 
     port = free_port()
     doc = yaml.safe_load(scenario_yaml(tmp_path, "http://{deps[fs]}"))

@@ -28,10 +28,10 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from tiny_target import write_dataset
 
-from harness.load.reference_server import ReferenceServer
-from harness.plugins import fault_types
-from harness.scenario.loader import ScenarioError, parse_scenario
-from harness.scenario.model import Scenario
+from harness.core.registry import fault_types
+from harness.engine.load.reference_server import ReferenceServer
+from harness.engine.scenario.loader import ScenarioError, parse_scenario
+from harness.engine.scenario.model import Scenario
 
 ROOT = Path(__file__).resolve().parents[1]
 VALIDATE_EXAMPLES = 200

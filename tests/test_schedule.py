@@ -15,10 +15,10 @@ import yaml
 from rich.console import Console
 from tiny_target import write_scenario
 
-from harness.fault import UserError
-from harness.gameday import PlanError
-from harness.load.reference_server import ReferenceServer, Reply
-from harness.schedule import Scheduler, export_plan, load_schedule, next_fire, parse_until
+from harness.core.fault import UserError
+from harness.engine.load.reference_server import ReferenceServer, Reply
+from harness.workflows.gameday import PlanError
+from harness.workflows.schedule import Scheduler, export_plan, load_schedule, next_fire, parse_until
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,7 +74,7 @@ def test_a_run_holding_the_lock_makes_a_colliding_job_skip(tmp_path: Path, serve
             sys.executable,
             "-c",
             (
-                "import sys, time; from pathlib import Path; from harness.schedule import RunLock\n"
+                "import sys, time; from pathlib import Path; from harness.workflows.schedule import RunLock\n"
                 "lock = RunLock(Path(sys.argv[1])); assert lock.acquire(); print('held', flush=True); time.sleep(60)"
             ),
             str(out / "schedule" / ".run.lock"),

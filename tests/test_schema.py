@@ -12,10 +12,10 @@ import jsonschema
 import pytest
 import yaml
 
-from harness.plugins import fault_types
-from harness.scenario.loader import ScenarioError, parse_scenario
-from harness.scenario.param_tables import readme_blocks, tables, updated_readme
-from harness.scenario.schema import scenario_json_schema
+from harness.core.registry import fault_types
+from harness.engine.scenario.loader import ScenarioError, parse_scenario
+from harness.engine.scenario.param_tables import readme_blocks, tables, updated_readme
+from harness.engine.scenario.schema import scenario_json_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "scenarios").rglob("*.yaml"))
@@ -121,7 +121,7 @@ def test_fault_branches_offer_each_types_params() -> None:
 
 def test_readme_parameter_tables_match_the_schema() -> None:
     """README's fault and attack tables are what the generator makes from the schema now;
-    refresh them with `python -m harness.scenario.param_tables --write README.md`."""
+    refresh them with `python -m harness.engine.scenario.param_tables --write README.md`."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert readme_blocks(readme) == {name: table.strip() for name, table in tables().items()}
     assert updated_readme(readme) == readme

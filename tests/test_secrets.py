@@ -29,12 +29,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from harness.cli import _print_verdicts, out
-from harness.journal import Journal, read_journal
-from harness.load.config import LoadConfig
-from harness.load.process import LoadProcess
-from harness.load.reference_server import ReferenceServer
-from harness.redaction import MASK, SCHEMA_KEY, Redactor
-from harness.report.writers import write_reports
+from harness.engine.journal import Journal, read_journal
+from harness.engine.load.config import LoadConfig
+from harness.engine.load.process import LoadProcess
+from harness.engine.load.reference_server import ReferenceServer
+from harness.engine.redaction import MASK, SCHEMA_KEY, Redactor
+from harness.engine.report.writers import write_reports
 from tests.tiny_target import write_dataset
 
 LEFT, RIGHT = "\u27e6", "\u27e7"  # markers around every placed secret
@@ -217,7 +217,7 @@ def test_masking_twice_changes_nothing(secret: str) -> None:
 
 
 def test_a_validation_error_does_not_quote_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.scenario.loader import ScenarioError, parse_scenario
+    from harness.engine.scenario.loader import ScenarioError, parse_scenario
 
     monkeypatch.setenv("AFTERSHOCK_TEST_SECRET", SECRET)
     text = """\

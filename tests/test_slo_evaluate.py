@@ -9,8 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
-from harness.phases import RunTimeline, Span
-from harness.slo import (
+from harness.core.windows import Window, latency_percentile_us, percentile_of
+from harness.engine.phases import RunTimeline, Span
+from harness.engine.slo import (
     SloSettings,
     check_stop,
     evaluate,
@@ -20,7 +21,6 @@ from harness.slo import (
     window_sli,
     window_summary,
 )
-from harness.windows import Window, latency_percentile_us, percentile_of
 
 T0 = 1_700_000_000.0  # a whole second on the Unix clock: window k starts at T0 + k * size
 
@@ -599,7 +599,7 @@ def test_detection_window_does_not_absorb_the_next_fault() -> None:
 
 
 def test_bare_detection_time_without_a_condition_is_a_user_error() -> None:
-    from harness.fault import UserError
+    from harness.core.fault import UserError
 
     windows = simulate(T0, T0 + 10, lambda t: 0.02)
     with pytest.raises(UserError, match="detection_time needs a condition"):
@@ -665,16 +665,16 @@ def test_stop_condition_scoped_to_a_fault() -> None:
 def test_an_attack_that_measured_nothing_does_not_inherit_the_earlier_attacks_figures() -> None:
     import asyncio
 
-    from harness.attack_schedule import AttackTimeline
-    from harness.journal import Journal
-    from harness.probe_sampler import ProbeSampler
-    from harness.scenario.model import FaultEntry
+    from harness.engine.attack_schedule import AttackTimeline
+    from harness.engine.journal import Journal
+    from harness.engine.probe_sampler import ProbeSampler
+    from harness.engine.scenario.model import FaultEntry
 
     class Params:  # the timeline only journals an attack's params
         def model_dump(self, mode: str) -> dict:
             return {}
 
-    class Evasion:  # what attacks.base.Attack offers the timeline: type, params, run()
+    class Evasion:  # what harness.core.attack.Attack offers the timeline: type, params, run()
         type, params = "evasion.test", Params()
 
         def __init__(self, robust: float | None) -> None:

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from harness.slo.ast import BinOp, Degradation, DetectionTime, RecoveryTime, SliRef
-from harness.slo.parser import SloSyntaxError, parse_condition, parse_slo, parse_stop
-from harness.slo.settings import SloSettings
+from harness.engine.slo.ast import BinOp, Degradation, DetectionTime, RecoveryTime, SliRef
+from harness.engine.slo.parser import SloSyntaxError, parse_condition, parse_slo, parse_stop
+from harness.engine.slo.settings import SloSettings
 
 GOOD = [
     "p95(latency) < 250ms during slow-feature-store",
@@ -277,7 +277,7 @@ def test_edge_expressions_that_can_pass_are_accepted(text: str) -> None:
 
 
 def test_impossible_slo_and_stop_and_steady_state_are_refused_at_file_line_col() -> None:
-    from harness.scenario.loader import ScenarioError, parse_scenario
+    from harness.engine.scenario.loader import ScenarioError, parse_scenario
 
     text = """name: impossible
 target: {url: "http://127.0.0.1:9"}

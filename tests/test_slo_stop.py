@@ -7,9 +7,9 @@ import random
 
 import pytest
 
-from harness.phases import RunTimeline, Span
-from harness.slo import StopTrigger, check_stop, evaluate, parse_slo, parse_stop
-from harness.windows import Window
+from harness.core.windows import Window
+from harness.engine.phases import RunTimeline, Span
+from harness.engine.slo import StopTrigger, check_stop, evaluate, parse_slo, parse_stop
 from tests.test_slo_evaluate import T0, record, simulate
 
 CONDITIONS = [

@@ -27,8 +27,8 @@ from harness.demo.data import sample
 from harness.demo.launcher import free_port, stop, wait_ready
 from harness.demo.model import train_models
 from harness.demo.model_cache import save_models
-from harness.load.reference_server import ReferenceServer
-from harness.webhook_receiver import WebhookReceiver
+from harness.engine.load.reference_server import ReferenceServer
+from harness.engine.probes.webhook_receiver import WebhookReceiver
 
 IDLE = 1.0
 REQUEST = 2.0

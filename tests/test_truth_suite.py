@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from harness.journal import read_journal
-from harness.phases import RunTimeline, Span
-from harness.report.events import windows_from_events
-from harness.slo import SloSettings, evaluate, parse_slo
-from harness.windows import Window, latency_percentile_us, merge_windows, new_latency_histogram
+from harness.core.windows import Window, latency_percentile_us, merge_windows, new_latency_histogram
+from harness.engine.journal import read_journal
+from harness.engine.phases import RunTimeline, Span
+from harness.engine.report.events import windows_from_events
+from harness.engine.slo import SloSettings, evaluate, parse_slo
 from tests.client_time import MAX_CLIENT_MS, with_client_time
 from tests.scripted_server import Phase, Script
 

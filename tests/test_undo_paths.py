@@ -19,10 +19,10 @@ from tiny_target import write_dataset
 from typer.testing import CliRunner
 
 from harness import cli
-from harness.fault import Fault, FaultParams
-from harness.ledger import read_ledger
-from harness.load.reference_server import ReferenceServer
-from harness.plugins import fault_types
+from harness.core.fault import Fault, FaultParams
+from harness.core.registry import fault_types
+from harness.engine.ledger import read_ledger
+from harness.engine.load.reference_server import ReferenceServer
 
 
 class FlakyParams(FaultParams):
@@ -171,7 +171,7 @@ def test_cancelled_slow_injection_is_awaited_before_its_revert(tmp_path: Path, f
 
 def test_failure_after_teardown_is_exit_4_with_one_line(tmp_path: Path, flaky: None,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.report import writers
+    from harness.engine.report import writers
 
     def broken_writer(*args: Any, **kwargs: Any) -> None:
         raise OSError("the disk is full")

@@ -1,4 +1,4 @@
-"""A tiny scenario against a real local OIP v2 server (harness.load.reference_server),
+"""A tiny scenario against a real local OIP v2 server (harness.engine.load.reference_server),
 for tests that need real runs without the demo's start-up time."""
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from faults.proxy.errors import ADDRESS_REFUSED
 from faults.proxy.proxy import split_host_port
-from harness.safety import AddressRefused, check_host_allowed
+from harness.core.safety import AddressRefused, check_host_allowed
 
 PRIVILEGED_PORTS = 1024
 

@@ -20,7 +20,7 @@ import requests
 from toxiproxy.api import APIConsumer
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 
-from harness.safety import check_host_allowed
+from harness.core.safety import check_host_allowed
 
 _consumer_lock = threading.Lock()  # APIConsumer.host/port are process-wide
 NO_PROXIES: dict[str, None] = {"http": None, "https": None}  # requests: None drops the environment's proxy

@@ -19,7 +19,7 @@ from faults.proxy.api import build_app
 from faults.proxy.collection import ProxyCollection, ProxySpec
 from faults.proxy.errors import ApiError
 from faults.proxy.proxy import join_host_port, split_host_port
-from harness.fault import UserError
+from harness.core.fault import UserError
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

@@ -12,8 +12,9 @@ Two things ``BaseHTTPRequestHandler`` gets wrong for a keep-alive server:
   byte, the whole request (headers and body) must arrive within ``request_timeout``; a
   send may block for at most ``request_timeout``. Then the connection is closed.
 
-Only the standard library: the demo's feature store and the harness's webhook receiver
-both use it (the demo imports nothing from the rest of aftershock).
+Only the standard library: the demo's servers use it. The harness has its own copy
+(harness/core/timed_http.py): the demo stands for a user's service and imports nothing
+from the rest of aftershock, nor the rest from it.
 """
 
 from __future__ import annotations

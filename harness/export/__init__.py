@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.export.run_state import RunState
-from harness.fault import UserError
-from harness.journal import Listener
-from harness.safety import check_host_allowed
+from harness.core.fault import UserError
+from harness.engine.journal import Listener
+from harness.core.safety import check_host_allowed
 
 GRAFANA_DASHBOARD = Path(__file__).with_name("grafana-dashboard.json")
 FIX = "use a loopback address, or add the host to safety.allowed_hosts / --allow-host"

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from harness.export.run_state import RunState
-from harness.extras import import_extra
+from harness.core.extras import import_extra
 
 FEATURE = "--otlp-endpoint"
 EXPORT_INTERVAL_MS = 5000  # metrics; OTEL_METRIC_EXPORT_INTERVAL overrides

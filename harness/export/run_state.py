@@ -2,7 +2,7 @@
 
 Exporters subscribe to the journal (`Journal.subscribe`) rather than to the runner, so
 they see exactly what the report later reads. Window records are partial and additive
-(see `harness.report.events`): a window is *settled* — shown — once records for a window
+(see `harness.engine.report.events`): a window is *settled* — shown — once records for a window
 two later arrive, so a request still in flight at its end has had a window's time to
 land; the run's end settles every window.
 
@@ -21,9 +21,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.phases import RunTimeline, Span
-from harness.slo import window_summary
-from harness.windows import Window
+from harness.engine.phases import RunTimeline, Span
+from harness.engine.slo import window_summary
+from harness.core.windows import Window
 
 SETTLE_WINDOWS = 2
 JUDGE_EVERY_S = 1.0  # at the most often
@@ -59,7 +59,7 @@ class RunState:
     """Journal listener: call it with every event; read the fields from any thread under `lock`."""
 
     def __init__(self, scenario: Any, slos: list[Any]) -> None:
-        """`scenario`: the (scaled) `harness.scenario.Scenario` being run; `slos`: its parsed SLOs."""
+        """`scenario`: the (scaled) `harness.engine.scenario.Scenario` being run; `slos`: its parsed SLOs."""
         self.scenario = scenario
         self.name: str = scenario.name
         self._parsed = list(zip(scenario.slos, slos))
@@ -208,7 +208,7 @@ class RunState:
 
     def judge_now(self) -> None:
         """Each SLO over the settled windows so far: its value now and whether it holds so far."""
-        from harness.slo import evaluate
+        from harness.engine.slo import evaluate
 
         with self.lock:
             if self.timeline is None:

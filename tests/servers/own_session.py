@@ -3,7 +3,7 @@
     python tests/servers/own_session.py PORT
 
 The process the harness starts is an arbiter: it starts the worker (the OIP v2
-reference server, `harness.load.reference_server PORT`) with `start_new_session=True`,
+reference server, `harness.engine.load.reference_server PORT`) with `start_new_session=True`,
 starts it again whenever it dies, and on SIGTERM stops it and exits. A signal sent to
 the arbiter's process group therefore never reaches the worker: only a fault that acts
 on the whole process tree takes this server down.
@@ -33,7 +33,7 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     while not stopping:
-        worker = subprocess.Popen([sys.executable, "-m", "harness.load.reference_server", port],
+        worker = subprocess.Popen([sys.executable, "-m", "harness.engine.load.reference_server", port],
                                   cwd=ROOT, start_new_session=True)
         print(f"worker {worker.pid} started", flush=True)
         worker.wait()

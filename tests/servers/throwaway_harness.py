@@ -14,10 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from harness.fault import FaultContext
-from harness.ledger import Ledger
-from harness.plugins import fault_types
-from harness.processes import ManagedProcess
+from harness.core.fault import FaultContext
+from harness.core.processes import ManagedProcess
+from harness.core.registry import fault_types
+from harness.engine.ledger import Ledger
 
 
 def main() -> None:

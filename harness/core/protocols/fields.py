@@ -1,0 +1,50 @@
+"""Per-response metadata read from a JSON body by JMESPath: the fallback flag and model version.
+
+Protocols without a standard place for them (KServe v1, TorchServe, BentoML, Seldon v1)
+let the scenario say where the server puts them, e.g. `model_version: meta.version`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+from pydantic import field_validator
+
+from harness.core.protocols.base import AdapterOptions
+
+
+def check_jmespath(expr: str | None) -> str | None:
+    if expr is not None:
+        try:
+            jmespath.compile(expr)
+        except JMESPathError as exc:
+            raise ValueError(f"invalid JMESPath {expr!r}: {exc}") from None
+    return expr
+
+
+class ResponseFieldOptions(AdapterOptions):
+    fallback: str | None = None  # JMESPath to a boolean: the answer came from a fallback
+    model_version: str | None = None  # JMESPath to the model version that answered
+
+    @field_validator("fallback", "model_version")
+    @classmethod
+    def _compiles(cls, expr: str | None) -> str | None:
+        return check_jmespath(expr)
+
+
+class ResponseFields:
+    """Reads the optional fallback flag and model version that `options` point at."""
+
+    def __init__(self, options: ResponseFieldOptions) -> None:
+        self._fallback = jmespath.compile(options.fallback) if options.fallback else None
+        self._version = jmespath.compile(options.model_version) if options.model_version else None
+
+    def fallback(self, body: Any) -> bool | None:
+        found = self._fallback.search(body) if self._fallback and isinstance(body, dict) else None
+        return bool(found) if found is not None else None
+
+    def model_version(self, body: Any) -> str | None:
+        found = self._version.search(body) if self._version and isinstance(body, dict) else None
+        return str(found) if found is not None else None

@@ -1,0 +1,197 @@
+"""result.json: the run's verdicts, figures and metadata (the input of `aftershock compare`)."""
+
+from __future__ import annotations
+
+import math
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+from harness.core.windows import Window
+from harness.engine.phases import RunTimeline, Span
+from harness.engine.report.score import resilience_score
+from harness.engine.slo import scope_sli, window_summary
+
+if TYPE_CHECKING:
+    from harness.engine.runner import Runner
+    from harness.engine.timeline import FaultTimeline
+
+RESULT_SCHEMA = 1
+
+
+def _iso(t: float | None) -> str | None:
+    return None if t is None else datetime.fromtimestamp(t, UTC).isoformat()
+
+
+def _span(s: Span | None, origin: float) -> dict[str, Any] | None:
+    if s is None:
+        return None
+    return {
+        "start_s": round(s.start - origin, 3),
+        "end_s": None if s.end is None else round(s.end - origin, 3),
+    }
+
+
+def _pkg_version(name: str) -> str | None:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return None
+
+
+SLI_NAMES = (
+    "p50(latency)",
+    "p95(latency)",
+    "p99(latency)",
+    "error_rate",
+    "availability",
+    "throughput",
+    "accuracy",
+    "fallback_rate",
+)
+SLI_UNITS = {
+    "p50(latency)": "ms",
+    "p95(latency)": "ms",
+    "p99(latency)": "ms",
+    "error_rate": "fraction",
+    "availability": "fraction",
+    "throughput": "req/s",
+    "accuracy": "fraction",
+    "fallback_rate": "fraction",
+}
+
+
+def environment() -> dict[str, Any]:
+    """Versions worth knowing when comparing two runs (also journaled in run.started)."""
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "aftershock": _pkg_version("aftershock"),
+        "locust": _pkg_version("locust"),
+        "torch": _pkg_version("torch"),
+        "numpy": _pkg_version("numpy"),
+        "hdrhistogram": _pkg_version("hdrhistogram"),
+    }
+
+
+def window_row(w: Window, origin: float) -> dict[str, Any]:
+    """One window's SLIs as plain numbers (latency in ms, rates as fractions), for plots and readers."""
+    s = window_summary(w)
+    return {
+        "t_s": round(w.start - origin, 3),
+        "size_s": w.size,
+        "requests": w.requests,
+        "failures": w.failed,
+        "error_rate": s["error_rate"],
+        "throughput": w.requests / w.size,
+        "p50_ms": s["p50_ms"],
+        "p95_ms": s["p95_ms"],
+        "p99_ms": s["p99_ms"],
+        "accuracy": s["accuracy"],
+        "fallback_rate": s["fallback_rate"],
+        "failure_kinds": dict(w.failures),
+        "probes": {k: v for k, v in w.probes.items() if not math.isnan(v)},  # NaN: not measured
+    }
+
+
+def window_scopes(w: Window, timeline: RunTimeline) -> list[str]:
+    """The scopes a window belongs to (by its midpoint, as SLO scopes select windows)."""
+    mid = (w.start + w.end) / 2
+    return [name for name in dict.fromkeys(timeline.scope_names())
+            if any(s.contains(mid) for s in timeline.scope(name))]
+
+
+def window_rows(windows: list[Window], origin: float, timeline: RunTimeline | None = None) -> list[dict[str, Any]]:
+    """Per-window SLIs; with the timeline, each row also names its scopes (compare's samples)."""
+    rows = [window_row(w, origin) for w in windows]
+    if timeline is not None:
+        for row, w in zip(rows, windows, strict=True):
+            row["scopes"] = window_scopes(w, timeline)
+    return rows
+
+
+def scope_slis(windows: list[Window], timeline: RunTimeline) -> dict[str, dict[str, float | None]]:
+    """The common SLIs over each scope (run, baseline, fault, recovery, each fault): compare's input."""
+    out: dict[str, dict[str, float | None]] = {}
+    if not windows:
+        return out
+    for scope in dict.fromkeys(timeline.scope_names()):
+        if not timeline.scope(scope):
+            continue
+        out[scope] = {name: scope_sli(name, windows, timeline, scope) for name in SLI_NAMES}
+    return out
+
+
+def times_by_slo(verdicts: list[dict[str, Any]], measure: str) -> dict[str, float | None]:
+    """`recovery_time` / `detection_time` SLOs' measured seconds, by SLO name."""
+    return {
+        v["name"]: v.get("measured") for v in verdicts if v["expect"].strip().startswith(measure)
+    }
+
+
+def build_result(
+    runner: Runner,
+    timeline: RunTimeline,
+    verdicts: list[dict[str, Any]],
+    status: str,
+    code: int,
+    message: str,
+    started: float,
+    faults: FaultTimeline | None,
+) -> dict[str, Any]:
+    s = runner.scenario
+    origin = timeline.run.start
+    windows = [
+        runner.windows[i]
+        for i in sorted(runner.windows)
+        if timeline.run.contains((runner.windows[i].start + runner.windows[i].end) / 2)
+    ]
+    fault_rows = []
+    for f in faults.faults if faults else []:
+        fault_rows.append(
+            {
+                "name": f.entry.name,
+                "type": f.fault.type,
+                "planned_at_s": f.entry.at,
+                "planned_duration_s": f.entry.duration,
+                "injected_at_s": None if f.span is None else round(f.span.start - origin, 3),
+                "reverted_at_s": None
+                if f.span is None or f.span.end is None
+                else round(f.span.end - origin, 3),
+                "inject_skew_s": f.inject_skew,
+                "revert_skew_s": f.revert_skew,
+                "params": f.fault.params.model_dump(mode="json"),
+                "error": f.error,
+            }
+        )
+    return {
+        "schema": RESULT_SCHEMA,
+        "scenario": s.name,
+        "description": s.description,
+        "file": str(runner.loaded.path),
+        "run_id": runner.run_id,
+        "status": status,
+        "exit_code": code,
+        "message": message,
+        "quick": runner.options.quick,
+        "started_at": _iso(started),
+        "ended_at": _iso(time.time()),
+        "load_started_at": _iso(origin),
+        "window_s": s.load.window,
+        "timeline": {
+            "run": _span(timeline.run, origin),
+            "baseline": _span(timeline.baseline, origin),
+            "recovery": _span(timeline.recovery, origin),
+            "faults": fault_rows,
+        },
+        "slos": verdicts,
+        "recovery_time_s": times_by_slo(verdicts, "recovery_time"),
+        "detection_time_s": times_by_slo(verdicts, "detection_time"),
+        "score": resilience_score(verdicts).to_dict(),
+        "slis": scope_slis(windows, timeline),
+        "windows": window_rows(windows, origin, timeline),
+        "environment": environment(),
+    }

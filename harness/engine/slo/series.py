@@ -1,0 +1,88 @@
+"""The run's windows made ready for SLIs: sorted, gaps filled, each window given a status.
+
+Status of a window:
+- "data": the load sent requests that started in it.
+- "stalled": no request started in it although the load was running (everything hung):
+  it counts as failing — error rate 100 %, availability 0, throughput 0, latency undefined
+  and failing.  Empty windows after the first busy window and before the last one are
+  stalled; empty windows after the last busy window are stalled while the run is still
+  open (live `stop_when` checks) or when they lie inside a fault span.
+- "empty": no data (before the load started, after it stopped): skipped by every SLI.
+
+Probe values are held: a window with no sample of a probe takes the last earlier one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.core.windows import Window
+from harness.engine.phases import RunTimeline, Span
+
+
+@dataclass
+class Series:
+    windows: list[Window]
+    status: list[str]  # "data" | "stalled" | "empty", per window
+    probes: list[dict[str, float]]  # held probe values per window
+    timeline: RunTimeline
+    stall_weight: float  # requests a stalled window stands for: the mean over busy windows
+
+    @classmethod
+    def build(cls, windows: list[Window], timeline: RunTimeline) -> Series:
+        ws = sorted(windows, key=lambda w: w.index)
+        if ws:
+            size = ws[0].size
+            by_index = {w.index: w for w in ws}
+            last = ws[-1].index
+            if (
+                timeline.run.end is not None
+            ):  # cover the run to its end (a hang may leave no records)
+                last = max(last, int((timeline.run.end - size / 2) // size))
+            ws = [
+                by_index.get(i) or Window(index=i, size=size) for i in range(ws[0].index, last + 1)
+            ]
+        busy = [i for i, w in enumerate(ws) if w.requests > 0]
+        status = []
+        for i, w in enumerate(ws):
+            mid = (w.start + w.end) / 2
+            if w.requests > 0:
+                status.append("data")
+            elif not busy or i < busy[0] or not timeline.run.contains(mid):
+                status.append("empty")
+            elif (
+                i < busy[-1]
+                or timeline.run.end is None
+                or any(f.contains(mid) for f in timeline.faults)
+            ):
+                status.append("stalled")
+            else:
+                status.append("empty")
+        held: list[dict[str, float]] = []
+        current: dict[str, float] = {}
+        for w in ws:
+            current = {**current, **w.probes}
+            held.append(current)
+        weight = sum(ws[i].requests for i in busy) / len(busy) if busy else 0.0
+        return cls(ws, status, held, timeline, weight)
+
+    def midpoint(self, i: int) -> float:
+        w = self.windows[i]
+        return (w.start + w.end) / 2
+
+    def in_spans(self, spans: list[Span]) -> list[int]:
+        """Indices of windows whose midpoint lies inside any of `spans` (empty ones included)."""
+        return [
+            i for i in range(len(self.windows)) if any(s.contains(self.midpoint(i)) for s in spans)
+        ]
+
+    def in_scope(self, scope: str) -> list[int]:
+        return self.in_spans(self.timeline.scope(scope))
+
+    def after(self, t: float) -> list[int]:
+        """Windows whose midpoint is at or after `t` and inside the run."""
+        return [
+            i
+            for i in range(len(self.windows))
+            if self.midpoint(i) >= t and self.timeline.run.contains(self.midpoint(i))
+        ]

@@ -1,0 +1,169 @@
+"""Service-level indicators computed over one window or over a scope's windows.
+
+Values are in base units here: seconds for latency, 0..1 for rates, requests/s for
+throughput.  Over several windows the HDR latency histograms merge exactly, so a
+scope's p95 is the p95 of every request in it, not an average of window p95s.
+
+An SLI that cannot be computed is `Missing`.  It is *failing* when the load sent
+requests (or a window stalled) and none succeeded — a service that answers nothing
+must not look healthy — and merely *no data* otherwise (e.g. no labelled payloads).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from harness.core.windows import Window, latency_percentile_us, merge_windows
+from harness.engine.phases import RunTimeline, Span
+from harness.engine.slo.ast import SliRef
+from harness.engine.slo.series import Series
+
+SLI_HELP = {
+    "pNN(latency)": "latency percentile of successful requests, any NN in 0..100 (p50, p95, p99.9)",
+    "mean(latency)": "mean latency of successful requests",
+    "max(latency)": "slowest successful request",
+    "min(latency)": "fastest successful request",
+    "error_rate": "failed requests / requests",
+    "client_error_rate": "requests answered 4xx / requests (e.g. rejected bad input)",
+    "server_error_rate": "requests answered 5xx / requests",
+    "availability": "1 - error_rate",
+    "throughput": "requests per second",
+    "accuracy": "correct / labelled successful responses",
+    "fallback_rate": "responses flagged as served by a fallback / responses that carried the flag",
+    "requests": "number of requests",
+    "probe.<name>": "the probe's last value (min/max/mean/last(probe.<name>) over a scope)",
+}
+
+
+@dataclass(frozen=True)
+class Missing:
+    """Why an SLI has no value, and whether that counts as a violation."""
+
+    reason: str
+    failing: bool
+
+
+Value = float | Missing
+
+
+def _merged(series: Series, idx: list[int]) -> tuple[Window | None, int, int]:
+    """(merged busy windows, number of stalled windows, number of windows with data or stalls)."""
+    busy = [series.windows[i] for i in idx if series.status[i] == "data"]
+    stalled = sum(1 for i in idx if series.status[i] == "stalled")
+    merged = busy[0] if len(busy) == 1 else merge_windows(busy)
+    return merged, stalled, len(busy) + stalled
+
+
+def compute(sli: SliRef, series: Series, idx: list[int], where: str) -> Value:
+    """The value of `sli` over the windows `idx` of `series`; `where` names them for messages."""
+    if sli.kind == "probe":
+        return _probe(sli, series, idx, where)
+    w, stalled, counted = _merged(series, idx)
+    if counted == 0:
+        return Missing(f"no load data {where}", failing=False)
+    requests = w.requests if w else 0
+    failed = w.failed if w else 0
+    phantom = stalled * max(series.stall_weight, 1.0)  # a stalled window's requests, all failed
+    nothing_completed = Missing(f"no request completed {where}", failing=True)
+    if sli.kind in ("error_rate", "availability"):
+        rate = (failed + phantom) / (requests + phantom)
+        return rate if sli.kind == "error_rate" else 1.0 - rate
+    if sli.kind in ("client_error_rate", "server_error_rate"):
+        first = "4" if sli.kind == "client_error_rate" else "5"
+        hits = sum(n for kind, n in (w.failures if w else {}).items() if _http_class(kind) == first)
+        return (hits + (phantom if first == "5" else 0.0)) / (requests + phantom)
+    if sli.kind == "throughput":
+        return requests / (counted * series.windows[idx[0]].size)
+    if sli.kind == "requests":
+        return float(requests)
+    succeeded = w.latency.total_count if w else 0
+    if sli.is_latency:
+        if succeeded == 0:
+            return nothing_completed
+        h = w.latency  # type: ignore[union-attr]
+        if sli.kind == "latency_pct":
+            us = latency_percentile_us(h, sli.percentile)  # type: ignore[arg-type]
+        elif sli.kind == "latency_mean":
+            us = w.latency_sum_us / succeeded  # type: ignore[union-attr]
+        elif sli.kind == "latency_max":
+            us = h.get_max_value()
+        else:
+            us = h.get_min_value()
+        return us / 1e6
+    if sli.kind in ("accuracy", "fallback_rate"):
+        # a share of the responses that carried what it needs: a label, a fallback flag
+        if w is None or w.succeeded == 0:
+            return nothing_completed
+        hits, of, lacking = (
+            (w.correct, w.labelled, "no labelled response")
+            if sli.kind == "accuracy"
+            else (w.fallbacks, w.fallback_flagged, "no response carried the fallback flag")
+        )
+        return hits / of if of else Missing(f"{lacking} {where}", failing=False)
+    raise ValueError(f"unknown SLI kind {sli.kind!r}")
+
+
+def _http_class(failure_kind: str) -> str | None:
+    """'4' for http_4xx failure kinds, '5' for http_5xx, else None."""
+    if failure_kind.startswith("http_") and len(failure_kind) == 8 and failure_kind[5:].isdigit():
+        return failure_kind[5]
+    return None
+
+
+def _probe(sli: SliRef, series: Series, idx: list[int], where: str) -> Value:
+    # NaN: a figure marked "not measured" here (an attack that did not report it)
+    values = [v for i in idx if not math.isnan(v := series.probes[i].get(sli.probe, math.nan))]
+    if not values:
+        return Missing(f"probe {sli.probe!r} has no value {where}", failing=False)
+    if sli.agg == "min":
+        return min(values)
+    if sli.agg == "max":
+        return max(values)
+    if sli.agg == "mean":
+        return sum(values) / len(values)
+    return values[-1]
+
+
+def window_summary(window: Window) -> dict[str, float | None]:
+    """The common SLIs of one window in display units (latency in ms), for journals and plots."""
+
+    series = Series.build([window], RunTimeline(run=Span("run", "run", window.start, None)))
+    out: dict[str, float | None] = {}
+    refs = {
+        "p50_ms": SliRef("latency_pct", 0, percentile=50), "p95_ms": SliRef("latency_pct", 0, percentile=95),
+        "p99_ms": SliRef("latency_pct", 0, percentile=99), "mean_ms": SliRef("latency_mean", 0),
+        "max_ms": SliRef("latency_max", 0), "error_rate": SliRef("error_rate", 0),
+        "throughput": SliRef("throughput", 0), "accuracy": SliRef("accuracy", 0),
+        "fallback_rate": SliRef("fallback_rate", 0),
+    }  # fmt: skip
+    for key, ref in refs.items():
+        v = compute(ref, series, [0], "in this window")
+        out[key] = None if isinstance(v, Missing) else v * 1000 if key.endswith("_ms") else v
+    out["requests"] = float(window.requests)
+    return out
+
+
+def _sli_ref(name: str) -> SliRef:
+    from harness.engine.slo.parser import SloSyntaxError, _Parser
+
+    p = _Parser(name, None, None)
+    node = p.measure()
+    if not isinstance(node, SliRef) or not p.at("end"):
+        raise SloSyntaxError("expected one SLI such as p95(latency) or error_rate", name, 1)
+    return node
+
+
+def scope_sli(
+    name: str, windows: list[Window], timeline: RunTimeline, scope: str = "run"
+) -> float | None:
+    """An SLI by name (`p99.9(latency)`, `error_rate`, `probe.queue`) over a scope, display units."""
+    ref = _sli_ref(name)
+    series = Series.build(windows, timeline)
+    v = compute(ref, series, series.in_scope(ref.scope or scope), f"during {scope}")
+    return None if isinstance(v, Missing) else v * 1000 if ref.is_latency else v
+
+
+def window_sli(name: str, window: Window) -> float | None:
+    """An SLI by name in one window, display units (latency in ms)."""
+    return scope_sli(name, [window], RunTimeline(run=Span("run", "run", window.start, None)))
