@@ -109,7 +109,7 @@ def _start_exporters(runner, allow_host: list[str], metrics_port: Optional[str],
 
 def _print_failures(result: dict) -> None:
     """Each SLO that did not hold, once, with the failure kinds seen in its scope."""
-    from harness.engine.report.failures import slo_failure
+    from harness.reports.failures import slo_failure
 
     for v in result.get("slos") or []:
         if v.get("passed") is not True:
@@ -129,7 +129,7 @@ def _github_outputs(result: dict, loaded: LoadedScenario, report: Path) -> None:
 
 
 def _print_verdicts(result: dict) -> None:
-    from harness.engine.report.writers import fmt_measured, verdict_word
+    from harness.reports.writers import fmt_measured, verdict_word
 
     table = Table(title=f"{result['scenario']}: {result['status'].upper()}")
     for col in ("SLO", "expect", "measured", "verdict"):
@@ -282,7 +282,7 @@ def worker(
     raise typer.Exit(worker_main(argv + (["--locustfile", str(locustfile)] if locustfile else [])))
 
 
-# --- reports, compare, game days, schedules (harness/engine/report, harness/workflows) ---
+# --- reports, compare, game days, schedules (harness/reports, harness/workflows) ---
 
 
 def _user_error(exc: Exception) -> None:
@@ -293,8 +293,8 @@ def _user_error(exc: Exception) -> None:
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="A run folder, e.g. reports/<scenario>/<timestamp>")) -> None:
     """Render report.html and summary.md again from a run's journal (works for crashed runs too)."""
-    from harness.engine.report.replay import RunDirError
-    from harness.engine.report.writers import render_run
+    from harness.engine.record.replay import RunDirError
+    from harness.reports.writers import render_run
 
     try:
         data = render_run(run_dir)

@@ -114,7 +114,7 @@ class ScenarioSloItem(pytest.Item):
         if v["passed"] is True:
             return
         from harness.workflows.ci_output import annotation, github_actions
-        from harness.engine.report.failures import slo_failure
+        from harness.reports.failures import slo_failure
 
         report = run.run_dir / "report.html"
         if github_actions():  # written after the session's tests (pytest_terminal_summary), outside capture

@@ -16,7 +16,7 @@ from tiny_target import write_dataset
 
 from harness.workflows.ci_output import annotations
 from harness.engine.load.reference_server import ReferenceServer, Reply
-from harness.engine.report.failures import failure_kinds, fmt_kinds
+from harness.reports.failures import failure_kinds, fmt_kinds
 
 ROOT = Path(__file__).resolve().parents[1]
 

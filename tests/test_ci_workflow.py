@@ -1,4 +1,4 @@
-"""The GitHub Actions workflow of harness/engine/report/README.md, run here as far as it can be: its
+"""The GitHub Actions workflow of harness/reports/README.md, run here as far as it can be: its
 `run:` steps in order, in bash, as GitHub runs them (`bash -e {0}`, `if: always()` honoured),
 with one real flagship scenario in `scenarios/` and the baseline stored as the README says."""
 

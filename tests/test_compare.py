@@ -16,7 +16,7 @@ from report_journals import write_journal
 from tiny_target import write_scenario
 
 from harness.engine.load.reference_server import ReferenceServer, Reply
-from harness.engine.report.writers import render_run
+from harness.reports.writers import render_run
 from harness.engine.runner import Runner, RunOptions
 from harness.engine.scenario.loader import load_scenario
 from harness.workflows.compare import (

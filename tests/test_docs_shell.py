@@ -62,7 +62,7 @@ SNIPPETS = shell_snippets()
 def test_the_docs_have_shell_to_check() -> None:
     where = [w for w, _ in SNIPPETS]
     assert any(w.startswith("README.md:") for w in where)
-    assert any(w.startswith("harness/engine/report/README.md:") and " step " in w for w in where)  # the CI workflow
+    assert any(w.startswith("harness/reports/README.md:") and " step " in w for w in where)  # the CI workflow
 
 
 @pytest.mark.parametrize(("where", "script"), SNIPPETS, ids=[w for w, _ in SNIPPETS])

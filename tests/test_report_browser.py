@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from report_journals import write_journal
 
-from harness.engine.report.writers import render_run
+from harness.reports.writers import render_run
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright")

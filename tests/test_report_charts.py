@@ -14,10 +14,10 @@ import pytest
 from report_journals import ATTACK_VERDICT, T0, write_journal
 
 from harness.engine.journal import Journal, read_journal
-from harness.engine.report.attack_table import attack_rows
-from harness.engine.report.plot import timeline_figure
-from harness.engine.report.replay import result_from_journal
-from harness.engine.report.writers import render_run, report_html, write_reports
+from harness.reports.attack_table import attack_rows
+from harness.reports.plot import timeline_figure
+from harness.engine.record.replay import result_from_journal
+from harness.reports.writers import render_run, report_html, write_reports
 
 
 def run_data(tmp_path: Path, **kw: Any) -> dict[str, Any]:

@@ -14,10 +14,10 @@ from report_journals import write_journal
 
 from harness.core.windows import Window
 from harness.engine.journal import Journal, read_journal
-from harness.engine.report.events import journal_window, windows_from_events
-from harness.engine.report.replay import result_from_journal
-from harness.engine.report.score import resilience_score
-from harness.engine.report.writers import render_run, write_reports
+from harness.engine.record.events import journal_window, windows_from_events
+from harness.engine.record.replay import result_from_journal
+from harness.engine.record.score import resilience_score
+from harness.reports.writers import render_run, write_reports
 
 ROOT = Path(__file__).resolve().parents[1]
 

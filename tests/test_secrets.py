@@ -34,7 +34,7 @@ from harness.engine.load.config import LoadConfig
 from harness.engine.load.process import LoadProcess
 from harness.engine.load.reference_server import ReferenceServer
 from harness.engine.redaction import MASK, SCHEMA_KEY, Redactor
-from harness.engine.report.writers import write_reports
+from harness.reports.writers import write_reports
 from tests.tiny_target import write_dataset
 
 LEFT, RIGHT = "\u27e6", "\u27e7"  # markers around every placed secret

@@ -29,7 +29,7 @@ import pytest
 from harness.core.windows import Window, latency_percentile_us, merge_windows, new_latency_histogram
 from harness.engine.journal import read_journal
 from harness.engine.phases import RunTimeline, Span
-from harness.engine.report.events import windows_from_events
+from harness.engine.record.events import windows_from_events
 from harness.engine.slo import SloSettings, evaluate, parse_slo
 from tests.client_time import MAX_CLIENT_MS, with_client_time
 from tests.scripted_server import Phase, Script

@@ -171,12 +171,12 @@ def test_cancelled_slow_injection_is_awaited_before_its_revert(tmp_path: Path, f
 
 def test_failure_after_teardown_is_exit_4_with_one_line(tmp_path: Path, flaky: None,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness.engine.report import writers
+    from harness.reports import writers
 
     def broken_writer(*args: Any, **kwargs: Any) -> None:
         raise OSError("the disk is full")
 
-    monkeypatch.setattr(writers, "write_reports", broken_writer)
+    monkeypatch.setattr(writers, "write_pages", broken_writer)
     with ReferenceServer() as srv:
         path, _ = _scenario(tmp_path, srv.url, failures=0)
         code, output, run_dir = _run(path, tmp_path / "out")

@@ -19,19 +19,19 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from harness.core.payload.delivered import delivered_events
-from harness.engine.attack_schedule import AttackTimeline
 from harness.core.fault import FaultContext, FaultFailed, UserError
+from harness.core.payload.delivered import delivered_events
+from harness.core.windows import Window
+from harness.engine.attack_schedule import AttackTimeline
 from harness.engine.journal import Journal, Listener
 from harness.engine.ledger import Ledger, describe_entry, replay, stale_ledgers
 from harness.engine.phases import RunTimeline, Span
 from harness.engine.probe_sampler import ProbeSampler, build_probes
-from harness.engine.report.events import journal_window
-from harness.engine.report.result import environment
+from harness.engine.record.events import journal_window
+from harness.engine.record.result import environment
 from harness.engine.scenario.loader import LoadedScenario
 from harness.engine.target import SystemUnderTest
 from harness.engine.timeline import FaultTimeline, sleep_until
-from harness.core.windows import Window
 
 EXIT_OK, EXIT_SLO_FAILED, EXIT_BAD_INPUT, EXIT_ABORTED, EXIT_INTERNAL = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
@@ -212,14 +212,16 @@ class Runner:
         if status == "completed":
             failed = [v for v in verdicts if v["passed"] is not True]
             status, code = ("failed", EXIT_SLO_FAILED) if failed else ("passed", EXIT_OK)
-        from harness.engine.report.result import build_result
-        from harness.engine.report.writers import write_reports
+        from harness.engine.record.result import build_result, write_result
+        from harness.engine.reporter import REPORTERS
 
         # secrets masked here: the result and message go on to stdout and pytest too
         message = journal.redactor.text(message)
         result = journal.redactor.value(build_result(self, timeline, verdicts, status, code, message, started, faults))
         result["not_undone"] = journal.redactor.value(not_undone)  # left open in the ledger, for `aftershock cleanup`
-        await asyncio.to_thread(write_reports, self.run_dir, result, journal)
+        await asyncio.to_thread(write_result, self.run_dir, result, journal.redactor)
+        for name in REPORTERS.names():  # the pages (harness.reports) and any installed reporter
+            await asyncio.to_thread(REPORTERS.get(name)().write, self.run_dir, result, journal)
         journal.write("run.ended", status=status, exit_code=code, message=message)
         journal.close()
         return RunResult(status, code, self.run_dir, result, message)

@@ -2,7 +2,7 @@
 
 Exporters subscribe to the journal (`Journal.subscribe`) rather than to the runner, so
 they see exactly what the report later reads. Window records are partial and additive
-(see `harness.engine.report.events`): a window is *settled* — shown — once records for a window
+(see `harness.engine.record.events`): a window is *settled* — shown — once records for a window
 two later arrive, so a request still in flight at its end has had a window's time to
 land; the run's end settles every window.
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Any, TextIO
 
-from harness.engine.report.failures import slo_failure
+from harness.reports.failures import slo_failure
 
 
 def github_actions() -> bool:

@@ -37,8 +37,8 @@ from statistics import NormalDist, median
 from typing import Any
 
 from harness.core.fault import UserError
-from harness.engine.report.replay import RunDirError, load_run
-from harness.engine.report.result import SLI_UNITS
+from harness.engine.record.replay import RunDirError, load_run
+from harness.engine.record.result import SLI_UNITS
 
 REGRESSION, IMPROVED, OK, NEW, MISSING = "regression", "improved", "ok", "new", "missing"
 DEFAULT_CONFIDENCE = 0.99

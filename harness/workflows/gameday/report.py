@@ -15,8 +15,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from harness.engine.report.plot import FAULT_COLORS
-from harness.engine.report.writers import _env, fmt_measured, verdict_word
+from harness.reports.plot import FAULT_COLORS
+from harness.reports.writers import _env, fmt_measured, verdict_word
 
 if TYPE_CHECKING:
     from harness.workflows.gameday.session import GameDayOutcome

@@ -42,7 +42,7 @@ def load_model(path: Path, model: type[M], what: str) -> tuple[M, Marks]:
     data, marks = read_yaml(text, file, PlanError)
     if not isinstance(data, dict):
         raise PlanError(
-            [Problem(file, 1, 1, "", f"a {what} must be a mapping; see harness/engine/report/README.md")]
+            [Problem(file, 1, 1, "", f"a {what} must be a mapping; see harness/reports/README.md")]
         )
     try:
         return model.model_validate(data), marks

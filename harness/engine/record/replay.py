@@ -13,9 +13,9 @@ from typing import Any
 
 from harness.engine.journal import read_journal
 from harness.engine.phases import RunTimeline, Span
-from harness.engine.report.events import ATTACK_ERROR, ATTACK_RESULT, DRIFT_DELIVERED, windows_from_events
-from harness.engine.report.result import scope_slis, times_by_slo, window_rows
-from harness.engine.report.score import resilience_score
+from harness.engine.record.events import ATTACK_ERROR, ATTACK_RESULT, DRIFT_DELIVERED, windows_from_events
+from harness.engine.record.result import scope_slis, times_by_slo, window_rows
+from harness.engine.record.score import resilience_score
 
 _BOOKKEEPING = {"t", "event"}
 

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import math
 import platform
 import sys
 import time
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.core.windows import Window
 from harness.engine.phases import RunTimeline, Span
-from harness.engine.report.score import resilience_score
+from harness.engine.record.score import resilience_score
+from harness.engine.redaction import Redactor
 from harness.engine.slo import scope_sli, window_summary
 
 if TYPE_CHECKING:
@@ -195,3 +198,10 @@ def build_result(
         "windows": window_rows(windows, origin, timeline),
         "environment": environment(),
     }
+
+
+def write_result(run_dir: Path, result: dict[str, Any], redactor: Redactor) -> None:
+    """result.json: the verdicts, figures and metadata, secrets masked (the input of `compare`)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "result.json").write_text(json.dumps(redactor.value(result), indent=2, default=str) + "\n",
+                                        encoding="utf-8")

@@ -1,4 +1,5 @@
-"""Write a run's artefacts: result.json, summary.md and a self-contained report.html.
+"""Write a run's pages: summary.md and a self-contained report.html (and result.json when
+a run folder is rendered again).
 
 Pages are rendered from the run's journal (see replay.py) with result.json laid over it,
 so `aftershock report RUN_DIR` renders a crashed run's partial journal too.
@@ -6,7 +7,6 @@ so `aftershock report RUN_DIR` renders a crashed run's partial journal too.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -14,15 +14,17 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from harness.engine.journal import Journal, read_journal
+from harness.engine.record.replay import load_run, report_data
+from harness.engine.record.result import write_result
+from harness.engine.record.score import FORMULA, ResilienceScore, slo_weight
 from harness.engine.redaction import Redactor
-from harness.engine.report.attack_table import attack_rows, write_attachment
-from harness.engine.report.plot import attack_figure_names, plotly_js, timeline_div
-from harness.engine.report.failures import slo_failure
-from harness.engine.report.replay import load_run, report_data
-from harness.engine.report.score import FORMULA, ResilienceScore, slo_weight
+from harness.engine.reporter import Reporter
+from harness.reports.attack_table import attack_rows, write_attachment
+from harness.reports.failures import slo_failure
+from harness.reports.plot import attack_figure_names, plotly_js, timeline_div
 
 _env = Environment(
-    loader=PackageLoader("harness.engine.report", "templates"),
+    loader=PackageLoader("harness.reports", "templates"),
     autoescape=select_autoescape(["html", "j2"]),
 )
 
@@ -163,18 +165,29 @@ def _write_pages(run_dir: Path, data: dict[str, Any]) -> None:
 
 
 def write_reports(run_dir: Path, result: dict[str, Any], journal: Journal | None = None) -> None:
-    """The runner's call at the end of a run: result.json as given, pages from journal + result.
+    """result.json as given, then the pages from journal + result."""
+    write_result(run_dir, result, journal.redactor if journal else Redactor())
+    write_pages(run_dir, result, journal)
+
+
+def write_pages(run_dir: Path, result: dict[str, Any], journal: Journal | None = None) -> None:
+    """report.html and summary.md from the journal's events with the result laid over them.
 
     Secrets are masked in the values (the journal's events were masked when written)
-    before anything is serialized or rendered."""
+    before anything is rendered."""
     run_dir.mkdir(parents=True, exist_ok=True)
     redactor = journal.redactor if journal else Redactor()
-    result = redactor.value(result)
-    (run_dir / "result.json").write_text(
-        json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8"
-    )
     events = read_journal(journal.path) if journal and journal.path.is_file() else []
-    _write_pages(run_dir, redactor.value(report_data(events, result)))
+    _write_pages(run_dir, redactor.value(report_data(events, redactor.value(result))))
+
+
+class Pages(Reporter):
+    """The built-in reporter: report.html, summary.md (and attacks.json) at the end of each run."""
+
+    name = "pages"
+
+    def write(self, run_dir: Path, result: dict[str, Any], journal: Journal) -> None:
+        write_pages(run_dir, result, journal)
 
 
 def render_run(run_dir: Path) -> dict[str, Any]:
@@ -182,9 +195,6 @@ def render_run(run_dir: Path) -> dict[str, Any]:
     A crashed run without result.json gets one rebuilt from its journal (status `incomplete`)."""
     data = load_run(run_dir)
     if not (run_dir / "result.json").is_file():
-        result = {k: v for k, v in data.items() if k not in ("drift", "attacks")}
-        (run_dir / "result.json").write_text(
-            json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8"
-        )
+        write_result(run_dir, {k: v for k, v in data.items() if k not in ("drift", "attacks")}, Redactor())
     _write_pages(run_dir, data)  # the journal and result were redacted when written
     return data
