@@ -36,6 +36,9 @@ def run(
     output: Optional[Path] = typer.Option(None, "--output", "-o", help="reports folder (default: the scenario's output.dir)"),
     allow_host: list[str] = typer.Option([], "--allow-host", help="allow a non-loopback host (repeatable)"),
     toxiproxy_url: Optional[str] = typer.Option(None, "--toxiproxy-url", help="use this Toxiproxy server instead of the embedded proxy"),
+    web: bool = typer.Option(False, "--web", help="serve a live dashboard of the run (charts, SLOs, a Stop button)"),
+    web_port: int = typer.Option(8089, "--web-port", help="the dashboard's port (0: a free one)"),
+    web_host: str = typer.Option("127.0.0.1", "--web-host", help="the dashboard's address (loopback unless --allow-host names it)"),
 ) -> None:
     """Run a scenario and report every SLO's verdict."""
     from harness.runner import EXIT_BAD_INPUT, EXIT_INTERNAL, RunOptions, Runner
@@ -48,6 +51,13 @@ def run(
         raise typer.Exit(EXIT_BAD_INPUT) from None
     opts = RunOptions(quick=quick, output_dir=output, toxiproxy_url=toxiproxy_url, live=True)
     runner = Runner(loaded, opts)
+    dashboard = None
+    if web:
+        try:
+            dashboard = _live_dashboard(runner, web_host, web_port, allow_host)
+        except UserError as exc:
+            err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
     err.print(f"running {loaded.scenario.name}{' (quick)' if quick else ''} → {runner.run_dir}", highlight=False)
     try:
         result = runner.run()
@@ -61,6 +71,9 @@ def run(
         err.print(f"internal error: {type(exc).__name__}: {exc}; run folder: {runner.run_dir}",
                   highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_INTERNAL) from None
+    finally:
+        if dashboard is not None:
+            dashboard.stop()
     if _as_program:  # all is undone and written: a late Ctrl-C must not turn the outcome into a traceback
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     _print_verdicts(result.result)
@@ -72,6 +85,23 @@ def run(
     err.print(f"report: {report}" if report.is_file() else f"run folder: {result.run_dir}",
               highlight=False, soft_wrap=True)
     raise typer.Exit(result.exit_code)
+
+
+def _live_dashboard(runner, host: str, port: int, allow_host: list[str]):
+    """Start the web dashboard of `runner`'s run, fed by its journal, its Stop button wired to
+    `runner.request_stop`; prints the URL."""
+    from harness.dashboard.feed import SloSpec
+    from harness.dashboard.server import STOPPED_FROM_DASHBOARD, Dashboard
+
+    s = runner.scenario
+    specs = [SloSpec(slo.name, slo.expect, parsed) for slo, parsed in zip(s.slos, runner.loaded.slos)]
+    dashboard = Dashboard(host, port, on_stop=lambda: runner.request_stop(STOPPED_FROM_DASHBOARD), slos=specs,
+                          settings=s.settings, planned_faults=len(s.timeline.faults),
+                          allowed_hosts=[*allow_host, *s.safety.allowed_hosts], title=f"aftershock: {s.name}")
+    runner.options.journal_listeners.append(dashboard.feed.on_event)
+    url = dashboard.start()
+    err.print(f"dashboard: {url}", highlight=False, soft_wrap=True)
+    return dashboard
 
 
 def _print_verdicts(result: dict) -> None:
@@ -201,17 +231,54 @@ def _user_error(exc: Exception) -> None:
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="a run folder, e.g. reports/<scenario>/<timestamp>")) -> None:
+def report(
+    run_dir: Path = typer.Argument(..., help="a run folder, e.g. reports/<scenario>/<timestamp>"),
+    serve: bool = typer.Option(False, "--serve", help="show the run in the live dashboard's page instead (until Ctrl-C)"),
+    web_port: int = typer.Option(8089, "--web-port", help="the page's port with --serve (0: a free one)"),
+    web_host: str = typer.Option("127.0.0.1", "--web-host", help="the page's address (loopback unless --allow-host names it)"),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="allow a non-loopback --web-host (repeatable)"),
+) -> None:
     """Render report.html and summary.md again from a run's journal (works for crashed runs too)."""
     from harness.report.replay import RunDirError
     from harness.report.writers import render_run
 
+    if serve:
+        _serve_run(run_dir, web_host, web_port, allow_host)
+        return
     try:
         data = render_run(run_dir)
     except RunDirError as exc:
         _user_error(exc)
         raise typer.Exit(2) from None
     out.print(f"{data['scenario']}: {data['status']} → {run_dir / 'report.html'}", highlight=False)
+
+
+def _serve_run(run_dir: Path, host: str, port: int, allow_host: list[str]) -> None:
+    """`report --serve`: the dashboard's page for a finished (or crashed) run, from its journal."""
+    import threading
+
+    from harness.dashboard.server import Dashboard
+    from harness.journal import read_journal
+
+    journal = run_dir / "journal.jsonl"
+    if not journal.is_file():
+        _user_error(UserError(f"{run_dir}: no journal.jsonl here: give a run folder, e.g. reports/<scenario>/<timestamp>"))
+        raise typer.Exit(2)
+    try:
+        dashboard = Dashboard(host, port, allowed_hosts=allow_host, title=f"aftershock: {run_dir.name}")
+        for event in read_journal(journal):
+            dashboard.feed.on_event(event)
+        url = dashboard.start()
+    except UserError as exc:
+        _user_error(exc)
+        raise typer.Exit(2) from None
+    err.print(f"dashboard: {url} (Ctrl-C to stop)", highlight=False, soft_wrap=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dashboard.stop()
 
 
 @app.command()
