@@ -268,6 +268,7 @@ def _serve_run(run_dir: Path, host: str, port: int, allow_host: list[str]) -> No
         dashboard = Dashboard(host, port, allowed_hosts=allow_host, title=f"aftershock: {run_dir.name}")
         for event in read_journal(journal):
             dashboard.feed.on_event(event)
+        dashboard.feed.drain()
         url = dashboard.start()
     except UserError as exc:
         _user_error(exc)

@@ -2,7 +2,7 @@
 
 Both faces of the page read the same stream: a live run hands each event to `RunFeed.on_event`
 as the journal writes it (`Journal.subscribe`), and `report --serve` replays a finished run's
-journal.jsonl through the same method. Each change becomes a small message (a window's SLIs,
+journal.jsonl through the same method; `drain()` folds what came. Each change becomes a small message (a window's SLIs,
 a fault or attack span, the phase, the SLO standings) that the server streams to the page;
 `snapshot()` is everything so far, for a page that connects late.
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -47,8 +48,10 @@ class RunFeed:
 
     def __init__(self, publish: Publish | None = None, slos: list[SloSpec] | None = None,
                  settings: SloSettings | None = None, planned_faults: int | None = None,
-                 can_stop: bool = False) -> None:
+                 can_stop: bool = False, notify: Callable[[], None] | None = None) -> None:
         self._publish = publish or (lambda message: None)
+        self._notify = notify or (lambda: None)
+        self._inbox: deque[dict[str, Any]] = deque()
         self._lock = threading.Lock()
         self._slo_specs = slos or []
         self._settings = settings or SloSettings()
@@ -70,16 +73,26 @@ class RunFeed:
     # --- input ------------------------------------------------------------------
 
     def on_event(self, record: dict[str, Any]) -> None:
-        """A journal listener: fold one event and publish what it changed."""
-        out: list[Message] = []
-        with self._lock:
-            self._fold(record, out)
-            status = self._status_message()
-            if status != self._status:
-                self._status = status
-                out.append(status)
-        for message in out:
-            self._publish(message)
+        """A journal listener: queue the event and `notify` whoever calls `drain()`.
+
+        The fold itself runs there, not on the run's loop: a window's percentiles take
+        milliseconds, which the runner's fault timing must not wait for."""
+        self._inbox.append(record)  # deque.append is atomic: any thread may call this
+        self._notify()
+
+    def drain(self) -> None:
+        """Fold every queued event and publish what each changed (one caller at a time)."""
+        while self._inbox:
+            record = self._inbox.popleft()
+            out: list[Message] = []
+            with self._lock:
+                self._fold(record, out)
+                status = self._status_message()
+                if status != self._status:
+                    self._status = status
+                    out.append(status)
+            for message in out:
+                self._publish(message)
 
     def _fold(self, e: dict[str, Any], out: list[Message]) -> None:
         kind = e.get("event")

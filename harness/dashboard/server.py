@@ -64,8 +64,10 @@ class Dashboard:
         self._port = port
         self._on_stop = on_stop
         self.title = title
-        self.feed = RunFeed(self.publish, slos, settings, planned_faults, can_stop=on_stop is not None)
+        self.feed = RunFeed(self.publish, slos, settings, planned_faults, can_stop=on_stop is not None,
+                            notify=self._wake_folder)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._events_waiting: asyncio.Event | None = None
         self._clients: set[asyncio.Queue[Message | None]] = set()
         self._server: Any = None  # uvicorn.Server
         self._thread: threading.Thread | None = None
@@ -87,6 +89,14 @@ class Dashboard:
             try:
                 loop.call_soon_threadsafe(self._fan_out, message)
             except RuntimeError:  # the loop closed meanwhile: nobody is listening
+                pass
+
+    def _wake_folder(self) -> None:
+        loop, waiting = self._loop, self._events_waiting
+        if loop is not None and waiting is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(waiting.set)
+            except RuntimeError:
                 pass
 
     def _fan_out(self, message: Message | None) -> None:
@@ -185,11 +195,22 @@ class Dashboard:
             loop.close()
 
     async def _main(self) -> None:
-        judge = asyncio.create_task(self._judge_slos())
+        self._events_waiting = asyncio.Event()
+        self._events_waiting.set()  # events journaled before the loop ran
+        helpers = [asyncio.create_task(self._fold_events()), asyncio.create_task(self._judge_slos())]
         try:
             await self._server.serve(sockets=[self._sock])
         finally:
-            judge.cancel()
+            for task in helpers:
+                task.cancel()
+
+    async def _fold_events(self) -> None:
+        """Fold the journal's events as they come, in a worker thread (see RunFeed.on_event)."""
+        assert self._events_waiting is not None
+        while True:
+            await self._events_waiting.wait()
+            self._events_waiting.clear()
+            await asyncio.to_thread(self.feed.drain)
 
     async def _judge_slos(self) -> None:
         """Live SLO standings about once a second (each judgement reads every window so far)."""
