@@ -8,6 +8,7 @@ shows the finished run in the same page. One run, shared by the module."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import signal
@@ -74,6 +75,14 @@ def url_in(log: Path) -> str | None:
     return found.group(1) if found else None
 
 
+def small_png(source: Path, target: Path) -> None:
+    """A copy of a screenshot small enough to commit (64 colours)."""
+    from PIL import Image
+
+    with Image.open(source) as im:
+        im.convert("RGB").quantize(colors=64).save(target, optimize=True)
+
+
 def toxics_on(url: str) -> list[str]:
     return [t["name"] for p in ToxiproxyClient(url).proxies().values() for t in p["toxics"]]
 
@@ -108,7 +117,7 @@ def stopped_run(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> dict[
         run = aftershock("run", str(folder / "dash.yaml"), "--quick", "-o", str(folder / "out"), "--web",
                          "--web-port", "0", "--toxiproxy-url", proxy_url, log=run_log)
         url = wait_for("the dashboard's URL is printed", lambda: url_in(run_log), 60, run, run_log)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page = browser.new_page(viewport={"width": 1400, "height": 820})
         problems: list[str] = []
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))
@@ -123,8 +132,8 @@ def stopped_run(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> dict[
         wait_for("windows under the fault reach the chart", lambda: page.evaluate(
             """(() => { const g = document.getElementById('latency'), s = g.layout.shapes || [];
                  if (s.length < 2 || !g.data[1]) return false;
-                 const start = Math.min(...s.map(r => new Date(r.x0).getTime()));
-                 return g.data[1].x.filter((x, i) => new Date(x).getTime() >= start && g.data[1].y[i] != null).length >= 3; })()"""),
+                 const start = Math.min(...s.map(r => r.x0));
+                 return g.data[1].x.filter((x, i) => x >= start && g.data[1].y[i] != null).length >= 3; })()"""),
             60, run, run_log)
         wait_for("live SLO standings", lambda: page.locator("#slos tbody tr").count() == 2, 30, run, run_log)
         before = {
@@ -133,13 +142,15 @@ def stopped_run(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> dict[
             "shapes": page.evaluate("document.getElementById('latency').layout.shapes.length"),
             "fault_p95": page.evaluate(
                 """(() => { const g = document.getElementById('latency'), s = g.layout.shapes;
-                     const start = Math.min(...s.map(r => new Date(r.x0).getTime()));
-                     const ys = g.data[1].y.filter((y, i) => y != null && new Date(g.data[1].x[i]).getTime() > start + 1000);
+                     const start = Math.min(...s.map(r => r.x0));
+                     const ys = g.data[1].y.filter((y, i) => y != null && g.data[1].x[i] > start + 1);
                      return ys.length ? Math.max(...ys) : null; })()"""),
             "slo_rows": page.inner_text("#slos tbody"),
             "phase": page.inner_text("#phase"),
         }
         page.screenshot(path=str(folder / "dashboard-mid-run.png"))
+        if os.environ.get("AFTERSHOCK_DOCS_PICTURES"):  # refresh README's picture from this run
+            small_png(folder / "dashboard-mid-run.png", ROOT / "docs" / "dashboard.png")
         page.click("#stop")
         run.wait(timeout=120)
         wait_for("the page shows the end", lambda: page.inner_text("#ended"), 30)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -113,12 +114,17 @@ def live_dashboard():
 
 
 def test_stop_needs_its_header_and_a_loopback_host(live_dashboard) -> None:
-    _, url, stops = live_dashboard
+    dash, url, stops = live_dashboard
     assert httpx.post(url + "stop").status_code == 400 and stops == []
     foreign = httpx.post(url + "stop", headers={STOP_HEADER: "stop", "Host": "attacker.example"})
     assert foreign.status_code == 400 and stops == []
     ok = httpx.post(url + "stop", headers={STOP_HEADER: "stop"})
     assert ok.status_code == 202 and ok.json()["reason"] == "stopped from the dashboard" and stops == ["stop"]
+    dash.feed.on_event({"t": T0, "event": "run.ended", "status": "aborted", "exit_code": 3, "message": "m"})
+    deadline = time.monotonic() + 10
+    while dash.feed.can_stop and time.monotonic() < deadline:  # folded on the server's thread
+        time.sleep(0.05)
+    assert httpx.post(url + "stop", headers={STOP_HEADER: "stop"}).status_code == 409 and stops == ["stop"]
     js = httpx.get(url + "plotly.min.js")
     assert js.headers["content-type"].startswith("text/javascript") and b"Plotly" in js.content[:5000]
 

@@ -194,12 +194,14 @@ class RunFeed:
         return max(s["end"] for s in faults)
 
     def _status_message(self) -> Message:
+        phase = self._phase()
         return {
             "type": "status", "scenario": self._run["scenario"], "run_id": self._run["run_id"],
-            "phase": self._phase(), "active_faults": self._active("fault"),
+            "phase": phase, "active_faults": self._active("fault"),
             "active_attacks": self._active("attack"), "run_start": self._run["start"],
             "duration": self._run["duration"], "ended": self._ended,
-            "can_stop": self._can_stop and self._ended is None and self._aborted is None,
+            # after the load the verdicts are being made: there is nothing left to stop
+            "can_stop": self._can_stop and phase not in ("verdicts",) and not phase.startswith(("ended", "aborting")),
         }
 
     def _slos_message(self) -> Message:
@@ -212,9 +214,10 @@ class RunFeed:
                     *[self._window_msgs[i] for i in sorted(self._window_msgs)], self._slos_message()]
 
     @property
-    def ended(self) -> bool:
+    def can_stop(self) -> bool:
+        """Whether Stop still means something (a live run, not yet past its load)."""
         with self._lock:
-            return self._ended is not None
+            return bool(self._status_message()["can_stop"])
 
     # --- live SLO standings -------------------------------------------------------
 

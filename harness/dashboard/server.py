@@ -149,8 +149,9 @@ class Dashboard:
                 return JSONResponse({"error": f"send the header {STOP_HEADER}: stop"}, status_code=400)
             if self._on_stop is None:
                 return JSONResponse({"error": "this page shows a finished run: nothing to stop"}, status_code=409)
-            if self.feed.ended:
-                return JSONResponse({"error": "the run has ended"}, status_code=409)
+            if not self.feed.can_stop:
+                return JSONResponse({"error": "the run is past its load or has ended: nothing to stop"},
+                                    status_code=409)
             self.stop_requested.set()
             self._on_stop()
             return JSONResponse({"stopping": True, "reason": STOPPED_FROM_DASHBOARD}, status_code=202)
