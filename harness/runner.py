@@ -278,6 +278,15 @@ class Runner:
 
     async def _drive(self, load: Any, faults: FaultTimeline, attacks: AttackTimeline, timeline: RunTimeline,
                      sampler: ProbeSampler) -> None:
+        """`_drive_load`, aborted when request_stop() is called (at any point of it, warm-up included)."""
+        stop_asked = asyncio.create_task(self._stop_request())
+        try:
+            await self._drive_load(load, faults, attacks, timeline, sampler, stop_asked)
+        finally:
+            stop_asked.cancel()
+
+    async def _drive_load(self, load: Any, faults: FaultTimeline, attacks: AttackTimeline, timeline: RunTimeline,
+                          sampler: ProbeSampler, stop_asked: asyncio.Task[None]) -> None:
         """Consume windows, run the fault schedule and the stop conditions until the load ends.
 
         The run's clock starts at the window of the first request, not at process start:
@@ -288,37 +297,32 @@ class Runner:
         first = asyncio.Event()
         consume = asyncio.create_task(self._consume(load, first))
         started = asyncio.create_task(first.wait())
-        stop_asked = asyncio.create_task(self._stop_request())
-        try:
-            limit = s.load.request_timeout + 60
-            await asyncio.wait({started, consume, stop_asked}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
-            started.cancel()
+        limit = s.load.request_timeout + 60
+        await asyncio.wait({started, consume, stop_asked}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        started.cancel()
+        if stop_asked.done():
+            consume.cancel()
+            stop_asked.result()  # raises _Aborted
+        if consume.done():  # the load child ended before sending anything
+            consume.result()  # its error, with the tail of its log
+            raise RuntimeError(f"the load ended without sending a request; see {self.run_dir / 'load' / 'locust.log'}")
+        if not first.is_set():
+            consume.cancel()
+            raise RuntimeError(f"the load sent no request within {limit:g}s; see {self.run_dir / 'load' / 'locust.log'}")
+        run_start = min(w.start for w in self.windows.values())
+        if s.load.warmup > 0:  # the clock starts at the first window boundary after the warm-up
+            size = s.load.window
+            run_start = math.ceil((run_start + s.load.warmup) / size - 1e-9) * size
+            self._measure_from = run_start
+            await asyncio.wait({consume, stop_asked}, timeout=max(0.0, run_start - time.time()),
+                               return_when=asyncio.FIRST_COMPLETED)
             if stop_asked.done():
                 consume.cancel()
-                stop_asked.result()  # raises _Aborted
-            if consume.done():  # the load child ended before sending anything
-                consume.result()  # its error, with the tail of its log
-                raise RuntimeError(f"the load ended without sending a request; see {self.run_dir / 'load' / 'locust.log'}")
-            if not first.is_set():
-                consume.cancel()
-                raise RuntimeError(f"the load sent no request within {limit:g}s; see {self.run_dir / 'load' / 'locust.log'}")
-            run_start = min(w.start for w in self.windows.values())
-            if s.load.warmup > 0:  # the clock starts at the first window boundary after the warm-up
-                size = s.load.window
-                run_start = math.ceil((run_start + s.load.warmup) / size - 1e-9) * size
-                self._measure_from = run_start
-                await asyncio.wait({consume, stop_asked}, timeout=max(0.0, run_start - time.time()),
-                                   return_when=asyncio.FIRST_COMPLETED)
-                if stop_asked.done():
-                    consume.cancel()
-                    stop_asked.result()
-                if consume.done():
-                    consume.result()
-                    raise RuntimeError(f"the load ended during its warm-up; see {self.run_dir / 'load' / 'locust.log'}")
-                self.windows = {i: w for i, w in self.windows.items() if w.start >= run_start}
-        except BaseException:
-            stop_asked.cancel()
-            raise
+                stop_asked.result()
+            if consume.done():
+                consume.result()
+                raise RuntimeError(f"the load ended during its warm-up; see {self.run_dir / 'load' / 'locust.log'}")
+            self.windows = {i: w for i, w in self.windows.items() if w.start >= run_start}
         timeline.run.start = run_start
         if s.timeline.baseline > 0:
             timeline.baseline = Span("baseline", "baseline", run_start, run_start + s.timeline.baseline)
@@ -529,8 +533,6 @@ async def _both(*coros: Any) -> None:
 
 class _Aborted(Exception):
     """A stop condition tripped, or a stop was requested (request_stop)."""
-
-
 
 
 def settle_baseline(timeline: RunTimeline, window: float) -> None:
