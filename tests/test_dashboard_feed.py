@@ -83,6 +83,17 @@ def test_a_finished_run_folds_into_windows_spans_and_verdicts(tmp_path: Path) ->
     assert rows["recovers"]["state"] == HELD  # 1.5 s against 10 s
 
 
+def test_a_malformed_event_is_skipped_not_fatal(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.jsonl"
+    write_journal(journal)
+    lines = journal.read_text().splitlines()
+    lines.insert(3, '{"t": 1, "event": "window", "record": {"index": "not a number", "size": 1}}')
+    journal.write_text("\n".join(lines) + "\n")
+    feed, _ = replayed(journal)
+    assert feed.wait_folded(timeout=1)
+    assert len([m for m in feed.snapshot() if m["type"] == "window"]) == 20
+
+
 def test_live_standings_are_judged_on_the_windows_so_far(tmp_path: Path) -> None:
     journal = tmp_path / "journal.jsonl"
     write_journal(journal, slow_s=0.3, fail_share=0.0)

@@ -52,6 +52,8 @@ class RunFeed:
         self._publish = publish or (lambda message: None)
         self._notify = notify or (lambda: None)
         self._inbox: deque[dict[str, Any]] = deque()
+        self._count_lock = threading.Lock()
+        self._received = self._folded = 0
         self._lock = threading.Lock()
         self._slo_specs = slos or []
         self._settings = settings or SloSettings()
@@ -77,6 +79,8 @@ class RunFeed:
 
         The fold itself runs there, not on the run's loop: a window's percentiles take
         milliseconds, which the runner's fault timing must not wait for."""
+        with self._count_lock:
+            self._received += 1
         self._inbox.append(record)  # deque.append is atomic: any thread may call this
         self._notify()
 
@@ -85,14 +89,32 @@ class RunFeed:
         while self._inbox:
             record = self._inbox.popleft()
             out: list[Message] = []
-            with self._lock:
-                self._fold(record, out)
-                status = self._status_message()
-                if status != self._status:
-                    self._status = status
-                    out.append(status)
-            for message in out:
-                self._publish(message)
+            try:
+                with self._lock:
+                    try:
+                        self._fold(record, out)
+                    except (KeyError, TypeError, ValueError):  # a malformed record (another version's journal)
+                        out.clear()
+                    status = self._status_message()
+                    if status != self._status:
+                        self._status = status
+                        out.append(status)
+                for message in out:
+                    self._publish(message)
+            finally:
+                with self._count_lock:
+                    self._folded += 1
+
+    def wait_folded(self, timeout: float) -> bool:
+        """Wait until every event received so far is folded and published (the run's last
+        events reach the page before its server closes); False if that took over `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._count_lock:
+                if self._folded >= self._received:
+                    return True
+            time.sleep(0.02)
+        return False
 
     def _fold(self, e: dict[str, Any], out: list[Message]) -> None:
         kind = e.get("event")

@@ -223,6 +223,7 @@ class Dashboard:
         """Close the streams (pages keep what they show) and the server. Idempotent."""
         if self._thread is None:
             return
+        self.feed.wait_folded(timeout=10)  # the run's end reaches the pages first
         loop = self._loop
         if loop is not None and not loop.is_closed():
             try:
