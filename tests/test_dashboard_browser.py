@@ -38,7 +38,7 @@ target: {url: "http://{deps[model]}", protocol: oip-v2, model: m}
 dependencies:
   model:
     start: {command: ["{python}", -m, harness.load.reference_server, "{port}"]}
-load: {users: 2, duration: 240s, window: 0.5s, data: {dataset: rows.npz, labels: true}}
+load: {users: 4, duration: 240s, window: 0.5s, data: {dataset: rows.npz, labels: true}}
 timeline:
   baseline: 8s
   faults:
