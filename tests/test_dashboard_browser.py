@@ -130,7 +130,7 @@ def stopped_run(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> dict[
         toxics_before = toxics_on(proxy_url)
         # windows under the fault: the latency chart has points past the fault's start
         wait_for("windows under the fault reach the chart", lambda: page.evaluate(
-            """(() => { const g = document.getElementById('latency'), s = g.layout.shapes || [];
+            """(() => { const g = document.getElementById('latency'), s = (g.layout.shapes || []).filter(r => r.type === 'rect');
                  if (s.length < 2 || !g.data[1]) return false;
                  const start = Math.min(...s.map(r => r.x0));
                  return g.data[1].x.filter((x, i) => x >= start && g.data[1].y[i] != null).length >= 3; })()"""),
@@ -139,9 +139,10 @@ def stopped_run(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> dict[
         before = {
             "toxics": toxics_before,
             "points": {c: plotted(page, c) for c in ("latency", "errors", "throughput", "quality")},
-            "shapes": page.evaluate("document.getElementById('latency').layout.shapes.length"),
+            "shapes": page.evaluate("document.getElementById('latency').layout.shapes.filter(s => s.type === 'rect').length"),
+            "slo_line": page.evaluate("document.getElementById('latency').layout.shapes.filter(s => s.type === 'line').map(s => s.y0)"),
             "fault_p95": page.evaluate(
-                """(() => { const g = document.getElementById('latency'), s = g.layout.shapes;
+                """(() => { const g = document.getElementById('latency'), s = g.layout.shapes.filter(r => r.type === 'rect');
                      const start = Math.min(...s.map(r => r.x0));
                      const ys = g.data[1].y.filter((y, i) => y != null && g.data[1].x[i] > start + 1);
                      return ys.length ? Math.max(...ys) : null; })()"""),
@@ -181,6 +182,7 @@ def test_the_page_streams_windows_spans_and_slos_during_the_run(stopped_run: dic
     assert before["toxics"], "the latency fault is on the proxy while the page shows it"
     assert all(n >= 3 for n in before["points"].values()), before["points"]
     assert before["shapes"] >= 2, "a span for the fault and one for the attack"
+    assert before["slo_line"] == [100], "the p95 SLO's limit, dotted on the latency chart"
     # the truth the test controls: 150 ms of latency on every answer of the model server
     assert before["fault_p95"] is not None and before["fault_p95"] >= 140, before["fault_p95"]
     assert "fast enough" in before["slo_rows"] and "failing" in before["slo_rows"], before["slo_rows"]
@@ -216,7 +218,7 @@ def test_report_serve_shows_the_finished_run(stopped_run: dict[str, Any], browse
         wait_for("the run's verdicts", lambda: "verdict" in page.inner_text("#slos tbody"), 30)
         journal_windows = {e["record"]["index"] for e in stopped_run["events"] if e["event"] == "window"}
         wait_for("every window drawn", lambda: plotted(page, "latency") == len(journal_windows), 30)
-        assert page.evaluate("document.getElementById('latency').layout.shapes.length") == 2
+        assert page.evaluate("document.getElementById('latency').layout.shapes.filter(s => s.type === 'rect').length") == 2
         assert "aborted (exit 3): stopped from the dashboard" in page.inner_text("#ended")
         assert page.locator("#stop").count() == 0, "nothing to stop in a finished run"
         assert errors == []
