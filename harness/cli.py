@@ -44,6 +44,9 @@ def run(
     pushgateway: Optional[str] = typer.Option(None, "--pushgateway", help="Push the final verdicts to this Prometheus Pushgateway URL"),
     otlp_endpoint: Optional[str] = typer.Option(None, "--otlp-endpoint", envvar="OTEL_EXPORTER_OTLP_ENDPOINT",
                                                 help="Send the run's trace and SLI metrics to this OTLP/HTTP endpoint"),
+    web: bool = typer.Option(False, "--web", help="Serve a live dashboard of the run (charts, SLOs, a Stop button)"),
+    web_port: int = typer.Option(8089, "--web-port", help="The dashboard's port (0: a free one)"),
+    web_host: str = typer.Option("127.0.0.1", "--web-host", help="The dashboard's address (loopback unless --allow-host names it)"),
 ) -> None:
     """Run a scenario and report every SLO's verdict."""
     from harness.engine.runner import EXIT_BAD_INPUT, EXIT_INTERNAL, Runner, RunOptions
@@ -58,6 +61,13 @@ def run(
     opts = RunOptions(quick=quick, output_dir=output, toxiproxy_url=toxiproxy_url, live=True)
     runner = Runner(loaded, opts)
     exporters = _start_exporters(runner, allow_host, metrics_port, pushgateway, otlp_endpoint)
+    dashboard = None
+    if web:
+        try:
+            dashboard = _live_dashboard(runner, web_host, web_port, allow_host)
+        except UserError as exc:
+            err.print(f"error: {exc}", markup=False, highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_BAD_INPUT) from None
     err.print(f"running {loaded.scenario.name}{' (quick)' if quick else ''} → {runner.run_dir}", highlight=False)
     try:
         result = runner.run()
@@ -71,6 +81,9 @@ def run(
         err.print(f"internal error: {type(exc).__name__}: {exc}; run folder: {runner.run_dir}",
                   highlight=False, markup=False, soft_wrap=True)
         raise typer.Exit(EXIT_INTERNAL) from None
+    finally:
+        if dashboard is not None:
+            dashboard.stop()
     if _as_program:  # all is undone and written: a late Ctrl-C must not turn the outcome into a traceback
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     export_problems = exporters.close() if exporters else []
@@ -126,6 +139,23 @@ def _github_outputs(result: dict, loaded: LoadedScenario, report: Path) -> None:
         return
     write_annotations(sys.stdout, result, loaded.path, loaded.slo_lines, report)
     append_step_summary(report.parent / "summary.md" if report.is_file() else report / "summary.md")
+
+
+def _live_dashboard(runner, host: str, port: int, allow_host: list[str]):
+    """Start the web dashboard of `runner`'s run, fed by its journal, its Stop button wired to
+    `runner.request_stop`; prints the URL."""
+    from harness.dashboard.feed import SloSpec
+    from harness.dashboard.server import STOPPED_FROM_DASHBOARD, Dashboard
+
+    s = runner.scenario
+    specs = [SloSpec(slo.name, slo.expect, parsed) for slo, parsed in zip(s.slos, runner.loaded.slos)]
+    dashboard = Dashboard(host, port, on_stop=lambda: runner.request_stop(STOPPED_FROM_DASHBOARD), slos=specs,
+                          settings=s.settings, planned_faults=len(s.timeline.faults),
+                          allowed_hosts=[*allow_host, *s.safety.allowed_hosts], title=f"aftershock: {s.name}")
+    runner.options.listeners.append(dashboard.feed.on_event)
+    url = dashboard.start()
+    err.print(f"dashboard: {url}", highlight=False, soft_wrap=True)
+    return dashboard
 
 
 def _print_verdicts(result: dict) -> None:
@@ -291,17 +321,55 @@ def _user_error(exc: Exception) -> None:
 
 
 @app.command()
-def report(run_dir: Path = typer.Argument(..., help="A run folder, e.g. reports/<scenario>/<timestamp>")) -> None:
+def report(
+    run_dir: Path = typer.Argument(..., help="A run folder, e.g. reports/<scenario>/<timestamp>"),
+    serve: bool = typer.Option(False, "--serve", help="Show the run in the live dashboard's page instead (until Ctrl-C)"),
+    web_port: int = typer.Option(8089, "--web-port", help="The page's port with --serve (0: a free one)"),
+    web_host: str = typer.Option("127.0.0.1", "--web-host", help="The page's address (loopback unless --allow-host names it)"),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="Allow a non-loopback --web-host (repeatable)"),
+) -> None:
     """Render report.html and summary.md again from a run's journal (works for crashed runs too)."""
     from harness.engine.record.replay import RunDirError
     from harness.reports.writers import render_run
 
+    if serve:
+        _serve_run(run_dir, web_host, web_port, allow_host)
+        return
     try:
         data = render_run(run_dir)
     except RunDirError as exc:
         _user_error(exc)
         raise typer.Exit(2) from None
     out.print(f"{data['scenario']}: {data['status']} → {run_dir / 'report.html'}", highlight=False)
+
+
+def _serve_run(run_dir: Path, host: str, port: int, allow_host: list[str]) -> None:
+    """`report --serve`: the dashboard's page for a finished (or crashed) run, from its journal."""
+    import threading
+
+    from harness.dashboard.server import Dashboard
+    from harness.engine.journal import read_journal
+
+    journal = run_dir / "journal.jsonl"
+    if not journal.is_file():
+        _user_error(UserError(f"{run_dir}: no journal.jsonl here: give a run folder, e.g. reports/<scenario>/<timestamp>"))
+        raise typer.Exit(2)
+    try:
+        dashboard = Dashboard(host, port, allowed_hosts=allow_host, title=f"aftershock: {run_dir.name}")
+        for event in read_journal(journal):
+            dashboard.feed.on_event(event)
+        dashboard.feed.drain()
+        url = dashboard.start()
+    except UserError as exc:
+        _user_error(exc)
+        raise typer.Exit(2) from None
+    err.print(f"dashboard: {url} (Ctrl-C to stop)", highlight=False, soft_wrap=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        dashboard.stop()
 
 
 @app.command()

@@ -62,3 +62,14 @@ def test_quiet_mode_prints_one_line_per_change_and_never_redraws() -> None:
         and "errors 5.00 %" in lines[2]
         and "faults: f1" in lines[2]
     )
+
+
+def test_an_attack_is_shown_as_active_not_as_no_faults() -> None:
+    console, buf = _terminal()
+    with LiveView("s", 30, console=console, quiet=False) as view:
+        view.update("attack", 5.0, 90.0, 40.0, 0.0, [], ["flood"])
+    text = buf.getvalue()
+    assert "active attacks" in text and "flood" in text
+    quiet = LiveView("s", 30, console=Console(file=io.StringIO(), width=200), quiet=True)
+    quiet.update("attack", 5.0, 90.0, 40.0, 0.0, [], ["flood"])
+    assert quiet.line().endswith("faults: none, attacks: flood"), quiet.line()

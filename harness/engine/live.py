@@ -1,4 +1,5 @@
-"""The live terminal view of a run: phase, elapsed/total, requests/s, p95, error rate, active faults.
+"""The live terminal view of a run: phase, elapsed/total, requests/s, p95, error rate, active
+faults and attacks.
 
 On a terminal it redraws in place (rich Live). In quiet mode (CI, or output not a
 terminal) it never redraws: it prints one plain line when the phase or the set of active
@@ -8,6 +9,7 @@ faults changes, so a CI log stays short and readable.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Self
 
@@ -29,6 +31,7 @@ class LiveState:
     p95_ms: float | None = None
     error_rate: float | None = None  # 0..1
     active_faults: list[str] = field(default_factory=list)
+    active_attacks: list[str] = field(default_factory=list)
 
 
 def _num(v: float | None, fmt: str) -> str:
@@ -73,12 +76,8 @@ class LiveView:
                 style="red" if err and err > 0.01 else "",
             ),
         )
-        table.add_row(
-            "active faults",
-            Text(
-                ", ".join(s.active_faults) or "none", style="yellow" if s.active_faults else "dim"
-            ),
-        )
+        for label, names in (("active faults", s.active_faults), ("active attacks", s.active_attacks)):
+            table.add_row(label, Text(", ".join(names) or "none", style="yellow" if names else "dim"))
         bar = ProgressBar(
             total=max(self.total_s, 1e-9), completed=min(s.elapsed, self.total_s), width=50
         )
@@ -107,12 +106,15 @@ class LiveView:
         p95_ms: float | None,
         error_rate: float | None,
         active_faults: list[str],
+        active_attacks: Sequence[str] = (),
     ) -> None:
-        self.state = LiveState(phase, elapsed, rps, p95_ms, error_rate, list(active_faults))
+        self.state = LiveState(
+            phase, elapsed, rps, p95_ms, error_rate, list(active_faults), list(active_attacks)
+        )
         if self._live is not None:
             self._live.update(self.renderable())
         elif self.quiet:
-            key = (phase, tuple(active_faults))
+            key = (phase, tuple(active_faults), tuple(active_attacks))
             if key != self._last_line:
                 self._last_line = key
                 self.console.print(self.line(), highlight=False)
@@ -124,7 +126,8 @@ class LiveView:
         return (
             f"[{s.elapsed:6.1f}/{self.total_s:g} s] {s.phase}: {_num(s.rps, '.1f')} req/s, "
             f"p95 {_num(s.p95_ms, '.1f')} ms, errors {_num(err, '.2f')} %, "
-            f"faults: {', '.join(s.active_faults) or 'none'}"
+            f"faults: {', '.join(s.active_faults) or 'none'}, "
+            f"attacks: {', '.join(s.active_attacks) or 'none'}"
         )
 
     def stop(self) -> None:

@@ -74,6 +74,10 @@ class Runner:
         self.abort_reason: str | None = None
         self._signal: str | None = None
         self.live: Any = None  # harness.engine.live.LiveView while the load runs, if options.live
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._stop_reason: str | None = None
+        self._stop_lock = threading.Lock()  # request_stop() comes from another thread (the dashboard's)
 
     # --- entry point ------------------------------------------------------------
 
@@ -81,8 +85,23 @@ class Runner:
         """Run to the end (blocking). SIGINT/SIGTERM cancel the run and roll back."""
         return asyncio.run(self._main())
 
+    def request_stop(self, reason: str) -> None:
+        """Abort the run as a stop condition would (exit 3, every fault rolled back), from any
+        thread: the web dashboard's Stop button. Before the load starts it aborts as soon as
+        the load phase begins; after the load it does nothing (the verdicts are being made)."""
+        with self._stop_lock:
+            if self._stop_reason is None:
+                self._stop_reason = reason
+            loop, event = self._loop, self._stop_requested
+        if loop is not None and event is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(event.set)
+
     async def _main(self) -> RunResult:
         loop = asyncio.get_running_loop()
+        with self._stop_lock:
+            self._loop, self._stop_requested = loop, asyncio.Event()
+            if self._stop_reason is not None:  # asked for before the loop existed
+                self._stop_requested.set()
         task = asyncio.current_task()
         installed = []
         if threading.current_thread() is threading.main_thread():
@@ -204,7 +223,7 @@ class Runner:
         """Verdicts, result.json and reports, after teardown."""
         journal = self.journal
         timeline.run.end = time.time() if timeline.run.end is None else timeline.run.end
-        _settle_baseline(timeline, self.scenario.load.window)
+        settle_baseline(timeline, self.scenario.load.window)
         if timeline.faults and status in ("completed", "aborted"):
             last = max(f.end or timeline.run.end for f in timeline.faults)
             timeline.recovery = Span("recovery", "recovery", last, timeline.run.end)
@@ -260,6 +279,15 @@ class Runner:
 
     async def _drive(self, load: Any, faults: FaultTimeline, attacks: AttackTimeline, timeline: RunTimeline,
                      sampler: ProbeSampler) -> None:
+        """`_drive_load`, aborted when request_stop() is called (at any point of it, warm-up included)."""
+        stop_asked = asyncio.create_task(self._stop_request())
+        try:
+            await self._drive_load(load, faults, attacks, timeline, sampler, stop_asked)
+        finally:
+            stop_asked.cancel()
+
+    async def _drive_load(self, load: Any, faults: FaultTimeline, attacks: AttackTimeline, timeline: RunTimeline,
+                          sampler: ProbeSampler, stop_asked: asyncio.Task[None]) -> None:
         """Consume windows, run the fault schedule and the stop conditions until the load ends.
 
         The run's clock starts at the window of the first request, not at process start:
@@ -271,8 +299,11 @@ class Runner:
         consume = asyncio.create_task(self._consume(load, first))
         started = asyncio.create_task(first.wait())
         limit = s.load.request_timeout + 60
-        await asyncio.wait({started, consume}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({started, consume, stop_asked}, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
         started.cancel()
+        if stop_asked.done():
+            consume.cancel()
+            stop_asked.result()  # raises _Aborted
         if consume.done():  # the load child ended before sending anything
             consume.result()  # its error, with the tail of its log
             raise RuntimeError(f"the load ended without sending a request; see {self.run_dir / 'load' / 'locust.log'}")
@@ -284,7 +315,11 @@ class Runner:
             size = s.load.window
             run_start = math.ceil((run_start + s.load.warmup) / size - 1e-9) * size
             self._measure_from = run_start
-            await asyncio.wait({consume}, timeout=max(0.0, run_start - time.time()))
+            await asyncio.wait({consume, stop_asked}, timeout=max(0.0, run_start - time.time()),
+                               return_when=asyncio.FIRST_COMPLETED)
+            if stop_asked.done():
+                consume.cancel()
+                stop_asked.result()
             if consume.done():
                 consume.result()
                 raise RuntimeError(f"the load ended during its warm-up; see {self.run_dir / 'load' / 'locust.log'}")
@@ -303,7 +338,7 @@ class Runner:
         stop_task = asyncio.create_task(self._watch_windows(timeline, sampler))
         probe_task = asyncio.create_task(sampler.run())
         end_task = asyncio.create_task(self._end_load_at(load, run_start + s.load.duration))
-        pending = {consume, fault_task, stop_task, probe_task, end_task}
+        pending = {consume, fault_task, stop_task, probe_task, end_task, stop_asked}
         try:
             while consume in pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -316,7 +351,7 @@ class Runner:
                     raise RuntimeError(f"the load stopped before the timeline ended; see {self.run_dir / 'load'}")
                 await fault_task  # an attack overrunning its window a little (bounded in AttackTimeline)
         finally:
-            tasks = (consume, fault_task, stop_task, probe_task, end_task)
+            tasks = (consume, fault_task, stop_task, probe_task, end_task, stop_asked)
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -324,16 +359,25 @@ class Runner:
                 self.live.stop()
         timeline.run.end = min(time.time(), run_start + s.load.duration)
 
+    async def _stop_request(self) -> None:
+        """Raise _Aborted once request_stop() is called; journaled like a stop condition."""
+        assert self._stop_requested is not None
+        await self._stop_requested.wait()
+        self.abort_reason = self._stop_reason or "stopped"
+        self.journal.write("run.aborted", condition=None, reason=self.abort_reason)
+        raise _Aborted(self.abort_reason)
+
     def _show_progress(self, timeline: RunTimeline, done: list[Window]) -> None:
         if self.live is None:
             return
         from harness.engine.slo import window_summary
 
         active = [f.name for f in timeline.faults if f.end is None]
+        attacking = [a.name for a in timeline.attacks if a.end is None]
         now = time.time()
         planned = self.scenario.timeline.faults
-        if active:
-            phase = "fault"
+        if active or attacking:
+            phase = "fault" if active else "attack"
         elif timeline.baseline is not None and timeline.baseline.contains(now):
             phase = "baseline"
         elif any(now < timeline.run.start + f.at for f in planned):
@@ -342,7 +386,7 @@ class Runner:
             phase = "recovery" if planned else "load"
         last = window_summary(done[-1]) if done else {}
         self.live.update(phase, now - timeline.run.start, last.get("throughput"), last.get("p95_ms"),
-                         last.get("error_rate"), active)
+                         last.get("error_rate"), active, attacking)
 
     async def _collect_fault_metrics(self, faults: FaultTimeline, sampler: ProbeSampler) -> None:
         """Figures faults measured (e.g. a preempted job's steps_lost), readable by SLOs by name."""
@@ -489,10 +533,10 @@ async def _both(*coros: Any) -> None:
 
 
 class _Aborted(Exception):
-    """A stop condition tripped."""
+    """A stop condition tripped, or a stop was requested (request_stop)."""
 
 
-def _settle_baseline(timeline: RunTimeline, window: float) -> None:
+def settle_baseline(timeline: RunTimeline, window: float) -> None:
     """End the baseline a window before the first fault or attack begins.
 
     Requests in flight when a fault lands (a crash, a toxic) started in the window before

@@ -130,7 +130,9 @@ def result_from_journal(events: list[dict[str, Any]]) -> dict[str, Any]:
         status, code, message = (
             "aborted",
             3,
-            f"stop condition `{aborted.get('condition')}` tripped: {aborted.get('reason')}",
+            # a stop from the dashboard has no condition: its reason says it all
+            f"stop condition `{aborted['condition']}` tripped: {aborted.get('reason')}"
+            if aborted.get("condition") else str(aborted.get("reason")),
         )
     else:
         status, code = "incomplete", None
