@@ -18,7 +18,7 @@ SCENARIO = "feature-store-latency"
 
 
 def readme_workflow() -> list[dict]:
-    text = (ROOT / "harness" / "report" / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "harness" / "reports" / "README.md").read_text(encoding="utf-8")
     steps = next(s for lang, _, body in fenced_blocks(text) if lang == "yaml" and (s := workflow_steps(body)))
     return [s for s in steps if "run" in s]
 

@@ -26,7 +26,7 @@ def test_yaml_block_parses(where: str, body: str) -> None:
 
 
 def _report_readme_block(key: str) -> str:
-    text = (ROOT / "harness" / "report" / "README.md").read_text(encoding="utf-8")
+    text = (ROOT / "harness" / "reports" / "README.md").read_text(encoding="utf-8")
     return next(body for lang, _, body in fenced_blocks(text) if lang == "yaml" and f"\n{key}:" in f"\n{body}")
 
 
