@@ -157,6 +157,19 @@ class EndpointClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def figures(self) -> dict[str, float]:
+        """The counts an attack reports. With no request sent, the server's errors are not
+        measured (absent, so an SLO on them fails), never "0 server errors"."""
+        out = {
+            "queries": float(self.queries),
+            "requests": float(self.requests),
+            "throttled": float(self.throttled),
+            "refused_queries": float(self.refused),
+        }
+        if self.requests:
+            out["server_errors"] = float(self.server_errors)
+        return out
+
     def predict(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """(labels [n] int, scores [n, k] or None) for a batch of named input arrays."""
         n = len(next(iter(batch.values())))

@@ -122,9 +122,9 @@ class PoisoningAttack(Attack):
                 metrics["clean_accuracy_drop"] = (
                     metrics["clean_accuracy_before"] - metrics["clean_accuracy_after"]
                 )
-                if self.has_trigger:
+                if "backdoor_success_rate_after" in metrics:
                     metrics["backdoor_success_rate"] = metrics["backdoor_success_rate_after"]
-            metrics.update(queries=float(client.queries), server_errors=float(client.server_errors))
+            metrics.update(client.figures())
             details["errors"] = dict(client.errors)
         return AttackResult(metrics=metrics, details=details)
 
@@ -143,6 +143,8 @@ class PoisoningAttack(Attack):
         metrics["clean_accuracy" + suffix] = float(np.mean(pred == labels[rows]))
         if self.has_trigger:
             others = labels[rows] != self.params.target_class
+            if not others.any():  # every evaluation row is of the target class: not measured
+                return
             triggered = {k: v[others] for k, v in batch.items()}
             triggered[name] = self.trigger(triggered[name])
             hit, _ = client.predict(triggered)
