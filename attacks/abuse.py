@@ -424,20 +424,20 @@ class RequestFlood(Attack):
             for task in tasks:
                 task.cancel()
         elapsed = max(time.monotonic() - started, 1e-9)
-        metrics = {f"flood_{k}": float(v) for k, v in counts.items() if k != "server_errors"}
-        if latencies:  # no request answered: its 5xx count is not measured, never 0
-            metrics["server_errors"] = float(counts["server_errors"])
-        metrics.update(
-            flood_requests=float(sent),
-            flood_rate=sent / elapsed,
-            flood_timeouts=float(errors["timeout"]),
-            flood_refused=float(errors["refused"]),
-            flood_reset=float(errors["reset"]),
-            alive=float(_alive(ctx, p.request_timeout)),
-        )
+        metrics = {"flood_requests": float(sent), "alive": float(_alive(ctx, p.request_timeout))}
+        # What the requests got is not measured (absent: an SLO on it fails), never 0, when
+        # none was sent; the 5xx count and the latency, when none was answered.
         if sent:
-            metrics["rate_limited_share"] = counts["rate_limited"] / sent
-        if latencies:  # no answer at all: the latency is not measured (an SLO on it fails), never 0
+            metrics.update({f"flood_{k}": float(v) for k, v in counts.items() if k != "server_errors"})
+            metrics.update(
+                flood_rate=sent / elapsed,
+                flood_timeouts=float(errors["timeout"]),
+                flood_refused=float(errors["refused"]),
+                flood_reset=float(errors["reset"]),
+                rate_limited_share=counts["rate_limited"] / sent,
+            )
+        if latencies:
+            metrics["server_errors"] = float(counts["server_errors"])
             metrics["flood_p95_latency"] = percentile_of(latencies, 95)
         return AttackResult(metrics=metrics, details={"seconds": round(elapsed, 3), "errors": dict(errors)})
 

@@ -158,16 +158,12 @@ class EndpointClient:
         self.close()
 
     def figures(self) -> dict[str, float]:
-        """The counts an attack reports. With no request sent, the server's errors are not
-        measured (absent, so an SLO on them fails), never "0 server errors"."""
-        out = {
-            "queries": float(self.queries),
-            "requests": float(self.requests),
-            "throttled": float(self.throttled),
-            "refused_queries": float(self.refused),
-        }
+        """The counts an attack reports. With no request sent, what the server answered
+        (5xx, 429, 403) is not measured (absent, so an SLO on it fails), never 0."""
+        out = {"queries": float(self.queries), "requests": float(self.requests)}
         if self.requests:
-            out["server_errors"] = float(self.server_errors)
+            out.update(server_errors=float(self.server_errors), throttled=float(self.throttled),
+                       refused_queries=float(self.refused))
         return out
 
     def predict(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:

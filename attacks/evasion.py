@@ -163,6 +163,7 @@ class BlackBoxEvasion(Attack):
         finished: list[int] = []
         stopped = "done"
         refused_samples = 0
+        attacked = 0  # samples a search was started on
         with EndpointClient.for_attack(ctx, p, deadline) as client:
             try:
                 clean_pred, _ = client.predict(take_rows(ctx.dataset, rows))
@@ -174,6 +175,7 @@ class BlackBoxEvasion(Attack):
                 if clean_pred[j] != labels[i]:
                     finished.append(j)  # already wrong: nothing to attack
                     continue
+                attacked += 1
                 endpoint = SampleEndpoint(
                     client,
                     space,
@@ -241,7 +243,8 @@ class BlackBoxEvasion(Attack):
                 space=space,
                 x=x,
             )
-        result.metrics["refused_samples"] = float(refused_samples)
+        if attacked:  # with no search started, none could be refused: not measured
+            result.metrics["refused_samples"] = float(refused_samples)
         result.details["seconds"] = round(time.monotonic() - started, 3)
         return result
 

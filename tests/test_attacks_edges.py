@@ -220,9 +220,11 @@ def test_poison_counts_only_what_the_target_reported(toy: Toy, tmp_path: Path) -
 # never 0 - the truth: the toy saw no request.
 NOTHING_TRIED = {
     "abuse.fuzz": ({"examples": 50, "huge_rows": 100}, "oip-v2", ["server_errors", "crashes", "client_errors", "accepted"]),
-    "abuse.flood": ({"max_queries": 20}, "bentoml", ["server_errors", "rate_limited_share", "flood_p95_latency"]),
+    "abuse.flood": ({"max_queries": 20}, "bentoml",
+                    ["server_errors", "rate_limited_share", "flood_p95_latency", "flood_ok", "flood_other_4xx", "flood_rate"]),
     "abuse.extraction": ({"samples": 20, "max_queries": 40}, "bentoml", ["server_errors", "extraction_agreement"]),
-    "evasion.hopskipjump": ({"samples": 4}, "bentoml", ["server_errors", "attack_success_rate", "robust_accuracy"]),
+    "evasion.hopskipjump": ({"samples": 4}, "bentoml",
+                            ["server_errors", "attack_success_rate", "robust_accuracy", "refused_samples", "refused_queries"]),
     "whitebox.fgsm": ({"samples": 4, "eps": 0.1}, "bentoml", ["server_errors", "attack_success_rate", "transfer_rate"]),
     "poison.label_flip": ({"samples": 50, "rows": 20, "ingest_path": "/ingest", "retrain_path": "/retrain"}, "bentoml",
                           ["server_errors", "poison_rejection_rate", "clean_accuracy_drop"]),
