@@ -104,7 +104,9 @@ class PoisoningAttack(Attack):
                 )
                 counted = self._inject(ctx, poison, poison_y, deadline, details)
                 metrics["poison_rows"] = float(len(poison_y))
-                metrics["retrained"] = float(self._retrain(ctx, deadline, details))
+                retrained = self._retrain(ctx, deadline, details)
+                if retrained is not None:  # no retrain path: no retrain was tried, not "0"
+                    metrics["retrained"] = float(retrained)
                 if counted is None and p.inject == "file":
                     counted = self._file_accepted(len(poison_y), details)
                 if counted is not None:
@@ -220,11 +222,12 @@ class PoisoningAttack(Attack):
             return None
         return found, rows - found
 
-    def _retrain(self, ctx: AttackContext, deadline: float, details: dict[str, Any]) -> bool:
-        """POST the retrain path, then poll it until its `state` is done or failed."""
+    def _retrain(self, ctx: AttackContext, deadline: float, details: dict[str, Any]) -> bool | None:
+        """POST the retrain path, then poll it until its `state` is done or failed (None:
+        there is no retrain path)."""
         p = self.params
         if not p.retrain_path:
-            return False
+            return None
         url = self._url(ctx, p.retrain_path)
         with httpx.Client(timeout=p.request_timeout, trust_env=False) as http:
             while True:

@@ -246,3 +246,11 @@ def test_an_attack_that_tried_nothing_reports_no_figure_of_what_it_did_not_try(t
         assert result.metrics["fuzz_cases"] == 0
         assert "sent no case" in result.details["stopped"]
         assert [e for e, f in events if e == "attack.error" and f["kind"] == "no_cases"] == ["attack.error"]
+
+
+def test_poison_with_no_retrain_path_reports_no_retrain(toy: Toy) -> None:
+    toy.counts = True
+    params = {"samples": 50, "rows": 20, "ingest_path": "/ingest", "retrain_path": None}
+    m = make_attack("flip", "poison.label_flip", params).run(context(toy.url), time.monotonic() + 60).metrics
+    assert m["poison_accepted"] == 20 and m["clean_accuracy_after"] == 1.0  # the toy never retrains
+    assert "retrained" not in m  # no retrain was tried: not measured, never "0"
