@@ -204,12 +204,38 @@ class FuzzParams(AttackParams):
     huge_rows: int = Field(20_000, ge=2, description="rows in the largest generated batch")
 
 
+# Hypothesis's first run in a process builds its unicode tables and scans the local
+# source for constants: seconds on a busy box, a whole quick-mode window. `prepare` pays
+# that before the run's clock starts, on this many cases that are drawn but not sent.
+WARM_UP_EXAMPLES = 50
+
+
+def check_each(strategy: st.SearchStrategy[FuzzCase], examples: int, at_seed: int,
+               check: Callable[[FuzzCase], None]) -> None:
+    """`check` on up to `examples` cases drawn from `strategy` (generation only: every case
+    is checked and none is shrunk or replayed)."""
+
+    @settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate],
+    )
+    @seed(at_seed)
+    @given(case=strategy)
+    def bad_requests_get_4xx(case: FuzzCase) -> None:
+        check(case)
+
+    bad_requests_get_4xx()
+
+
 class ApiFuzz(Attack):
     type = "abuse.fuzz"
     Params: ClassVar[type[AttackParams]] = FuzzParams
     params: FuzzParams
 
-    def run(self, ctx: AttackContext, deadline: float) -> AttackResult:
+    def _cases(self, ctx: AttackContext) -> st.SearchStrategy[FuzzCase]:
         p = self.params
         n_rows = len(next(iter(ctx.dataset.values())))
         order = pick_rows(n_rows, n_rows, ctx.seed)
@@ -218,6 +244,14 @@ class ApiFuzz(Attack):
         def batch(n: int) -> Any:
             return ctx.adapter.encode(take_rows(ctx.dataset, np.take(order, np.arange(n), mode="wrap")))
 
+        return fuzz_cases(valid, batch, p.huge_rows)
+
+    def prepare(self, ctx: AttackContext) -> None:
+        check_each(self._cases(ctx), WARM_UP_EXAMPLES, ctx.seed, lambda case: None)
+
+    def run(self, ctx: AttackContext, deadline: float) -> AttackResult:
+        p = self.params
+        started = time.monotonic()
         url = ctx.base_url.rstrip("/") + ctx.adapter.infer_path(ctx.model)
         limiter = RateLimiter(p.rate_limit)
         counts = {
@@ -229,20 +263,14 @@ class ApiFuzz(Attack):
         }
         failures: list[tuple[FuzzCase, str]] = []
         crash_kinds: Counter[str] = Counter()  # requests that got no answer, by kind
+        first_case_at: list[float] = []  # seconds into the window when a case was first drawn
         http = httpx.Client(timeout=p.request_timeout, trust_env=False)
 
-        @settings(
-            max_examples=p.examples,
-            deadline=None,
-            database=None,
-            suppress_health_check=list(HealthCheck),
-            phases=[Phase.generate],
-        )
-        @seed(ctx.seed)
-        @given(case=fuzz_cases(valid, batch, p.huge_rows))
-        def bad_requests_get_4xx(case: FuzzCase) -> None:
+        def send(case: FuzzCase) -> None:
             # Every case is checked (no stop at the first failure): violations are
             # recorded, and the smallest one per kind goes to the report.
+            if not first_case_at:
+                first_case_at.append(time.monotonic() - started)
             if time.monotonic() >= deadline or counts["fuzz_cases"] >= p.max_queries:
                 return
             try:
@@ -276,10 +304,18 @@ class ApiFuzz(Attack):
                 counts["accepted"] += 1
 
         try:
-            bad_requests_get_4xx()
+            check_each(self._cases(ctx), p.examples, ctx.seed, send)
         finally:
             http.close()
         alive = _alive(ctx, p.request_timeout)
+        if not counts["fuzz_cases"]:
+            # nothing was tried: what the cases would have got is not measured (an SLO on
+            # it fails), never "0 server errors"
+            window = deadline - started
+            drawn = f"the first case was drawn {first_case_at[0]:.1f}s in" if first_case_at else "no case was drawn"
+            stopped = f"sent no case in its {window:.3g}s window ({drawn}); give the attack a longer duration"
+            ctx.journal("attack.error", attack=self.name, error=stopped, kind="no_cases")
+            return AttackResult(metrics={"fuzz_cases": 0.0, "alive": float(alive)}, details={"stopped": stopped})
         metrics = {k: float(v) for k, v in counts.items()}
         metrics["alive"] = float(alive)
         smallest: dict[str, tuple[FuzzCase, str]] = {}
@@ -388,18 +424,20 @@ class RequestFlood(Attack):
             for task in tasks:
                 task.cancel()
         elapsed = max(time.monotonic() - started, 1e-9)
-        metrics = {f"flood_{k}" if k != "server_errors" else k: float(v) for k, v in counts.items()}
-        metrics.update(
-            flood_requests=float(sent),
-            flood_rate=sent / elapsed,
-            flood_timeouts=float(errors["timeout"]),
-            flood_refused=float(errors["refused"]),
-            flood_reset=float(errors["reset"]),
-            alive=float(_alive(ctx, p.request_timeout)),
-        )
+        metrics = {"flood_requests": float(sent), "alive": float(_alive(ctx, p.request_timeout))}
+        # What the requests got is not measured (absent: an SLO on it fails), never 0, when
+        # none was sent; the 5xx count and the latency, when none was answered.
         if sent:
-            metrics["rate_limited_share"] = counts["rate_limited"] / sent
-        if latencies:  # no answer at all: the latency is not measured (an SLO on it fails), never 0
+            metrics.update({f"flood_{k}": float(v) for k, v in counts.items() if k != "server_errors"})
+            metrics.update(
+                flood_rate=sent / elapsed,
+                flood_timeouts=float(errors["timeout"]),
+                flood_refused=float(errors["refused"]),
+                flood_reset=float(errors["reset"]),
+                rate_limited_share=counts["rate_limited"] / sent,
+            )
+        if latencies:
+            metrics["server_errors"] = float(counts["server_errors"])
             metrics["flood_p95_latency"] = percentile_of(latencies, 95)
         return AttackResult(metrics=metrics, details={"seconds": round(elapsed, 3), "errors": dict(errors)})
 
@@ -444,8 +482,7 @@ class ModelExtraction(Attack):
             metrics = {
                 "extraction_agreement": float(np.mean(copy == target)),
                 "extraction_queries": float(len(y)),
-                "queries": float(client.queries),
-                "server_errors": float(client.server_errors),
+                **client.figures(),
             }
             if ctx.labels is not None:
                 metrics["surrogate_accuracy"] = float(

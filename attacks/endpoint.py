@@ -157,6 +157,15 @@ class EndpointClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def figures(self) -> dict[str, float]:
+        """The counts an attack reports. With no request sent, what the server answered
+        (5xx, 429, 403) is not measured (absent, so an SLO on it fails), never 0."""
+        out = {"queries": float(self.queries), "requests": float(self.requests)}
+        if self.requests:
+            out.update(server_errors=float(self.server_errors), throttled=float(self.throttled),
+                       refused_queries=float(self.refused))
+        return out
+
     def predict(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
         """(labels [n] int, scores [n, k] or None) for a batch of named input arrays."""
         n = len(next(iter(batch.values())))

@@ -154,6 +154,7 @@ class BlackBoxEvasion(Attack):
         finished: list[int] = []
         stopped = "done"
         refused_samples = 0
+        attacked = 0  # samples a search was started on
         with EndpointClient.for_attack(ctx, p, deadline) as client:
             try:
                 clean_pred, _ = client.predict(take_rows(ctx.dataset, rows))
@@ -165,6 +166,7 @@ class BlackBoxEvasion(Attack):
                 if clean_pred[j] != labels[i]:
                     finished.append(j)  # already wrong: nothing to attack
                     continue
+                attacked += 1
                 endpoint = SampleEndpoint(
                     client,
                     space,
@@ -232,7 +234,8 @@ class BlackBoxEvasion(Attack):
                 space=space,
                 x=x,
             )
-        result.metrics["refused_samples"] = float(refused_samples)
+        if attacked:  # with no search started, none could be refused: not measured
+            result.metrics["refused_samples"] = float(refused_samples)
         result.details["seconds"] = round(time.monotonic() - started, 3)
         return result
 
@@ -282,13 +285,7 @@ class BlackBoxEvasion(Attack):
             details["adversarial"] = [
                 space.decode(z_adv[j : j + 1], x[rows[j]])[0].tolist() for j in done
             ]
-        metrics.update(
-            queries=float(client.queries),
-            requests=float(client.requests),
-            server_errors=float(client.server_errors),
-            throttled=float(client.throttled),
-            refused_queries=float(client.refused),
-        )
+        metrics.update(client.figures())
         details["errors"] = dict(client.errors)  # failed requests by kind (refused, reset, timeout, http_N)
         return AttackResult(metrics=metrics, details=details)
 

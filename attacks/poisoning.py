@@ -104,7 +104,9 @@ class PoisoningAttack(Attack):
                 )
                 counted = self._inject(ctx, poison, poison_y, deadline, details)
                 metrics["poison_rows"] = float(len(poison_y))
-                metrics["retrained"] = float(self._retrain(ctx, deadline, details))
+                retrained = self._retrain(ctx, deadline, details)
+                if retrained is not None:  # no retrain path: no retrain was tried, not "0"
+                    metrics["retrained"] = float(retrained)
                 if counted is None and p.inject == "file":
                     counted = self._file_accepted(len(poison_y), details)
                 if counted is not None:
@@ -122,9 +124,9 @@ class PoisoningAttack(Attack):
                 metrics["clean_accuracy_drop"] = (
                     metrics["clean_accuracy_before"] - metrics["clean_accuracy_after"]
                 )
-                if self.has_trigger:
+                if "backdoor_success_rate_after" in metrics:
                     metrics["backdoor_success_rate"] = metrics["backdoor_success_rate_after"]
-            metrics.update(queries=float(client.queries), server_errors=float(client.server_errors))
+            metrics.update(client.figures())
             details["errors"] = dict(client.errors)
         return AttackResult(metrics=metrics, details=details)
 
@@ -143,6 +145,8 @@ class PoisoningAttack(Attack):
         metrics["clean_accuracy" + suffix] = float(np.mean(pred == labels[rows]))
         if self.has_trigger:
             others = labels[rows] != self.params.target_class
+            if not others.any():  # every evaluation row is of the target class: not measured
+                return
             triggered = {k: v[others] for k, v in batch.items()}
             triggered[name] = self.trigger(triggered[name])
             hit, _ = client.predict(triggered)
@@ -218,11 +222,12 @@ class PoisoningAttack(Attack):
             return None
         return found, rows - found
 
-    def _retrain(self, ctx: AttackContext, deadline: float, details: dict[str, Any]) -> bool:
-        """POST the retrain path, then poll it until its `state` is done or failed."""
+    def _retrain(self, ctx: AttackContext, deadline: float, details: dict[str, Any]) -> bool | None:
+        """POST the retrain path, then poll it until its `state` is done or failed (None:
+        there is no retrain path)."""
         p = self.params
         if not p.retrain_path:
-            return False
+            return None
         url = self._url(ctx, p.retrain_path)
         with httpx.Client(timeout=p.request_timeout, trust_env=False) as http:
             while True:

@@ -163,14 +163,10 @@ class WhiteboxAttack(Attack):
             )
             correct = clean_pred == y
             metrics["whitebox_robust_accuracy"] = float((correct & ~local_fooled).mean())
-            metrics["transfer_rate"] = (
-                float(
-                    ((end_pred != y) & local_fooled & correct).sum()
-                    / (local_fooled & correct).sum()
+            if (local_fooled & correct).any():  # else nothing could transfer: not measured
+                metrics["transfer_rate"] = float(
+                    ((end_pred != y) & local_fooled & correct).sum() / (local_fooled & correct).sum()
                 )
-                if (local_fooled & correct).any()
-                else 0.0
-            )
             metrics.update(per_member)
             if self.blackbox_check:
                 self._blackbox_check(
@@ -180,12 +176,7 @@ class WhiteboxAttack(Attack):
             return AttackResult(metrics=self._counts(client, metrics), details=details)
 
     def _counts(self, client: EndpointClient, metrics: dict[str, float]) -> dict[str, float]:
-        metrics.update(
-            queries=float(client.queries),
-            requests=float(client.requests),
-            server_errors=float(client.server_errors),
-            throttled=float(client.throttled),
-        )
+        metrics.update(client.figures())
         return metrics
 
     def _rows(

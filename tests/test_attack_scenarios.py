@@ -4,6 +4,7 @@ expected failure against its fragile twin (same scenario, `mode: fragile`)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,10 +20,11 @@ CASES = {
 }
 
 
-def run(scenario: Path, out: Path, quick: bool = True) -> tuple[int, dict, str]:
+def run(scenario: Path, out: Path, quick: bool = True, cwd: Path = ROOT) -> tuple[int, dict, str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(scenario), *(["--quick"] if quick else []),
                            "-o", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+                          check=False, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
     runs = sorted((out / scenario.stem).glob("*/result.json"))  # file stem == scenario name
     result = json.loads(runs[-1].read_text()) if runs else {}
     return proc.returncode, result, proc.stdout + proc.stderr
@@ -87,3 +89,35 @@ def _attack_metrics(scenario_out: Path) -> dict:
     journal = (next(scenario_out.iterdir()) / "journal.jsonl").read_text()
     (line,) = [x for x in journal.splitlines() if '"event": "attack.result"' in x]
     return json.loads(line)["metrics"]
+
+
+def test_quick_fuzz_really_fuzzes_and_a_starved_attack_fails_its_slo(tmp_path: Path) -> None:
+    """attack-api-fuzz in quick mode (a 5 s fuzz window), run from a folder with no
+    `.hypothesis` cache, as in a fresh CI checkout: hypothesis's cold start once ate the
+    whole window, the fuzz sent 0 cases and "no 5xx" passed. It must send cases, and a
+    second fuzz whose window (0.25 ms) cannot fit one must leave its SLO not measured, which
+    fails the run."""
+    text = (ROOT / "scenarios" / "attack-api-fuzz.yaml").read_text()
+    anchor = "    - name: flood\n"
+    assert anchor in text and "slos:\n" in text and "duration: 70s" in text
+    starved = "    - {name: starved, type: abuse.fuzz, at: 66s, duration: 1ms, examples: 20}\n"
+    text = text.replace(anchor, starved + anchor).replace(
+        "slos:\n", "slos:\n  - {name: starved fuzz, expect: server_errors == 0 during starved}\n")
+    source = tmp_path / "attack-api-fuzz.yaml"
+    source.write_text(text)
+    code, result, out = run(source, tmp_path / "out", cwd=tmp_path)
+    (run_dir,) = (tmp_path / "out" / "attack-api-fuzz").iterdir()
+    events = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    results = {e["attack"]: e for e in events if e["event"] == "attack.result"}
+    fuzz = results["fuzz"]["metrics"]
+    assert fuzz["fuzz_cases"] >= 10, (fuzz, out[-2000:])  # 250 at most: 5 s at 50/s
+    assert fuzz["fuzz_cases"] == fuzz["client_errors"] + fuzz["accepted"] + fuzz["server_errors"] + fuzz["crashes"]
+    assert results["starved"]["metrics"]["fuzz_cases"] == 0 and "server_errors" not in results["starved"]["metrics"]
+    assert any(e["event"] == "attack.error" and e.get("attack") == "starved" for e in events)
+    verdicts = {v["name"]: v for v in result["slos"]}
+    assert verdicts["malformed requests never cause a 5xx"]["passed"] is True
+    assert verdicts["malformed requests never cause a 5xx"]["measured"] == 0
+    starved_verdict = verdicts["starved fuzz"]  # None: not measured, which fails the run
+    assert starved_verdict["passed"] is None and starved_verdict["measured"] is None, starved_verdict
+    assert "not measured" in starved_verdict["detail"], starved_verdict
+    assert code == 1, out[-2000:]

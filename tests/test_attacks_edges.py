@@ -212,3 +212,44 @@ def test_poison_counts_only_what_the_target_reported(toy: Toy, tmp_path: Path) -
         context(toy.url), time.monotonic() + 60).metrics
     taken = int((np.load(toy.file)["x"][:, FLAT] >= 0.5).sum())
     assert 0 < taken < 60 and m["poison_accepted"] == taken and m["poison_rejected"] == 60 - taken
+
+
+# Each attack given a window that is already over: nothing is sent, so what the sending
+# would have measured (5xx counts, rates) is absent (not measured: an SLO on it fails),
+# never 0 - the truth: the toy saw no request.
+NOTHING_TRIED = {
+    "abuse.fuzz": ({"examples": 50, "huge_rows": 100}, "oip-v2", ["server_errors", "crashes", "client_errors", "accepted"]),
+    "abuse.flood": ({"max_queries": 20}, "bentoml",
+                    ["server_errors", "rate_limited_share", "flood_p95_latency", "flood_ok", "flood_other_4xx", "flood_rate"]),
+    "abuse.extraction": ({"samples": 20, "max_queries": 40}, "bentoml", ["server_errors", "extraction_agreement"]),
+    "evasion.hopskipjump": ({"samples": 4}, "bentoml",
+                            ["server_errors", "attack_success_rate", "robust_accuracy", "refused_samples", "refused_queries"]),
+    "whitebox.fgsm": ({"samples": 4, "eps": 0.1}, "bentoml", ["server_errors", "attack_success_rate", "transfer_rate"]),
+    "poison.label_flip": ({"samples": 50, "rows": 20, "ingest_path": "/ingest", "retrain_path": "/retrain"}, "bentoml",
+                          ["server_errors", "poison_rejection_rate", "clean_accuracy_drop"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", sorted(NOTHING_TRIED))
+def test_an_attack_that_tried_nothing_reports_no_figure_of_what_it_did_not_try(toy: Toy, kind: str) -> None:
+    params, protocol, absent = NOTHING_TRIED[kind]
+    toy.seen.clear()
+    toy.batches.clear()
+    events: list[tuple[str, dict]] = []
+    ctx = context(toy.url, protocol)
+    ctx.journal = lambda event, **fields: events.append((event, fields))
+    result = make_attack("idle", kind, params).run(ctx, time.monotonic())  # the window is over
+    assert not toy.seen and not toy.batches  # truth: the toy was sent nothing
+    assert [name for name in absent if name in result.metrics] == [], result.metrics
+    if kind == "abuse.fuzz":  # it says so loudly, with the reason
+        assert result.metrics["fuzz_cases"] == 0
+        assert "sent no case" in result.details["stopped"]
+        assert [e for e, f in events if e == "attack.error" and f["kind"] == "no_cases"] == ["attack.error"]
+
+
+def test_poison_with_no_retrain_path_reports_no_retrain(toy: Toy) -> None:
+    toy.counts = True
+    params = {"samples": 50, "rows": 20, "ingest_path": "/ingest", "retrain_path": None}
+    m = make_attack("flip", "poison.label_flip", params).run(context(toy.url), time.monotonic() + 60).metrics
+    assert m["poison_accepted"] == 20 and m["clean_accuracy_after"] == 1.0  # the toy never retrains
+    assert "retrained" not in m  # no retrain was tried: not measured, never "0"

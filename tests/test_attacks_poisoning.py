@@ -34,7 +34,7 @@ def test_out_of_range_poison_is_counted_as_rejected(demo):
     m = attack.run(demo.context(dataset, labels), time.monotonic() + 60).metrics
     assert m["poison_rows"] == 50
     assert m["poison_rejected"] == 50 and m["poison_rejection_rate"] == 1.0
-    assert m["retrained"] == 0
+    assert "retrained" not in m  # no retrain path: no retrain was tried, not measured
     status = httpx.get(demo.base_url + "/status").json()
     assert status["ingested_rows"] == 0
 

@@ -61,6 +61,10 @@ def test_evasion_metrics_by_hand():
     assert m["queries_per_success"] == 15
     bounded = evasion_metrics(y, clean, adv, z, z_adv, eps=0.2, norm=np.inf)
     assert bounded["attack_success_rate"] == pytest.approx(1 / 3)  # the 0.5 step is out of bounds
+    # every sample wrong to begin with: none was attacked, so the success rate is not
+    # measured (an SLO `attack_success_rate <= 10%` fails on it), never 0 %
+    none_right = evasion_metrics(y, 1 - y, 1 - y, z, z)
+    assert "attack_success_rate" not in none_right and none_right["robust_accuracy"] == 0
 
 
 def test_gradient_masking_flag():

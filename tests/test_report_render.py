@@ -155,3 +155,30 @@ def test_report_command_renders_again_and_rejects_a_folder_without_a_run(tmp_pat
         and "no journal.jsonl or result.json" in proc.stderr
         and "Traceback" not in proc.stderr
     )
+
+
+def test_summary_sums_up_attacks_without_their_raw_vectors(tmp_path: Path) -> None:
+    write_journal(tmp_path / "journal.jsonl")
+    vector = [0.123456789, 0.987654321, 0.555555555]
+    attacks = [
+        {"attack": "hsj", "type": "evasion.hopskipjump", "start": 1_700_000_014.0, "end": 1_700_000_016.0,
+         "metrics": {"samples": 4.0, "attack_success_rate": 0.25, "queries": 812.0},
+         "details": {"stopped": "query budget of 812 used up", "errors": {"http_403": 12, "timeout": 1},
+                     "adversarial": [vector] * 4, "examples": [{"original": vector, "adversarial": vector}]}},
+        {"attack": "fuzz", "type": "abuse.fuzz", "start": 1_700_000_002.0, "end": 1_700_000_007.0,
+         "metrics": {"fuzz_cases": 77.0, "server_errors": 2.0, "crashes": 1.0},
+         "details": {"crash_kinds": {"reset": 1},
+                     "failures": ["http_500: boom on FuzzCase(truncated, 9 bytes: b'{\"inputs|')",
+                                  "reset: RemoteProtocolError() on FuzzCase(nested 9 deep, 18 bytes: b'[[[[')"]}},
+    ]  # fmt: skip
+    with (tmp_path / "journal.jsonl").open("a") as f:
+        for a in attacks:
+            f.write(json.dumps({"t": a["end"], "event": "attack.result", **a}) + "\n")
+    render_run(tmp_path)
+    md = (tmp_path / "summary.md").read_text()
+    assert "| attack | type | window | figures | errors |" in md
+    assert ("| hsj | evasion.hopskipjump | 14–16 s | samples 4, attack_success_rate 0.25, queries 812 | "
+            "http_403 ×12; timeout ×1; stopped: query budget of 812 used up |") in md  # fmt: skip
+    assert "| fuzz | abuse.fuzz | 2–7 s | fuzz_cases 77, server_errors 2, crashes 1 | reset ×1; 2 distinct failures (http_500, reset) |" in md
+    assert "0.1234" not in md and "FuzzCase" not in md and "inputs" not in md  # no vectors, no request bodies
+    assert "| fgsm | evasion |" in md and "robust_accuracy 0.71" in md  # an attack without details: errors "none"

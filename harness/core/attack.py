@@ -99,6 +99,10 @@ class Attack(ABC):
         self.name = name
         self.params = params
 
+    def prepare(self, ctx: AttackContext) -> None:
+        """One-time set-up the runner calls before the run's clock starts (blocking, in a
+        worker thread): a cost paid here is not taken out of the attack's own window."""
+
     @abstractmethod
     def run(self, ctx: AttackContext, deadline: float) -> AttackResult:
         """Attack until done, out of budget, or `deadline` (a time.monotonic() value).

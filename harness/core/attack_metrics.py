@@ -5,7 +5,8 @@ Definitions (over the samples the attack finished):
 - robust_accuracy: share still predicted right after it (a sample wrong to begin
   with counts as not robust; RobustBench's definition).
 - attack_success_rate: share of the correctly predicted samples whose prediction the
-  attack changed (1 - ART's `adversarial_accuracy` with true labels). With a bound
+  attack changed (1 - ART's `adversarial_accuracy` with true labels; absent when no
+  sample was predicted right, as none was attacked). With a bound
   `eps`, a change counts only if the perturbation's norm is within it (decision-based
   attacks such as HopSkipJump always find *some* adversarial point, however far).
 - perturbation_l2 / perturbation_linf: mean norm of the successful perturbations, in
@@ -47,9 +48,10 @@ def evasion_metrics(
         "samples": float(n),
         "clean_accuracy": float(correct.mean()),
         "robust_accuracy": float((adv_pred == y).mean()),
-        "attack_success_rate": float(fooled.sum() / correct.sum()) if correct.any() else 0.0,
         "successes": float(fooled.sum()),
     }
+    if correct.any():  # no sample predicted right: nothing was attacked, the rate is not measured
+        out["attack_success_rate"] = float(fooled.sum() / correct.sum())
     if fooled.any():
         out["perturbation_l2"] = float(np.linalg.norm(delta[fooled], axis=1).mean())
         out["perturbation_linf"] = float(np.abs(delta[fooled]).max(axis=1).mean())

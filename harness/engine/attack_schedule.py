@@ -43,6 +43,11 @@ class AttackTimeline:
         self.sampler = sampler
         self.request_timeout = request_timeout
 
+    async def prepare(self) -> None:
+        """Each attack's one-time set-up (Attack.prepare), before the run's clock starts."""
+        for a in self.attacks:
+            await asyncio.to_thread(a.attack.prepare, self.context)
+
     async def run(self, start: float) -> None:
         await asyncio.gather(*(self._one(a, start) for a in self.attacks))
 
@@ -68,7 +73,7 @@ class AttackTimeline:
         limit = a.entry.duration + self.request_timeout + OVERRUN_GRACE_S
         try:
             result = await asyncio.wait_for(asyncio.to_thread(a.attack.run, self.context, deadline), limit)
-        except Exception as exc:  # an attack that breaks is reported, it does not end the run
+        except Exception as exc:  # noqa: BLE001 - an attack that breaks is reported, it does not end the run
             a.span.end = time.time()
             a.error = f"{type(exc).__name__}: {exc}"
             self.journal.write("attack.error", attack=a.entry.name, type=a.attack.type, error=a.error,

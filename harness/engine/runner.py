@@ -169,6 +169,7 @@ class Runner:
                                   allowed_hosts=s.safety.allowed_hosts)
             sampler = ProbeSampler(probes, timeline, journal.write)
             attacks = self._make_attacks(sut.base_url, dataset, timeline, sampler)
+            await attacks.prepare()
             await sampler.sample_once("start")
             load = self._make_load(sut.base_url, dataset)
             await load.start()

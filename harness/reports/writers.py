@@ -87,6 +87,42 @@ def generic_table(
     return columns, [[fmt_cell(row.get(c)) for c in columns] for row in flat]
 
 
+def error_kinds(details: dict[str, Any]) -> str:
+    """A short summary of how an attack's requests failed, from its `details`: failed requests
+    and crashes by kind (`http_503 ×4, reset ×1`), the kinds of the failures it kept examples
+    of, and why it stopped early. The examples themselves (request bodies, vectors) stay out."""
+    parts = []
+    for key in ("errors", "crash_kinds"):  # failed requests by kind; the fuzz's crashes by kind
+        if isinstance(details.get(key), dict):
+            parts += [f"{kind} ×{fmt_cell(n)}" for kind, n in details[key].items()]
+    failures = details.get("failures")
+    if isinstance(failures, list) and failures:
+        kinds = dict.fromkeys(str(f).split(":", 1)[0] for f in failures)
+        parts.append(f"{len(failures)} distinct failures ({', '.join(kinds)})")
+    stopped = details.get("stopped")
+    if isinstance(stopped, str) and stopped != "done":
+        parts.append(f"stopped: {stopped}")
+    return "; ".join(parts)
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(" ".join(c.split()).replace("|", "\\|") for c in cells) + " |"
+
+
+def attack_table(rows: list[dict[str, Any]]) -> list[str]:
+    """Markdown lines: one row per attack with its window, figures (counts and rates, as
+    reported) and error kinds; not the raw `details` (adversarial vectors, request bodies)."""
+    lines = ["| attack | type | window | figures | errors |", "|---|---|---|---|---|"]
+    for r in rows:
+        window = f"{fmt_cell(r.get('start_s'))}–{fmt_cell(r.get('end_s'))} s"
+        metrics = r.get("metrics") if isinstance(r.get("metrics"), dict) else {}
+        figures = ", ".join(f"{k} {fmt_cell(v)}" for k, v in metrics.items())
+        details = r.get("details") if isinstance(r.get("details"), dict) else {}
+        cells = [str(r.get("attack", "")), str(r.get("type", "")), window, figures, error_kinds(details) or "none"]
+        lines.append(_md_row(cells))
+    return lines
+
+
 def score_of(data: dict[str, Any]) -> ResilienceScore:
     return ResilienceScore(**data["score"])
 
@@ -121,17 +157,12 @@ def summary_markdown(data: dict[str, Any]) -> str:
             lines.append(
                 f"| {f['name']} | {f['type']} | {f['injected_at_s']} s | {f['reverted_at_s']} s |"
             )
-    for title, rows in (("drift delivered", data.get("drift")), ("attacks", data.get("attacks"))):
-        if rows:
-            columns, cells = generic_table(rows)
-            lines += [
-                "",
-                f"**{title}**",
-                "",
-                "| " + " | ".join(columns) + " |",
-                "|" + "---|" * len(columns),
-            ]
-            lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in cells]
+    if data.get("drift"):
+        columns, cells = generic_table(data["drift"])
+        lines += ["", "**drift delivered**", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += [_md_row(row) for row in cells]
+    if data.get("attacks"):
+        lines += ["", "**attacks**", "", *attack_table(data["attacks"])]
     lines += ["", f"run `{data.get('run_id')}`, exit code {data.get('exit_code')}"]
     return "\n".join(lines) + "\n"
 
