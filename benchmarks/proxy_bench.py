@@ -181,7 +181,7 @@ def main() -> None:
             time.sleep(0.05)
         via = {}
         for name in ("echo", "sink", "http"):
-            listen = client.create_proxy(name, f"127.0.0.1:{ports[name]}")["listen"]
+            listen = client.create_proxy(name, f"127.0.0.1:{ports[name]}").listen
             via[name] = int(listen.rsplit(":", 1)[1])
         listen = client.create_proxy(
             "echo0",
@@ -190,7 +190,7 @@ def main() -> None:
                 {"type": "latency", "attributes": {"latency": 0}},
                 {"type": "latency", "stream": "upstream", "attributes": {"latency": 0}},
             ],
-        )["listen"]
+        ).listen
         via["echo0"] = int(listen.rsplit(":", 1)[1])
 
         size = args.bulk_mb * 1_000_000
