@@ -38,7 +38,7 @@ from attacks.base import (
 from attacks.endpoint import BudgetExhausted, EndpointClient
 from attacks.space import take_rows
 from harness.fault import UserError
-from harness.protocols.fields import check_jmespath
+from harness.json_query import check_json_query
 
 
 class PoisonParams(AttackParams):
@@ -59,7 +59,7 @@ class PoisonParams(AttackParams):
     @field_validator("file_accepted")
     @classmethod
     def _compiles(cls, expr: str | None) -> str | None:
-        return check_jmespath(expr)
+        return check_json_query(expr)
 
     chunk: int = Field(500, ge=1, le=100_000, description="rows per ingestion request")
     target_class: int = Field(0, ge=0, description="the class the poison pushes toward")

@@ -13,8 +13,7 @@ import re
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Literal
 
-from jsonpath_ng.exceptions import JSONPathError
-from jsonpath_ng.ext import parse as parse_jsonpath
+import jmespath
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from harness.units import Duration
@@ -45,21 +44,12 @@ class ProbeConfig(BaseModel):
         return v
 
 
-def check_jsonpath(path: str) -> str:
-    """Validator: a JSONPath (`$.data.score`, `items[0].value`, or a plain field name)."""
-    try:
-        parse_jsonpath(path)
-    except (JSONPathError, ValueError, TypeError, AttributeError) as e:  # several kinds
-        raise ValueError(f"invalid JSON path {path!r}: {e}") from None
-    return path
-
-
-def json_value(doc: Any, path: str) -> float:
-    """The number at `path` in a parsed JSON document (booleans read as 1/0)."""
-    found = parse_jsonpath(path).find(doc)
-    if not found:
-        raise LookupError(f"JSON path {path!r} matched nothing")
-    return to_number(found[0].value, f"value at {path!r}")
+def json_value(doc: Any, query: str) -> float:
+    """The number that JMESPath `query` finds in a parsed JSON document (booleans read as 1/0)."""
+    found = jmespath.search(query, doc)
+    if found is None:
+        raise LookupError(f"JSON query {query!r} matched nothing")
+    return to_number(found, f"value at {query!r}")
 
 
 def to_number(value: Any, what: str) -> float:
