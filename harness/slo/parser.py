@@ -633,6 +633,15 @@ def parse_slo(
     return Slo(text, cmp, quantifier, scope)
 
 
+def parse_sli(text: str) -> SliRef:
+    """One SLI by name (`p99.9(latency)`, `error_rate`, `probe.queue`), e.g. for a report column."""
+    p = _Parser(text, None, None)
+    node = p.measure()
+    if not isinstance(node, SliRef) or not p.at("end"):
+        raise SloSyntaxError("expected one SLI such as p95(latency) or error_rate", text, 1)
+    return node
+
+
 def parse_condition(
     text: str, known_scopes: set[str] | None = None, known_probes: set[str] | None = None
 ) -> Comparison:
