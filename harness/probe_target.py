@@ -23,7 +23,7 @@ import yaml
 from harness.datasets import load_dataset
 from harness.fault import UserError
 from harness.protocols import DecodeError, ProtocolAdapter, make_adapter, same_prediction
-from harness.protocols.oip_v2 import _DATATYPES as OIP_DATATYPES
+from harness.protocols.oip_v2 import OIP_DATATYPES
 from harness.safety import check_host_allowed
 
 NUMPY_OF_OIP = {v: k for k, v in OIP_DATATYPES.items()}

@@ -19,7 +19,7 @@ from harness.report.plot import timeline_png
 from harness.report.replay import load_run, report_data
 from harness.report.score import FORMULA, ResilienceScore, slo_weight
 
-_env = Environment(
+TEMPLATES = Environment(  # the report and game-day HTML templates
     loader=PackageLoader("harness.report", "templates"),
     autoescape=select_autoescape(["html", "j2"]),
 )
@@ -117,7 +117,7 @@ def summary_markdown(data: dict[str, Any]) -> str:
 
 def report_html(data: dict[str, Any]) -> str:
     png = base64.b64encode(timeline_png(data)).decode("ascii") if data.get("windows") else None
-    return _env.get_template("report.html.j2").render(
+    return TEMPLATES.get_template("report.html.j2").render(
         r=data,
         plot=png,
         score=score_of(data),

@@ -75,7 +75,7 @@ class LoadedScenario:
 
 
 @dataclass
-class _Marks:
+class Marks:
     """Where each value (and each mapping key) sits in the file."""
 
     value: dict[Path_, yaml.Mark] = field(default_factory=dict)
@@ -117,7 +117,7 @@ class _ExpansionBudget:
                                          f"{MAX_TEXT // 2**20} MiB of text (aliases?): write it out smaller")])
 
 
-def _to_python(node: yaml.Node, path: Path_, marks: _Marks, ctor: yaml.SafeLoader, problems: list, file: str,
+def _to_python(node: yaml.Node, path: Path_, marks: Marks, ctor: yaml.SafeLoader, problems: list, file: str,
                budget: _ExpansionBudget) -> Any:
     budget.take(node)
     marks.value[path] = node.start_mark
@@ -209,7 +209,7 @@ def _suggest(word: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _pydantic_problems(err: ValidationError, model: type[BaseModel], prefix: Path_, marks: _Marks, file: str) -> list[Problem]:
+def pydantic_problems(err: ValidationError, model: type[BaseModel], prefix: Path_, marks: Marks, file: str) -> list[Problem]:
     out = []
     for e in err.errors(include_url=False):
         loc = (*prefix, *e["loc"])
@@ -239,23 +239,28 @@ def load_scenario(path: str | os.PathLike[str], allow_hosts: list[str] | tuple[s
 
     `allow_hosts` adds to the scenario's safety.allowed_hosts (the --allow-host flag)."""
     p = Path(path)
+    text = read_text_file(p, ScenarioError, "file not found")
+    return parse_scenario(text, str(path), base_dir=p.parent, allow_hosts=allow_hosts)
+
+
+def read_text_file(path: Path, error: type[ScenarioError], not_found: str) -> str:
+    """A YAML file's text, within the loader's size limit; `error` names file:1:1 otherwise."""
     file = str(path)
     try:
-        if p.is_file() and p.stat().st_size > MAX_FILE_BYTES:
-            raise ScenarioError([Problem(file, 1, 1, "", _too_big(p.stat().st_size))])
-        text = p.read_text(encoding="utf-8")
+        if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
+            raise error([Problem(file, 1, 1, "", _too_big(path.stat().st_size))])
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ScenarioError([Problem(file, 1, 1, "", "file not found")]) from None
+        raise error([Problem(file, 1, 1, "", not_found)]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([Problem(file, 1, 1, "", f"cannot read the file: {exc}")]) from None
-    return parse_scenario(text, file, base_dir=p.parent, allow_hosts=allow_hosts)
+        raise error([Problem(file, 1, 1, "", f"cannot read the file: {exc}")]) from None
 
 
-def read_yaml(text: str, file: str, error: type[ScenarioError] = ScenarioError) -> tuple[Any, _Marks]:
+def read_yaml(text: str, file: str, error: type[ScenarioError] = ScenarioError) -> tuple[Any, Marks]:
     """Parse YAML text with the loader's limits (size, alias expansion) and keep each
     node's position; raise `error` listing every problem as file:line:col."""
     problems: list[Problem] = []
-    marks = _Marks()
+    marks = Marks()
     if len(text) > MAX_FILE_BYTES:
         raise error([Problem(file, 1, 1, "", _too_big(len(text)))])
     try:
@@ -304,7 +309,7 @@ def parse_scenario(text: str, file: str = "<scenario>", base_dir: Path | None = 
         raise ScenarioError([replace(p, path=mask(p.path), message=mask(p.message)) for p in err.problems]) from None
 
 
-def _validated(data: dict[str, Any], marks: _Marks, file: str, problems: list[Problem], secrets: list[str],
+def _validated(data: dict[str, Any], marks: Marks, file: str, problems: list[Problem], secrets: list[str],
                base_dir: Path | None, allow_hosts: list[str] | tuple[str, ...]) -> LoadedScenario:
     problems.extend(_number_problems(data, (), marks, file))
     if problems:
@@ -313,7 +318,7 @@ def _validated(data: dict[str, Any], marks: _Marks, file: str, problems: list[Pr
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as err:
-        raise ScenarioError(_pydantic_problems(err, Scenario, (), marks, file)) from None
+        raise ScenarioError(pydantic_problems(err, Scenario, (), marks, file)) from None
 
     scenario.safety.allowed_hosts.extend(h for h in allow_hosts if h not in scenario.safety.allowed_hosts)
     problems.extend(_number_problems(scenario, (), marks, file))  # e.g. `weight: "nan"` as text
@@ -333,7 +338,7 @@ def _too_big(size: int) -> str:
             "split it, or move data into a dataset file")
 
 
-def _number_problems(value: Any, path: Path_, marks: _Marks, file: str) -> list[Problem]:
+def _number_problems(value: Any, path: Path_, marks: Marks, file: str) -> list[Problem]:
     """Every number NaN, infinite or beyond MAX_NUMBER, anywhere in `value` (a field's
     own checks say what is negative or too big for it; this bounds what none checks)."""
     if isinstance(value, BaseModel):
@@ -345,9 +350,9 @@ def _number_problems(value: Any, path: Path_, marks: _Marks, file: str) -> list[
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return []
     if isinstance(value, float) and not math.isfinite(value):
-        return [_problem(file, marks, path, f"{value} is not a number a run can use: write a finite value")]
+        return [problem_at(file, marks, path, f"{value} is not a number a run can use: write a finite value")]
     if abs(value) > MAX_NUMBER:
-        return [_problem(file, marks, path, f"{_short(value)} is beyond the largest value allowed ({MAX_NUMBER:.0e})")]
+        return [problem_at(file, marks, path, f"{_short(value)} is beyond the largest value allowed ({MAX_NUMBER:.0e})")]
     return []
 
 
@@ -356,12 +361,13 @@ def _short(value: float) -> str:
     return text if len(text) <= 30 else f"a {len(text)}-digit number"
 
 
-def _problem(file: str, marks: _Marks, path: Path_, message: str, prefer_key: bool = False, col_offset: int = 0) -> Problem:
+def problem_at(file: str, marks: Marks, path: Path_, message: str, prefer_key: bool = False, col_offset: int = 0) -> Problem:
+    """A Problem located where `path` sits in the file (its key with `prefer_key`)."""
     m = marks.at(path, prefer_key)
     return Problem(file, m.line + 1 if m else 1, (m.column + 1 if m else 1) + col_offset, _dotted(path), message)
 
 
-def _validate_faults(scenario: Scenario, marks: _Marks, file: str, problems: list[Problem]) -> list[tuple[type[Fault], Any]]:
+def _validate_faults(scenario: Scenario, marks: Marks, file: str, problems: list[Problem]) -> list[tuple[type[Fault], Any]]:
     registry = fault_types()
     deps = set(scenario.dependencies)
     procs = {"target", *deps, *scenario.jobs}
@@ -370,18 +376,18 @@ def _validate_faults(scenario: Scenario, marks: _Marks, file: str, problems: lis
     for i, entry in enumerate(scenario.timeline.faults):
         base: Path_ = ("timeline", "faults", i)
         if entry.name in seen:
-            problems.append(_problem(file, marks, (*base, "name"), f"fault name {entry.name!r} is used twice: names must be unique"))
+            problems.append(problem_at(file, marks, (*base, "name"), f"fault name {entry.name!r} is used twice: names must be unique"))
         seen.add(entry.name)
         cls = registry.get(entry.type)
         if cls is None:
-            problems.append(_problem(file, marks, (*base, "type"),
+            problems.append(problem_at(file, marks, (*base, "type"),
                                      f"unknown fault type {entry.type!r}{_suggest(entry.type, sorted(registry))}; "
                                      f"known types: {', '.join(sorted(registry))}"))
             continue
         try:
             params = cls.Params.model_validate(entry.params())
         except ValidationError as err:
-            problems.extend(_pydantic_problems(err, cls.Params, base, marks, file))
+            problems.extend(pydantic_problems(err, cls.Params, base, marks, file))
             continue
         numbers = _number_problems(params, base, marks, file)
         if numbers:
@@ -394,13 +400,13 @@ def _validate_faults(scenario: Scenario, marks: _Marks, file: str, problems: lis
             if (check_load := getattr(cls, "check_load", None)) is not None:  # data faults: will the load apply it?
                 check_load(scenario.load.data.labels, scenario.load.locustfile)
         except UserError as exc:
-            problems.append(_problem(file, marks, base, str(exc)))
+            problems.append(problem_at(file, marks, base, str(exc)))
             continue
         out.append((cls, params))
     return out
 
 
-def _validate_attacks(scenario: Scenario, marks: _Marks, file: str, problems: list[Problem]) -> list[Any]:
+def _validate_attacks(scenario: Scenario, marks: Marks, file: str, problems: list[Problem]) -> list[Any]:
     if not scenario.timeline.attacks:
         return []
     from attacks.registry import attack_class, attack_types
@@ -410,18 +416,18 @@ def _validate_attacks(scenario: Scenario, marks: _Marks, file: str, problems: li
     for i, entry in enumerate(scenario.timeline.attacks):
         base: Path_ = ("timeline", "attacks", i)
         if entry.name in taken:
-            problems.append(_problem(file, marks, (*base, "name"), f"name {entry.name!r} is used twice: fault and attack names must be unique"))
+            problems.append(problem_at(file, marks, (*base, "name"), f"name {entry.name!r} is used twice: fault and attack names must be unique"))
         taken.add(entry.name)
         try:
             cls = attack_class(entry.type)
         except UserError as exc:
             known = sorted(attack_types())
-            problems.append(_problem(file, marks, (*base, "type"), f"{exc}{_suggest(entry.type, known)}"))
+            problems.append(problem_at(file, marks, (*base, "type"), f"{exc}{_suggest(entry.type, known)}"))
             continue
         try:
             params = cls.Params.model_validate(entry.params())
         except ValidationError as err:
-            problems.extend(_pydantic_problems(err, cls.Params, base, marks, file))
+            problems.extend(pydantic_problems(err, cls.Params, base, marks, file))
             continue
         numbers = _number_problems(params, base, marks, file)
         if numbers:
@@ -429,13 +435,13 @@ def _validate_attacks(scenario: Scenario, marks: _Marks, file: str, problems: li
             continue
         t = scenario.timeline
         if entry.at < t.baseline or entry.at + entry.duration > scenario.load.duration:
-            problems.append(_problem(file, marks, (*base, "at"), f"the attack runs {entry.at:g}s..{entry.at + entry.duration:g}s: "
+            problems.append(problem_at(file, marks, (*base, "at"), f"the attack runs {entry.at:g}s..{entry.at + entry.duration:g}s: "
                                      f"keep it after the {t.baseline:g}s baseline and inside load.duration ({scenario.load.duration:g}s)"))
         out.append(cls(entry.name, params))
     return out
 
 
-def _validate_probes(scenario: Scenario, marks: _Marks, file: str, problems: list[Problem]) -> None:
+def _validate_probes(scenario: Scenario, marks: Marks, file: str, problems: list[Problem]) -> None:
     from harness.probes import probe_types
     from harness.probes.placeholders import fill_probe_placeholders
 
@@ -445,85 +451,89 @@ def _validate_probes(scenario: Scenario, marks: _Marks, file: str, problems: lis
         base: Path_ = ("probes", i)
         kind = data.get("type")
         if not isinstance(kind, str) or kind not in types:
-            problems.append(_problem(file, marks, (*base, "type") if "type" in data else base,
+            problems.append(problem_at(file, marks, (*base, "type") if "type" in data else base,
                                      f"unknown probe type {kind!r}{_suggest(str(kind), sorted(types))}; "
                                      f"known types: {', '.join(sorted(types))}"))
             continue
         try:
             config = types[kind].Config.model_validate(fill_probe_placeholders(data, example=True))
         except ValidationError as err:
-            problems.extend(_pydantic_problems(err, types[kind].Config, base, marks, file))
+            problems.extend(pydantic_problems(err, types[kind].Config, base, marks, file))
             continue
         except UserError as exc:
-            problems.append(_problem(file, marks, base, str(exc)))
+            problems.append(problem_at(file, marks, base, str(exc)))
             continue
         problems.extend(_number_problems(config, base, marks, file))
         if config.name in names:
-            problems.append(_problem(file, marks, (*base, "name"), f"probe name {config.name!r} is used twice"))
+            problems.append(problem_at(file, marks, (*base, "name"), f"probe name {config.name!r} is used twice"))
         names.add(config.name)
         for host in types[kind].addresses_of(config):
             try:
                 check_host_allowed(host, scenario.safety.allowed_hosts)
             except UserError as exc:
-                problems.append(_problem(file, marks, base, str(exc)))
+                problems.append(problem_at(file, marks, base, str(exc)))
 
 
-def _validate_semantics(scenario: Scenario, marks: _Marks, file: str, problems: list[Problem]) -> None:
+def _validate_semantics(scenario: Scenario, marks: Marks, file: str, problems: list[Problem]) -> None:
     from harness.protocols import adapter_types
 
     protocols = sorted(adapter_types())
     if scenario.target.protocol not in protocols:
-        problems.append(_problem(file, marks, ("target", "protocol"),
+        problems.append(problem_at(file, marks, ("target", "protocol"),
                                  f"unknown protocol {scenario.target.protocol!r}{_suggest(scenario.target.protocol, protocols)}: "
                                  f"use one of {', '.join(protocols)}"))
     t = scenario.timeline
     total = scenario.load.duration
     if t.baseline > total:
-        problems.append(_problem(file, marks, ("timeline", "baseline"), f"baseline ({t.baseline:g}s) is longer than load.duration ({total:g}s)"))
+        problems.append(problem_at(file, marks, ("timeline", "baseline"), f"baseline ({t.baseline:g}s) is longer than load.duration ({total:g}s)"))
     for i, f in enumerate(t.faults):
         base: Path_ = ("timeline", "faults", i)
         if f.at < t.baseline:
-            problems.append(_problem(file, marks, (*base, "at"), f"fault starts at {f.at:g}s, inside the {t.baseline:g}s baseline: start it at or after the baseline"))
+            problems.append(problem_at(file, marks, (*base, "at"), f"fault starts at {f.at:g}s, inside the {t.baseline:g}s baseline: start it at or after the baseline"))
         if f.at + f.duration > total:
-            problems.append(_problem(file, marks, (*base, "duration"), f"fault ends at {f.at + f.duration:g}s, after the load ends at {total:g}s: shorten it or lengthen load.duration"))
+            problems.append(problem_at(file, marks, (*base, "duration"), f"fault ends at {f.at + f.duration:g}s, after the load ends at {total:g}s: shorten it or lengthen load.duration"))
         if f.duration <= 0:
-            problems.append(_problem(file, marks, (*base, "duration"), "duration must be more than 0s"))
+            problems.append(problem_at(file, marks, (*base, "duration"), "duration must be more than 0s"))
     allowed = scenario.safety.allowed_hosts
     if scenario.target.url:  # checked as filled in, with example loopback values for {deps[NAME]}
         try:
             check_host_allowed(fill_target_url(scenario.target.url, example=True), allowed)
         except UserError as exc:
-            problems.append(_problem(file, marks, ("target", "url"), str(exc)))
+            problems.append(problem_at(file, marks, ("target", "url"), str(exc)))
     if scenario.toxiproxy and scenario.toxiproxy.url:
         try:
             check_host_allowed(scenario.toxiproxy.url, allowed)
         except UserError as exc:
-            problems.append(_problem(file, marks, ("toxiproxy", "url"), str(exc)))
+            problems.append(problem_at(file, marks, ("toxiproxy", "url"), str(exc)))
     for name in scenario.jobs:
         if name in scenario.dependencies or name == "target":
-            problems.append(_problem(file, marks, ("jobs", name), f"job name {name!r} is taken by the target or a dependency"))
+            problems.append(problem_at(file, marks, ("jobs", name), f"job name {name!r} is taken by the target or a dependency"))
     for name, dep in scenario.dependencies.items():
         if dep.container and dep.container.docker_host:
             try:
                 check_host_allowed(dep.container.docker_host, allowed)
             except UserError as exc:
-                problems.append(_problem(file, marks, ("dependencies", name, "container", "docker_host"), str(exc)))
+                problems.append(problem_at(file, marks, ("dependencies", name, "container", "docker_host"), str(exc)))
         if dep.upstream == "demo":
             if scenario.target.demo is None:
-                problems.append(_problem(file, marks, ("dependencies", name, "upstream"), "upstream: demo needs target: {demo: fraud}"))
+                problems.append(problem_at(file, marks, ("dependencies", name, "upstream"), "upstream: demo needs target: {demo: fraud}"))
             continue
         if dep.upstream is not None:
             try:
                 check_host_allowed(dep.upstream, allowed)
             except UserError as exc:
-                problems.append(_problem(file, marks, ("dependencies", name, "upstream"), str(exc)))
+                problems.append(problem_at(file, marks, ("dependencies", name, "upstream"), str(exc)))
     if scenario.target.demo and not any(d.upstream == "demo" for d in scenario.dependencies.values()):
-        problems.append(_problem(file, marks, ("dependencies",), "the demo target needs its feature store declared, e.g. dependencies: {feature-store: {upstream: demo}}"))
+        problems.append(problem_at(file, marks, ("dependencies",), "the demo target needs its feature store declared, e.g. dependencies: {feature-store: {upstream: demo}}"))
 
 
-def _validate_expressions(scenario: Scenario, marks: _Marks, file: str,
+def _validate_expressions(scenario: Scenario, marks: Marks, file: str,
                           problems: list[Problem]) -> tuple[list[Any], list[Any]]:
-    from harness.slo import SloSyntaxError, parse_slo, parse_stop  # the SLO language lives in harness.slo
+    from harness.slo import (  # the SLO language lives in harness.slo
+        SloSyntaxError,
+        parse_slo,
+        parse_stop,
+    )
 
     scopes = {"run", "baseline", "fault", "recovery",
               *(f.name for f in (*scenario.timeline.faults, *scenario.timeline.attacks))}
@@ -543,9 +553,9 @@ def _validate_expressions(scenario: Scenario, marks: _Marks, file: str,
             parsed.append(parse(text, known_scopes=scopes, known_probes=probes))
         except SloSyntaxError as exc:
             col = getattr(exc, "column", 1) or 1
-            problems.append(_problem(file, marks, path, str(exc), col_offset=col - 1))
+            problems.append(problem_at(file, marks, path, str(exc), col_offset=col - 1))
     names = [s.name for s in scenario.slos]
     for i, n in enumerate(names):
         if names.index(n) != i:
-            problems.append(_problem(file, marks, ("slos", i, "name"), f"SLO name {n!r} is used twice: names must be unique"))
+            problems.append(problem_at(file, marks, ("slos", i, "name"), f"SLO name {n!r} is used twice: names must be unique"))
     return parsed[: len(scenario.slos)], parsed[len(scenario.slos):]
