@@ -28,6 +28,7 @@ from faults.children.gpu_hog import NO_CUDA_EXIT
 from faults.process import SETTLE_S, ProcessFault, ProcessParams, replay_state_file
 from faults.resource import ChildFailed, PressureFault, PressureParams
 from harness.fault import FaultParams, UserError
+from harness.polling import wait_until
 from harness.process_tree import wait_gone
 from harness.units import ByteSize, Duration, Percent
 
@@ -135,13 +136,15 @@ class GpuPreemption(ProcessFault):
             path = self.ctx.run_dir / path
         # a rescheduled job may still be starting when the load ends: wait (bounded) until
         # its first step after the interruption, or resume_time could not be measured
-        deadline = time.monotonic() + self.params.resume_timeout
-        while True:
+        slis = PreemptionSLIs()
+
+        def resumed_or_done() -> bool:
+            nonlocal slis
             slis = preemption_slis(path) if path.exists() else PreemptionSLIs()
-            resumed = slis.interruptions and all(i.resume_time is not None for i in slis.interruptions)
-            if resumed or slis.completed or time.monotonic() >= deadline:
-                break
-            time.sleep(0.2)
+            resumed = bool(slis.interruptions) and all(i.resume_time is not None for i in slis.interruptions)
+            return resumed or slis.completed
+
+        wait_until(resumed_or_done, self.params.resume_timeout, interval=0.2)
         if not path.exists():
             return {}
         out = {"steps_lost": float(slis.steps_lost), "checkpoint_ok": float(slis.checkpoint_ok),

@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any, NoReturn
@@ -30,6 +29,7 @@ import psutil
 from pydantic import Field, model_validator
 
 from harness.fault import Fault, FaultFailed, FaultParams, UserError
+from harness.polling import wait_until
 from harness.units import ByteSize, Duration, Percent
 
 MARKER_PREFIX = "aftershock-pressure-"
@@ -211,10 +211,8 @@ class ResourceCpu(PressureFault):
                     pass
             return total
 
-        start, deadline = cpu_seconds(), time.monotonic() + SETTLE_S
-        while (used := cpu_seconds() - start) <= 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if used <= 0:
+        start = cpu_seconds()
+        if not wait_until(lambda: cpu_seconds() - start > 0, SETTLE_S):
             self.fail(f"the burners used no CPU time in {SETTLE_S:g}s")
         self.ctx.journal("fault.action", fault=self.name, type=self.type, action="verified",
                          effect="cpu busy", pids=[p.pid for p in burners])

@@ -30,6 +30,7 @@ from harness.load.config import ArrivalRateShape, LoadConfig
 from harness.load.failures import failure_kind
 from harness.load.recorder import WindowRecorder
 from harness.load.response_decoder import ResponseDecoder
+from harness.polling import wait_until
 from harness.protocols import Decoded, DecodeError, make_adapter
 
 CONFIG_ENV = "AFTERSHOCK_LOAD_CONFIG"  # names the JSON file with the ChildConfig
@@ -300,9 +301,7 @@ def _collect_finals(environment: Environment) -> None:
     if not workers:
         return
     runner.send_message(MSG_STOP, {})
-    deadline = time.monotonic() + STATE.config.load.graceful_stop + 10
-    while not workers <= STATE.finals and time.monotonic() < deadline:
-        gevent.sleep(0.05)
+    wait_until(lambda: workers <= STATE.finals, STATE.config.load.graceful_stop + 10, sleep=gevent.sleep)
     missing = workers - STATE.finals
     if missing:
         log.warning("aftershock: no final window records from workers %s", sorted(missing))
