@@ -37,7 +37,7 @@ def _causes(exc: BaseException) -> list[BaseException]:
     chain: list[BaseException] = []
     while exc is not None and exc not in chain:
         chain.append(exc)
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]  # __cause__/__context__ are BaseException | None, the loop ends on None
     return chain
 
 
@@ -140,6 +140,11 @@ class EndpointClient:
         self.refused = 0  # queries (rows) the endpoint refused with 403
         self.errors: Counter[str] = Counter()  # failed requests by kind
 
+    def counts(self) -> dict[str, float]:
+        """What the attack cost the endpoint, as metrics: queries (rows), requests, 5xx, 429s."""
+        return {"queries": float(self.queries), "requests": float(self.requests),
+                "server_errors": float(self.server_errors), "throttled": float(self.throttled)}
+
     @classmethod
     def for_attack(cls, ctx: AttackContext, params: Any, deadline: float,
                    max_queries: int | None = None) -> Self:
@@ -167,7 +172,7 @@ class EndpointClient:
             lab, sc = self._one_request(part)
             labels.append(lab)
             scores.append(sc)
-        all_scores = None if any(s is None for s in scores) else np.vstack(scores)  # type: ignore[arg-type]
+        all_scores = None if any(s is None for s in scores) else np.vstack(scores)  # type: ignore[arg-type]  # no None left in scores on this branch
         return np.concatenate(labels), all_scores
 
     def _one_request(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:

@@ -291,13 +291,7 @@ class BlackBoxEvasion(Attack):
             details["adversarial"] = [
                 space.decode(z_adv[j : j + 1], x[rows[j]])[0].tolist() for j in done
             ]
-        metrics.update(
-            queries=float(client.queries),
-            requests=float(client.requests),
-            server_errors=float(client.server_errors),
-            throttled=float(client.throttled),
-            refused_queries=float(client.refused),
-        )
+        metrics.update(client.counts(), refused_queries=float(client.refused))
         details["errors"] = dict(client.errors)  # failed requests by kind (refused, reset, timeout, http_N)
         return AttackResult(metrics=metrics, details=details)
 

@@ -157,7 +157,7 @@ class WhiteboxAttack(Attack):
                     )
             except BudgetExhausted as exc:
                 details["stopped"] = str(exc)
-                return AttackResult(metrics=self._counts(client, {"samples": 0.0}), details=details)
+                return AttackResult(metrics={"samples": 0.0} | client.counts(), details=details)
             metrics = evasion_metrics(
                 y, clean_pred, end_pred, z, z_adv, queries=client.queries, eps=p.eps, norm=p.norm
             )
@@ -177,16 +177,7 @@ class WhiteboxAttack(Attack):
                     ctx, deadline, client, rows, y, end_pred, clean_pred, space, metrics, details
                 )
             details["errors"] = dict(client.errors)
-            return AttackResult(metrics=self._counts(client, metrics), details=details)
-
-    def _counts(self, client: EndpointClient, metrics: dict[str, float]) -> dict[str, float]:
-        metrics.update(
-            queries=float(client.queries),
-            requests=float(client.requests),
-            server_errors=float(client.server_errors),
-            throttled=float(client.throttled),
-        )
-        return metrics
+            return AttackResult(metrics=metrics | client.counts(), details=details)
 
     def _rows(
         self, ctx: AttackContext, rows: np.ndarray, space: FeatureSpace, z: np.ndarray

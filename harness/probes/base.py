@@ -12,6 +12,7 @@ import math
 import re
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
 import jmespath
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -42,6 +43,14 @@ class ProbeConfig(BaseModel):
                 f"invalid probe name {v!r}: use letters, digits, _ and - (e.g. drift_alert)"
             )
         return v
+
+
+def check_http_url(url: str, example: str) -> str:
+    """Validator: an http(s) URL with a host; the error shows `example` to write instead."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"invalid URL {url!r}: write e.g. {example}")
+    return url
 
 
 def json_value(doc: Any, query: str) -> float:

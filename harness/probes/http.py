@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import time
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field, field_validator, model_validator
 
 from harness.json_query import check_json_query
-from harness.probes.base import Probe, ProbeConfig, json_value
+from harness.probes.base import Probe, ProbeConfig, check_http_url, json_value
 
 
 class HttpProbeConfig(ProbeConfig):
@@ -26,10 +25,7 @@ class HttpProbeConfig(ProbeConfig):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"invalid URL {v!r}: write e.g. http://127.0.0.1:8080/health")
-        return v
+        return check_http_url(v, "http://127.0.0.1:8080/health")
 
     @field_validator("json_path")
     @classmethod

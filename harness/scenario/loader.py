@@ -367,6 +367,19 @@ def problem_at(file: str, marks: Marks, path: Path_, message: str, prefer_key: b
     return Problem(file, m.line + 1 if m else 1, (m.column + 1 if m else 1) + col_offset, _dotted(path), message)
 
 
+def _validated_params(model: type[BaseModel], data: dict[str, Any], base: Path_, marks: Marks, file: str,
+                      problems: list[Problem]) -> Any | None:
+    """`data` validated as a fault's or attack's `model`; None once its problems are added."""
+    try:
+        params = model.model_validate(data)
+    except ValidationError as err:
+        problems.extend(pydantic_problems(err, model, base, marks, file))
+        return None
+    numbers = _number_problems(params, base, marks, file)
+    problems.extend(numbers)
+    return None if numbers else params
+
+
 def _validate_faults(scenario: Scenario, marks: Marks, file: str, problems: list[Problem]) -> list[tuple[type[Fault], Any]]:
     registry = fault_types()
     deps = set(scenario.dependencies)
@@ -384,14 +397,8 @@ def _validate_faults(scenario: Scenario, marks: Marks, file: str, problems: list
                                      f"unknown fault type {entry.type!r}{_suggest(entry.type, sorted(registry))}; "
                                      f"known types: {', '.join(sorted(registry))}"))
             continue
-        try:
-            params = cls.Params.model_validate(entry.params())
-        except ValidationError as err:
-            problems.extend(pydantic_problems(err, cls.Params, base, marks, file))
-            continue
-        numbers = _number_problems(params, base, marks, file)
-        if numbers:
-            problems.extend(numbers)
+        params = _validated_params(cls.Params, entry.params(), base, marks, file, problems)
+        if params is None:
             continue
         try:
             cls.check(params, deps, procs)
@@ -424,14 +431,8 @@ def _validate_attacks(scenario: Scenario, marks: Marks, file: str, problems: lis
             known = sorted(attack_types())
             problems.append(problem_at(file, marks, (*base, "type"), f"{exc}{_suggest(entry.type, known)}"))
             continue
-        try:
-            params = cls.Params.model_validate(entry.params())
-        except ValidationError as err:
-            problems.extend(pydantic_problems(err, cls.Params, base, marks, file))
-            continue
-        numbers = _number_problems(params, base, marks, file)
-        if numbers:
-            problems.extend(numbers)
+        params = _validated_params(cls.Params, entry.params(), base, marks, file, problems)
+        if params is None:
             continue
         t = scenario.timeline
         if entry.at < t.baseline or entry.at + entry.duration > scenario.load.duration:

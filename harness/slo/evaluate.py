@@ -589,17 +589,12 @@ class Evaluator:
         base = self.value(sli, None, "baseline")
         unit = display_unit(sli)
         pts = self.points(sli, self.judged(scope), scope, unit)
+
+        def not_measured(why: str) -> Verdict:
+            return self.verdict(slo, None, None, threshold, "ratio", scope, f"not measured: {why}", pts)
+
         if isinstance(base, Missing):
-            return self.verdict(
-                slo,
-                None,
-                None,
-                threshold,
-                "ratio",
-                scope,
-                f"not measured: no baseline for degradation({sli.name}): {base.reason}",
-                pts,
-            )
+            return not_measured(f"no baseline for degradation({sli.name}): {base.reason}")
         lower_is_worse = sli.kind in ("availability", "accuracy", "throughput", "requests")
         values = []
         for i in self.judged(scope):
@@ -610,16 +605,7 @@ class Evaluator:
                 continue
             values.append(v)
         if not values:
-            return self.verdict(
-                slo,
-                None,
-                None,
-                threshold,
-                "ratio",
-                scope,
-                f"not measured: no window with data {_where(scope)} for degradation({sli.name})",
-                pts,
-            )
+            return not_measured(f"no window with data {_where(scope)} for degradation({sli.name})")
         worst = min(values) if lower_is_worse else max(values)
         num, den = (base, worst) if lower_is_worse else (worst, base)
         ratio = 1.0 if num == den else (math.inf if den == 0 else num / den)
