@@ -37,7 +37,7 @@ HTTP_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/pla
 
 # ---------------------------------------------------------------- upstreams (child process)
 class _Echo(asyncio.Protocol):
-    def connection_made(self, transport):  # type: ignore[no-untyped-def]
+    def connection_made(self, transport):  # type: ignore[no-untyped-def]  # asyncio.Protocol callbacks, left unannotated in a benchmark
         self.t = transport
 
     def data_received(self, data: bytes) -> None:
@@ -47,7 +47,7 @@ class _Echo(asyncio.Protocol):
 class _Sink(asyncio.Protocol):
     """Counts bytes; answers `done` once it has the size announced in the first 8 bytes."""
 
-    def connection_made(self, transport):  # type: ignore[no-untyped-def]
+    def connection_made(self, transport):  # type: ignore[no-untyped-def]  # asyncio.Protocol callbacks, left unannotated in a benchmark
         self.t, self.want, self.got = transport, None, 0
 
     def data_received(self, data: bytes) -> None:
@@ -62,7 +62,7 @@ class _Sink(asyncio.Protocol):
 class _HttpEcho(asyncio.Protocol):
     """Answers each GET on a keep-alive connection (heads end with an empty line)."""
 
-    def connection_made(self, transport):  # type: ignore[no-untyped-def]
+    def connection_made(self, transport):  # type: ignore[no-untyped-def]  # asyncio.Protocol callbacks, left unannotated in a benchmark
         self.t, self.buf = transport, b""
 
     def data_received(self, data: bytes) -> None:
