@@ -39,6 +39,7 @@ from attacks.endpoint import BudgetExhausted, EndpointClient
 from attacks.space import take_rows
 from harness.fault import UserError
 from harness.json_query import check_json_query
+from harness.polling import wait_until
 
 
 class PoisonParams(AttackParams):
@@ -235,12 +236,15 @@ class PoisoningAttack(Attack):
             if response.status_code >= 400:
                 details["retrain"] = f"{response.status_code}: {response.text[:200]}"
                 return False
-            while time.monotonic() < deadline:
+
+            def finished() -> dict[str, Any] | None:
                 status = http.get(url).json()
-                if isinstance(status, dict) and status.get("state") in ("done", "failed"):
-                    details["retrain"] = status
-                    return status["state"] == "done"
-                time.sleep(0.25)
+                return status if isinstance(status, dict) and status.get("state") in ("done", "failed") else None
+
+            status = wait_until(finished, deadline - time.monotonic(), interval=0.25)
+            if status is not None:
+                details["retrain"] = status
+                return status["state"] == "done"
         details["retrain"] = "did not finish inside the window"
         return False
 
