@@ -185,7 +185,7 @@ class BatchCase(FuzzCase):
     encode: Callable[[int], Any] | None = None
 
     @cached_property
-    def payload(self) -> bytes:  # type: ignore[override]
+    def payload(self) -> bytes:  # type: ignore[override]  # a cached_property stands in for the base class's property
         assert self.encode is not None
         return _dumps(self.encode(self.rows))
 

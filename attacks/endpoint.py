@@ -37,7 +37,7 @@ def _causes(exc: BaseException) -> list[BaseException]:
     chain: list[BaseException] = []
     while exc is not None and exc not in chain:
         chain.append(exc)
-        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]  # __cause__/__context__ are BaseException | None, the loop ends on None
     return chain
 
 
@@ -176,7 +176,7 @@ class EndpointClient:
             lab, sc = self._one_request(part)
             labels.append(lab)
             scores.append(sc)
-        all_scores = None if any(s is None for s in scores) else np.vstack(scores)  # type: ignore[arg-type]
+        all_scores = None if any(s is None for s in scores) else np.vstack(scores)  # type: ignore[arg-type]  # no None left in scores on this branch
         return np.concatenate(labels), all_scores
 
     def _one_request(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:

@@ -38,7 +38,8 @@ from harness.core.attack import (
     require_labels,
 )
 from harness.core.fault import UserError
-from harness.core.protocols.fields import check_jmespath
+from harness.core.json_query import check_json_query
+from harness.core.polling import wait_until
 
 
 class PoisonParams(AttackParams):
@@ -59,7 +60,7 @@ class PoisonParams(AttackParams):
     @field_validator("file_accepted")
     @classmethod
     def _compiles(cls, expr: str | None) -> str | None:
-        return check_jmespath(expr)
+        return check_json_query(expr)
 
     chunk: int = Field(500, ge=1, le=100_000, description="rows per ingestion request")
     target_class: int = Field(0, ge=0, description="the class the poison pushes toward")
@@ -240,12 +241,15 @@ class PoisoningAttack(Attack):
             if response.status_code >= 400:
                 details["retrain"] = f"{response.status_code}: {response.text[:200]}"
                 return False
-            while time.monotonic() < deadline:
+
+            def finished() -> dict[str, Any] | None:
                 status = http.get(url).json()
-                if isinstance(status, dict) and status.get("state") in ("done", "failed"):
-                    details["retrain"] = status
-                    return status["state"] == "done"
-                time.sleep(0.25)
+                return status if isinstance(status, dict) and status.get("state") in ("done", "failed") else None
+
+            status = wait_until(finished, deadline - time.monotonic(), interval=0.25)
+            if status is not None:
+                details["retrain"] = status
+                return status["state"] == "done"
         details["retrain"] = "did not finish inside the window"
         return False
 

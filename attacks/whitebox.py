@@ -157,7 +157,7 @@ class WhiteboxAttack(Attack):
                     )
             except BudgetExhausted as exc:
                 details["stopped"] = str(exc)
-                return AttackResult(metrics=self._counts(client, {"samples": 0.0}), details=details)
+                return AttackResult(metrics={"samples": 0.0} | client.figures(), details=details)
             metrics = evasion_metrics(
                 y, clean_pred, end_pred, z, z_adv, queries=client.queries, eps=p.eps, norm=p.norm
             )

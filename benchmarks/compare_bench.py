@@ -60,7 +60,7 @@ class SlowStore:
         while not self.stop.wait(0.02):
             try:
                 for name, proxy in self.client.proxies().items():
-                    if name.startswith(STORE_PROXY_PREFIX) and not any(t["name"] == TOXIC for t in proxy.get("toxics", [])):
+                    if name.startswith(STORE_PROXY_PREFIX) and not any(t.name == TOXIC for t in proxy.toxics):
                         self.client.add_toxic(name, "latency", name=TOXIC, attributes={"latency": 50, "jitter": 0})
                         self.added.append(name)
             except ToxiproxyError:

@@ -37,7 +37,7 @@ HTTP_RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Type: text/pla
 
 # ---------------------------------------------------------------- upstreams (child process)
 class _Echo(asyncio.Protocol):
-    def connection_made(self, transport):  # type: ignore[no-untyped-def]
+    def connection_made(self, transport):  # type: ignore[no-untyped-def]  # asyncio.Protocol callbacks, left unannotated in a benchmark
         self.t = transport
 
     def data_received(self, data: bytes) -> None:
@@ -47,7 +47,7 @@ class _Echo(asyncio.Protocol):
 class _Sink(asyncio.Protocol):
     """Counts bytes; answers `done` once it has the size announced in the first 8 bytes."""
 
-    def connection_made(self, transport):  # type: ignore[no-untyped-def]
+    def connection_made(self, transport):  # type: ignore[no-untyped-def]  # asyncio.Protocol callbacks, left unannotated in a benchmark
         self.t, self.want, self.got = transport, None, 0
 
     def data_received(self, data: bytes) -> None:
@@ -62,7 +62,7 @@ class _Sink(asyncio.Protocol):
 class _HttpEcho(asyncio.Protocol):
     """Answers each GET on a keep-alive connection (heads end with an empty line)."""
 
-    def connection_made(self, transport):  # type: ignore[no-untyped-def]
+    def connection_made(self, transport):  # type: ignore[no-untyped-def]  # asyncio.Protocol callbacks, left unannotated in a benchmark
         self.t, self.buf = transport, b""
 
     def data_received(self, data: bytes) -> None:
@@ -181,7 +181,7 @@ def main() -> None:
             time.sleep(0.05)
         via = {}
         for name in ("echo", "sink", "http"):
-            listen = client.create_proxy(name, f"127.0.0.1:{ports[name]}")["listen"]
+            listen = client.create_proxy(name, f"127.0.0.1:{ports[name]}").listen
             via[name] = int(listen.rsplit(":", 1)[1])
         listen = client.create_proxy(
             "echo0",
@@ -190,7 +190,7 @@ def main() -> None:
                 {"type": "latency", "attributes": {"latency": 0}},
                 {"type": "latency", "stream": "upstream", "attributes": {"latency": 0}},
             ],
-        )["listen"]
+        ).listen
         via["echo0"] = int(listen.rsplit(":", 1)[1])
 
         size = args.bulk_mb * 1_000_000

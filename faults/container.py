@@ -15,7 +15,6 @@ container ids, so `replay_undo` needs nothing else.
 
 from __future__ import annotations
 
-import time
 from abc import abstractmethod
 from collections.abc import Callable
 from typing import Any, Literal, NoReturn
@@ -26,6 +25,7 @@ from faults.process import SignalName
 from faults.selection import SelectorParams, select
 from harness.core.containers import RUN_LABEL, docker_client
 from harness.core.fault import Fault, FaultFailed, FaultParams, UserError
+from harness.core.polling import wait_until
 from harness.core.units import Duration
 
 SETTLE_S = 10.0  # how long dockerd may take to show a container's new state
@@ -135,18 +135,16 @@ class ContainerFault(Fault):
         """Reload `c` until `ok(c)`; FaultFailed (journaled) if it does not happen in time."""
         from docker.errors import NotFound
 
-        deadline = time.monotonic() + timeout
-        while True:
+        def reached() -> bool:
             try:
                 c.reload()
             except NotFound:
                 self.fail(c, f"container {c.name} is gone; expected it {effect}")
-            if ok(c):
-                self.note("verified", c, effect=effect)
-                return
-            if time.monotonic() >= deadline:
-                self.fail(c, f"container {c.name} is {c.status} {timeout:g}s later; expected it {effect}")
-            time.sleep(0.1)
+            return ok(c)
+
+        if not wait_until(reached, timeout, interval=0.1):
+            self.fail(c, f"container {c.name} is {c.status} {timeout:g}s later; expected it {effect}")
+        self.note("verified", c, effect=effect)
 
     def fail(self, c: Any, message: str) -> NoReturn:
         self.ctx.journal("fault.failed", fault=self.name, type=self.type, container=c.name, error=message)

@@ -121,7 +121,7 @@ class MissingTransform(CellTransform):
 
     def corrupt(self, values: np.ndarray, column: Column, magnitude: float, rng: np.random.Generator) -> np.ndarray:
         fill = self.p.fill
-        value = {"nan": np.nan, "zero": 0.0, "mean": self.ref.stats(column).mean}.get(fill, fill)  # type: ignore[arg-type]
+        value = {"nan": np.nan, "zero": 0.0, "mean": self.ref.stats(column).mean}.get(fill, fill)  # type: ignore[arg-type]  # fill is one of the keys or a number (validated by Params)
         return np.full(len(values), float(value))
 
     def requested(self) -> dict[str, Any]:

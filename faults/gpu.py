@@ -24,9 +24,11 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from faults.children.gpu_hog import NO_CUDA_EXIT
 from faults.process import SETTLE_S, ProcessFault, ProcessParams, replay_state_file
 from faults.resource import ChildFailed, PressureFault, PressureParams
 from harness.core.fault import FaultParams, UserError
+from harness.core.polling import wait_until
 from harness.core.process_tree import wait_gone
 from harness.core.units import ByteSize, Duration, Percent
 
@@ -134,13 +136,15 @@ class GpuPreemption(ProcessFault):
             path = self.ctx.run_dir / path
         # a rescheduled job may still be starting when the load ends: wait (bounded) until
         # its first step after the interruption, or resume_time could not be measured
-        deadline = time.monotonic() + self.params.resume_timeout
-        while True:
+        slis = PreemptionSLIs()
+
+        def resumed_or_done() -> bool:
+            nonlocal slis
             slis = preemption_slis(path) if path.exists() else PreemptionSLIs()
-            resumed = slis.interruptions and all(i.resume_time is not None for i in slis.interruptions)
-            if resumed or slis.completed or time.monotonic() >= deadline:
-                break
-            time.sleep(0.2)
+            resumed = bool(slis.interruptions) and all(i.resume_time is not None for i in slis.interruptions)
+            return resumed or slis.completed
+
+        wait_until(resumed_or_done, self.params.resume_timeout, interval=0.2)
         if not path.exists():
             return {}
         out = {"steps_lost": float(slis.steps_lost), "checkpoint_ok": float(slis.checkpoint_ok),
@@ -249,34 +253,6 @@ class GpuUnavailable(ProcessFault):
 # ---------------------------------------------------------------------------------------
 # gpu.oom
 
-# argv: marker, lifetime, bytes, fraction, device (auto|cuda|cpu)
-_GPU_HOG_CHILD = """
-import os, sys, time
-lifetime, size, fraction, device = float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
-held, where = [], "cpu"
-if device == "cuda" or (device == "auto" and os.path.exists("/dev/nvidiactl")):
-    import torch
-    if torch.cuda.is_available():
-        where = "cuda"
-        for d in range(torch.cuda.device_count()):
-            free, total = torch.cuda.mem_get_info(d)
-            want = min(free, size) if size else int(free * fraction)
-            held.append(torch.empty(want, dtype=torch.uint8, device=f"cuda:{d}"))
-    elif device == "cuda":
-        print("error: no CUDA device visible", flush=True)
-        sys.exit(3)
-if where == "cpu":
-    if not size:
-        avail = int(open("/proc/meminfo").read().split("MemAvailable:")[1].split()[0]) * 1024
-        size = int(avail * fraction)
-    block = bytearray(size)
-    block[::4096] = b"\\x01" * len(range(0, size, 4096))
-    held.append(block)
-print("ready", where, sum(len(h) if isinstance(h, bytearray) else h.numel() for h in held), flush=True)
-time.sleep(lifetime)
-"""
-
-
 class OomParams(PressureParams):
     process: str | None = Field(
         None, description="the serving process whose GPUs to fill (its CUDA_VISIBLE_DEVICES is used)")
@@ -305,7 +281,7 @@ class GpuOom(PressureFault):
 
     type = "gpu.oom"
     Params = OomParams
-    child_code = _GPU_HOG_CHILD
+    child_module = "faults.children.gpu_hog"
 
     @classmethod
     def check(cls, params: FaultParams, dependencies: set[str], processes: set[str]) -> None:
@@ -326,7 +302,7 @@ class GpuOom(PressureFault):
         try:
             line = self.spawn(wait_ready=True, env=env)
         except ChildFailed as exc:
-            if exc.code == 3:
+            if exc.code == NO_CUDA_EXIT:
                 raise UserError("gpu.oom: `device: cuda` but no CUDA device is visible; use device: auto") from None
             raise
         _, where, held = line.split()

@@ -192,12 +192,12 @@ class ToxicFault(ProxyFault):
 
     def check_present(self) -> None:
         """Read the proxy's toxics back: each of this fault's must be there, as sent."""
-        listed = {t["name"]: t for t in self.client().toxics(self.proxy_name)}
+        listed = {t.name: t for t in self.client().toxics(self.proxy_name)}
         for name, want in self.wanted().items():
             got = listed.get(name)
             if got is None:
                 self.fail(f"toxic {name} is not on proxy {self.proxy_name} after it was added")
-            differs = {k: got.get(k) for k, v in want.items() if not _same(got.get(k), v)}
+            differs = {k: getattr(got, k) for k, v in want.items() if not _same(getattr(got, k), v)}
             if differs:
                 self.fail(f"toxic {name} on proxy {self.proxy_name} is not what was sent: "
                           f"{differs} (sent {want})")
@@ -206,7 +206,7 @@ class ToxicFault(ProxyFault):
     def revert(self) -> None:
         self.replay_undo(self.undo_record())
         try:
-            left = set(self.toxic_names()) & {t["name"] for t in self.client().toxics(self.proxy_name)}
+            left = set(self.toxic_names()) & {t.name for t in self.client().toxics(self.proxy_name)}
         except (ToxiproxyUnreachable, ToxiproxyNotFound):
             return  # the proxy (or its server) is gone, and its toxics with it
         if left:
@@ -331,7 +331,7 @@ class NetworkDown(ProxyFault):
         self.check_enabled(False)
 
     def check_enabled(self, enabled: bool) -> None:
-        if self.client().get_proxy(self.proxy_name).get("enabled") is not enabled:
+        if self.client().get_proxy(self.proxy_name).enabled is not enabled:
             self.fail(f"proxy {self.proxy_name} is not {'enabled' if enabled else 'disabled'} "
                       "after it was told to be")
         self.verified("enabled" if enabled else "disabled")

@@ -28,7 +28,6 @@ import os
 import signal
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -39,6 +38,7 @@ from pydantic import BeforeValidator, Field
 
 from faults.selection import SelectorParams, select
 from harness.core.fault import Fault, FaultFailed, FaultParams, UserError
+from harness.core.polling import wait_until
 from harness.core.process_tree import (
     describe,
     kill_tree_if_same,
@@ -253,10 +253,8 @@ class ProcessFault(Fault):
         if left:
             self.fail(f"{name} is still running {timeout:g}s after {after}: {describe(left)}")
         self.proc(name).alive()  # reaps the leader
-        deadline = time.monotonic() + SETTLE_S
-        while (busy := still_listening(ports)) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if busy:
+        wait_until(lambda: not still_listening(ports), SETTLE_S)
+        if busy := still_listening(ports):
             self.fail(f"{name}'s processes are gone but port(s) {sorted(busy)} still listen")
         self.action("verified", process=name, effect="gone", pids=sorted({m.pid for m in members}),
                     ports_freed=sorted(ports))

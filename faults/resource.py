@@ -21,7 +21,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 from typing import Any, NoReturn
@@ -30,41 +29,10 @@ import psutil
 from pydantic import Field, model_validator
 
 from harness.core.fault import Fault, FaultFailed, FaultParams, UserError
+from harness.core.polling import wait_until
 from harness.core.units import ByteSize, Duration, Percent
 
 MARKER_PREFIX = "aftershock-pressure-"
-
-# argv: marker, lifetime seconds, cores, duty cycle (0..1]
-_CPU_CHILD = """
-import os, sys, time
-lifetime, cores, duty = float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-leader = True
-for _ in range(cores - 1):
-    if os.fork() == 0:
-        leader = False
-        break
-if leader:
-    print("ready", flush=True)
-end = time.monotonic() + lifetime
-period = 0.1
-while time.monotonic() < end:
-    busy_until = time.monotonic() + period * duty
-    while time.monotonic() < busy_until:
-        pass
-    if duty < 1.0:
-        time.sleep(period * (1.0 - duty))
-"""
-
-# argv: marker, lifetime seconds, bytes
-_MEMORY_CHILD = """
-import sys, time
-lifetime, size = float(sys.argv[2]), int(sys.argv[3])
-block = bytearray(size)
-block[::4096] = b"\\x01" * len(range(0, size, 4096))  # touch every page: make it resident
-print("ready", flush=True)
-time.sleep(lifetime)
-"""
-
 
 def marked_pids(marker: str) -> list[int]:
     """Pids whose command line carries `marker` as an argument."""
@@ -126,7 +94,7 @@ class MemoryParams(PressureParams):
 class PressureFault(Fault):
     """Base: one child process group carrying a marker; killed on revert and on replay."""
 
-    child_code: str
+    child_module: str  # run as `python -m child_module marker lifetime *child_args()`
 
     def __init__(self, name: str, params: FaultParams, ctx: Any) -> None:
         super().__init__(name, params, ctx)
@@ -141,7 +109,7 @@ class PressureFault(Fault):
 
     def spawn(self, wait_ready: bool = False, env: dict[str, str] | None = None) -> str:
         """Start the child in its own group; with `wait_ready`, return its `ready ...` line."""
-        argv = [sys.executable, "-c", self.child_code, self.marker, str(self.params.lifetime),
+        argv = [sys.executable, "-m", self.child_module, self.marker, str(self.params.lifetime),
                 *self.child_args()]
         self.child = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE if wait_ready else subprocess.DEVNULL,
@@ -216,7 +184,7 @@ class ResourceCpu(PressureFault):
 
     type = "resource.cpu"
     Params = CpuParams
-    child_code = _CPU_CHILD
+    child_module = "faults.children.cpu_burn"
 
     def child_args(self) -> list[str]:
         return [str(self.params.cores), str(self.params.load)]
@@ -243,10 +211,8 @@ class ResourceCpu(PressureFault):
                     pass
             return total
 
-        start, deadline = cpu_seconds(), time.monotonic() + SETTLE_S
-        while (used := cpu_seconds() - start) <= 0 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if used <= 0:
+        start = cpu_seconds()
+        if not wait_until(lambda: cpu_seconds() - start > 0, SETTLE_S):
             self.fail(f"the burners used no CPU time in {SETTLE_S:g}s")
         self.ctx.journal("fault.action", fault=self.name, type=self.type, action="verified",
                          effect="cpu busy", pids=[p.pid for p in burners])
@@ -257,7 +223,7 @@ class ResourceMemory(PressureFault):
 
     type = "resource.memory"
     Params = MemoryParams
-    child_code = _MEMORY_CHILD
+    child_module = "faults.children.memory_hold"
 
     def child_args(self) -> list[str]:
         return [str(self.params.size)]

@@ -92,7 +92,7 @@ class ScriptedServer:
             return "normal"
         if m.fault_ended is None:
             return "fault"
-        return "recovering" if t < m.recovered else "normal"  # type: ignore[operator]
+        return "recovering" if t < m.recovered else "normal"  # type: ignore[operator]  # recovered is set with fault_ended
 
     def alert_at(self, t: float) -> bool:
         return any(
@@ -267,15 +267,15 @@ class ScriptedFault(Fault):
     Params = ScriptedFaultParams
 
     def undo_record(self) -> dict[str, Any]:
-        return {"server": self.params.server}  # type: ignore[attr-defined]
+        return {"server": self.params.server}  # type: ignore[attr-defined]  # params is the ScriptedFaultParams of Params
 
     def inject(self) -> None:
-        answer = _control(self.params.server, "start")  # type: ignore[attr-defined]
+        answer = _control(self.params.server, "start")  # type: ignore[attr-defined]  # params is the ScriptedFaultParams of Params
         if answer.get("phase") != "fault":
             raise UserError(f"the scripted server did not enter its fault: {answer}")
 
     def revert(self) -> None:
-        _control(self.params.server, "end")  # type: ignore[attr-defined]
+        _control(self.params.server, "end")  # type: ignore[attr-defined]  # params is the ScriptedFaultParams of Params
 
     @classmethod
     def replay_undo(cls, record: dict[str, Any]) -> str:

@@ -104,7 +104,7 @@ def body() -> dict:
 
 
 def broken(kind: str, field: str | None = None, adapter=OIP, features: dict | None = None) -> dict:
-    t = SchemaBreak.transform(SchemaBreak.Params.model_validate({"kind": kind, "field": field}), None)  # type: ignore[arg-type]
+    t = SchemaBreak.transform(SchemaBreak.Params.model_validate({"kind": kind, "field": field}), None)  # type: ignore[arg-type]  # the transform does not use the reference here
     features = features or {"features": np.ones((2, 6), np.float32), "entity_id": np.array([1, 2])}
     t.prepare(Batch(features, None))
     t.apply(Batch(features, None), np.ones(2, bool), 1.0, np.random.default_rng(0))
@@ -136,7 +136,7 @@ def test_schema_breaks_on_kserve_v1_rows() -> None:
 
 
 def test_schema_break_share_of_requests() -> None:
-    t = SchemaBreak.transform(SchemaBreak.Params.model_validate({"kind": "extra_field", "fraction": 0.3}), None)  # type: ignore[arg-type]
+    t = SchemaBreak.transform(SchemaBreak.Params.model_validate({"kind": "extra_field", "fraction": 0.3}), None)  # type: ignore[arg-type]  # the transform does not use the reference here
     rng = np.random.default_rng(0)
     features = {"x": np.ones((1, 2))}
     picked = 0

@@ -47,7 +47,7 @@ async def scenario(url: str, store: subprocess.Popen[bytes]) -> None:
                 break
             await asyncio.sleep(0.1)
         assert store_calls(metrics) == 2, "the stale entry was not refreshed"
-        assert client.cache.expires_in(7) > TTL * 0.5  # type: ignore[union-attr]
+        assert client.cache.expires_in(7) > TTL * 0.5  # type: ignore[union-attr]  # the client was built with a cache
         # keep reading through several TTLs: every read is a hit
         for _ in range(6):
             await asyncio.sleep(TTL * 0.4)

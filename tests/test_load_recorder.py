@@ -77,7 +77,7 @@ def test_failure_kinds() -> None:
 
 
 def _cfg(**kw: object) -> LoadConfig:
-    return LoadConfig(target_url="http://127.0.0.1:1", dataset="d.npz", **kw)  # type: ignore[arg-type]
+    return LoadConfig(target_url="http://127.0.0.1:1", dataset="d.npz", **kw)  # type: ignore[arg-type]  # the test passes arbitrary field overrides
 
 
 def test_shape_profiles() -> None:

@@ -162,3 +162,17 @@ def test_validate_cli_exits_2_without_traceback(tmp_path: Path) -> None:
     assert "Traceback" not in proc.stdout + proc.stderr
     for name in cases:
         assert re.search(rf"^{re.escape(name)}:\d+:\d+: ", proc.stderr, re.MULTILINE), (name, proc.stderr)
+
+
+def test_a_jsonpath_query_is_refused_with_the_jmespath_to_write() -> None:
+    text = BASE + (
+        "probes:\n"
+        "  - {name: p, type: http, url: 'http://127.0.0.1:9/', measure: json, json_path: $.model.score}\n"
+        "  - {name: f, type: file, path: p.jsonl, field: $.metrics.val_acc}\n"
+    )
+    message = refused(text)
+    probe_line = BASE.count("\n") + 2
+    assert f"x.yaml:{probe_line}:" in message, message
+    assert "JSONPath" in message and "write the JMESPath 'model.score'" in message
+    assert "'metrics.val_acc'" in message
+    parse_scenario(text.replace("$.", ""), "x.yaml")  # the JMESPath form loads

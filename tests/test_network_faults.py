@@ -26,11 +26,11 @@ def setup(embedded):
         ctx = FaultContext(
             toxiproxy_url=embedded.api_url,
             dependencies={
-                "store": Dependency("store", "aftershock-store", proxy["listen"], upstream.address)
+                "store": Dependency("store", "aftershock-store", proxy.listen, upstream.address)
             },
         )
         try:
-            yield client, ctx, proxy["listen"]
+            yield client, ctx, proxy.listen
         finally:
             client.delete_proxy("aftershock-store")
 
@@ -84,12 +84,12 @@ def test_inject_and_revert_each_toxic_fault(
     }
     fault.inject()
     (toxic,) = client.toxics("aftershock-store")
-    assert (toxic["type"], toxic["stream"], toxic["name"]) == (
+    assert (toxic.type, toxic.stream, toxic.name) == (
         toxic_type,
         stream,
         f"aftershock-f-{stream}",
     )
-    assert toxic["attributes"] == attributes
+    assert toxic.attributes == attributes
     fault.revert()
     assert client.toxics("aftershock-store") == []
     fault.revert()  # idempotent
@@ -100,9 +100,9 @@ def test_both_streams_toxicity_and_reinject_over_leftovers(setup) -> None:
     fault = make("network.latency", ctx, name="slow", latency="10ms", stream="both", toxicity="50%")
     fault.inject()
     fault.inject()  # a leftover toxic of the same name is replaced, not an error
-    toxics = {t["name"]: t for t in client.toxics("aftershock-store")}
+    toxics = {t.name: t for t in client.toxics("aftershock-store")}
     assert set(toxics) == {"aftershock-slow-upstream", "aftershock-slow-downstream"}
-    assert {t["toxicity"] for t in toxics.values()} == {0.5}
+    assert {t.toxicity for t in toxics.values()} == {0.5}
     assert "removed toxics" in type(fault).replay_undo(fault.undo_record())
     assert client.toxics("aftershock-store") == []
     assert "no toxics" in type(fault).replay_undo(fault.undo_record())
@@ -135,7 +135,7 @@ def test_network_down_disables_and_revert_reenables(setup) -> None:
         "enable": True,
     }
     fault.inject()
-    assert client.get_proxy("aftershock-store")["enabled"] is False
+    assert client.get_proxy("aftershock-store").enabled is False
     with pytest.raises(ConnectionRefusedError):
         connect(listen, timeout=2)
     assert NetworkDown.replay_undo(fault.undo_record()) == "re-enabled proxy aftershock-store"

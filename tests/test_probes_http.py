@@ -84,13 +84,13 @@ def test_http_status_latency_and_json_values() -> None:
                 "type": "http",
                 "url": f"{base}/model",
                 "measure": "json",
-                "json_path": "$.model.drift.score",
+                "json_path": "model.drift.score",
             }
         )
         assert score.sample() == pytest.approx(0.37)
         for path, expected in (
-            ("$.model.drift.alert", 1.0),
-            ("$.model.version", 3.0),
+            ("model.drift.alert", 1.0),
+            ("model.version", 3.0),
             ("items[1].v", 5.0),
         ):
             p = build_probe(
@@ -111,12 +111,12 @@ def test_http_status_latency_and_json_values() -> None:
 def test_http_failures_return_none_and_record_the_error() -> None:
     with serve(json_route) as base:
         cases = [
-            ({"url": f"{base}/nope", "measure": "json", "json_path": "$.x"}, "status 503"),
+            ({"url": f"{base}/nope", "measure": "json", "json_path": "x"}, "status 503"),
             (
-                {"url": f"{base}/model", "measure": "json", "json_path": "$.missing"},
+                {"url": f"{base}/model", "measure": "json", "json_path": "missing"},
                 "matched nothing",
             ),
-            ({"url": f"{base}/text", "measure": "json", "json_path": "$.x"}, "JSONDecodeError"),
+            ({"url": f"{base}/text", "measure": "json", "json_path": "x"}, "JSONDecodeError"),
             ({"url": f"{base}/health", "expect_status": 204}, "status 200, expected 204"),
             ({"url": f"{base}/slow", "timeout": "50ms"}, "Timeout"),
         ]
@@ -135,14 +135,14 @@ def test_http_config_errors_are_user_errors() -> None:
         build_probe({"name": "p", "type": "http", "url": "http://127.0.0.1:1/", "measure": "json"})
     with pytest.raises(UserError, match="invalid URL"):
         build_probe({"name": "p", "type": "http", "url": "127.0.0.1:80"})
-    with pytest.raises(UserError, match="invalid JSON path"):
+    with pytest.raises(UserError, match="invalid JMESPath"):
         build_probe(
             {
                 "name": "p",
                 "type": "http",
                 "url": "http://127.0.0.1:1/",
                 "measure": "json",
-                "json_path": "$..[",
+                "json_path": "model.[",
             }
         )
     with pytest.raises(UserError, match="mode"):

@@ -91,7 +91,7 @@ def test_file_probe_reads_the_last_value(tmp_path: Path) -> None:
         {"name": "loss", "type": "file", "path": str(log), "field": "loss"}
     ).sample() == pytest.approx(1 / 5000)
     acc = build_probe(
-        {"name": "acc", "type": "file", "path": str(log), "field": "$.metrics.val_acc"}
+        {"name": "acc", "type": "file", "path": str(log), "field": "metrics.val_acc"}
     )
     assert acc.sample() == pytest.approx(0.5 + 4999 / 1000)
     with log.open("a") as f:  # the writer finishes its line and goes on

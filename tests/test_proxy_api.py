@@ -382,7 +382,7 @@ def test_seed_makes_toxicity_rolls_reproducible(upstream: TcpServer) -> None:
                 "s",
                 upstream.address,
                 toxics=[{"type": "limit_data", "toxicity": 0.5, "attributes": {"bytes": 0}}],
-            )["listen"]
+            ).listen
             passed = []
             for _ in range(16):
                 with connect(listen) as sock:
@@ -415,7 +415,7 @@ def test_client_wrapper_errors_are_clear(embedded: EmbeddedProxy, upstream: TcpS
 def test_stop_is_idempotent_and_closes_listeners(upstream: TcpServer) -> None:
     server = EmbeddedProxy()
     server.start()
-    listen = ToxiproxyClient(server.api_url).create_proxy("p", upstream.address)["listen"]
+    listen = ToxiproxyClient(server.api_url).create_proxy("p", upstream.address).listen
     sock = connect(listen)
     server.stop()
     server.stop()

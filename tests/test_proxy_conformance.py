@@ -24,6 +24,7 @@ import requests
 from test_proxy_support import TcpServer, echo, wait_for
 
 from faults.proxy import EmbeddedProxy
+from faults.proxy.client import Proxy, Toxic, ToxiproxyClient, ToxiproxyConflict, ToxiproxyNotFound
 from harness.core.processes import free_port
 
 ServerUrl = str
@@ -350,3 +351,38 @@ def test_real_server_is_checked_or_says_why_not(toxiproxy: ServerUrl | None) -> 
     if toxiproxy is None:
         pytest.skip("TOXIPROXY_SERVER is not set: compared with recorded Toxiproxy 2.12.0 answers only")
     assert "2.12" in requests.get(toxiproxy + "/version", timeout=5).text
+
+
+def test_our_client_drives_both_servers_alike(ours: ServerUrl, toxiproxy: ServerUrl | None) -> None:
+    """The harness's typed client (faults/proxy/client.py) reads the same Proxy and Toxic
+    from our proxy and from the real server, and raises the same typed errors."""
+    def story(url: ServerUrl) -> list[Any]:
+        _clean(url)
+        client = ToxiproxyClient(url)
+        with TcpServer(echo) as upstream:
+            made = client.create_proxy("typed", upstream.address)
+            assert isinstance(made, Proxy) and made.listen.startswith("127.0.0.1:")
+            with pytest.raises(ToxiproxyConflict):
+                client.create_proxy("typed", upstream.address)
+            added = client.add_toxic("typed", "latency", name="slow", attributes={"latency": 5, "jitter": 0})
+            updated = client.update_toxic("typed", "slow", attributes={"latency": 7, "jitter": 0}, toxicity=0.5)
+            disabled = client.set_enabled("typed", False)
+            listed = client.proxies()["typed"]
+            out = [added, updated, disabled.enabled, listed.toxics, client.get_proxy("typed").upstream == upstream.address,
+                   client.remove_toxic("typed", "slow"), client.remove_toxic("typed", "slow"), client.toxics("typed")]
+            with pytest.raises(ToxiproxyNotFound):
+                client.remove_toxic("typed", "slow", missing_ok=False)
+            assert client.delete_proxy("typed") and not client.delete_proxy("typed")
+        assert all(isinstance(t, Toxic) for t in listed.toxics)
+        return out
+
+    expected = [
+        Toxic("slow", "latency", "downstream", 1.0, {"latency": 5, "jitter": 0}),
+        Toxic("slow", "latency", "downstream", 0.5, {"latency": 7, "jitter": 0}),
+        False,
+        [Toxic("slow", "latency", "downstream", 0.5, {"latency": 7, "jitter": 0})],
+        True, True, False, [],
+    ]
+    assert story(ours) == expected
+    if toxiproxy is not None:
+        assert story(toxiproxy) == expected

@@ -96,7 +96,7 @@ def external_proxy(tmp_path: Path):
 
 def _toxics_on(url: str) -> list[str]:
     proxies = ToxiproxyClient(url).proxies()
-    return [t["name"] for p in proxies.values() for t in p["toxics"]]
+    return [t.name for p in proxies.values() for t in p.toxics]
 
 
 def _wait_for_event(journal: Path, event: str, timeout: float) -> None:

@@ -107,7 +107,7 @@ timeline:
   baseline: {faults[0][1]}s
   faults:
 {steps}probes:
-  - {{name: alert, type: http, url: "{{target}}/alert", measure: json, json_path: $.firing, interval: 100ms}}
+  - {{name: alert, type: http, url: "{{target}}/alert", measure: json, json_path: firing, interval: 100ms}}
 settings:
   recovery_windows: 3
   steady_state: {json.dumps(STEADY_STATE)}

@@ -1,29 +1,22 @@
-"""A small, safe wrapper over the `toxiproxy-python` client, for the harness.
+"""A small typed client for the Toxiproxy HTTP API, used by the harness.
 
-It talks to the embedded proxy and to a real Toxiproxy server alike. Underneath it
-uses toxiproxy-python's API layer (`toxiproxy.api.APIConsumer`) unchanged, and wraps
-its weak spots: the server address lives in class-level globals (set here per call,
-under a lock, and restored), requests have no timeout (each call passes one), a 5xx
-turns into a KeyError further up (here it becomes a ToxiproxyError with the server's
-message), and there is no update call (the deprecated POST form serves both servers).
+It talks to the embedded proxy and to a real Toxiproxy server alike (see
+shared/toxiproxy-api.md). Every request has a timeout, never goes through an HTTP proxy
+from the environment (the address was checked by the safety boundary; a detour would
+bypass it), and a failure becomes a `ToxiproxyError` subclass that says what and where.
+There is no update verb in older Toxiproxy servers: the POST form serves both.
 """
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
-import requests
-from toxiproxy.api import APIConsumer
-from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
+import httpx
 
 from harness.core.safety import check_host_allowed
-
-_consumer_lock = threading.Lock()  # APIConsumer.host/port are process-wide
-NO_PROXIES: dict[str, None] = {"http": None, "https": None}  # requests: None drops the environment's proxy
 
 
 class ToxiproxyError(Exception):
@@ -39,24 +32,66 @@ class ToxiproxyUnreachable(ToxiproxyError):
 
 
 class ToxiproxyNotFound(ToxiproxyError):
-    pass
+    """404: no such proxy or toxic."""
 
 
 class ToxiproxyConflict(ToxiproxyError):
-    pass
+    """409: a proxy or toxic of that name already exists."""
 
 
 class ToxiproxyBadRequest(ToxiproxyError):
-    pass
+    """400: the server refused the body (unknown toxic type, bad attribute...)."""
 
 
-def _server_message(content: Any) -> str:
-    if isinstance(content, bytes):
-        content = content.decode("utf-8", "replace")
+ERROR_BY_STATUS: dict[int, type[ToxiproxyError]] = {
+    400: ToxiproxyBadRequest, 404: ToxiproxyNotFound, 409: ToxiproxyConflict,
+}
+
+
+@dataclass(frozen=True)
+class Toxic:
+    """One toxic on a proxy, as the server lists it."""
+
+    name: str
+    type: str
+    stream: str
+    toxicity: float
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Toxic:
+        return cls(name=data["name"], type=data["type"], stream=data.get("stream", "downstream"),
+                   toxicity=float(data.get("toxicity", 1.0)), attributes=data.get("attributes") or {})
+
+
+@dataclass(frozen=True)
+class Proxy:
+    """One proxy, as the server lists it; `listen` is the address it really bound."""
+
+    name: str
+    listen: str
+    upstream: str
+    enabled: bool
+    toxics: list[Toxic] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Proxy:
+        return cls(name=data["name"], listen=data["listen"], upstream=data["upstream"],
+                   enabled=bool(data.get("enabled", True)),
+                   toxics=[Toxic.from_json(t) for t in data.get("toxics") or []])
+
+
+def server_message(response: httpx.Response) -> str:
+    """The server's `{"error": ...}` text, or its raw body."""
     try:
-        return str(json.loads(content)["error"])
+        return str(response.json()["error"])
     except (ValueError, KeyError, TypeError):
-        return str(content).strip()
+        return response.text.strip()
+
+
+def path(*names: str) -> str:
+    """`/a/b` with each name percent-quoted (a name may hold `/`)."""
+    return "".join("/" + quote(n, safe="") for n in names)
 
 
 class ToxiproxyClient:
@@ -70,57 +105,46 @@ class ToxiproxyClient:
                 f"Toxiproxy URL {url!r} needs a host and a port, e.g. http://127.0.0.1:8474"
             )
         self.url = url.rstrip("/")
-        self.host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-        self.port = parts.port
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        self.base = f"{parts.scheme}://{host}:{parts.port}"
         self.timeout = timeout
 
-    # --- the one place requests are made ---
-    def _call(self, method: str, path: str, body: Any = None) -> requests.Response:
-        where = f"{method.upper()} {self.url}{path}"
-        with _consumer_lock:
-            saved = (APIConsumer.host, APIConsumer.port)
-            APIConsumer.host, APIConsumer.port = self.host, self.port
-            try:
-                # NO_PROXIES: straight to the checked address, never via HTTP_PROXY from the environment
-                if method == "get":
-                    response = APIConsumer.get(path, timeout=self.timeout, proxies=NO_PROXIES)
-                elif method == "post":
-                    response = APIConsumer.post(path, json=body, timeout=self.timeout, proxies=NO_PROXIES)
-                else:
-                    response = APIConsumer.delete(path, timeout=self.timeout, proxies=NO_PROXIES)
-            except ProxyExists as exc:
-                raise ToxiproxyConflict(f"{where}: {_server_message(exc.args[0])}", 409) from None
-            except NotFound as exc:
-                raise ToxiproxyNotFound(f"{where}: {_server_message(exc.args[0])}", 404) from None
-            except InvalidToxic as exc:
-                raise ToxiproxyBadRequest(f"{where}: {_server_message(exc.args[0])}", 400) from None
-            except requests.Timeout:
-                raise ToxiproxyUnreachable(
-                    f"{where}: no answer within {self.timeout:g}s; is the Toxiproxy server stuck?"
-                ) from None
-            except requests.ConnectionError:
-                raise ToxiproxyUnreachable(
-                    f"{where}: cannot connect; is a Toxiproxy server running at {self.url}?"
-                ) from None
-            finally:
-                APIConsumer.host, APIConsumer.port = saved
+    def request(self, method: str, api_path: str, body: Any = None) -> httpx.Response:
+        """The one place requests are made: a fresh connection, a timeout, typed errors."""
+        where = f"{method} {self.url}{api_path}"
+        try:
+            # trust_env=False: straight to the checked address, never via HTTP_PROXY from the environment
+            response = httpx.request(method, self.base + api_path, json=body, timeout=self.timeout,
+                                     trust_env=False)
+        except httpx.TimeoutException:
+            raise ToxiproxyUnreachable(
+                f"{where}: no answer within {self.timeout:g}s; is the Toxiproxy server stuck?"
+            ) from None
+        except httpx.TransportError:
+            raise ToxiproxyUnreachable(
+                f"{where}: cannot connect; is a Toxiproxy server running at {self.url}?"
+            ) from None
         if response.status_code >= 400:
-            raise ToxiproxyError(
-                f"{where}: {_server_message(response.content)}", response.status_code
-            )
+            error = ERROR_BY_STATUS.get(response.status_code, ToxiproxyError)
+            raise error(f"{where}: {server_message(response)}", response.status_code)
         return response
 
-    @staticmethod
-    def _path(*names: str) -> str:
-        return "".join("/" + quote(n, safe="") for n in names)
+    def json(self, method: str, api_path: str, body: Any = None) -> Any:
+        response = self.request(method, api_path, body)
+        try:
+            return response.json()
+        except ValueError:
+            raise ToxiproxyError(
+                f"{method} {self.url}{api_path}: the answer is not JSON: {response.text[:200]!r}"
+            ) from None
 
     # --- server ---
     def version(self) -> str:
-        text = self._call("get", "/version").text
+        response = self.request("GET", "/version")
         try:
-            return str(json.loads(text)["version"])
+            return str(response.json()["version"])
         except (ValueError, KeyError, TypeError):
-            return text.strip()  # Toxiproxy before 2.4 answered plain text
+            return response.text.strip()  # Toxiproxy before 2.4 answered plain text
 
     def running(self) -> bool:
         try:
@@ -130,14 +154,14 @@ class ToxiproxyClient:
         return True
 
     def reset(self) -> None:
-        self._call("post", "/reset")
+        self.request("POST", "/reset")
 
     # --- proxies ---
-    def proxies(self) -> dict[str, dict[str, Any]]:
-        return self._call("get", "/proxies").json()
+    def proxies(self) -> dict[str, Proxy]:
+        return {name: Proxy.from_json(p) for name, p in self.json("GET", "/proxies").items()}
 
-    def get_proxy(self, name: str) -> dict[str, Any]:
-        return self._call("get", "/proxies" + self._path(name)).json()
+    def get_proxy(self, name: str) -> Proxy:
+        return Proxy.from_json(self.json("GET", "/proxies" + path(name)))
 
     def create_proxy(
         self,
@@ -146,7 +170,7 @@ class ToxiproxyClient:
         listen: str = "127.0.0.1:0",
         enabled: bool = True,
         toxics: list[dict[str, Any]] | None = None,
-    ) -> dict[str, Any]:
+    ) -> Proxy:
         """Create a proxy; with `toxics`, atomically on the embedded server (a real
         Toxiproxy ignores the field, so they are then added one by one)."""
         body: dict[str, Any] = {
@@ -157,28 +181,28 @@ class ToxiproxyClient:
         }
         if toxics:
             body["toxics"] = toxics
-        proxy = self._call("post", "/proxies", body).json()
-        if toxics and len(proxy.get("toxics") or []) < len(toxics):
+        proxy = Proxy.from_json(self.json("POST", "/proxies", body))
+        if toxics and len(proxy.toxics) < len(toxics):
             for toxic in toxics:
-                self._call("post", "/proxies" + self._path(name, "toxics"), toxic)
+                self.request("POST", "/proxies" + path(name, "toxics"), toxic)
             proxy = self.get_proxy(name)
         return proxy
 
     def delete_proxy(self, name: str, missing_ok: bool = True) -> bool:
         try:
-            self._call("delete", "/proxies" + self._path(name))
+            self.request("DELETE", "/proxies" + path(name))
         except ToxiproxyNotFound:
             if not missing_ok:
                 raise
             return False
         return True
 
-    def set_enabled(self, name: str, enabled: bool) -> dict[str, Any]:
-        return self._call("post", "/proxies" + self._path(name), {"enabled": enabled}).json()
+    def set_enabled(self, name: str, enabled: bool) -> Proxy:
+        return Proxy.from_json(self.json("POST", "/proxies" + path(name), {"enabled": enabled}))
 
     # --- toxics ---
-    def toxics(self, proxy: str) -> list[dict[str, Any]]:
-        return self._call("get", "/proxies" + self._path(proxy, "toxics")).json()
+    def toxics(self, proxy: str) -> list[Toxic]:
+        return [Toxic.from_json(t) for t in self.json("GET", "/proxies" + path(proxy, "toxics"))]
 
     def add_toxic(
         self,
@@ -188,7 +212,7 @@ class ToxiproxyClient:
         stream: str = "downstream",
         toxicity: float = 1.0,
         attributes: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+    ) -> Toxic:
         body = {
             "name": name or f"{type}_{stream}",
             "type": type,
@@ -196,7 +220,7 @@ class ToxiproxyClient:
             "toxicity": toxicity,
             "attributes": attributes or {},
         }
-        return self._call("post", "/proxies" + self._path(proxy, "toxics"), body).json()
+        return Toxic.from_json(self.json("POST", "/proxies" + path(proxy, "toxics"), body))
 
     def update_toxic(
         self,
@@ -204,18 +228,18 @@ class ToxiproxyClient:
         name: str,
         attributes: dict[str, Any] | None = None,
         toxicity: float | None = None,
-    ) -> dict[str, Any]:
+    ) -> Toxic:
         body: dict[str, Any] = {}
         if attributes is not None:
             body["attributes"] = attributes
         if toxicity is not None:
             body["toxicity"] = toxicity
-        return self._call("post", "/proxies" + self._path(proxy, "toxics", name), body).json()
+        return Toxic.from_json(self.json("POST", "/proxies" + path(proxy, "toxics", name), body))
 
     def remove_toxic(self, proxy: str, name: str, missing_ok: bool = True) -> bool:
         """Remove a toxic; a missing toxic (or proxy) is fine unless missing_ok is False."""
         try:
-            self._call("delete", "/proxies" + self._path(proxy, "toxics", name))
+            self.request("DELETE", "/proxies" + path(proxy, "toxics", name))
         except ToxiproxyNotFound:
             if not missing_ok:
                 raise

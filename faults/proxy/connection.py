@@ -31,7 +31,7 @@ class Side(asyncio.Protocol):
 
     # asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]  # asyncio hands a BaseTransport; a TCP server's is a Transport
         if self._on_made is not None:
             self._on_made(self)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import httpx
 
 from harness.core.fault import UserError
+from harness.core.polling import wait_until
 from harness.core.safety import check_host_allowed
 
 RUN_LABEL = "aftershock.run"
@@ -134,17 +134,17 @@ class ManagedContainer:
 
     def wait_http_ready(self, url: str, timeout: float) -> None:
         """Poll `url` until it answers 2xx; on timeout or early exit, show the log's tail."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def ready() -> bool:
             if self.status() not in ("created", "running"):
                 raise UserError(f"{self.name}: container {self.container_name} stopped ({self.status()}) before it "
                                 f"was ready; its last log lines:\n{self.logs()}")
             try:
-                if httpx.get(url, timeout=1.0, trust_env=False).status_code < 300:
-                    return
+                return httpx.get(url, timeout=1.0, trust_env=False).status_code < 300
             except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+                return False
+
+        if wait_until(ready, timeout, interval=0.2):
+            return
         raise UserError(f"{self.name}: container {self.container_name} was not ready at {url} within {timeout:g}s; "
                         f"its last log lines:\n{self.logs()}")
 

@@ -12,9 +12,9 @@ import math
 import re
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Literal
+from urllib.parse import urlsplit
 
-from jsonpath_ng.exceptions import JSONPathError
-from jsonpath_ng.ext import parse as parse_jsonpath
+import jmespath
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from harness.core.fault import UserError
@@ -47,21 +47,20 @@ class ProbeConfig(BaseModel):
         return v
 
 
-def check_jsonpath(path: str) -> str:
-    """Validator: a JSONPath (`$.data.score`, `items[0].value`, or a plain field name)."""
-    try:
-        parse_jsonpath(path)
-    except (JSONPathError, ValueError, TypeError, AttributeError) as e:  # several kinds
-        raise ValueError(f"invalid JSON path {path!r}: {e}") from None
-    return path
+def check_http_url(url: str, example: str) -> str:
+    """Validator: an http(s) URL with a host; the error shows `example` to write instead."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"invalid URL {url!r}: write e.g. {example}")
+    return url
 
 
-def json_value(doc: Any, path: str) -> float:
-    """The number at `path` in a parsed JSON document (booleans read as 1/0)."""
-    found = parse_jsonpath(path).find(doc)
-    if not found:
-        raise LookupError(f"JSON path {path!r} matched nothing")
-    return to_number(found[0].value, f"value at {path!r}")
+def json_value(doc: Any, query: str) -> float:
+    """The number that JMESPath `query` finds in a parsed JSON document (booleans read as 1/0)."""
+    found = jmespath.search(query, doc)
+    if found is None:
+        raise LookupError(f"JSON query {query!r} matched nothing")
+    return to_number(found, f"value at {query!r}")
 
 
 def to_number(value: Any, what: str) -> float:

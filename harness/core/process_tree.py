@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import re
 import signal
-import time
 import uuid
 from collections.abc import Iterable
 
 import psutil
+
+from harness.core.polling import wait_until
 
 MARKER_ENV = "AFTERSHOCK_PROCESS"
 _MARKER_FORM = re.compile(r"[0-9a-f]{32}")
@@ -122,20 +123,24 @@ def signal_tree(pid: int | None, start_time: int | None, marker: str | None,
 def wait_gone(procs: Iterable[psutil.Process], timeout: float) -> list[psutil.Process]:
     """Wait until every process has exited (or is a zombie); returns those still alive."""
     left = list(procs)
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def all_gone() -> bool:
+        nonlocal left
         left = [p for p in left if _live(p)]
-        if not left or time.monotonic() >= deadline:
-            return left
-        time.sleep(0.02)
+        return not left
+
+    wait_until(all_gone, timeout, interval=0.02)
+    return left
 
 
 def wait_status(procs: Iterable[psutil.Process], stopped: bool, timeout: float) -> list[psutil.Process]:
     """Wait until every live process is stopped (or, with stopped=False, none is);
     returns the processes that are not yet so."""
     left = list(procs)
-    deadline = time.monotonic() + timeout
-    while True:
+    wrong: list[psutil.Process] = []
+
+    def all_right() -> bool:
+        nonlocal wrong
         wrong = []
         for p in left:
             try:
@@ -143,9 +148,10 @@ def wait_status(procs: Iterable[psutil.Process], stopped: bool, timeout: float) 
                     wrong.append(p)
             except psutil.Error:
                 pass
-        if not wrong or time.monotonic() >= deadline:
-            return wrong
-        time.sleep(0.02)
+        return not wrong
+
+    wait_until(all_right, timeout, interval=0.02)
+    return wrong
 
 
 def listening_ports(procs: Iterable[psutil.Process]) -> set[int]:

@@ -21,6 +21,7 @@ import httpx
 import psutil
 
 from harness.core.fault import UserError
+from harness.core.polling import wait_until
 from harness.core.process_tree import (
     MARKER_ENV,
     kill_tree_if_same,
@@ -124,14 +125,14 @@ class ManagedProcess:
 
     def wait_until(self, ready: Callable[[], bool], what: str, timeout: float) -> None:
         """Poll `ready` until true; on timeout or early exit, show the log's tail."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def alive_and_ready() -> bool:
             if not self.alive():
                 code = self.proc.returncode if self.proc else None
                 raise UserError(f"{self.name} exited with code {code} before it was ready; last lines of {self.log_path}:\n{tail(self.log_path)}")
-            if ready():
-                return
-            time.sleep(0.1)
+            return ready()
+
+        if wait_until(alive_and_ready, timeout, interval=0.1):
+            return
         raise UserError(f"{self.name} was not ready {what} within {timeout:g}s; last lines of {self.log_path}:\n{tail(self.log_path)}")
 
     def members(self) -> list[psutil.Process]:

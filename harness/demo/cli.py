@@ -138,11 +138,11 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         value = getattr(args, name)
         return defaults[name] if value is None else value
 
-    timeout = float(pick("feature_timeout"))  # type: ignore[arg-type]
+    timeout = float(pick("feature_timeout"))  # type: ignore[arg-type]  # pick() returns object: each option has its own type
     features = FeatureClientConfig(
         url=args.feature_store,
         timeout=timeout if timeout > 0 else None,
-        retries=int(pick("retries")),  # type: ignore[call-overload]
+        retries=int(pick("retries")),  # type: ignore[call-overload]  # pick() returns object: each option has its own type
         backoff_base=args.backoff_base,
         backoff_max=args.backoff_max,
         breaker=bool(pick("breaker")),
@@ -158,7 +158,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         model_name=args.model_name,
         world_seed=args.seed,
         fallback=bool(pick("fallback")),
-        max_inflight=int(pick("max_inflight")),  # type: ignore[call-overload]
+        max_inflight=int(pick("max_inflight")),  # type: ignore[call-overload]  # pick() returns object: each option has its own type
         max_body_bytes=args.max_body_bytes,
         ingest_guard=bool(pick("ingest_guard")),
         ingest_guard_confidence=args.ingest_guard_confidence,

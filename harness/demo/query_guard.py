@@ -44,7 +44,7 @@ class QueryGuard:
 
     @classmethod
     def from_training(cls, features: np.ndarray, **kw: float) -> QueryGuard:
-        return cls(features.min(axis=0), features.max(axis=0), **kw)  # type: ignore[arg-type]
+        return cls(features.min(axis=0), features.max(axis=0), **kw)  # type: ignore[arg-type]  # **kw are the float margins of the constructor
 
     def check(self, features: np.ndarray) -> None:
         """Remember the rows; raise QueryRefused if any of them probes a crowded spot.

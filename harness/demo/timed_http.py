@@ -47,7 +47,7 @@ class DeadlineSocketReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]  # io.RawIOBase types the buffer as WriteableBuffer
         remaining = self.deadline - time.monotonic()
         if remaining <= 0:
             raise TimeoutError("the client was too slow")

@@ -31,7 +31,7 @@ class TimedH11Protocol(H11Protocol):
 
     request_timeout = REQUEST_TIMEOUT
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]  # uvicorn's protocol types it as BaseTransport
         super().connection_made(transport)
         self.request_timer: asyncio.TimerHandle | None = None
         # uvicorn arms its idle timer only after an answer; arm it for the first request too

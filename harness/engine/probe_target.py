@@ -22,7 +22,7 @@ import yaml
 
 from harness.core.fault import UserError
 from harness.core.protocols import DecodeError, ProtocolAdapter, make_adapter, same_prediction
-from harness.core.protocols.oip_v2 import _DATATYPES as OIP_DATATYPES
+from harness.core.protocols.oip_v2 import OIP_DATATYPES
 from harness.core.safety import check_host_allowed
 from harness.engine.datasets import load_dataset
 

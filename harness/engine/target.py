@@ -77,7 +77,7 @@ class SystemUnderTest:
             upstream = self._start_dependency(name, dep)
             proxy_name = f"aftershock-{name}-{os.getpid()}"  # unique on a shared external server
             self.ledger.route_created(proxy_name, self.proxy_client.url, proxy_name)
-            listen = self.proxy_client.create_proxy(name=proxy_name, upstream=upstream, listen=f"{HOST}:0")["listen"]
+            listen = self.proxy_client.create_proxy(name=proxy_name, upstream=upstream, listen=f"{HOST}:0").listen
             self.dependencies[name] = Dependency(name=name, proxy_name=proxy_name, listen=listen, upstream=upstream)
         t = s.target
         if t.demo:

@@ -23,7 +23,7 @@ from harness.reports.attack_table import attack_rows, write_attachment
 from harness.reports.failures import slo_failure
 from harness.reports.plot import attack_figure_names, plotly_js, timeline_div
 
-_env = Environment(
+TEMPLATES = Environment(  # the report and game-day HTML templates
     loader=PackageLoader("harness.reports", "templates"),
     autoescape=select_autoescape(["html", "j2"]),
 )
@@ -171,7 +171,7 @@ def report_html(data: dict[str, Any], attachment: str | None = None) -> str:
     """The page: plotly.js inlined once, the timeline chart, and the tables. `attachment`: the
     file name of the attacks' raw results beside the page, to link."""
     windows = bool(data.get("windows"))
-    return _env.get_template("report.html.j2").render(
+    return TEMPLATES.get_template("report.html.j2").render(
         r=data,
         plotly_js=plotly_js() if windows else None,
         plot=timeline_div(data, verdict_outcome) if windows else None,

@@ -300,7 +300,7 @@ def _slo_rows(baseline: dict[str, Any], current: dict[str, Any], tol: Tolerances
         passed = (None if b is None else b.get("passed"), None if c is None else c.get("passed"))
         margin = tuple(_margin(v, direction) for v in (b, c))
         row = Row("slo", name, scope, unit, (b or {}).get("measured"), (c or {}).get("measured"), OK,
-                  passed=passed, margin=margin)  # type: ignore[arg-type]
+                  passed=passed, margin=margin)  # type: ignore[arg-type]  # tuple() of a generator is typed variable-length; margin is a pair
         tolerance = tol.of([name, sli], unit)
         if b is None:
             row.flag, row.note = (NEW, "new SLO") if passed[1] is True else (REGRESSION, "new SLO, failing")

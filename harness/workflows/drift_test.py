@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import zlib
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +33,7 @@ from faults.image_corruption import CORRUPTIONS as IMAGE_CORRUPTIONS
 from faults.image_corruption import ImageCorruption
 from harness.core.fault import UserError
 from harness.core.payload.data_fault import Batch, PayloadTransform, Reference
+from harness.core.polling import wait_until
 from harness.core.protocols import DecodeError, ProtocolAdapter, make_adapter
 from harness.core.protocols.base import same_prediction
 from harness.core.safety import check_host_allowed
@@ -153,7 +153,7 @@ def run_grid(url: str, dataset: PayloadDataset, adapter: ProtocolAdapter, model:
     n = min(len(dataset), rows) if rows else len(dataset)
     reference = Reference(dataset.features, dataset.labels)
     plain = [dataset.batch(i, batch_size) for i in range(-(-n // batch_size))]
-    plain = [({k: v[: n - i * batch_size] for k, v in f.items()}, y[: n - i * batch_size])  # type: ignore[index]
+    plain = [({k: v[: n - i * batch_size] for k, v in f.items()}, y[: n - i * batch_size])  # type: ignore[index]  # dataset.batch returns labels as an optional array; the demo data has them
              for i, (f, y) in enumerate(plain)]  # fmt: skip
     scorer = Scorer(url, adapter, model, timeout)
     try:
@@ -255,16 +255,18 @@ class DemoTarget:
                        check=True, capture_output=True, timeout=120)  # fmt: skip
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(self.argv, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the demo exited with {self.proc.returncode}; see {self.log}")
+        proc = self.proc
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"the demo exited with {proc.returncode}; see {self.log}")
             try:
-                if httpx.get(self.url + "/v2/health/ready", timeout=1, trust_env=False).status_code == 200:
-                    return self
+                return httpx.get(self.url + "/v2/health/ready", timeout=1, trust_env=False).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+                return False
+
+        if wait_until(ready, 120, interval=0.2):
+            return self
         self.__exit__()
         raise RuntimeError(f"the demo was not ready within 120 s; see {self.log}")
 

@@ -30,8 +30,14 @@ def psi(reference: np.ndarray, sent: np.ndarray, bins: int = PSI_BINS) -> float:
     edges = np.unique(np.quantile(reference, np.linspace(0, 1, bins + 1)[1:-1]))
     expected = np.bincount(np.searchsorted(edges, reference, side="right"), minlength=len(edges) + 1)
     actual = np.bincount(np.searchsorted(edges, sent, side="right"), minlength=len(edges) + 1)
-    q = np.clip(expected / max(expected.sum(), 1), PSI_EPSILON, None)
-    p = np.clip(actual / max(actual.sum(), 1), PSI_EPSILON, None)
+    return psi_of_shares(actual / max(actual.sum(), 1), expected / max(expected.sum(), 1))
+
+
+def psi_of_shares(sent: np.ndarray, reference: np.ndarray) -> float:
+    """PSI between two share vectors over the same bins; an empty bin counts as PSI_EPSILON
+    (a log of zero would make one empty bin an infinite shift)."""
+    p = np.clip(sent, PSI_EPSILON, None)
+    q = np.clip(reference, PSI_EPSILON, None)
     return float(np.sum((p - q) * np.log(p / q)))
 
 
@@ -94,12 +100,11 @@ def label_stats(reference: np.ndarray, sent: np.ndarray) -> dict[str, Any]:
     classes = sorted(set(ref.tolist()) | set(got.tolist()))
     q = np.array([(ref == c).mean() for c in classes])
     p = np.array([(got == c).mean() if len(got) else 0.0 for c in classes])
-    pc, qc = np.clip(p, PSI_EPSILON, None), np.clip(q, PSI_EPSILON, None)
     return {
         "rows": len(got),
         "shares": {c: float(s) for c, s in zip(classes, p)},
         "reference_shares": {c: float(s) for c, s in zip(classes, q)},
-        "psi": float(np.sum((pc - qc) * np.log(pc / qc))),
+        "psi": psi_of_shares(p, q),
         "tvd": float(0.5 * np.abs(p - q).sum()),
     }
 

@@ -9,19 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import jmespath
-from jmespath.exceptions import JMESPathError
 from pydantic import field_validator
 
+from harness.core.json_query import check_json_query
 from harness.core.protocols.base import AdapterOptions
-
-
-def check_jmespath(expr: str | None) -> str | None:
-    if expr is not None:
-        try:
-            jmespath.compile(expr)
-        except JMESPathError as exc:
-            raise ValueError(f"invalid JMESPath {expr!r}: {exc}") from None
-    return expr
 
 
 class ResponseFieldOptions(AdapterOptions):
@@ -31,7 +22,7 @@ class ResponseFieldOptions(AdapterOptions):
     @field_validator("fallback", "model_version")
     @classmethod
     def _compiles(cls, expr: str | None) -> str | None:
-        return check_jmespath(expr)
+        return check_json_query(expr)
 
 
 class ResponseFields:

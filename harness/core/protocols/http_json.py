@@ -13,9 +13,9 @@ from typing import Any
 
 import jmespath
 import numpy as np
-from jmespath.exceptions import JMESPathError
 from pydantic import Field, field_validator
 
+from harness.core.json_query import check_json_query
 from harness.core.protocols.base import (
     AdapterOptions,
     Decoded,
@@ -38,12 +38,7 @@ class HttpJsonOptions(AdapterOptions):
     @field_validator("predictions", "fallback", "model_version")
     @classmethod
     def _compiles(cls, expr: str | None) -> str | None:
-        if expr is not None:
-            try:
-                jmespath.compile(expr)
-            except JMESPathError as exc:
-                raise ValueError(f"invalid JMESPath {expr!r}: {exc}") from None
-        return expr
+        return check_json_query(expr)
 
 
 def _plain(value: Any) -> Any:

@@ -22,7 +22,7 @@ from harness.core.protocols.base import (
     score_rows,
 )
 
-_DATATYPES = {
+OIP_DATATYPES = {
     "float16": "FP16",
     "float32": "FP32",
     "float64": "FP64",
@@ -37,7 +37,7 @@ _DATATYPES = {
     "bool": "BOOL",
 }
 
-_LABEL_DATATYPES = {"BYTES", "BOOL"} | {t for t in _DATATYPES.values() if "INT" in t}
+_LABEL_DATATYPES = {"BYTES", "BOOL"} | {t for t in OIP_DATATYPES.values() if "INT" in t}
 
 
 def oip_datatype(dtype: np.dtype) -> str:
@@ -45,7 +45,7 @@ def oip_datatype(dtype: np.dtype) -> str:
     if dtype.kind in "USO":
         return "BYTES"
     try:
-        return _DATATYPES[dtype.name]
+        return OIP_DATATYPES[dtype.name]
     except KeyError:
         raise ValueError(f"numpy dtype {dtype} has no Open Inference Protocol datatype") from None
 

@@ -45,7 +45,7 @@ def load_class(class_path: str) -> type:
 def _bounded(user_shape: type[LoadTestShape], config: LoadConfig) -> type[LoadTestShape]:
     """The user's shape, ended at the run's duration (Locust ignores --run-time with a shape)."""
 
-    def tick(self: LoadTestShape):  # type: ignore[no-untyped-def]
+    def tick(self: LoadTestShape):  # type: ignore[no-untyped-def]  # Locust's tick returns a tuple or None, left unannotated to match it
         if self.get_run_time() >= config.duration:
             return None
         return user_shape.tick(self)

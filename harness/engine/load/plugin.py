@@ -26,6 +26,7 @@ from locust.env import Environment
 from locust.runners import MasterRunner, Runner, WorkerRunner
 from pydantic import BaseModel
 
+from harness.core.polling import wait_until
 from harness.core.protocols import Decoded, DecodeError, make_adapter
 from harness.engine.load.config import ArrivalRateShape, LoadConfig
 from harness.engine.load.failures import failure_kind
@@ -300,9 +301,7 @@ def _collect_finals(environment: Environment) -> None:
     if not workers:
         return
     runner.send_message(MSG_STOP, {})
-    deadline = time.monotonic() + STATE.config.load.graceful_stop + 10
-    while not workers <= STATE.finals and time.monotonic() < deadline:
-        gevent.sleep(0.05)
+    wait_until(lambda: workers <= STATE.finals, STATE.config.load.graceful_stop + 10, sleep=gevent.sleep)
     missing = workers - STATE.finals
     if missing:
         log.warning("aftershock: no final window records from workers %s", sorted(missing))

@@ -71,7 +71,7 @@ class LoadProcess:
         self._secret_config: Path | None = None  # the child's unmasked copy, outside the run folder
         self._tmp = None if workdir else tempfile.TemporaryDirectory(prefix="aftershock-load-")
         # absolute: the child runs in this folder and is told paths inside it
-        self.workdir = Path(workdir or self._tmp.name).resolve()  # type: ignore[union-attr]
+        self.workdir = Path(workdir or self._tmp.name).resolve()  # type: ignore[union-attr]  # _tmp is set exactly when workdir is not given
         self.stream_path = self.workdir / "windows.jsonl"
         self.log_path = self.workdir / "locust.log"
         self.config_path = self.workdir / "load-config.json"

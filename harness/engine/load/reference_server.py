@@ -60,7 +60,7 @@ class _Http(asyncio.Protocol):
         self.timing_request = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]  # asyncio hands a BaseTransport; a TCP server's is a Transport
         self._wait_for_request()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -166,7 +166,7 @@ class ReferenceServer:
     @property
     def load_seconds(self) -> float:
         """How long requests kept arriving: from the first to the last."""
-        return 0.0 if self.first_at is None else self.last_at - self.first_at  # type: ignore[operator]
+        return 0.0 if self.first_at is None else self.last_at - self.first_at  # type: ignore[operator]  # last_at is set together with first_at
 
     def _next_connection(self) -> int:
         self._connections += 1
@@ -196,7 +196,7 @@ class ReferenceServer:
         with self._lock:
             if reply.broken == "close":
                 self.served["close"] += 1
-                conn.transport.abort()  # type: ignore[union-attr]
+                conn.transport.abort()  # type: ignore[union-attr]  # a connection that got a request has its transport
                 return
             if reply.broken == "garbage":
                 self.served["garbage"] += 1
@@ -213,7 +213,7 @@ class ReferenceServer:
                 "parameters": {"fallback": reply.fallback},
             }
             preds = _predict(body)
-            out["outputs"][0].update(shape=[len(preds)], data=preds)  # type: ignore[index]
+            out["outputs"][0].update(shape=[len(preds)], data=preds)  # type: ignore[index]  # the reply dict literal is typed as object values
             self.served["ok"] += 1
             self.served["fallback"] += reply.fallback
             conn.send(200, json.dumps(out).encode())

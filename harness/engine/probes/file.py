@@ -10,10 +10,11 @@ import json
 import os
 from typing import Literal
 
-from jsonpath_ng.ext import parse as parse_jsonpath
+import jmespath
 from pydantic import field_validator
 
-from harness.core.probe import Probe, ProbeConfig, check_jsonpath, to_number
+from harness.core.json_query import check_json_query
+from harness.core.probe import Probe, ProbeConfig, to_number
 
 _CHUNK = 64 * 1024
 
@@ -21,12 +22,12 @@ _CHUNK = 64 * 1024
 class FileProbeConfig(ProbeConfig):
     type: Literal["file"] = "file"
     path: str
-    field: str  # a key or a JSONPath into each line, e.g. loss or $.metrics.val_acc
+    field: str  # a key or a JMESPath into each line, e.g. loss or metrics.val_acc
 
     @field_validator("field")
     @classmethod
     def _field(cls, v: str) -> str:
-        return check_jsonpath(v)
+        return check_json_query(v)
 
 
 class FileProbe(Probe):
@@ -35,7 +36,7 @@ class FileProbe(Probe):
     config: FileProbeConfig
 
     def read(self) -> float:
-        path = parse_jsonpath(self.config.field)
+        query = jmespath.compile(self.config.field)
         with open(self.config.path, "rb") as f:
             size = f.seek(0, os.SEEK_END)
             chunk = _CHUNK
@@ -52,11 +53,9 @@ class FileProbe(Probe):
                         doc = json.loads(line)
                     except ValueError:
                         continue  # half-written or not JSON
-                    found = path.find(doc)
-                    if found:
-                        return to_number(
-                            found[0].value, f"{self.config.field} in {self.config.path}"
-                        )
+                    found = query.search(doc)
+                    if found is not None:
+                        return to_number(found, f"{self.config.field} in {self.config.path}")
                 if start == 0:
                     raise LookupError(f"no line of {self.config.path} has {self.config.field!r}")
                 chunk *= 4

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 from pydantic import Field, field_validator, model_validator
 
-from harness.core.probe import Probe, ProbeConfig, check_jsonpath, json_value
+from harness.core.json_query import check_json_query
+from harness.core.probe import Probe, ProbeConfig, check_http_url, json_value
 
 
 class HttpProbeConfig(ProbeConfig):
@@ -19,26 +19,23 @@ class HttpProbeConfig(ProbeConfig):
     headers: dict[str, str] = Field(default_factory=dict)
     json_body: Any = None
     measure: Literal["status", "latency", "json"] = "status"
-    json_path: str | None = None  # for measure: json, e.g. $.model.drift_score
+    json_path: str | None = None  # for measure: json, a JMESPath, e.g. model.drift_score
     expect_status: int | None = None  # when set, any other status is a failed sample
 
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"invalid URL {v!r}: write e.g. http://127.0.0.1:8080/health")
-        return v
+        return check_http_url(v, "http://127.0.0.1:8080/health")
 
     @field_validator("json_path")
     @classmethod
     def _path(cls, v: str | None) -> str | None:
-        return None if v is None else check_jsonpath(v)
+        return None if v is None else check_json_query(v)
 
     @model_validator(mode="after")
     def _needs_path(self) -> HttpProbeConfig:
         if self.measure == "json" and not self.json_path:
-            raise ValueError("measure: json needs json_path, e.g. json_path: $.drift_score")
+            raise ValueError("measure: json needs json_path, e.g. json_path: drift_score")
         return self
 
 
@@ -64,7 +61,7 @@ class HttpProbe(Probe):
             return elapsed
         if resp.status_code >= 400:
             raise ValueError(f"status {resp.status_code} from {c.url}")
-        return json_value(resp.json(), c.json_path or "$")
+        return json_value(resp.json(), c.json_path or "@")
 
     @classmethod
     def addresses_of(cls, config: Any) -> list[str]:

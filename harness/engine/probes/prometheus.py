@@ -8,13 +8,12 @@ Query mode (`query:`) asks a Prometheus server's HTTP API (`GET /api/v1/query`).
 from __future__ import annotations
 
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import Field, field_validator, model_validator
 
-from harness.core.probe import Probe, ProbeConfig, to_number
+from harness.core.probe import Probe, ProbeConfig, check_http_url, to_number
 
 
 class PrometheusProbeConfig(ProbeConfig):
@@ -30,10 +29,7 @@ class PrometheusProbeConfig(ProbeConfig):
     @field_validator("url")
     @classmethod
     def _url(cls, v: str) -> str:
-        parts = urlsplit(v)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"invalid URL {v!r}: write e.g. http://127.0.0.1:9090")
-        return v
+        return check_http_url(v, "http://127.0.0.1:9090")
 
     @model_validator(mode="after")
     def _one_source(self) -> PrometheusProbeConfig:

@@ -76,7 +76,7 @@ class LoadedScenario:
 
 
 @dataclass
-class _Marks:
+class Marks:
     """Where each value (and each mapping key) sits in the file."""
 
     value: dict[Path_, yaml.Mark] = field(default_factory=dict)
@@ -118,7 +118,7 @@ class _ExpansionBudget:
                                          f"{MAX_TEXT // 2**20} MiB of text (aliases?): write it out smaller")])
 
 
-def _to_python(node: yaml.Node, path: Path_, marks: _Marks, ctor: yaml.SafeLoader, problems: list, file: str,
+def _to_python(node: yaml.Node, path: Path_, marks: Marks, ctor: yaml.SafeLoader, problems: list, file: str,
                budget: _ExpansionBudget) -> Any:
     budget.take(node)
     marks.value[path] = node.start_mark
@@ -210,7 +210,7 @@ def _suggest(word: str, choices: list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _pydantic_problems(err: ValidationError, model: type[BaseModel], prefix: Path_, marks: _Marks, file: str) -> list[Problem]:
+def pydantic_problems(err: ValidationError, model: type[BaseModel], prefix: Path_, marks: Marks, file: str) -> list[Problem]:
     out = []
     for e in err.errors(include_url=False):
         loc = (*prefix, *e["loc"])
@@ -240,23 +240,28 @@ def load_scenario(path: str | os.PathLike[str], allow_hosts: list[str] | tuple[s
 
     `allow_hosts` adds to the scenario's safety.allowed_hosts (the --allow-host flag)."""
     p = Path(path)
+    text = read_text_file(p, ScenarioError, "file not found")
+    return parse_scenario(text, str(path), base_dir=p.parent, allow_hosts=allow_hosts)
+
+
+def read_text_file(path: Path, error: type[ScenarioError], not_found: str) -> str:
+    """A YAML file's text, within the loader's size limit; `error` names file:1:1 otherwise."""
     file = str(path)
     try:
-        if p.is_file() and p.stat().st_size > MAX_FILE_BYTES:
-            raise ScenarioError([Problem(file, 1, 1, "", _too_big(p.stat().st_size))])
-        text = p.read_text(encoding="utf-8")
+        if path.is_file() and path.stat().st_size > MAX_FILE_BYTES:
+            raise error([Problem(file, 1, 1, "", _too_big(path.stat().st_size))])
+        return path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ScenarioError([Problem(file, 1, 1, "", "file not found")]) from None
+        raise error([Problem(file, 1, 1, "", not_found)]) from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([Problem(file, 1, 1, "", f"cannot read the file: {exc}")]) from None
-    return parse_scenario(text, file, base_dir=p.parent, allow_hosts=allow_hosts)
+        raise error([Problem(file, 1, 1, "", f"cannot read the file: {exc}")]) from None
 
 
-def read_yaml(text: str, file: str, error: type[ScenarioError] = ScenarioError) -> tuple[Any, _Marks]:
+def read_yaml(text: str, file: str, error: type[ScenarioError] = ScenarioError) -> tuple[Any, Marks]:
     """Parse YAML text with the loader's limits (size, alias expansion) and keep each
     node's position; raise `error` listing every problem as file:line:col."""
     problems: list[Problem] = []
-    marks = _Marks()
+    marks = Marks()
     if len(text) > MAX_FILE_BYTES:
         raise error([Problem(file, 1, 1, "", _too_big(len(text)))])
     try:
@@ -305,7 +310,7 @@ def parse_scenario(text: str, file: str = "<scenario>", base_dir: Path | None = 
         raise ScenarioError([replace(p, path=mask(p.path), message=mask(p.message)) for p in err.problems]) from None
 
 
-def _validated(data: dict[str, Any], marks: _Marks, file: str, problems: list[Problem], secrets: list[str],
+def _validated(data: dict[str, Any], marks: Marks, file: str, problems: list[Problem], secrets: list[str],
                base_dir: Path | None, allow_hosts: list[str] | tuple[str, ...]) -> LoadedScenario:
     problems.extend(_number_problems(data, (), marks, file))
     if problems:
@@ -314,7 +319,7 @@ def _validated(data: dict[str, Any], marks: _Marks, file: str, problems: list[Pr
     try:
         scenario = Scenario.model_validate(data)
     except ValidationError as err:
-        found = _pydantic_problems(err, Scenario, (), marks, file)
+        found = pydantic_problems(err, Scenario, (), marks, file)
         at = {(p.line, p.path) for p in found}
         found += [p for p in _beside_schema(data, marks, file) if (p.line, p.path) not in at]
         raise ScenarioError(sorted(found, key=lambda p: (p.line, p.col))) from None
@@ -338,7 +343,7 @@ def _too_big(size: int) -> str:
             "split it, or move data into a dataset file")
 
 
-def _number_problems(value: Any, path: Path_, marks: _Marks, file: str) -> list[Problem]:
+def _number_problems(value: Any, path: Path_, marks: Marks, file: str) -> list[Problem]:
     """Every number NaN, infinite or beyond MAX_NUMBER, anywhere in `value` (a field's
     own checks say what is negative or too big for it; this bounds what none checks)."""
     if isinstance(value, BaseModel):
@@ -350,9 +355,9 @@ def _number_problems(value: Any, path: Path_, marks: _Marks, file: str) -> list[
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return []
     if isinstance(value, float) and not math.isfinite(value):
-        return [_problem(file, marks, path, f"{value} is not a number a run can use: write a finite value")]
+        return [problem_at(file, marks, path, f"{value} is not a number a run can use: write a finite value")]
     if abs(value) > MAX_NUMBER:
-        return [_problem(file, marks, path, f"{_short(value)} is beyond the largest value allowed ({MAX_NUMBER:.0e})")]
+        return [problem_at(file, marks, path, f"{_short(value)} is beyond the largest value allowed ({MAX_NUMBER:.0e})")]
     return []
 
 
@@ -361,12 +366,26 @@ def _short(value: float) -> str:
     return text if len(text) <= 30 else f"a {len(text)}-digit number"
 
 
-def _problem(file: str, marks: _Marks, path: Path_, message: str, prefer_key: bool = False, col_offset: int = 0) -> Problem:
+def problem_at(file: str, marks: Marks, path: Path_, message: str, prefer_key: bool = False, col_offset: int = 0) -> Problem:
+    """A Problem located where `path` sits in the file (its key with `prefer_key`)."""
     m = marks.at(path, prefer_key)
     return Problem(file, m.line + 1 if m else 1, (m.column + 1 if m else 1) + col_offset, _dotted(path), message)
 
 
-def _validate_faults(scenario: Scenario, marks: _Marks, file: str, problems: list[Problem]) -> list[tuple[type[Fault], Any]]:
+def _validated_params(model: type[BaseModel], data: dict[str, Any], base: Path_, marks: Marks, file: str,
+                      problems: list[Problem]) -> Any | None:
+    """`data` validated as a fault's or attack's `model`; None once its problems are added."""
+    try:
+        params = model.model_validate(data)
+    except ValidationError as err:
+        problems.extend(pydantic_problems(err, model, base, marks, file))
+        return None
+    numbers = _number_problems(params, base, marks, file)
+    problems.extend(numbers)
+    return None if numbers else params
+
+
+def _validate_faults(scenario: Scenario, marks: Marks, file: str, problems: list[Problem]) -> list[tuple[type[Fault], Any]]:
     registry = fault_types()
     deps = set(scenario.dependencies)
     procs = {"target", *deps, *scenario.jobs}
@@ -375,20 +394,14 @@ def _validate_faults(scenario: Scenario, marks: _Marks, file: str, problems: lis
     for i, entry in enumerate(scenario.timeline.faults):
         base: Path_ = ("timeline", "faults", i)
         if entry.name in seen:
-            problems.append(_problem(file, marks, (*base, "name"), f"fault name {entry.name!r} is used twice: names must be unique"))
+            problems.append(problem_at(file, marks, (*base, "name"), f"fault name {entry.name!r} is used twice: names must be unique"))
         seen.add(entry.name)
         cls = registry.get(entry.type)
         if cls is None:
-            problems.append(_problem(file, marks, (*base, "type"), _unknown_fault_type(entry.type, registry)))
+            problems.append(problem_at(file, marks, (*base, "type"), _unknown_fault_type(entry.type, registry)))
             continue
-        try:
-            params = cls.Params.model_validate(entry.params())
-        except ValidationError as err:
-            problems.extend(_pydantic_problems(err, cls.Params, base, marks, file))
-            continue
-        numbers = _number_problems(params, base, marks, file)
-        if numbers:
-            problems.extend(numbers)
+        params = _validated_params(cls.Params, entry.params(), base, marks, file, problems)
+        if params is None:
             continue
         try:
             cls.check(params, deps, procs)
@@ -397,13 +410,13 @@ def _validate_faults(scenario: Scenario, marks: _Marks, file: str, problems: lis
             if (check_load := getattr(cls, "check_load", None)) is not None:  # data faults: will the load apply it?
                 check_load(scenario.load.data.labels, scenario.load.locustfile)
         except UserError as exc:
-            problems.append(_problem(file, marks, base, str(exc)))
+            problems.append(problem_at(file, marks, base, str(exc)))
             continue
         out.append((cls, params))
     return out
 
 
-def _validate_attacks(scenario: Scenario, marks: _Marks, file: str, problems: list[Problem]) -> list[Any]:
+def _validate_attacks(scenario: Scenario, marks: Marks, file: str, problems: list[Problem]) -> list[Any]:
     if not scenario.timeline.attacks:
         return []
     from harness.core.attack import attack_class
@@ -413,31 +426,25 @@ def _validate_attacks(scenario: Scenario, marks: _Marks, file: str, problems: li
     for i, entry in enumerate(scenario.timeline.attacks):
         base: Path_ = ("timeline", "attacks", i)
         if entry.name in taken:
-            problems.append(_problem(file, marks, (*base, "name"), f"name {entry.name!r} is used twice: fault and attack names must be unique"))
+            problems.append(problem_at(file, marks, (*base, "name"), f"name {entry.name!r} is used twice: fault and attack names must be unique"))
         taken.add(entry.name)
         try:
             cls = attack_class(entry.type)
         except UserError as exc:  # unknown (with a suggestion), refused, or needs the ml extra
-            problems.append(_problem(file, marks, (*base, "type"), str(exc)))
+            problems.append(problem_at(file, marks, (*base, "type"), str(exc)))
             continue
-        try:
-            params = cls.Params.model_validate(entry.params())
-        except ValidationError as err:
-            problems.extend(_pydantic_problems(err, cls.Params, base, marks, file))
-            continue
-        numbers = _number_problems(params, base, marks, file)
-        if numbers:
-            problems.extend(numbers)
+        params = _validated_params(cls.Params, entry.params(), base, marks, file, problems)
+        if params is None:
             continue
         t = scenario.timeline
         if entry.at < t.baseline or entry.at + entry.duration > scenario.load.duration:
-            problems.append(_problem(file, marks, (*base, "at"), f"the attack runs {entry.at:g}s..{entry.at + entry.duration:g}s: "
+            problems.append(problem_at(file, marks, (*base, "at"), f"the attack runs {entry.at:g}s..{entry.at + entry.duration:g}s: "
                                      f"keep it after the {t.baseline:g}s baseline and inside load.duration ({scenario.load.duration:g}s)"))
         out.append(cls(entry.name, params))
     return out
 
 
-def _validate_probes(scenario: Scenario, marks: _Marks, file: str, problems: list[Problem]) -> None:
+def _validate_probes(scenario: Scenario, marks: Marks, file: str, problems: list[Problem]) -> None:
     from harness.engine.probes import probe_types
     from harness.engine.probes.placeholders import fill_probe_placeholders
 
@@ -447,84 +454,84 @@ def _validate_probes(scenario: Scenario, marks: _Marks, file: str, problems: lis
         base: Path_ = ("probes", i)
         kind = data.get("type")
         if not isinstance(kind, str) or kind not in types:
-            problems.append(_problem(file, marks, (*base, "type") if "type" in data else base,
+            problems.append(problem_at(file, marks, (*base, "type") if "type" in data else base,
                                      f"unknown probe type {kind!r}{_suggest(str(kind), sorted(types))}; "
                                      f"known types: {', '.join(sorted(types))}"))
             continue
         try:
             config = types[kind].Config.model_validate(fill_probe_placeholders(data, example=True))
         except ValidationError as err:
-            problems.extend(_pydantic_problems(err, types[kind].Config, base, marks, file))
+            problems.extend(pydantic_problems(err, types[kind].Config, base, marks, file))
             continue
         except UserError as exc:
-            problems.append(_problem(file, marks, base, str(exc)))
+            problems.append(problem_at(file, marks, base, str(exc)))
             continue
         problems.extend(_number_problems(config, base, marks, file))
         if config.name in names:
-            problems.append(_problem(file, marks, (*base, "name"), f"probe name {config.name!r} is used twice"))
+            problems.append(problem_at(file, marks, (*base, "name"), f"probe name {config.name!r} is used twice"))
         names.add(config.name)
         for host in types[kind].addresses_of(config):
             try:
                 check_host_allowed(host, scenario.safety.allowed_hosts)
             except UserError as exc:
-                problems.append(_problem(file, marks, base, str(exc)))
+                problems.append(problem_at(file, marks, base, str(exc)))
 
 
-def _validate_semantics(scenario: Scenario, marks: _Marks, file: str, problems: list[Problem]) -> None:
+def _validate_semantics(scenario: Scenario, marks: Marks, file: str, problems: list[Problem]) -> None:
     from harness.core.protocols import adapter_types
 
     protocols = sorted(adapter_types())
     if scenario.target.protocol not in protocols:
-        problems.append(_problem(file, marks, ("target", "protocol"),
+        problems.append(problem_at(file, marks, ("target", "protocol"),
                                  f"unknown protocol {scenario.target.protocol!r}{_suggest(scenario.target.protocol, protocols)}: "
                                  f"use one of {', '.join(protocols)}"))
     t = scenario.timeline
     total = scenario.load.duration
     if t.baseline > total:
-        problems.append(_problem(file, marks, ("timeline", "baseline"), f"baseline ({t.baseline:g}s) is longer than load.duration ({total:g}s)"))
+        problems.append(problem_at(file, marks, ("timeline", "baseline"), f"baseline ({t.baseline:g}s) is longer than load.duration ({total:g}s)"))
     for i, f in enumerate(t.faults):
         base: Path_ = ("timeline", "faults", i)
         if f.at < t.baseline:
-            problems.append(_problem(file, marks, (*base, "at"), f"fault starts at {f.at:g}s, inside the {t.baseline:g}s baseline: start it at or after the baseline"))
+            problems.append(problem_at(file, marks, (*base, "at"), f"fault starts at {f.at:g}s, inside the {t.baseline:g}s baseline: start it at or after the baseline"))
         if f.at + f.duration > total:
-            problems.append(_problem(file, marks, (*base, "duration"), f"fault ends at {f.at + f.duration:g}s, after the load ends at {total:g}s: shorten it or lengthen load.duration"))
+            problems.append(problem_at(file, marks, (*base, "duration"), f"fault ends at {f.at + f.duration:g}s, after the load ends at {total:g}s: shorten it or lengthen load.duration"))
         if f.duration <= 0:
-            problems.append(_problem(file, marks, (*base, "duration"), "duration must be more than 0s"))
+            problems.append(problem_at(file, marks, (*base, "duration"), "duration must be more than 0s"))
     allowed = scenario.safety.allowed_hosts
     if scenario.target.url:  # checked as filled in, with example loopback values for {deps[NAME]}
         try:
             check_host_allowed(fill_target_url(scenario.target.url, example=True), allowed)
         except UserError as exc:
-            problems.append(_problem(file, marks, ("target", "url"), str(exc)))
+            problems.append(problem_at(file, marks, ("target", "url"), str(exc)))
     if scenario.toxiproxy and scenario.toxiproxy.url:
         try:
             check_host_allowed(scenario.toxiproxy.url, allowed)
         except UserError as exc:
-            problems.append(_problem(file, marks, ("toxiproxy", "url"), str(exc)))
+            problems.append(problem_at(file, marks, ("toxiproxy", "url"), str(exc)))
     for name in scenario.jobs:
         if name in scenario.dependencies or name == "target":
-            problems.append(_problem(file, marks, ("jobs", name), f"job name {name!r} is taken by the target or a dependency"))
+            problems.append(problem_at(file, marks, ("jobs", name), f"job name {name!r} is taken by the target or a dependency"))
     for name, dep in scenario.dependencies.items():
         if dep.container and dep.container.docker_host:
             try:
                 check_host_allowed(dep.container.docker_host, allowed)
             except UserError as exc:
-                problems.append(_problem(file, marks, ("dependencies", name, "container", "docker_host"), str(exc)))
+                problems.append(problem_at(file, marks, ("dependencies", name, "container", "docker_host"), str(exc)))
         if dep.upstream == "demo":
             if scenario.target.demo is None:
-                problems.append(_problem(file, marks, ("dependencies", name, "upstream"), "upstream: demo needs target: {demo: fraud}"))
+                problems.append(problem_at(file, marks, ("dependencies", name, "upstream"), "upstream: demo needs target: {demo: fraud}"))
             continue
         if dep.upstream is not None:
             try:
                 check_host_allowed(dep.upstream, allowed)
             except UserError as exc:
-                problems.append(_problem(file, marks, ("dependencies", name, "upstream"), str(exc)))
+                problems.append(problem_at(file, marks, ("dependencies", name, "upstream"), str(exc)))
     if scenario.target.demo and not any(d.upstream == "demo" for d in scenario.dependencies.values()):
-        problems.append(_problem(file, marks, ("dependencies",), "the demo target needs its feature store declared, e.g. dependencies: {feature-store: {upstream: demo}}"))
+        problems.append(problem_at(file, marks, ("dependencies",), "the demo target needs its feature store declared, e.g. dependencies: {feature-store: {upstream: demo}}"))
 
 
 def _parse_expressions(exprs: list[tuple[Path_, Any, Any]], names: list[str], types: list[str], attacks: bool,
-                       probes: set[str], marks: _Marks, file: str, problems: list[Problem]) -> list[Any]:
+                       probes: set[str], marks: Marks, file: str, problems: list[Problem]) -> list[Any]:
     """Parse each (path, text, parser) against the scenario's scopes (fault and attack `names`)
     and readable figures (probes, what the fault `types` report, attack metrics)."""
     from harness.engine.slo import SloSyntaxError
@@ -544,11 +551,11 @@ def _parse_expressions(exprs: list[tuple[Path_, Any, Any]], names: list[str], ty
             parsed.append(parse(text, known_scopes=scopes, known_probes=probes))
         except SloSyntaxError as exc:
             col = getattr(exc, "column", 1) or 1
-            problems.append(_problem(file, marks, path, str(exc), col_offset=col - 1))
+            problems.append(problem_at(file, marks, path, str(exc), col_offset=col - 1))
     return parsed
 
 
-def _beside_schema(data: dict[str, Any], marks: _Marks, file: str) -> list[Problem]:
+def _beside_schema(data: dict[str, Any], marks: Marks, file: str) -> list[Problem]:
     """The mistakes a schema error would hide (unknown fault types, SLO and stop_when
     expressions), checked on the raw mapping, so that one `validate` lists them all."""
     from harness.engine.slo import parse_slo, parse_stop
@@ -562,7 +569,7 @@ def _beside_schema(data: dict[str, Any], marks: _Marks, file: str) -> list[Probl
     registry = fault_types()
     for i, f in faults:
         if isinstance(f.get("type"), str) and f["type"] not in registry:
-            problems.append(_problem(file, marks, ("timeline", "faults", i, "type"), _unknown_fault_type(f["type"], registry)))
+            problems.append(problem_at(file, marks, ("timeline", "faults", i, "type"), _unknown_fault_type(f["type"], registry)))
     exprs = [(("slos", i, "expect"), s["expect"], parse_slo) for i, s in entries(data.get("slos"))
              if isinstance(s.get("expect"), str)]
     stops = data.get("stop_when")
@@ -579,9 +586,12 @@ def _unknown_fault_type(kind: str, registry: dict[str, Any]) -> str:
     return f"unknown fault type {kind!r}{_suggest(kind, sorted(registry))}; known types: {', '.join(sorted(registry))}"
 
 
-def _validate_expressions(scenario: Scenario, marks: _Marks, file: str,
+def _validate_expressions(scenario: Scenario, marks: Marks, file: str,
                           problems: list[Problem]) -> tuple[list[Any], list[Any]]:
-    from harness.engine.slo import parse_slo, parse_stop  # the SLO language lives in harness.engine.slo
+    from harness.engine.slo import (  # the SLO language lives in harness.engine.slo
+        parse_slo,
+        parse_stop,
+    )
 
     t = scenario.timeline
     exprs = [(("slos", i, "expect"), s.expect, parse_slo) for i, s in enumerate(scenario.slos)]
@@ -591,5 +601,5 @@ def _validate_expressions(scenario: Scenario, marks: _Marks, file: str,
     names = [s.name for s in scenario.slos]
     for i, n in enumerate(names):
         if names.index(n) != i:
-            problems.append(_problem(file, marks, ("slos", i, "name"), f"SLO name {n!r} is used twice: names must be unique"))
+            problems.append(problem_at(file, marks, ("slos", i, "name"), f"SLO name {n!r} is used twice: names must be unique"))
     return parsed[: len(scenario.slos)], parsed[len(scenario.slos):]

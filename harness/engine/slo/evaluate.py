@@ -45,6 +45,31 @@ class WindowPoint:
     ok: bool | None  # the condition held / failed / no data
 
 
+@dataclass(frozen=True)
+class Judgement:
+    """A comparison judged once: held / failed / None (no data), with both sides' values."""
+
+    ok: bool | None
+    left: Value
+    right: Value
+
+
+@dataclass(frozen=True)
+class ConditionsCheck:
+    """Conditions judged together in one window: `why` says why there was no data (ok None)."""
+
+    ok: bool | None
+    why: str = ""
+
+
+@dataclass(frozen=True)
+class Horizon:
+    """Where judging one fault stops, and why (the next fault started, the run ended)."""
+
+    at: float
+    why: str
+
+
 @dataclass
 class Verdict:
     expression: str
@@ -168,8 +193,16 @@ class Evaluator:
         )
         return compute(sli, self.series, self.series.in_scope(scope), where)
 
-    def t(self, when: float) -> str:
-        return f"+{when - self.timeline.run.start:.1f} s"
+    def since_start(self, when: float | None) -> str:
+        """`when` as seconds into the run (`+12.5 s`), as messages show times."""
+        return "+? s" if when is None else f"+{when - self.timeline.run.start:.1f} s"
+
+    def constant(self, node: Expr) -> float:
+        """The number a per-fault SLO is compared with (the parser allows only a number there)."""
+        v = self.value(node, None, "run")
+        if isinstance(v, Missing):
+            raise TypeError(f"{node} is not a number: {v.reason}")
+        return v
 
     def judged(self, scope: str) -> list[int]:
         return [i for i in self.series.in_scope(scope) if self.series.status[i] != "empty"]
@@ -201,24 +234,23 @@ class Evaluator:
             return {"+": a + b, "-": a - b, "*": a * b, "/": a / b if b else 0.0}[node.op]
         raise TypeError(f"{node} cannot be evaluated per window")
 
-    def truth(
-        self, cmp: Comparison, window: int | None, scope: str
-    ) -> tuple[bool | None, Value, Value]:
+    def judge(self, cmp: Comparison, window: int | None, scope: str) -> Judgement:
+        """`cmp` in one window (window given) or over `scope`; a failing Missing side fails it."""
         a, b = self.value(cmp.left, window, scope), self.value(cmp.right, window, scope)
-        missing = [m for m in (a, b) if isinstance(m, Missing)]
-        if missing:
-            return (False if any(m.failing for m in missing) else None), a, b
-        return _compare(cmp.op, a, b), a, b  # type: ignore[arg-type]
+        if isinstance(a, Missing) or isinstance(b, Missing):
+            missing = [m for m in (a, b) if isinstance(m, Missing)]
+            return Judgement(False if any(m.failing for m in missing) else None, a, b)
+        return Judgement(_compare(cmp.op, a, b), a, b)
 
-    def holds(self, conds: tuple[Comparison, ...], window: int) -> tuple[bool | None, str]:
+    def check_all(self, conds: tuple[Comparison, ...], window: int) -> ConditionsCheck:
         """All conditions in one window: True, False, or None with the reason there is no data."""
-        results = [self.truth(c, window, "run") for c in conds]
-        if any(r[0] is False for r in results):
-            return False, ""
-        for ok, a, b in results:
-            if ok is None:
-                return None, next(m.reason for m in (a, b) if isinstance(m, Missing))
-        return True, ""
+        results = [self.judge(c, window, "run") for c in conds]
+        if any(r.ok is False for r in results):
+            return ConditionsCheck(False)
+        for r in results:
+            if r.ok is None:
+                return ConditionsCheck(None, next(m.reason for m in (r.left, r.right) if isinstance(m, Missing)))
+        return ConditionsCheck(True)
 
     # --- plain and windowed comparisons ---------------------------------------------------
 
@@ -253,7 +285,8 @@ class Evaluator:
         out = []
         for i in idx:
             if isinstance(cmp, Comparison):
-                ok, a, _ = self.truth(cmp, i, scope)
+                judged = self.judge(cmp, i, scope)
+                ok, a = judged.ok, judged.left
             else:
                 ok, a = None, self.value(cmp, i, scope)
             w = self.series.windows[i]
@@ -269,18 +302,19 @@ class Evaluator:
         unit = display_unit(cmp.left)
         per_window = any(isinstance(m, SliRef) and m.scope is None for m in measures(cmp.left))
         points = self.points(cmp, self.judged(scope), scope, unit) if per_window else []
-        ok, a, b = self.truth(cmp, None, scope)
+        judged = self.judge(cmp, None, scope)
+        a, b = judged.left, judged.right
         lhs = str(cmp.left) + ("" if not per_window else " " + _where(scope))
         a_val = None if isinstance(a, Missing) else a
         b_val = None if isinstance(b, Missing) else b
         expected = f"expected {cmp.op} {self.rhs_text(cmp.right, b, unit)}"
-        if isinstance(a, Missing) or isinstance(b, Missing):
-            why = a.reason if isinstance(a, Missing) else b.reason  # type: ignore[union-attr]
-            verb = "failed" if ok is False else "not measured"
-            detail = f"{lhs} is undefined ({why}): {verb}; {expected}"
+        missing = a if isinstance(a, Missing) else b if isinstance(b, Missing) else None
+        if missing is not None:
+            verb = "failed" if judged.ok is False else "not measured"
+            detail = f"{lhs} is undefined ({missing.reason}): {verb}; {expected}"
         else:
             detail = f"{lhs} was {format_value(a_val, unit)}; {expected}"
-        return self.verdict(slo, ok, a_val, b_val, unit, scope, detail, points)
+        return self.verdict(slo, judged.ok, a_val, b_val, unit, scope, detail, points)
 
     def rhs_text(self, rhs: Expr, b: Value, unit: str) -> str:
         shown = "undefined" if isinstance(b, Missing) else format_value(b, unit)
@@ -320,7 +354,7 @@ class Evaluator:
             if failed:
                 detail = (
                     f"{cond} failed in {len(failed)} of {len(judged)} windows {_where(scope)}"
-                    f" (first at {self.t(failed[0].start)}; worst {format_value(worst_base, unit)}"
+                    f" (first at {self.since_start(failed[0].start)}; worst {format_value(worst_base, unit)}"
                     + (f"; {stalls} with no completed request" if stalls else "")
                     + ")"
                 )
@@ -328,12 +362,13 @@ class Evaluator:
                 detail = f"{cond} held in every one of {len(judged)} windows {_where(scope)} (worst {format_value(worst_base, unit)})"
             return self.verdict(slo, not failed, worst_base, threshold, unit, scope, detail, pts)
         if q.kind == "share":
+            assert q.share is not None  # the parser sets it for `in N% of windows`
             share = (len(judged) - len(failed)) / len(judged)
-            passed = share >= q.share - _EPS  # type: ignore[operator]
+            passed = share >= q.share - _EPS
             detail = (
                 f"{cond} held in {share * 100:.4g}% of windows {_where(scope)} "
                 f"({len(judged) - len(failed)} of {len(judged)}); expected at least {q.share * 100:.4g}%"
-            )  # type: ignore[operator]
+            )
             return self.verdict(slo, passed, share, q.share, "fraction", scope, detail, pts)
         # `for D`: fails only when the condition is violated for D or longer without a break.
         size = self.series.windows[0].size
@@ -348,11 +383,12 @@ class Evaluator:
             prev = p.index
             if run > longest:
                 longest, longest_start = run, run_start
+        assert q.seconds is not None  # the parser sets it for `for D`
         seconds = longest * size
-        passed = seconds < q.seconds - _EPS  # type: ignore[operator]
+        passed = seconds < q.seconds - _EPS
         if longest:
             detail = (
-                f"{cond} was violated for {seconds:g} s in a row at most (from {self.t(longest_start)})"
+                f"{cond} was violated for {seconds:g} s in a row at most (from {self.since_start(longest_start)})"
                 f" {_where(scope)}; allowed less than {q.seconds:g} s"
             )
         else:
@@ -373,7 +409,7 @@ class Evaluator:
             fallback_rate=any(w.fallback_flagged for w in self.series.windows),
         )
 
-    def horizon(self, span: Span, after: float) -> tuple[float, str]:
+    def horizon(self, span: Span, after: float) -> Horizon:
         """Where judging `span` stops: the next other fault starting at or after `after`, or the
         run's end (one fault's recovery or detection must not absorb the next fault)."""
         later = sorted(
@@ -383,28 +419,30 @@ class Evaluator:
         if run_end is None and self.series.windows:
             run_end = self.series.windows[-1].end
         if later and (run_end is None or later[0][0] < run_end):
-            return later[0][0], f"{later[0][1]} started"
-        return (run_end if run_end is not None else after), "the run ended"
+            start, name = later[0]
+            return Horizon(start, f"{name} started")
+        return Horizon(run_end if run_end is not None else after, "the run ended")
 
     def recovery_of(self, span: Span, conds: tuple[Comparison, ...]) -> RecoveryResult:
         """From `span`'s end until `conds` hold for N consecutive windows, up to the horizon.
         Windows inside another fault's span break the streak (that fault is not the steady state)."""
         assert span.end is not None
         n = self.settings.recovery_windows
-        until, why_until = self.horizon(span, span.end)
+        horizon = self.horizon(span, span.end)
         others = [f for f in self.timeline.faults if f is not span]
         streak, prev, reasons, pts = 0, None, [], []
         u = display_unit(conds[0].left)
         for i in self.series.after(span.end):
             mid = self.series.midpoint(i)
-            if mid >= until:
+            if mid >= horizon.at:
                 break
             w = self.series.windows[i]
             if any(f.contains(mid) for f in others):
                 ok: bool | None = None
             else:
-                ok, why = self.holds(conds, i)
-                reasons.append(why)
+                check = self.check_all(conds, i)
+                ok = check.ok
+                reasons.append(check.why)
             first = self.value(conds[0].left, i, "run")
             pts.append(
                 WindowPoint(
@@ -415,11 +453,11 @@ class Evaluator:
             prev = w.index
             if streak == n:
                 after = max(0.0, self.series.windows[i - n + 1].start - span.end)
-                return RecoveryResult(span, after, until, why_until, "", pts)
+                return RecoveryResult(span, after, horizon.at, horizon.why, "", pts)
         unmeasured = ""
         if reasons and all(p.ok is None for p in pts):
             unmeasured = next((r for r in reasons if r), "no window with data after it ended")
-        return RecoveryResult(span, None, until, why_until, unmeasured, pts)
+        return RecoveryResult(span, None, horizon.at, horizon.why, unmeasured, pts)
 
     def recovery(self, slo: Slo) -> Verdict:
         node = slo.comparison.left
@@ -429,31 +467,32 @@ class Evaluator:
         scope = node.fault or slo.scope or "fault"
         spans = [s for s in self.faults(node.fault, slo.scope) if s.end is not None]
         cond_text = " and ".join(f"`{c}`" for c in conds)
-        threshold = self.value(slo.comparison.right, None, "run")
+        threshold = self.constant(slo.comparison.right)
         op = slo.comparison.op
         if not spans:
             named = f"named {node.fault!r} " if node.fault else ""
             why = f"not measured: no fault {named}ended in this run; recovery_time needs one"
-            return self.verdict(slo, None, None, threshold, "s", scope, why)  # type: ignore[arg-type]
+            return self.verdict(slo, None, None, threshold, "s", scope, why)
         results = [self.recovery_of(s, conds) for s in sorted(spans, key=lambda s: s.start)]
         never = [r for r in results if r.recovered_after is None and not r.unmeasured]
         if never:
             r = never[0]
             detail = (
                 f"{r.fault.name} not recovered within {format_value(r.within, 's')}: {cond_text} did not hold "
-                f"for {n} consecutive windows between its end at {self.t(r.fault.end)} and "  # type: ignore[arg-type]
-                f"{self.t(r.horizon)} ({r.horizon_why}); expected {op} {format_value(threshold, 's')}"  # type: ignore[arg-type]
+                f"for {n} consecutive windows between its end at {self.since_start(r.fault.end)} and "
+                f"{self.since_start(r.horizon)} ({r.horizon_why}); expected {op} {format_value(threshold, 's')}"
             )
             if len(never) > 1:
                 detail += "; also not recovered: " + ", ".join(x.fault.name for x in never[1:])
-            return self.verdict(slo, False, None, threshold, "s", scope, detail, r.points)  # type: ignore[arg-type]
+            return self.verdict(slo, False, None, threshold, "s", scope, detail, r.points)
         unmeasured = [r for r in results if r.unmeasured]
         if unmeasured:
             r = unmeasured[0]
             detail = f"not measured: recovery from {r.fault.name}: {r.unmeasured}"
-            return self.verdict(slo, None, None, threshold, "s", scope, detail, r.points)  # type: ignore[arg-type]
-        worst = max(results, key=lambda r: r.recovered_after)  # type: ignore[arg-type, return-value]
-        passed = _compare(op, worst.recovered_after, threshold)  # type: ignore[arg-type]
+            return self.verdict(slo, None, None, threshold, "s", scope, detail, r.points)
+        recovered = [(r.recovered_after, r) for r in results if r.recovered_after is not None]
+        worst_after, worst = max(recovered, key=lambda pair: pair[0])
+        passed = _compare(op, worst_after, threshold)
         others = "; ".join(
             f"{r.fault.name} {format_value(r.recovered_after, 's')}"
             for r in results
@@ -461,18 +500,18 @@ class Evaluator:
         )
         detail = (
             f"recovery_time of {worst.fault.name} was {format_value(worst.recovered_after, 's')} (from its end "
-            f"at {self.t(worst.fault.end)} until {cond_text} held for {n} consecutive windows); "  # type: ignore[arg-type]
+            f"at {self.since_start(worst.fault.end)} until {cond_text} held for {n} consecutive windows); "
             f"expected {op} {format_value(threshold, 's')}"
-            + (f"; other faults: {others}" if others else "")  # type: ignore[arg-type]
+            + (f"; other faults: {others}" if others else "")
         )
         return self.verdict(
             slo, passed, worst.recovered_after, threshold, "s", scope, detail, worst.points
-        )  # type: ignore[arg-type]
+        )
 
     def detection_of(self, span: Span, conds: tuple[Comparison, ...]) -> DetectionResult:
         """Only a change from false to true at or after `span`'s start counts: the window
         before the start must not hold already (that is a false alarm)."""
-        until, why_until = self.horizon(span, span.start + _EPS)
+        horizon = self.horizon(span, span.start + _EPS)
         run = self.timeline.run
         pts: list[WindowPoint] = []
         for i, w in enumerate(self.series.windows):
@@ -480,26 +519,21 @@ class Evaluator:
                 continue
             if w.end <= span.start + _EPS:
                 if w.end > span.start - w.size:  # the window right before the start
-                    on, _ = self.holds(conds, i)
+                    on = self.check_all(conds, i).ok
                     if on:
                         return DetectionResult(
-                            span,
-                            None,
-                            until,
-                            why_until,
-                            w.start,
-                            [WindowPoint(w.index, w.start, None, on)],
+                            span, None, horizon.at, horizon.why, w.start, [WindowPoint(w.index, w.start, None, on)]
                         )
                 continue
-            if w.start >= until:
+            if w.start >= horizon.at:
                 break
-            ok, _ = self.holds(conds, i)
+            ok = self.check_all(conds, i).ok
             pts.append(WindowPoint(w.index, w.start, None, ok))
             if ok:
                 return DetectionResult(
-                    span, max(0.0, w.end - span.start), until, why_until, None, pts
+                    span, max(0.0, w.end - span.start), horizon.at, horizon.why, None, pts
                 )
-        return DetectionResult(span, None, until, why_until, None, pts)
+        return DetectionResult(span, None, horizon.at, horizon.why, None, pts)
 
     def detection(self, slo: Slo) -> Verdict:
         node = slo.comparison.left
@@ -512,59 +546,55 @@ class Evaluator:
             )
         scope = node.fault or slo.scope or "fault"
         spans = sorted(self.faults(node.fault, slo.scope), key=lambda s: s.start)
-        threshold = self.value(slo.comparison.right, None, "run")
+        threshold = self.constant(slo.comparison.right)
         op = slo.comparison.op
         cond_text = " and ".join(f"`{c}`" for c in conds)
         if not spans:
             why = "not measured: no fault ran in this run; detection_time needs one"
-            return self.verdict(slo, None, None, threshold, "s", scope, why)  # type: ignore[arg-type]
+            return self.verdict(slo, None, None, threshold, "s", scope, why)
         results = [self.detection_of(s, conds) for s in spans]
         alarms = [r for r in results if r.already_on_at is not None]
         if alarms:
             r = alarms[0]
             detail = (
-                f"false alarm: {cond_text} already held in the window from {self.t(r.already_on_at)} "  # type: ignore[arg-type]
-                f"before {r.fault.name} started at {self.t(r.fault.start)}; only a change from false "
+                f"false alarm: {cond_text} already held in the window from {self.since_start(r.already_on_at)} "
+                f"before {r.fault.name} started at {self.since_start(r.fault.start)}; only a change from false "
                 f"to true after a fault starts counts as its detection"
             )
-            return self.verdict(slo, False, None, threshold, "s", scope, detail, r.points)  # type: ignore[arg-type]
+            return self.verdict(slo, False, None, threshold, "s", scope, detail, r.points)
         never = [r for r in results if r.detected_after is None]
         if never:
             r = never[0]
             detail = (
                 f"{r.fault.name} not detected within {format_value(r.within, 's')}: {cond_text} did not hold "
-                f"between its start at {self.t(r.fault.start)} and {self.t(r.horizon)} ({r.horizon_why})"
+                f"between its start at {self.since_start(r.fault.start)} and {self.since_start(r.horizon)} ({r.horizon_why})"
             )
-            return self.verdict(slo, False, None, threshold, "s", scope, detail, r.points)  # type: ignore[arg-type]
-        worst = max(results, key=lambda r: r.detected_after)  # type: ignore[arg-type, return-value]
-        passed = _compare(op, worst.detected_after, threshold)  # type: ignore[arg-type]
+            return self.verdict(slo, False, None, threshold, "s", scope, detail, r.points)
+        detected = [(r.detected_after, r) for r in results if r.detected_after is not None]
+        worst_after, worst = max(detected, key=lambda pair: pair[0])
+        passed = _compare(op, worst_after, threshold)
         detail = (
             f"detection_time of {worst.fault.name} was {format_value(worst.detected_after, 's')} (from its start "
-            f"at {self.t(worst.fault.start)} until {cond_text} held); expected {op} {format_value(threshold, 's')}"  # type: ignore[arg-type]
+            f"at {self.since_start(worst.fault.start)} until {cond_text} held); expected {op} {format_value(threshold, 's')}"
         )
         return self.verdict(
             slo, passed, worst.detected_after, threshold, "s", scope, detail, worst.points
-        )  # type: ignore[arg-type]
+        )
 
     def degradation(self, slo: Slo) -> Verdict:
         node = slo.comparison.left
         assert isinstance(node, Degradation)
         sli, scope = node.sli, node.scope or slo.scope or "fault"
-        threshold = self.value(slo.comparison.right, None, "run")
+        threshold = self.constant(slo.comparison.right)
         base = self.value(sli, None, "baseline")
         unit = display_unit(sli)
         pts = self.points(sli, self.judged(scope), scope, unit)
+
+        def not_measured(why: str) -> Verdict:
+            return self.verdict(slo, None, None, threshold, "ratio", scope, f"not measured: {why}", pts)
+
         if isinstance(base, Missing):
-            return self.verdict(
-                slo,
-                None,
-                None,
-                threshold,
-                "ratio",
-                scope,  # type: ignore[arg-type]
-                f"not measured: no baseline for degradation({sli.name}): {base.reason}",
-                pts,
-            )
+            return not_measured(f"no baseline for degradation({sli.name}): {base.reason}")
         lower_is_worse = sli.kind in ("availability", "accuracy", "throughput", "requests")
         values = []
         for i in self.judged(scope):
@@ -575,25 +605,16 @@ class Evaluator:
                 continue
             values.append(v)
         if not values:
-            return self.verdict(
-                slo,
-                None,
-                None,
-                threshold,
-                "ratio",
-                scope,  # type: ignore[arg-type]
-                f"not measured: no window with data {_where(scope)} for degradation({sli.name})",
-                pts,
-            )
+            return not_measured(f"no window with data {_where(scope)} for degradation({sli.name})")
         worst = min(values) if lower_is_worse else max(values)
         num, den = (base, worst) if lower_is_worse else (worst, base)
         ratio = 1.0 if num == den else (math.inf if den == 0 else num / den)
-        passed = _compare(slo.comparison.op, ratio, threshold)  # type: ignore[arg-type]
+        passed = _compare(slo.comparison.op, ratio, threshold)
         detail = (
             f"worst window of {sli.name} {_where(scope)} was {format_value(worst, unit)} against "
             f"{format_value(base, unit)} over the baseline: degradation {format_value(ratio, 'ratio')}; "
             f"expected {slo.comparison.op} {format_value(threshold, 'ratio')}"
-        )  # type: ignore[arg-type]
+        )
         return self.verdict(slo, passed, ratio, threshold, "ratio", scope, detail, pts)
 
 

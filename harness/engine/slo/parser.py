@@ -10,7 +10,9 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 from harness.core.fault import UserError
 from harness.engine.slo.ast import (
@@ -518,29 +520,38 @@ def _checked(cmp: Comparison, text: str) -> Comparison:
 # the comparison is false for every value, the SLO could never pass: refuse it now
 # rather than fail every run.  A constant divisor of zero is refused the same way.
 
-_NEVER = {
-    "<": lambda a, b: a[0] >= b[1],
-    "<=": lambda a, b: a[0] > b[1],
-    ">": lambda a, b: a[1] <= b[0],
-    ">=": lambda a, b: a[1] < b[0],
-    "==": lambda a, b: a[1] < b[0] or b[1] < a[0],
-    "!=": lambda a, b: a[0] == a[1] == b[0] == b[1],
+class Interval(NamedTuple):
+    """The smallest and largest value an expression can take (base units)."""
+
+    lo: float
+    hi: float
+
+
+ANYTHING = Interval(-math.inf, math.inf)
+
+_NEVER: dict[str, Callable[[Interval, Interval], bool]] = {
+    "<": lambda a, b: a.lo >= b.hi,
+    "<=": lambda a, b: a.lo > b.hi,
+    ">": lambda a, b: a.hi <= b.lo,
+    ">=": lambda a, b: a.hi < b.lo,
+    "==": lambda a, b: a.hi < b.lo or b.hi < a.lo,
+    "!=": lambda a, b: a.lo == a.hi == b.lo == b.hi,
 }
 
 
-def _bounds(node: Expr, text: str) -> tuple[float, float]:
+def _bounds(node: Expr, text: str) -> Interval:
     """The smallest and largest value `node` can take (base units)."""
     if isinstance(node, Number):
-        return node.value, node.value
+        return Interval(node.value, node.value)
     if isinstance(node, SliRef):
         if node.kind == "probe":
-            return -math.inf, math.inf
-        return (0.0, 1.0) if dimension(node, text) == "fraction" else (0.0, math.inf)
+            return ANYTHING
+        return Interval(0.0, 1.0) if dimension(node, text) == "fraction" else Interval(0.0, math.inf)
     if isinstance(node, (RecoveryTime, DetectionTime, Degradation)):
-        return 0.0, math.inf
+        return Interval(0.0, math.inf)
     if isinstance(node, Neg):
         lo, hi = _bounds(node.operand, text)
-        return -hi, -lo
+        return Interval(-hi, -lo)
     (a, b), (c, d) = _bounds(node.left, text), _bounds(node.right, text)
     if node.op == "+":
         ends = [a + c, b + d]
@@ -552,18 +563,18 @@ def _bounds(node: Expr, text: str) -> tuple[float, float]:
         if c == d == 0:
             raise SloSyntaxError(f"division by zero: `{node}`", text, node.col)
         if c <= 0 <= d:
-            return -math.inf, math.inf
+            return ANYTHING
         ends = [
             x / y if not (math.isinf(x) and math.isinf(y)) else math.nan
             for x in (a, b)
             for y in (c, d)
         ]
     if any(math.isnan(e) for e in ends):
-        return -math.inf, math.inf
-    return min(ends), max(ends)
+        return ANYTHING
+    return Interval(min(ends), max(ends))
 
 
-def _show(bounds: tuple[float, float], dim: Dim) -> str:
+def _show(bounds: Interval, dim: Dim) -> str:
     def one(v: float) -> str:
         if math.isinf(v):
             return "infinity" if v > 0 else "-infinity"
@@ -632,6 +643,15 @@ def parse_slo(
             lhs.col,
         )
     return Slo(text, cmp, quantifier, scope)
+
+
+def parse_sli(text: str) -> SliRef:
+    """One SLI by name (`p99.9(latency)`, `error_rate`, `probe.queue`), e.g. for a report column."""
+    p = _Parser(text, None, None)
+    node = p.measure()
+    if not isinstance(node, SliRef) or not p.at("end"):
+        raise SloSyntaxError("expected one SLI such as p95(latency) or error_rate", text, 1)
+    return node
 
 
 def parse_condition(

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from harness.core.windows import Window, latency_percentile_us, merge_windows
 from harness.engine.phases import RunTimeline, Span
 from harness.engine.slo.ast import SliRef
+from harness.engine.slo.parser import parse_sli
 from harness.engine.slo.series import Series
 
 SLI_HELP = {
@@ -47,19 +48,28 @@ class Missing:
 Value = float | Missing
 
 
-def _merged(series: Series, idx: list[int]) -> tuple[Window | None, int, int]:
-    """(merged busy windows, number of stalled windows, number of windows with data or stalls)."""
+@dataclass(frozen=True)
+class MergedWindows:
+    """The busy windows of a selection merged into one, and how many windows count."""
+
+    window: Window | None  # None: no window with requests
+    stalled: int  # windows where nothing answered
+    counted: int  # windows with data or stalls
+
+
+def merge_selected(series: Series, idx: list[int]) -> MergedWindows:
     busy = [series.windows[i] for i in idx if series.status[i] == "data"]
     stalled = sum(1 for i in idx if series.status[i] == "stalled")
     merged = busy[0] if len(busy) == 1 else merge_windows(busy)
-    return merged, stalled, len(busy) + stalled
+    return MergedWindows(merged, stalled, len(busy) + stalled)
 
 
 def compute(sli: SliRef, series: Series, idx: list[int], where: str) -> Value:
     """The value of `sli` over the windows `idx` of `series`; `where` names them for messages."""
     if sli.kind == "probe":
         return _probe(sli, series, idx, where)
-    w, stalled, counted = _merged(series, idx)
+    merged = merge_selected(series, idx)
+    w, stalled, counted = merged.window, merged.stalled, merged.counted
     if counted == 0:
         return Missing(f"no load data {where}", failing=False)
     requests = w.requests if w else 0
@@ -77,15 +87,15 @@ def compute(sli: SliRef, series: Series, idx: list[int], where: str) -> Value:
         return requests / (counted * series.windows[idx[0]].size)
     if sli.kind == "requests":
         return float(requests)
-    succeeded = w.latency.total_count if w else 0
     if sli.is_latency:
-        if succeeded == 0:
+        if w is None or w.latency.total_count == 0:
             return nothing_completed
-        h = w.latency  # type: ignore[union-attr]
+        h = w.latency
         if sli.kind == "latency_pct":
-            us = latency_percentile_us(h, sli.percentile)  # type: ignore[arg-type]
+            assert sli.percentile is not None  # the parser sets it for pNN(latency)
+            us = latency_percentile_us(h, sli.percentile)
         elif sli.kind == "latency_mean":
-            us = w.latency_sum_us / succeeded  # type: ignore[union-attr]
+            us = w.latency_sum_us / w.latency.total_count
         elif sli.kind == "latency_max":
             us = h.get_max_value()
         else:
@@ -144,21 +154,11 @@ def window_summary(window: Window) -> dict[str, float | None]:
     return out
 
 
-def _sli_ref(name: str) -> SliRef:
-    from harness.engine.slo.parser import SloSyntaxError, _Parser
-
-    p = _Parser(name, None, None)
-    node = p.measure()
-    if not isinstance(node, SliRef) or not p.at("end"):
-        raise SloSyntaxError("expected one SLI such as p95(latency) or error_rate", name, 1)
-    return node
-
-
 def scope_sli(
     name: str, windows: list[Window], timeline: RunTimeline, scope: str = "run"
 ) -> float | None:
     """An SLI by name (`p99.9(latency)`, `error_rate`, `probe.queue`) over a scope, display units."""
-    ref = _sli_ref(name)
+    ref = parse_sli(name)
     series = Series.build(windows, timeline)
     v = compute(ref, series, series.in_scope(ref.scope or scope), f"during {scope}")
     return None if isinstance(v, Missing) else v * 1000 if ref.is_latency else v

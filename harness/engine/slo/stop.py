@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from harness.core.windows import Window
 from harness.engine.phases import RunTimeline, Span
@@ -28,6 +29,16 @@ from harness.engine.slo.settings import SloSettings
 from harness.engine.slo.sli import Missing, Value, compute
 
 _EPS = 1e-9
+SpansSignature = tuple[tuple[float, float | None], ...]  # (start, end) of each span of a scope
+
+
+@dataclass(frozen=True)
+class CachedScopeValue:
+    """An SLI over a scope, and the state of the scope's windows it was computed from."""
+
+    signature: SpansSignature
+    windows: int
+    value: Value
 
 
 class _LiveEvaluator(Evaluator):
@@ -60,7 +71,7 @@ class StopTrigger:
             for m in measures(cond.comparison)
             if isinstance(m, SliRef) and m.scope
         }
-        self._values: dict[tuple[SliRef, str], tuple[tuple, int, Value]] = {}
+        self._values: dict[tuple[SliRef, str], CachedScopeValue] = {}
 
     def feed(self, windows: Iterable[Window], timeline: RunTimeline) -> str | None:
         """Judge the completed windows not seen before; a reason once the condition held for
@@ -89,7 +100,8 @@ class StopTrigger:
         if not judged:
             self._streak = 0
             return
-        ok, a, _ = _LiveEvaluator(one, self.settings, self).truth(self.cond.comparison, 0, scope)
+        judged_now = _LiveEvaluator(one, self.settings, self).judge(self.cond.comparison, 0, scope)
+        ok, a = judged_now.ok, judged_now.left
         if not (ok is True or (ok is False and isinstance(a, Missing) and a.failing)):
             self._streak = 0
             return
@@ -98,7 +110,7 @@ class StopTrigger:
         self._streak += 1
         if self._streak >= max(1, math.ceil((self.cond.seconds or 0) / w.size - _EPS)):
             unit = display_unit(self.cond.comparison.left)
-            shown = a.reason if isinstance(a, Missing) else format_value(a, unit)  # type: ignore[arg-type]
+            shown = a.reason if isinstance(a, Missing) else format_value(a, unit)
             since = timeline.run.start
             span = (
                 f"for {self._streak * w.size:g} s (from +{self._streak_start - since:.1f} s)"
@@ -131,13 +143,13 @@ class StopTrigger:
         """`sli` over `scope`'s windows seen so far, computed again only when they changed."""
         kept = self._scopes[scope]
         cached = self._values.get((sli, scope))
-        if cached is not None and cached[:2] == (kept.signature, len(kept.series.windows)):
-            return cached[2]
+        if cached is not None and (cached.signature, cached.windows) == (kept.signature, len(kept.series.windows)):
+            return cached.value
         kept.series.stall_weight = self._stall_weight()
         where = f"during {scope}" if kept.signature else f"(no span named {scope!r} yet)"
         idx = list(range(len(kept.series.windows)))
         value = compute(sli, kept.series, idx, where)
-        self._values[(sli, scope)] = (kept.signature, len(idx), value)
+        self._values[(sli, scope)] = CachedScopeValue(kept.signature, len(idx), value)
         return value
 
 
@@ -148,7 +160,7 @@ class _ScopeWindows:
     it ended), so when they change the kept windows are filtered, never searched again."""
 
     def __init__(self) -> None:
-        self.signature: tuple = ()
+        self.signature: SpansSignature = ()
         self.series = Series([], [], [], RunTimeline(run=Span("run", "run", 0.0)), 0.0)
 
     def add(self, one: Series, spans: list[Span]) -> None:

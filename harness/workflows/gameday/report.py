@@ -16,7 +16,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from harness.reports.plot import FAULT_COLORS
-from harness.reports.writers import _env, fmt_measured, verdict_word
+from harness.reports.writers import TEMPLATES, fmt_measured, verdict_word
 
 if TYPE_CHECKING:
     from harness.workflows.gameday.session import GameDayOutcome
@@ -144,7 +144,7 @@ def write_gameday_report(outcome: GameDayOutcome) -> None:
     )
     (d / "gameday.md").write_text(gameday_markdown(outcome), encoding="utf-8")
     png = timeline_png(outcome)
-    html = _env.get_template("gameday.html.j2").render(
+    html = TEMPLATES.get_template("gameday.html.j2").render(
         g=outcome,
         plot=None if png is None else base64.b64encode(png).decode("ascii"),
         fmt_measured=fmt_measured,

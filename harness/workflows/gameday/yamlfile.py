@@ -1,7 +1,7 @@
 """Read a plan YAML file (game day, schedule) into a pydantic model, with the scenario
 loader's error style: every problem as `file:line:col: field.path: message`.
 
-It reuses harness/engine/scenario/loader.py's machinery (marks, Problem, ScenarioError,
+It reuses harness/engine/scenario/loader.py's machinery (reading, marks, Problem, ScenarioError,
 pydantic error translation) rather than repeating it.
 """
 
@@ -13,17 +13,17 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from harness.engine.scenario.loader import (
+    Marks,
     Problem,
     ScenarioError,
-    _Marks,
-    _problem,
-    _pydantic_problems,
+    problem_at,
+    pydantic_problems,
+    read_text_file,
     read_yaml,
 )
 
 M = TypeVar("M", bound=BaseModel)
-Marks = _Marks
-problem_at = _problem  # (file, marks, path, message) -> Problem
+__all__ = ["Marks", "PlanError", "load_model", "problem_at"]  # plan modules take these from here
 
 
 class PlanError(ScenarioError):
@@ -33,12 +33,7 @@ class PlanError(ScenarioError):
 def load_model(path: Path, model: type[M], what: str) -> tuple[M, Marks]:
     """Parse `path` as `model`; raise PlanError listing every problem with its location."""
     file = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanError([Problem(file, 1, 1, "", f"{what} file not found")]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError([Problem(file, 1, 1, "", f"cannot read the file: {exc}")]) from None
+    text = read_text_file(path, PlanError, f"{what} file not found")
     data, marks = read_yaml(text, file, PlanError)
     if not isinstance(data, dict):
         raise PlanError(
@@ -47,4 +42,4 @@ def load_model(path: Path, model: type[M], what: str) -> tuple[M, Marks]:
     try:
         return model.model_validate(data), marks
     except ValidationError as err:
-        raise PlanError(_pydantic_problems(err, model, (), marks, file)) from None
+        raise PlanError(pydantic_problems(err, model, (), marks, file)) from None

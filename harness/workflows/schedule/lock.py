@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import fcntl
 import os
-import time
 from pathlib import Path
 from typing import IO
+
+from harness.core.polling import wait_until
 
 
 class RunLock:
@@ -24,16 +25,17 @@ class RunLock:
         """Take the lock, waiting up to `timeout` seconds; False if another run still holds it."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         f = self.path.open("a+", encoding="utf-8")
-        deadline = time.monotonic() + max(timeout, 0.0)
-        while True:
+
+        def locked() -> bool:
             try:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
             except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    f.close()
-                    return False
-                time.sleep(min(0.2, max(deadline - time.monotonic(), 0.01)))
+                return False
+            return True
+
+        if not wait_until(locked, timeout, interval=0.2):
+            f.close()
+            return False
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
