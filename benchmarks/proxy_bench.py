@@ -307,15 +307,15 @@ def main() -> None:
             print(f"| {label} | " + " | ".join(cells) + ratio + " |")
 
         for mode in ("pinned", "unpinned"):
-            row(f"bulk {args.bulk_mb} MB, MB/s ({mode})", lambda t: figures[(mode, "bulk", t)])
+            row(f"bulk {args.bulk_mb} MB, MB/s ({mode})", lambda t, mode=mode: figures[(mode, "bulk", t)])
             for q in ("p50", "p99"):
-                def added(t: str, q: str = q) -> list[float] | None:
+                def added(t: str, q: str = q, mode: str = mode) -> list[float] | None:
                     if t == "direct":
                         return None
                     return [v - d for v, d in zip(figures[(mode, q, t)], figures[(mode, q, "direct")], strict=True)]
                 row(f"added RTT {q}, µs ({mode})", added)
             row(f"{args.workers} × {args.connections} short connections, conn/s ({mode})",
-                lambda t: figures[(mode, "conn", t)])
+                lambda t, mode=mode: figures[(mode, "conn", t)])
         row("RSS idle, MiB", lambda t: [s.rss_idle for s in servers if s.name == t] or None, ".1f")
         row("RSS after the rounds, MiB", lambda t: [rss_after[t]] if t in rss_after else None, ".1f")
         row("`GET /proxies` during bulk, ms (median [min–max])", lambda t: api_ms.get(t), ".2f")
