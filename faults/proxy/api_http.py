@@ -1,136 +1,135 @@
-"""The HTTP front of the proxy API: the standard library's threading HTTP server.
+"""The HTTP front of the proxy API: h11 over a thread per client connection.
 
-It runs in its own thread and hands each routed request to `Api.handle` on the
-proxies' event loop, so the API answers while bulk data flows (the loop only runs a
-handler, never HTTP parsing), and the proxy process loads no web framework: the
-standard library's server is well kept, and it is all a dozen JSON routes need.
+It runs beside the proxies' event loop, not on it: each routed request is handed to
+`Api.handle` on that loop, so the loop only runs a handler, never HTTP parsing, and the
+API answers while bulk data flows. h11 (the HTTP/1.1 state machine under uvicorn and
+httpx, already a dependency) does the framing; with `socketserver` it costs the proxy
+process well under a MiB, where `http.server` (the email package) costs three and a
+web framework ten.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http
 import socket
 import socketserver
 import threading
+import time
 import uuid
 from concurrent.futures import TimeoutError as FutureTimeout
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import unquote, urlsplit
 
+import h11
+
 from faults.proxy.api import BROWSER_REFUSED, MAX_BODY, Api, Reply, error_reply
-from faults.proxy.errors import BAD_REQUEST_BODY, ApiError
+from faults.proxy.errors import BAD_REQUEST_BODY
 
 HANDLER_TIMEOUT = 60  # seconds a request may wait for the event loop before a 503
+MAX_HEAD = 64 * 1024  # bytes of request line and headers
+STOPPING = Reply(503, b"the proxy server is stopping\n", "text/plain; charset=utf-8")
 
 
-class _TooLarge(Exception):
-    pass
+class _Client(socketserver.BaseRequestHandler):
+    """One client connection: requests in turn, as long as both sides keep it alive."""
 
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as clients expect of Toxiproxy
     server: ApiHttpServer
+    request: socket.socket
 
-    def handle_one_request(self) -> None:
+    def handle(self) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
         try:
-            super().handle_one_request()
-        except ConnectionError:
-            self.close_connection = True
+            while True:
+                event = self._next(conn)
+                if not isinstance(event, h11.Request):
+                    return  # closed, or a protocol error
+                reply, keep = self._answer(conn, event)
+                self._send(conn, event, reply, keep)
+                if conn.our_state is not h11.DONE or conn.their_state is not h11.DONE:
+                    return
+                conn.start_next_cycle()
+        except (h11.ProtocolError, OSError):
+            return
 
-    def _serve(self) -> None:
-        reply = self._answer()
-        self.send_response_only(reply.status)
-        self.send_header("Date", self.date_time_string())
-        self.send_header("X-Toxiproxy-Request-Id", uuid.uuid4().hex[:20])
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        if reply.content_type is not None:
-            self.send_header("Content-Type", reply.content_type)
-        if reply.status != 204:
-            self.send_header("Content-Length", str(len(reply.body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD" and reply.status != 204:
-            self.wfile.write(reply.body)
+    def _next(self, conn: h11.Connection) -> type[h11.NEED_DATA | h11.PAUSED] | h11.Event:
+        while True:
+            event = conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            conn.receive_data(self.request.recv(65536))
 
-    do_GET = do_HEAD = do_POST = do_PATCH = do_DELETE = do_PUT = do_OPTIONS = _serve  # routed below
-
-    def _answer(self) -> Reply:
-        if self.headers.get("User-Agent", "").startswith("Mozilla/"):
-            return BROWSER_REFUSED
-        routed = self.server.api.route(self.command, unquote(urlsplit(self.path).path))
+    def _answer(self, conn: h11.Connection, request: h11.Request) -> tuple[Reply, bool]:
+        """The reply, and whether the connection may stay open (its body was read)."""
+        headers = dict(request.headers)
+        if headers.get(b"user-agent", b"").startswith(b"Mozilla/"):
+            return BROWSER_REFUSED, self._skip_body(conn)
+        method = request.method.decode("ascii", "replace")
+        path = unquote(urlsplit(request.target.decode("ascii", "replace")).path)
+        routed = self.server.api.route(method, path)
         if isinstance(routed, Reply):
-            self._discard_body()
-            return routed
+            return routed, self._skip_body(conn)
+        body = self._body(conn)
+        if body is None:
+            return error_reply(BAD_REQUEST_BODY.joined(f"the body is larger than {MAX_BODY} bytes")), False
         handler, params = routed
-        try:
-            body = self._read_body()
-        except _TooLarge:
-            self.close_connection = True  # the rest of the body is not read
-            return error_reply(BAD_REQUEST_BODY.joined(f"the body is larger than {MAX_BODY} bytes"))
-        except (ValueError, ApiError):
-            self.close_connection = True
-            return error_reply(BAD_REQUEST_BODY.joined("unreadable body framing"))
         try:
             future = asyncio.run_coroutine_threadsafe(self.server.api.handle(handler, params, body),
                                                       self.server.loop)
-            return future.result(HANDLER_TIMEOUT)
-        except (RuntimeError, FutureTimeout):  # the loop closed or is stuck: say so, not hang
-            self.close_connection = True
-            return Reply(503, b"the proxy server is stopping\n", "text/plain; charset=utf-8")
+            return future.result(HANDLER_TIMEOUT), True
+        except (RuntimeError, FutureTimeout):  # the loop closed or is stuck: say so, do not hang
+            return STOPPING, False
 
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-            return self._read_chunked()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length < 0:
-            raise ValueError(length)
-        if length > MAX_BODY:
-            raise _TooLarge
-        return self.rfile.read(length)
-
-    def _read_chunked(self) -> bytes:
+    def _body(self, conn: h11.Connection) -> bytes | None:
+        """The request body (h11 undoes chunking); None once it grows past MAX_BODY."""
         body = bytearray()
         while True:
-            size = int(self.rfile.readline(64).split(b";")[0], 16)
-            if size == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):  # trailers
-                    pass
+            event = self._next(conn)
+            if isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > MAX_BODY:
+                    return None
+            elif isinstance(event, h11.EndOfMessage):
                 return bytes(body)
-            if len(body) + size > MAX_BODY:
-                raise _TooLarge
-            body += self.rfile.read(size)
-            self.rfile.readline(8)
+            else:
+                raise h11.RemoteProtocolError("the request ended inside its body")
 
-    def _discard_body(self) -> None:
-        try:
-            self._read_body()
-        except (ValueError, ApiError, _TooLarge):
-            self.close_connection = True
+    def _skip_body(self, conn: h11.Connection) -> bool:
+        return self._body(conn) is not None
 
-    def log_message(self, format: str, *args: object) -> None:
-        pass  # quiet, as toxiproxy-server at LOG_LEVEL=warn
+    def _send(self, conn: h11.Connection, request: h11.Request, reply: Reply, keep: bool) -> None:
+        headers = [
+            ("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())),
+            ("X-Toxiproxy-Request-Id", uuid.uuid4().hex[:20]),
+            *reply.headers.items(),
+        ]
+        if reply.content_type is not None:
+            headers.append(("Content-Type", reply.content_type))
+        if reply.status != 204:
+            headers.append(("Content-Length", str(len(reply.body))))
+        if not keep:
+            headers.append(("Connection", "close"))
+        reason = http.HTTPStatus(reply.status).phrase
+        out = conn.send(h11.Response(status_code=reply.status, headers=headers, reason=reason))
+        if reply.body and request.method != b"HEAD" and reply.status != 204:
+            out += conn.send(h11.Data(data=reply.body))
+        out += conn.send(h11.EndOfMessage())
+        self.request.sendall(out)
 
 
-class ApiHttpServer(ThreadingHTTPServer):
-    """Serves `api` on (host, port) from a thread; requests run on `loop`."""
+class ApiHttpServer(socketserver.ThreadingTCPServer):
+    """Serves `api` on (host, port) from a thread; each request's handler runs on `loop`."""
 
     daemon_threads = True
+    allow_reuse_address = True
     request_queue_size = 128
 
     def __init__(self, host: str, port: int, api: Api, loop: asyncio.AbstractEventLoop) -> None:
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.api = api
         self.loop = loop
-        super().__init__((host, port), _Handler)
+        super().__init__((host, port), _Client)
         self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="aftershock-proxy-api", daemon=True)
-
-    def server_bind(self) -> None:
-        """Bind without HTTPServer's reverse DNS lookup of the host (getfqdn): nothing needs it."""
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
 
     @property
     def port(self) -> int:
