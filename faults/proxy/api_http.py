@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import http
+import os
 import socket
 import socketserver
 import threading
 import time
-import uuid
 from concurrent.futures import TimeoutError as FutureTimeout
 from urllib.parse import unquote, urlsplit
 
@@ -99,7 +99,7 @@ class _Client(socketserver.BaseRequestHandler):
     def _send(self, conn: h11.Connection, request: h11.Request, reply: Reply, keep: bool) -> None:
         headers = [
             ("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())),
-            ("X-Toxiproxy-Request-Id", uuid.uuid4().hex[:20]),
+            ("X-Toxiproxy-Request-Id", os.urandom(10).hex()),
             *reply.headers.items(),
         ]
         if reply.content_type is not None:

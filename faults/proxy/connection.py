@@ -142,9 +142,8 @@ class Connection:
     async def _connect(self) -> None:
         host, port = self.proxy.upstream_address()
         try:
-            _, upstream = await asyncio.wait_for(
-                self.loop.create_connection(Side, host, port), timeout=30
-            )
+            async with asyncio.timeout(30):  # no extra task per connection, as wait_for made
+                _, upstream = await self.loop.create_connection(Side, host, port)
         except (TimeoutError, OSError, ValueError):
             self.close()  # like Toxiproxy: accept, then close when the upstream is unreachable
             return

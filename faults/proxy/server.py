@@ -135,6 +135,10 @@ def serve(host: str, port: int, config: str | None, seed: int | None,
     except ApiError as err:
         raise UserError(f"--host/--port: {err.message}") from None
     entries = load_config(config) if config else None
+    # The API thread needs the GIL a few times per request; under a bulk transfer the loop's
+    # thread holds it and only yields every switch interval (5 ms by default), which made an
+    # API answer take 15-20 ms. This process is only the proxy, so a shorter interval is free.
+    sys.setswitchinterval(0.0005)
     loop = new_event_loop()
     try:
         loop.run_until_complete(_serve_until_signal(host, port, entries, seed, config, policy))
