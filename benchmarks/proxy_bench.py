@@ -14,6 +14,8 @@ medians over rounds with their [min–max] range, and the ratios are what to rel
 - short connections: conn/s of workers × connections (connect, 64 bytes each way, close);
 - both pinned (servers on the last CPU, clients and upstreams on the first: every hop
   crosses CPUs) and unpinned;
+- the server's own CPU time per bulk transfer and per short connection (its cost, which
+  a busy shared box does not distort the way it distorts throughput);
 - RSS of each proxy server idle (before any connection) and after the rounds;
 - API: `GET /proxies` latency while a bulk transfer flows through that server.
 """
@@ -143,6 +145,12 @@ def rss_mib(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def pin(pid: int, cpus: set[int]) -> None:
     """Set the CPU affinity of every thread of `pid` (a Go server has many)."""
     for tid in os.listdir(f"/proc/{pid}/task"):
@@ -257,6 +265,7 @@ def main() -> None:
                 server.add(name, ports[name])
         targets: dict[str, dict[str, int]] = {"direct": ports}
         targets.update({s.name: s.ports for s in servers})
+        pids = {s.name: s.proc.pid for s in servers}
         size = args.bulk_mb * 1_000_000
 
         print(f"python {sys.version.split()[0]}, CPUs {cpus}, load average {os.getloadavg()[0]:.2f}; "
@@ -275,12 +284,19 @@ def main() -> None:
             for r in range(args.rounds):
                 order = names[r % len(names):] + names[: r % len(names)]
                 for target in order:
-                    p = targets[target]
+                    p, pid = targets[target], pids.get(target)
+                    cpu = cpu_seconds(pid) if pid else 0.0
                     note(mode, "bulk", target, bulk(p["sink"], size))
+                    if pid:
+                        note(mode, "cpu_bulk", target, (cpu_seconds(pid) - cpu) * 1e3)
                     samples = rtts(p["echo"], args.pings)
                     note(mode, "p50", target, pct(samples, 0.5))
                     note(mode, "p99", target, pct(samples, 0.99))
+                    cpu = cpu_seconds(pid) if pid else 0.0
                     note(mode, "conn", target, short_connections(p["echo"], args.workers, args.connections))
+                    if pid:
+                        shorts = args.workers * args.connections
+                        note(mode, "cpu_conn", target, (cpu_seconds(pid) - cpu) * 1e6 / shorts)
         os.sched_setaffinity(0, set(cpus))
         for server in servers:
             pin(server.proc.pid, set(cpus))
@@ -293,8 +309,7 @@ def main() -> None:
         print(header)
         print("|" + "---|" * (header.count("|") - 1))
 
-        def row(label: str, get: Callable[[str], list[float] | None], fmt: str = ".0f",
-                higher_better: bool = True) -> None:
+        def row(label: str, get: Callable[[str], list[float] | None], fmt: str = ".0f") -> None:
             cells = []
             for t in names:
                 v = get(t)
@@ -316,12 +331,17 @@ def main() -> None:
                 row(f"added RTT {q}, µs ({mode})", added)
             row(f"{args.workers} × {args.connections} short connections, conn/s ({mode})",
                 lambda t, mode=mode: figures[(mode, "conn", t)])
+            row(f"server CPU per bulk {args.bulk_mb} MB, ms ({mode})",
+                lambda t, mode=mode: figures.get((mode, "cpu_bulk", t)))
+            row(f"server CPU per short connection, µs ({mode})",
+                lambda t, mode=mode: figures.get((mode, "cpu_conn", t)))
         row("RSS idle, MiB", lambda t: [s.rss_idle for s in servers if s.name == t] or None, ".1f")
         row("RSS after the rounds, MiB", lambda t: [rss_after[t]] if t in rss_after else None, ".1f")
         row("`GET /proxies` during bulk, ms (median [min–max])", lambda t: api_ms.get(t), ".2f")
         row("`GET /proxies` during bulk, p90 ms", lambda t: [pct(api_ms[t], 0.9)] if len(api_ms.get(t, [])) > 2 else None, ".2f")
-        print("\nadded RTT: each round's percentile minus the same round's direct one; "
-              "ratios are aftershock's median over Toxiproxy's.")
+        print("\nadded RTT: each round's percentile minus the same round's direct one; the last "
+              "column is aftershock's median over Toxiproxy's (throughput: higher is better; "
+              "latency, CPU, RSS: lower is better).")
     finally:
         for server in servers:
             server.stop()
