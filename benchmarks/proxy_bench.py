@@ -304,7 +304,7 @@ def main() -> None:
         api_ms = {s.name: api_latency_under_bulk(s, size * 4, 200) for s in servers}
 
         names = list(targets)
-        header = "| figure | " + " | ".join(names) + " | " + " | ".join(f"{s.name}/toxiproxy" for s in servers[:1] if toxiproxy) + " |"
+        header = "| figure | " + " | ".join(names) + (" | aftershock/toxiproxy" if toxiproxy else "") + " |"
         print("\nmedian [min–max] over rounds")
         print(header)
         print("|" + "---|" * (header.count("|") - 1))
