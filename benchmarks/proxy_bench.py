@@ -15,7 +15,8 @@ medians over rounds with their [min–max] range, and the ratios are what to rel
 - both pinned (servers on the last CPU, clients and upstreams on the first: every hop
   crosses CPUs) and unpinned;
 - the server's own CPU time per bulk transfer and per short connection (its cost, which
-  a busy shared box does not distort the way it distorts throughput);
+  a busy shared box does not distort the way it distorts throughput), and per short
+  connection the time its threads waited, runnable, for a CPU (all threads summed);
 - RSS of each proxy server idle (before any connection) and after the rounds;
 - API: `GET /proxies` latency while a bulk transfer flows through that server.
 """
@@ -149,6 +150,18 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def runqueue_wait(pid: int) -> float:
+    """Seconds the threads of a process spent runnable but not running (/proc schedstat):
+    on a busy box, time a server waited for a CPU rather than for work."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            total += int(Path(f"/proc/{pid}/task/{tid}/schedstat").read_text().split()[1])
+        except (OSError, IndexError):  # a thread that just ended
+            pass
+    return total / 1e9
 
 
 def pin(pid: int, cpus: set[int]) -> None:
@@ -292,11 +305,12 @@ def main() -> None:
                     samples = rtts(p["echo"], args.pings)
                     note(mode, "p50", target, pct(samples, 0.5))
                     note(mode, "p99", target, pct(samples, 0.99))
-                    cpu = cpu_seconds(pid) if pid else 0.0
+                    cpu, waited = (cpu_seconds(pid), runqueue_wait(pid)) if pid else (0.0, 0.0)
                     note(mode, "conn", target, short_connections(p["echo"], args.workers, args.connections))
                     if pid:
                         shorts = args.workers * args.connections
                         note(mode, "cpu_conn", target, (cpu_seconds(pid) - cpu) * 1e6 / shorts)
+                        note(mode, "wait_conn", target, (runqueue_wait(pid) - waited) * 1e6 / shorts)
         os.sched_setaffinity(0, set(cpus))
         for server in servers:
             pin(server.proc.pid, set(cpus))
@@ -335,6 +349,8 @@ def main() -> None:
                 lambda t, mode=mode: figures.get((mode, "cpu_bulk", t)))
             row(f"server CPU per short connection, µs ({mode})",
                 lambda t, mode=mode: figures.get((mode, "cpu_conn", t)))
+            row(f"server run-queue wait per short connection, µs ({mode})",
+                lambda t, mode=mode: figures.get((mode, "wait_conn", t)))
         row("RSS idle, MiB", lambda t: [s.rss_idle for s in servers if s.name == t] or None, ".1f")
         row("RSS after the rounds, MiB", lambda t: [rss_after[t]] if t in rss_after else None, ".1f")
         row("`GET /proxies` during bulk, ms (median [min–max])", lambda t: api_ms.get(t), ".2f")
