@@ -195,6 +195,23 @@ def listen_port_taken(url: ServerUrl) -> tuple[int, str]:
         return r.status_code, r.json()["error"].replace(str(port), "PORT")
 
 
+def unbounded_numbers(url: ServerUrl) -> tuple[tuple[int, ...], int]:
+    """Issue 17's bugs: Infinity/NaN/1e400 in an integer attribute (was 500), NaN/1e400 as
+    toxicity (was stored, then listed as invalid JSON), latency 1e20 (held traffic forever).
+    Returns each answer's status and how many toxics the (still valid JSON) listing holds."""
+    _proxy(url)
+    attributes = ['{"latency": Infinity}', '{"latency": NaN}', '{"latency": 1e400}', '{"latency": 1e20}']
+    bodies = [f'{{"type": "latency", "attributes": {a}}}' for a in attributes]
+    bodies += ['{"type": "latency", "toxicity": NaN}', '{"type": "latency", "toxicity": 1e400}']
+    statuses = tuple(_post_raw(url, "/proxies/conf/toxics", body).status_code for body in bodies)
+    return statuses, len(requests.get(url + "/proxies/conf/toxics", timeout=5).json())
+
+
+def listen_malformed(url: ServerUrl) -> tuple[int, str]:
+    r = _post_raw(url, "/proxies", '{"name": "g", "listen": "garbage", "upstream": "127.0.0.1:9"}')
+    return r.status_code, r.json()["error"]
+
+
 def _timeout_stays_open_while_sending(url: ServerUrl) -> tuple[bool, bool]:
     """timeout 500 ms upstream; a byte every 100 ms for 1.5 s, then silence.
     Returns (still open after 1.5 s of sending, closed within 2 s once silent)."""
@@ -328,6 +345,12 @@ CASES: dict[str, Case] = {
         populate_with_toxics, 0, 1, "a proxy and its toxics are created together, so no connection escapes them",
     ),
     "proxy without listen": Case(listen_omitted, "[::]", "127.0.0.1", "safety: loopback unless allowed"),
+    "unbounded numbers are refused": Case(unbounded_numbers, ((400,) * 6, 0), ((400,) * 6, 0)),
+    "malformed listen address": Case(
+        listen_malformed, (500, "listen tcp: address garbage: missing port in address"),
+        (403, "address refused: listen address garbage: missing port in address"),
+        "the address check refuses it before any bind, with the same reason",
+    ),
     "listen port taken": Case(
         listen_port_taken, (500, "listen tcp 127.0.0.1:PORT: bind: address already in use"),
         (500, "listen tcp 127.0.0.1:PORT: bind: address already in use"),

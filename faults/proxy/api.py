@@ -1,44 +1,48 @@
-"""Toxiproxy 2.x REST API over a ProxyCollection (an ASGI app, served by uvicorn).
+"""Toxiproxy 2.x REST API over a ProxyCollection: its routes, handlers and answers.
 
-Handlers run on the same event loop as the proxies, so no locking is needed.
+`Api.handle` runs on the proxies' event loop, so handlers need no locking; the HTTP
+front (faults/proxy/api_http.py) calls it from its own thread, so reading and parsing
+requests never waits behind the data path, nor the data path behind them.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
+import re
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
-
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from faults.proxy.collection import ProxyCollection
 from faults.proxy.errors import BAD_REQUEST_BODY, ApiError
 
 TOXIPROXY_VERSION = "2.12.0+aftershock"  # the Toxiproxy API this server follows
-Handler = Callable[[Request], Awaitable[Response]]
-
-
 MAX_BODY = 1 << 20  # bytes in a request body; a proxy list of thousands fits in far less
-
-
-def json_response(data: Any, status: int = 200) -> Response:
-    # allow_nan=False: NaN/Infinity are not JSON; input checks keep them out, this keeps it so
-    return Response(json.dumps(data, allow_nan=False), status_code=status, media_type="application/json")
-
-
 NOSNIFF = {"X-Content-Type-Options": "nosniff"}  # on every error, as Toxiproxy's http.Error sends
+TEXT = "text/plain; charset=utf-8"
 
 
-def error_response(err: ApiError, extra: dict[str, Any] | None = None) -> Response:
+@dataclass
+class Reply:
+    status: int
+    body: bytes = b""
+    content_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def json_reply(data: Any, status: int = 200) -> Reply:
+    # allow_nan=False: NaN/Infinity are not JSON; input checks keep them out, this keeps it so
+    return Reply(status, json.dumps(data, allow_nan=False).encode(), "application/json")
+
+
+def error_reply(err: ApiError, extra: dict[str, Any] | None = None) -> Reply:
     body = {**err.to_json(), **(extra or {})}
-    return Response(json.dumps(body) + "\n", status_code=err.status, media_type="application/json",
-                    headers=NOSNIFF)
+    return Reply(err.status, (json.dumps(body) + "\n").encode(), "application/json", dict(NOSNIFF))
+
+
+NOT_FOUND = Reply(404, b"404 page not found\n", TEXT, NOSNIFF)
+NOT_ALLOWED = Reply(405, b"", TEXT, NOSNIFF)
+BROWSER_REFUSED = Reply(403, b"User agent not allowed\n", TEXT, NOSNIFF)  # CSRF guard, as Toxiproxy
 
 
 def _not_json_constant(name: str) -> Any:
@@ -52,14 +56,9 @@ def _finite_float(text: str) -> float:
     return value
 
 
-async def read_json(request: Request) -> Any:
-    """The request's JSON body; ApiError 400 for anything unbounded: too big, too deep,
+def read_json(raw: bytes) -> Any:
+    """The request's JSON body; ApiError 400 for anything unbounded: too deep,
     NaN/Infinity, numbers beyond a float or with thousands of digits."""
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > MAX_BODY:
-            raise BAD_REQUEST_BODY.joined(f"the body is larger than {MAX_BODY} bytes")
     if not raw.strip():
         raise BAD_REQUEST_BODY.joined("EOF")
     try:
@@ -70,136 +69,98 @@ async def read_json(request: Request) -> Any:
         raise BAD_REQUEST_BODY.joined(str(exc)) from None
 
 
-class ToxiproxyHeaders:
-    """Every response gets X-Toxiproxy-Request-Id; browsers are refused (CSRF guard)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        request_id = uuid.uuid4().hex[:20].encode()
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-toxiproxy-request-id", request_id)]
-            await send(message)
-
-        user_agent = dict(scope.get("headers", [])).get(b"user-agent", b"")
-        if user_agent.startswith(b"Mozilla/"):
-            refused = PlainTextResponse("User agent not allowed\n", status_code=403, headers=NOSNIFF)
-            await refused(scope, receive, send_with_id)
-            return
-        await self.app(scope, receive, send_with_id)
+Handler = Callable[[dict[str, str], bytes], Awaitable[Reply]]
 
 
-def build_app(proxies: ProxyCollection) -> ASGIApp:
-    def api(handler: Handler) -> Handler:
-        async def wrapped(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except ApiError as err:
-                return error_response(err)
+class Api:
+    """Routes a request to its handler; `handle` must run on the proxies' event loop."""
 
-        return wrapped
+    def __init__(self, proxies: ProxyCollection) -> None:
+        self.proxies = proxies
+        proxy, toxic = "(?P<proxy>[^/]+)", "(?P<toxic>[^/]+)"
+        # each path with its handler per method; HEAD is GET without a body, as in HTTP
+        table: list[tuple[str, dict[str, Handler]]] = [
+            ("/reset", {"POST": self.reset}),
+            ("/proxies", {"GET": self.proxy_index, "POST": self.proxy_create}),
+            ("/populate", {"POST": self.populate}),
+            (f"/proxies/{proxy}", {"GET": self.proxy_show, "POST": self.proxy_update,
+                                   "PATCH": self.proxy_update, "DELETE": self.proxy_delete}),
+            (f"/proxies/{proxy}/toxics", {"GET": self.toxic_index, "POST": self.toxic_create}),
+            (f"/proxies/{proxy}/toxics/{toxic}", {"GET": self.toxic_show, "POST": self.toxic_update,
+                                                   "PATCH": self.toxic_update, "DELETE": self.toxic_delete}),
+            ("/version", {"GET": self.version}),
+        ]
+        self.routes = [(re.compile(path + "$"), methods) for path, methods in table]
 
-    def proxy_of(request: Request):
-        return proxies.get(request.path_params["proxy"])
+    def route(self, method: str, path: str) -> tuple[Handler, dict[str, str]] | Reply:
+        """The handler and path parameters for a request, or the 404/405 answer."""
+        for pattern, methods in self.routes:
+            match = pattern.match(path)
+            if match is None:
+                continue
+            handler = methods.get("GET" if method == "HEAD" else method)
+            return (handler, match.groupdict()) if handler is not None else NOT_ALLOWED
+        return NOT_FOUND
 
-    @api
-    async def reset(request: Request) -> Response:
-        await proxies.reset()
-        return Response(status_code=204)
-
-    @api
-    async def proxy_index(request: Request) -> Response:
-        return json_response({name: p.to_json() for name, p in proxies.proxies.items()})
-
-    @api
-    async def proxy_create(request: Request) -> Response:
-        proxy = await proxies.create(await read_json(request))
-        return json_response(proxy.to_json(), 201)
-
-    @api
-    async def populate(request: Request) -> Response:
+    async def handle(self, handler: Handler, params: dict[str, str], body: bytes) -> Reply:
         try:
-            applied, err = await proxies.populate(await read_json(request))
+            return await handler(params, body)
+        except ApiError as err:
+            return error_reply(err)
+
+    # --- handlers ---
+    async def reset(self, params: dict[str, str], body: bytes) -> Reply:
+        await self.proxies.reset()
+        return Reply(204)
+
+    async def proxy_index(self, params: dict[str, str], body: bytes) -> Reply:
+        return json_reply({name: p.to_json() for name, p in self.proxies.proxies.items()})
+
+    async def proxy_create(self, params: dict[str, str], body: bytes) -> Reply:
+        proxy = await self.proxies.create(read_json(body))
+        return json_reply(proxy.to_json(), 201)
+
+    async def populate(self, params: dict[str, str], body: bytes) -> Reply:
+        try:
+            applied, err = await self.proxies.populate(read_json(body))
         except ApiError as refused:  # nothing was created: the error still lists what was
-            return error_response(refused, {"proxies": []})
+            return error_reply(refused, {"proxies": []})
         listed = [p.to_json() for p in applied]
         if err is not None:
-            return error_response(err, {"proxies": listed})
-        return json_response({"proxies": listed}, 201)
+            return error_reply(err, {"proxies": listed})
+        return json_reply({"proxies": listed}, 201)
 
-    @api
-    async def proxy_show(request: Request) -> Response:
-        return json_response(proxy_of(request).to_json())
+    async def proxy_show(self, params: dict[str, str], body: bytes) -> Reply:
+        return json_reply(self.proxies.get(params["proxy"]).to_json())
 
-    @api
-    async def proxy_update(request: Request) -> Response:
-        proxy = proxy_of(request)  # 404 before looking at the body, as Toxiproxy does
-        proxy = await proxies.update(proxy.name, await read_json(request))
-        return json_response(proxy.to_json())
+    async def proxy_update(self, params: dict[str, str], body: bytes) -> Reply:
+        proxy = self.proxies.get(params["proxy"])  # 404 before looking at the body, as Toxiproxy does
+        proxy = await self.proxies.update(proxy.name, read_json(body))
+        return json_reply(proxy.to_json())
 
-    @api
-    async def proxy_delete(request: Request) -> Response:
-        proxies.delete(request.path_params["proxy"])
-        return Response(status_code=204)
+    async def proxy_delete(self, params: dict[str, str], body: bytes) -> Reply:
+        self.proxies.delete(params["proxy"])
+        return Reply(204)
 
-    @api
-    async def toxic_index(request: Request) -> Response:
-        return json_response(proxy_of(request).toxics.to_json())
+    async def toxic_index(self, params: dict[str, str], body: bytes) -> Reply:
+        return json_reply(self.proxies.get(params["proxy"]).toxics.to_json())
 
-    @api
-    async def toxic_create(request: Request) -> Response:
-        proxy = proxy_of(request)
-        entry = proxy.toxics.parse(await read_json(request))
-        return json_response(proxy.toxics.add(entry).to_json())
+    async def toxic_create(self, params: dict[str, str], body: bytes) -> Reply:
+        toxics = self.proxies.get(params["proxy"]).toxics
+        return json_reply(toxics.add(toxics.parse(read_json(body))).to_json())
 
-    @api
-    async def toxic_show(request: Request) -> Response:
-        toxic = proxy_of(request).toxics.get(request.path_params["toxic"])
-        return json_response(toxic.to_json())
+    async def toxic_show(self, params: dict[str, str], body: bytes) -> Reply:
+        return json_reply(self.proxies.get(params["proxy"]).toxics.get(params["toxic"]).to_json())
 
-    @api
-    async def toxic_update(request: Request) -> Response:
-        toxics = proxy_of(request).toxics
-        toxics.get(request.path_params["toxic"])
-        entry = toxics.update(request.path_params["toxic"], await read_json(request))
-        return json_response(entry.to_json())
+    async def toxic_update(self, params: dict[str, str], body: bytes) -> Reply:
+        toxics = self.proxies.get(params["proxy"]).toxics
+        toxics.get(params["toxic"])
+        return json_reply(toxics.update(params["toxic"], read_json(body)).to_json())
 
-    @api
-    async def toxic_delete(request: Request) -> Response:
-        proxy_of(request).toxics.remove(request.path_params["toxic"])
-        return Response(status_code=204)
+    async def toxic_delete(self, params: dict[str, str], body: bytes) -> Reply:
+        self.proxies.get(params["proxy"]).toxics.remove(params["toxic"])
+        return Reply(204)
 
-    async def version(request: Request) -> Response:
-        body = json.dumps({"version": TOXIPROXY_VERSION}) + "\n"
-        return Response(body, media_type="application/json;charset=utf-8")
-
-    async def not_routed(request: Request, exc: Exception) -> Response:
-        status = exc.status_code if isinstance(exc, HTTPException) else 404
-        text = "404 page not found\n" if status == 404 else ""
-        return PlainTextResponse(text, status_code=status, headers=NOSNIFF)
-
-    routes = [
-        Route("/reset", reset, methods=["POST"]),
-        Route("/proxies", proxy_index, methods=["GET"]),
-        Route("/proxies", proxy_create, methods=["POST"]),
-        Route("/populate", populate, methods=["POST"]),
-        Route("/proxies/{proxy}", proxy_show, methods=["GET"]),
-        Route("/proxies/{proxy}", proxy_update, methods=["POST", "PATCH"]),
-        Route("/proxies/{proxy}", proxy_delete, methods=["DELETE"]),
-        Route("/proxies/{proxy}/toxics", toxic_index, methods=["GET"]),
-        Route("/proxies/{proxy}/toxics", toxic_create, methods=["POST"]),
-        Route("/proxies/{proxy}/toxics/{toxic}", toxic_show, methods=["GET"]),
-        Route("/proxies/{proxy}/toxics/{toxic}", toxic_update, methods=["POST", "PATCH"]),
-        Route("/proxies/{proxy}/toxics/{toxic}", toxic_delete, methods=["DELETE"]),
-        Route("/version", version, methods=["GET"]),
-    ]
-    app = Starlette(routes=routes, exception_handlers={404: not_routed, 405: not_routed})
-    app.router.redirect_slashes = False  # /proxies/ is 404 in Toxiproxy, not a redirect
-    return ToxiproxyHeaders(app)
+    async def version(self, params: dict[str, str], body: bytes) -> Reply:
+        body_text = json.dumps({"version": TOXIPROXY_VERSION}) + "\n"
+        return Reply(200, body_text.encode(), "application/json;charset=utf-8")

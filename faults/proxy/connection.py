@@ -28,6 +28,10 @@ class Side(asyncio.Protocol):
         self.writing: Link | None = None  # the link whose destination is this socket
         self.lost = False
         self._pauses: set[str] = set()
+        # what arrived before the links existed: a server that speaks first (a greeting, or
+        # data and a close at once) is read as soon as it connects, and its bytes must wait
+        self._early: list[bytes] = []
+        self._early_eof = False
 
     # asyncio callbacks
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -38,10 +42,15 @@ class Side(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.reading is not None:
             self.reading.feed(data)
+        else:
+            self._early.append(data)
+            self.pause("connecting")  # hold one chunk until the links exist
 
     def eof_received(self) -> bool:
         if self.reading is not None:
             self.reading.feed_eof()
+        else:
+            self._early_eof = True
         return True  # keep the write half open until the other direction ends
 
     def pause_writing(self) -> None:
@@ -58,6 +67,17 @@ class Side(asyncio.Protocol):
             self.conn.side_lost(self)
 
     # used by links and the connection
+    def release_early(self) -> None:
+        """The links exist now: pass on what was read before them, then read on.
+        (Reading is not paused from connection_made: under uvloop it then may never resume.)"""
+        assert self.reading is not None
+        early, self._early = self._early, []
+        for chunk in early:
+            self.reading.feed(chunk)
+        if self._early_eof:
+            self.reading.feed_eof()
+        self.resume("connecting")
+
     def write(self, data: bytes) -> None:
         if not self.lost and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
@@ -104,13 +124,6 @@ class Side(asyncio.Protocol):
             self.transport.abort()
 
 
-def _held_side() -> Side:
-    """An upstream side that reads nothing until its links exist: a server that speaks
-    first (a greeting, or data and a close at once) would otherwise be read before there
-    is a link to take its bytes, and they would be lost."""
-    return Side(on_made=lambda side: side.pause("connecting"))
-
-
 class Connection:
     def __init__(self, proxy: Proxy, client: Side, seq: int) -> None:
         self.proxy = proxy
@@ -124,15 +137,13 @@ class Connection:
         client.conn = self
 
     def start(self) -> None:
-        self.client.pause("connecting")
         self._connect_task = self.loop.create_task(self._connect())
 
     async def _connect(self) -> None:
         host, port = self.proxy.upstream_address()
         try:
-            _, upstream = await asyncio.wait_for(
-                self.loop.create_connection(_held_side, host, port), timeout=30
-            )
+            async with asyncio.timeout(30):  # no extra task per connection, as wait_for made
+                _, upstream = await self.loop.create_connection(Side, host, port)
         except (TimeoutError, OSError, ValueError):
             self.close()  # like Toxiproxy: accept, then close when the upstream is unreachable
             return
@@ -165,8 +176,8 @@ class Connection:
         )
         self.client.reading = upstream.writing = self.links["upstream"]
         upstream.reading = self.client.writing = self.links["downstream"]
-        self.client.resume("connecting")
-        upstream.resume("connecting")
+        self.client.release_early()
+        upstream.release_early()
 
     def side_lost(self, side: Side) -> None:
         """A socket went away: pass on the end of what it sent, stop writing to it."""

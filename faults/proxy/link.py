@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from faults.proxy import splice
 from faults.proxy.toxic_collection import ToxicEntry
 from faults.proxy.toxics import Kind, Piece, Toxic
 
@@ -67,6 +68,8 @@ class Link:
         self.dest_paused = False
         self.finished = False  # the end of stream was passed on, or the destination is gone
         self._timer: asyncio.TimerHandle | None = None
+        self.splicer: splice.Splicer | None = None  # set while the kernel relays (no toxics)
+        self._streak = 0  # bytes relayed through Python in a row with nothing held back
         for entry in entries:
             self.add_stage(entry)
 
@@ -82,6 +85,7 @@ class Link:
 
     # --- chain changes (applied to open connections) ---
     def add_stage(self, entry: ToxicEntry) -> None:
+        self.unsplice()  # the toxic acts on every byte after what already went through
         stage = Stage(entry, entry.toxic, entry.toxic.new_state())
         self.stages.append(stage)
         self._roll(stage)
@@ -111,6 +115,7 @@ class Link:
     def stop(self) -> None:
         """The connection is closing: stop timers and toxics, drop what is pending."""
         self.finished = True
+        self.unsplice(deliver=False)
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -150,12 +155,17 @@ class Link:
         if not self.stages and not self.pending:
             self.stats.bytes_sent += len(data)
             self.dest.write(data)
+            self._streak += len(data)
+            if self._streak >= splice.ENTER_AFTER:
+                self._splice()
             return
+        self._streak = 0
         self._push(Piece(data, self.loop.time()))
 
     def feed_eof(self) -> None:
         if self.finished:
             return
+        self.unsplice()
         if not self.stages and not self.pending:
             self._finish()
             return
@@ -214,6 +224,31 @@ class Link:
         if self.pending_bytes <= self.limit // 2:
             self.source.resume("buffer")
 
+    # --- zero-copy relay (faults/proxy/splice.py) ---
+    def _splice(self) -> None:
+        """Hand the relay to the kernel, if nothing is held anywhere on the way."""
+        self._streak = 0
+        if not splice.AVAILABLE or self.splicer is not None or self.dest_paused:
+            return
+        for side in (self.source, self.dest):
+            transport = side.transport
+            if side.lost or transport is None or transport.is_closing() or transport.get_write_buffer_size():
+                return
+        try:
+            self.splicer = splice.Splicer(self)
+        except OSError:  # out of descriptors, say: Python relays as before
+            self.splicer = None
+
+    def unsplice(self, deliver: bool = True) -> None:
+        """Back to relaying through Python; what the pipe held goes out first."""
+        splicer, self.splicer = self.splicer, None
+        if splicer is None:
+            return
+        held = splicer.stop()
+        if held and deliver and not self.finished:
+            self.stats.bytes_sent += len(held)
+            self.dest.write(held)
+
     def _finish(self) -> None:
         """End of stream reached the destination: half-close it."""
         if self.finished:
@@ -227,6 +262,7 @@ class Link:
         if self.finished:
             return
         self.finished = True
+        self.unsplice(deliver=False)
         self.pending.clear()
         if self._timer is not None:
             self._timer.cancel()

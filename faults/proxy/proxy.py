@@ -48,6 +48,7 @@ class Proxy:
         self.stats = {s: DirectionStats() for s in STREAMS}
         self.connections_total = 0
         self._seed = seed
+        self._unseeded = random.Random()
         self._server: asyncio.Server | None = None
 
     # --- listener ---
@@ -113,7 +114,7 @@ class Proxy:
     def link_rng(self, seq: int, direction: str) -> random.Random:
         """Per-link randomness; with a server seed, the same run rolls the same numbers."""
         if self._seed is None:
-            return random.Random()
+            return self._unseeded  # seeding a Random per link costs more than the rest of a connect
         return random.Random(f"{self._seed}/{self.name}/{seq}/{direction}")
 
     def _links(self, direction: str) -> Iterable[Link]:

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import signal
-import socket
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import uvicorn
-
 from faults.proxy.address_policy import AddressPolicy
-from faults.proxy.api import build_app
+from faults.proxy.api import Api
+from faults.proxy.api_http import ApiHttpServer
 from faults.proxy.collection import ProxyCollection, ProxySpec
 from faults.proxy.errors import ApiError
 from faults.proxy.proxy import join_host_port, split_host_port
-from harness.core.fault import UserError
+from harness.core.errors import UserError
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -31,24 +27,15 @@ def new_event_loop() -> asyncio.AbstractEventLoop:
     return uvloop.new_event_loop()
 
 
-class _QuietServer(uvicorn.Server):
-    """uvicorn without its own signal handling: whoever runs the loop decides when to stop."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class ProxyServer:
-    """The API server and all its proxies, on one event loop."""
+    """All proxies on the caller's event loop; their API served from its own thread."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8474, seed: int | None = None,
                  policy: AddressPolicy | None = None) -> None:
         self.host = host
         self.port = port
         self.proxies = ProxyCollection(seed, policy)
-        self._http: _QuietServer | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._http: ApiHttpServer | None = None
 
     @property
     def api_url(self) -> str:
@@ -56,33 +43,15 @@ class ProxyServer:
 
     async def open(self) -> None:
         """Listen for API requests; returns once the API answers. Raises OSError if it can't bind."""
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.create_server((self.host, self.port), family=family, backlog=128)
-        self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            build_app(self.proxies),
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            timeout_graceful_shutdown=2,
-            http="h11",
-            server_header=False,  # Toxiproxy sends none
-        )
-        self._http = _QuietServer(config)
-        self._task = asyncio.get_running_loop().create_task(self._http.serve(sockets=[sock]))
-        while not self._http.started:
-            if self._task.done():
-                sock.close()
-                self._task.result()
-                raise OSError(f"the proxy API on {self.api_url} stopped while starting")
-            await asyncio.sleep(0.005)
+        self._http = ApiHttpServer(self.host, self.port, Api(self.proxies), asyncio.get_running_loop())
+        self.port = self._http.port
+        self._http.start()
 
     async def close(self) -> None:
         """Stop the API, then close every proxy listener and connection."""
-        if self._http is not None and self._task is not None:
-            self._http.should_exit = True
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._task, timeout=5)
+        if self._http is not None:
+            await asyncio.to_thread(self._http.stop)  # the loop keeps running requests in flight
+            self._http = None
         self.proxies.close_all()
 
 
@@ -166,6 +135,10 @@ def serve(host: str, port: int, config: str | None, seed: int | None,
     except ApiError as err:
         raise UserError(f"--host/--port: {err.message}") from None
     entries = load_config(config) if config else None
+    # The API thread needs the GIL a few times per request; under a bulk transfer the loop's
+    # thread holds it and only yields every switch interval (5 ms by default), which made an
+    # API answer take 15-20 ms. This process is only the proxy, so a shorter interval is free.
+    sys.setswitchinterval(0.0005)
     loop = new_event_loop()
     try:
         loop.run_until_complete(_serve_until_signal(host, port, entries, seed, config, policy))

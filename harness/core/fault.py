@@ -17,6 +17,8 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
+from harness.core.errors import UserError  # noqa: F401 - its home before harness/core/errors.py: old imports keep working
+
 
 class FaultParams(BaseModel):
     """Base for a fault family's params: unknown keys are errors."""
@@ -51,10 +53,6 @@ class FaultContext:
     def run_id(self) -> str | None:
         """The run's id: the value of the `aftershock.run` label on the containers it starts."""
         return self.run_dir.name if self.run_dir is not None else None
-
-
-class UserError(Exception):
-    """An error the scenario author can fix; shown without a traceback."""
 
 
 class FaultFailed(RuntimeError):

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
-from harness.core.fault import UserError
+from harness.core.errors import UserError
 
 LOOPBACK_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost"}
 LOCAL_SOCKET_SCHEMES = {"unix", "npipe", "http+unix"}  # a local socket: no network host at all
