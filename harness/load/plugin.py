@@ -209,6 +209,7 @@ def _on_request(
     start_time: float | None = None,
     **_: Any,
 ) -> None:
+    # on every request's path: no work here that the recorder's drain can do in bulk
     recorder = STATE.recorder
     if recorder is None:
         return
@@ -217,12 +218,12 @@ def _on_request(
     if exception is not None:
         recorder.record(start, response_time, failure=failure_kind(exception, response))
         return
-    ctx = context or {}
-    if CONTEXT_DECODED in ctx:  # ModelUser decoded it already
-        decoded = ctx[CONTEXT_DECODED]
+    if context and CONTEXT_DECODED in context:  # ModelUser decoded it already
+        decoded = context[CONTEXT_DECODED]
     else:  # a bring-your-own request (which may carry aftershock_labels in its context)
         decoded = _decode_foreign(response)
-    recorder.record(start, response_time, decoded=decoded, labels=ctx.get(CONTEXT_LABELS))
+    labels = context.get(CONTEXT_LABELS) if context else None
+    recorder.record(start, response_time, None, decoded, labels)
 
 
 def _decode_foreign(response: Any) -> Decoded | None:
