@@ -12,6 +12,7 @@ Each record is a delta (harness.load.recorder), so the runner just adds them up.
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -195,6 +196,10 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     prepare_model_user(cfg, STATE.decoder, Path(stream).parent if stream else Path.cwd())
     if STATE.flusher is None:
         STATE.flusher = gevent.spawn(_flush_every_window, environment)
+    # Everything alive now (modules: ours bring numpy and pydantic, ~25k objects more than
+    # bare Locust's; the config; the dataset) lives for the whole run: out of the cyclic
+    # GC's sight, full collections during the load stop walking it (benchmarks/README-load.md)
+    gc.freeze()
 
 
 @events.request.add_listener
