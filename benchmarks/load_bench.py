@@ -117,6 +117,7 @@ def bare(locustfile: Path, users: int, seconds: int, processes: int) -> Measured
             stderr=subprocess.DEVNULL,
             check=True,
             timeout=seconds + 60,
+            start_new_session=True,  # as LoadProcess starts the harness's: the same scheduling
         )
         cpu = cpu_per_request(Path(meter))
     return Measured(srv.requests / srv.load_seconds, srv.load_seconds, cpu)
