@@ -73,6 +73,7 @@ def test_batched_recording_gives_the_windows_record_value_gives_sample_by_sample
         ]
     )
     rec = WindowRecorder(0.1)
+    rec.bucket_every = 997  # batches bucketed mid-stream too, not only at the drain
     truth: dict[int, Window] = {}
     for i, (start, ms) in enumerate(zip(starts.tolist(), latencies_ms.tolist())):
         decoded = Decoded(predictions=[i % 3], fallback=bool(i % 2)) if i % 5 == 0 else None
