@@ -5,11 +5,13 @@ Against one fast local endpoint (harness.engine.load.reference_server, fast mode
   harness   the same user class through LoadProcess (plugin attached: every request
             windowed into HDR histograms and streamed to the runner)
   model     aftershock's own ModelUser (dataset batches through the oip-v2 adapter)
-each with processes: 1 and 2. Throughput = requests the server answered / the time
-requests kept arriving (first to last, on the server's clock): bare Locust's --run-time
+each with every process count asked for (default 1 and 2). Throughput = requests the
+server answered / the time requests kept arriving (first to last, on the server's clock): bare Locust's --run-time
 timer fires early by its import time, so dividing by the nominal run time would favour
-whichever side imports less. Rounds alternate bare/harness so drift in machine load
-hits both alike.
+whichever side imports less. Rounds are interleaved (every process count in every
+round, bare and harness back to back, in alternating order) so drift in machine load
+hits both alike; the report gives medians, ranges, and the harness/bare ratio of the
+medians and of each round's back-to-back pair.
 
 The user class also meters itself (the same for bare and harness): CPU seconds each
 Locust process spent between test start and stop, over the requests it sent. On a
@@ -17,7 +19,8 @@ machine whose cores are shared (the server, every Locust process and the runner 
 2 cores), req/s swings by tens of percent between runs; CPU per request does not, and
 it is what limits a CPU-bound Locust's req/s.
 
-    python benchmarks/load_bench.py [--seconds 8] [--users 20] [--rounds 2] [--processes 1,2]
+    python benchmarks/load_bench.py [--seconds 8] [--users 20] [--rounds 2] [--processes 1,2,4]
+                                    [--no-model]
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import platform
 import statistics
@@ -115,6 +117,7 @@ def bare(locustfile: Path, users: int, seconds: int, processes: int) -> Measured
             stderr=subprocess.DEVNULL,
             check=True,
             timeout=seconds + 60,
+            start_new_session=True,  # as LoadProcess starts the harness's: the same scheduling
         )
         cpu = cpu_per_request(Path(meter))
     return Measured(srv.requests / srv.load_seconds, srv.load_seconds, cpu)
@@ -157,9 +160,11 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--processes", default="1,2", help="process counts to compare, e.g. 1,2,4")
+    ap.add_argument("--no-model", action="store_true", help="skip the ModelUser rows")
     args = ap.parse_args()
     counts = [int(p) for p in args.processes.split(",")]
     rows: dict[str, list[Measured]] = {}
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         locustfile = Path(tmp) / "bench_user.py"
         locustfile.write_text(BENCH_USER)
@@ -167,46 +172,76 @@ def main() -> None:
         np.savez(dataset, x=np.array([[0.1, 0.2, 0.3, 0.4]], dtype=np.float32))
         byo = {"locustfile": str(locustfile)}
         model = {"dataset": str(dataset), "model": "m"}
-        for _ in range(args.rounds):
+        for r in range(args.rounds):
             for p in counts:
-                rows.setdefault(f"bare p={p}", []).append(
-                    bare(locustfile, args.users, args.seconds, p)
-                )
-                run, diff = harness(byo, args.users, args.seconds, p)
-                assert diff == 0, f"windows counted {diff:+d} requests against the server's count"
-                rows.setdefault(f"harness p={p}", []).append(run)
-                rows.setdefault(f"model p={p}", []).append(
-                    harness(model, args.users, args.seconds, p)[0]
-                )
-    report(rows, counts, args)
+                for side in ("bare", "harness") if r % 2 == 0 else ("harness", "bare"):
+                    if side == "bare":
+                        run = bare(locustfile, args.users, args.seconds, p)
+                    else:
+                        run, diff = harness(byo, args.users, args.seconds, p)
+                        assert diff == 0, f"windows counted {diff:+d} requests against the server's"
+                    rows.setdefault(f"{side} p={p}", []).append(run)
+                if not args.no_model:
+                    rows.setdefault(f"model p={p}", []).append(
+                        harness(model, args.users, args.seconds, p)[0]
+                    )
+    report(rows, counts, args, (load_before, os.getloadavg()))
 
 
-def report(rows: dict[str, list[Measured]], counts: list[int], args: argparse.Namespace) -> None:
+def report(
+    rows: dict[str, list[Measured]],
+    counts: list[int],
+    args: argparse.Namespace,
+    loads: tuple[tuple[float, ...], tuple[float, ...]],
+) -> None:
+    def values(row: str, attr: str) -> list[float]:
+        return [getattr(m, attr) for m in rows.get(row, []) if getattr(m, attr) is not None]
+
     def med(row: str, attr: str = "rps") -> float:
-        values = [getattr(m, attr) for m in rows[row] if getattr(m, attr) is not None]
-        return statistics.median(values) if values else float("nan")
+        v = values(row, attr)
+        return statistics.median(v) if v else float("nan")
 
+    def paired(p: int, attr: str) -> list[float]:
+        """harness/bare of each round (the two ran back to back)."""
+        pairs = zip(rows[f"harness p={p}"], rows[f"bare p={p}"])
+        return [getattr(h, attr) / getattr(b, attr) for h, b in pairs if getattr(b, attr)]
+
+    cores = os.cpu_count() or 0
     print(
-        f"# load_bench: {os.cpu_count()} CPUs, {platform.python_version()}, users={args.users}, "
-        f"{args.seconds}s x {args.rounds} rounds (medians)"
+        f"# load_bench: {cores} CPUs, {platform.python_version()}, users={args.users}, "
+        f"{args.seconds}s x {args.rounds} rounds, rounds interleaved (medians, ranges); "
+        f"load average before {loads[0][0]:.1f}, after {loads[1][0]:.1f}"
     )
-    for row, runs in rows.items():
-        each = ", ".join(f"{m.rps:.0f}" for m in runs)
-        cpu = med(row, "cpu_us")
+    for row in rows:
+        rps = values(row, "rps")
+        cpu = values(row, "cpu_us")
         print(
-            f"{row:<12} {med(row):7.0f} req/s  (runs: {each})  load lasted {med(row, 'load_s'):.2f} s"
-            + ("" if math.isnan(cpu) else f"  Locust CPU {cpu:.0f} us/request")
+            f"{row:<12} {med(row):7.0f} req/s  ({min(rps):.0f}-{max(rps):.0f})"
+            f"  load lasted {med(row, 'load_s'):.2f} s"
+            + (
+                f"  Locust CPU {med(row, 'cpu_us'):.0f} us/request ({min(cpu):.0f}-{max(cpu):.0f})"
+                if cpu
+                else ""
+            )
         )
     for p in counts:
+        over = "  (more processes than cores: oversubscribed)" if p >= cores else ""
+        rps_r, cpu_r = paired(p, "rps"), paired(p, "cpu_us")
         print(
-            f"harness/bare p={p}: req/s {med(f'harness p={p}') / med(f'bare p={p}'):.3f}, "
-            f"CPU per request {med(f'harness p={p}', 'cpu_us') / med(f'bare p={p}', 'cpu_us'):.3f}"
-            f"   (model/bare req/s {med(f'model p={p}') / med(f'bare p={p}'):.3f})"
+            f"harness/bare p={p}: req/s {med(f'harness p={p}') / med(f'bare p={p}'):.3f}"
+            f" (per round {min(rps_r):.2f}-{max(rps_r):.2f}),"
+            f" CPU per request {med(f'harness p={p}', 'cpu_us') / med(f'bare p={p}', 'cpu_us'):.3f}"
+            f" (per round {min(cpu_r):.2f}-{max(cpu_r):.2f})"
+            + (
+                ""
+                if args.no_model
+                else f"  model/bare req/s {med(f'model p={p}') / med(f'bare p={p}'):.3f}"
+            )
+            + over
         )
     for p in counts[1:]:
-        gains = {
-            k: med(f"{k} p={p}") / med(f"{k} p={counts[0]}") for k in ("harness", "bare", "model")
-        }
+        kinds = ("harness", "bare") if args.no_model else ("harness", "bare", "model")
+        gains = {k: med(f"{k} p={p}") / med(f"{k} p={counts[0]}") for k in kinds}
         print(f"gain from processes: {p}  " + ", ".join(f"{k} {g:.2f}x" for k, g in gains.items()))
 
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
 from harness.core.protocols import Decoded
-from harness.core.windows import Window
+from harness.core.windows import Window, new_latency_histogram
 from harness.engine.load.config import LoadConfig
 from harness.engine.load.failures import DecodeFailure, failure_kind
-from harness.engine.load.recorder import WindowRecorder
+from harness.engine.load.recorder import WindowRecorder, record_values
 from harness.engine.load.shape_profiles import users_at
 
 
@@ -56,6 +59,65 @@ def test_delta_records_merge_exactly() -> None:
         merged[50].merge(Window.from_record(r))
     assert merged[50].requests == 100 and merged[50].latency.total_count == 100
     assert merged[50].latency.get_value_at_percentile(50) == pytest.approx(50_000, rel=2e-3)
+
+
+def test_batched_recording_gives_the_windows_record_value_gives_sample_by_sample() -> None:
+    """The truth: hdrh's own record_value, one sample at a time, as the recorder once did."""
+    rng = np.random.default_rng(7)
+    n = 20_000
+    starts = 100.0 + rng.uniform(0, 0.7, n)  # 0.1 s windows: 7-8 of them, float edges included
+    latencies_ms = np.concatenate(
+        [
+            rng.lognormal(3, 1.5, n - 6),  # 20 ms-ish, up to minutes
+            [0.0, 0.0004, 0.0005, 0.0015, 1.0005, 4e6],  # < 1 us, rounding halves, beyond 1 h
+        ]
+    )
+    rec = WindowRecorder(0.1)
+    rec.bucket_every = 997  # batches bucketed mid-stream too, not only at the drain
+    truth: dict[int, Window] = {}
+    for i, (start, ms) in enumerate(zip(starts.tolist(), latencies_ms.tolist())):
+        decoded = Decoded(predictions=[i % 3], fallback=bool(i % 2)) if i % 5 == 0 else None
+        labels = [0] if i % 10 == 0 else None
+        rec.record(start, ms, decoded=decoded, labels=labels)
+        w = truth.setdefault(
+            math.floor(start / 0.1), Window(index=math.floor(start / 0.1), size=0.1)
+        )
+        us = max(1, round(ms * 1000))
+        w.requests += 1
+        w.latency.record_value(us)
+        w.latency_sum_us += us
+        if decoded is not None:
+            w.fallback_flagged += 1
+            w.fallbacks += decoded.fallback
+            if labels is not None:
+                w.labelled += 1
+                w.correct += decoded.predictions == labels
+        if i == n // 2:
+            rec.record(start, ms, failure="timeout")
+            w.requests += 1
+            w.failures["timeout"] = 1
+    assert rec.requests == n + 1
+    got = {r["index"]: r for r in rec.drain()}
+    assert got == {i: w.to_record() for i, w in truth.items()}
+    for i, w in truth.items():  # the histograms themselves, not only their encoding
+        h = Window.from_record(got[i]).latency
+        assert (h.total_count, h.min_value, h.max_value) == (
+            w.latency.total_count,
+            w.latency.get_min_value(),
+            w.latency.get_max_value(),
+        )
+
+    values = rng.integers(0, 2**40, 5000)  # every bucket, and beyond the histogram's range
+    one_by_one, at_once = new_latency_histogram(), new_latency_histogram()
+    for v in values.tolist():
+        one_by_one.record_value(v)
+    record_values(at_once, values)
+    assert list(at_once.counts) == list(one_by_one.counts)
+    assert (at_once.total_count, at_once.min_value, at_once.max_value) == (
+        one_by_one.total_count,
+        one_by_one.min_value,
+        one_by_one.max_value,
+    )
 
 
 class _Response:

@@ -12,6 +12,7 @@ Each record is a delta (harness.engine.load.recorder), so the runner just adds t
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -196,6 +197,10 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     prepare_model_user(cfg, STATE.decoder, Path(stream).parent if stream else Path.cwd())
     if STATE.flusher is None:
         STATE.flusher = gevent.spawn(_flush_every_window, environment)
+    # Everything alive now (modules: ours bring numpy and pydantic, ~25k objects more than
+    # bare Locust's; the config; the dataset) lives for the whole run: out of the cyclic
+    # GC's sight, full collections during the load stop walking it (benchmarks/README-load.md)
+    gc.freeze()
 
 
 @events.request.add_listener
@@ -210,6 +215,7 @@ def _on_request(
     start_time: float | None = None,
     **_: Any,
 ) -> None:
+    # on every request's path: no work here that the recorder's drain can do in bulk
     recorder = STATE.recorder
     if recorder is None:
         return
@@ -218,12 +224,12 @@ def _on_request(
     if exception is not None:
         recorder.record(start, response_time, failure=failure_kind(exception, response))
         return
-    ctx = context or {}
-    if CONTEXT_DECODED in ctx:  # ModelUser decoded it already
-        decoded = ctx[CONTEXT_DECODED]
+    if context and CONTEXT_DECODED in context:  # ModelUser decoded it already
+        decoded = context[CONTEXT_DECODED]
     else:  # a bring-your-own request (which may carry aftershock_labels in its context)
         decoded = _decode_foreign(response)
-    recorder.record(start, response_time, decoded=decoded, labels=ctx.get(CONTEXT_LABELS))
+    labels = context.get(CONTEXT_LABELS) if context else None
+    recorder.record(start, response_time, None, decoded, labels)
 
 
 def _decode_foreign(response: Any) -> Decoded | None:
