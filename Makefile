@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first, pinned: this build lies on disk; any other spec downloads a CUDA build
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[ml,dev,docker,k8s,observe]'
+	$(PY) -m pip install -q -e '.[ml,dev,docker,k8s,observe,fast]'
 	touch $@
 
 run: setup

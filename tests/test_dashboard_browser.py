@@ -150,8 +150,8 @@ def stopped_run(tmp_path_factory: pytest.TempPathFactory, browser: Any) -> dict[
             "phase": page.inner_text("#phase"),
         }
         page.screenshot(path=str(folder / "dashboard-mid-run.png"))
-        if os.environ.get("AFTERSHOCK_DOCS_PICTURES"):  # refresh README's picture from this run
-            small_png(folder / "dashboard-mid-run.png", ROOT / "docs" / "dashboard.png")
+        if target := os.environ.get("AFTERSHOCK_SCREENSHOTS"):  # refresh README's picture from this run
+            small_png(folder / "dashboard-mid-run.png", Path(target) / "dashboard.png")
         page.click("#stop")
         run.wait(timeout=120)
         wait_for("the page shows the end", lambda: page.inner_text("#ended"), 30)
