@@ -84,7 +84,7 @@ def small_png(source: Path, target: Path) -> None:
 
 
 def toxics_on(url: str) -> list[str]:
-    return [t["name"] for p in ToxiproxyClient(url).proxies().values() for t in p["toxics"]]
+    return [t.name for p in ToxiproxyClient(url).proxies().values() for t in p.toxics]
 
 
 def plotted(page: Any, chart: str) -> int:
