@@ -12,7 +12,13 @@ import jmespath
 from pydantic import field_validator
 
 from harness.core.json_query import check_json_query
-from harness.core.protocols.base import AdapterOptions
+from harness.core.protocols.base import (
+    AdapterOptions,
+    Decoded,
+    DecodeError,
+    predictions_list,
+    score_rows,
+)
 
 
 class ResponseFieldOptions(AdapterOptions):
@@ -39,3 +45,13 @@ class ResponseFields:
     def model_version(self, body: Any) -> str | None:
         found = self._version.search(body) if self._version and isinstance(body, dict) else None
         return str(found) if found is not None else None
+
+    def list_or_keyed(self, body: Any, key: str, server: str) -> Decoded:
+        """Servers whose handlers answer either a bare list of predictions or an object
+        holding them under `key` (BentoML, TorchServe): the object may carry the fields."""
+        if isinstance(body, list):
+            return Decoded(predictions=predictions_list(body, server), scores=score_rows(body))
+        if isinstance(body, dict) and key in body:
+            return Decoded(predictions=predictions_list(body[key], server), scores=score_rows(body[key]),
+                           fallback=self.fallback(body), model_version=self.model_version(body))
+        raise DecodeError(f"{server} response is neither a list of predictions nor an object with {key!r}")

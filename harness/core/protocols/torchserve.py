@@ -18,11 +18,8 @@ import numpy as np
 
 from harness.core.protocols.base import (
     Decoded,
-    DecodeError,
     ProtocolAdapter,
-    predictions_list,
     rows_or_objects,
-    score_rows,
 )
 from harness.core.protocols.fields import ResponseFieldOptions, ResponseFields
 
@@ -64,16 +61,4 @@ class TorchServeAdapter(ProtocolAdapter):
         return {self.options.input_key: rows_or_objects(batch)}
 
     def decode(self, response_json: Any) -> Decoded:
-        if isinstance(response_json, list):
-            return Decoded(predictions=predictions_list(response_json, "TorchServe"), scores=score_rows(response_json))
-        if isinstance(response_json, dict) and self.options.predictions_key in response_json:
-            return Decoded(
-                predictions=predictions_list(response_json[self.options.predictions_key], "TorchServe"),
-                scores=score_rows(response_json[self.options.predictions_key]),
-                fallback=self._fields.fallback(response_json),
-                model_version=self._fields.model_version(response_json),
-            )
-        raise DecodeError(
-            f"TorchServe response is neither a list of predictions nor an object with "
-            f"{self.options.predictions_key!r}"
-        )
+        return self._fields.list_or_keyed(response_json, self.options.predictions_key, "TorchServe")
