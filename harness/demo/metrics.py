@@ -89,4 +89,12 @@ class Metrics:
             "Cached models rejected for a bad checksum",
             registry=r,
         )
+        self.version_requests = Counter(
+            "demo_version_requests", "Inference requests by the model version that answered, and outcome",
+            ["version", "outcome"], registry=r,
+        )
+        self.rollouts = Counter(
+            "demo_rollouts", "Rollout actions: deployed, promoted, rolled_back", ["action"], registry=r
+        )
+        self.canary_share = Gauge("demo_canary_share", "Share of requests routed to the canary", registry=r)
         self.model_ready = Gauge("demo_model_ready", "1 when the main model is loaded", registry=r)

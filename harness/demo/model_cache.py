@@ -42,7 +42,20 @@ def load_models(state_dir: Path, variant: str = "robust") -> Models:
     file holds another variant, as caches written before variants did), ChecksumMismatch
     if the file is corrupt."""
     path = model_path(state_dir, variant)
-    payload = load_checksummed(path)
+    models = models_from_payload(load_checksummed(path))
+    if variant_of(models) != variant:
+        raise FileNotFoundError(f"{path} holds {variant_of(models)} models, not {variant}")
+    return models
+
+
+def load_artifact(path: Path) -> Models:
+    """The models in an artifact a deploy names: a model file as the cache writes it (with
+    its manifest), checked like the cache before anything is built from it."""
+    return models_from_payload(load_checksummed(Path(path)))
+
+
+def models_from_payload(payload: dict) -> Models:
+    """Models from a saved payload (what save_models writes)."""
     main, fallback = FraudNet(), FallbackNet()
     main.load_state_dict(payload["main"])
     fallback.load_state_dict(payload["fallback"])
@@ -53,7 +66,4 @@ def load_models(state_dir: Path, variant: str = "robust") -> Models:
         screen = FraudNet()
         screen.load_state_dict(payload["screen"])
         screen.eval()
-    models = Models(main=main, fallback=fallback, meta=dict(payload["meta"]), screen=screen)
-    if variant_of(models) != variant:
-        raise FileNotFoundError(f"{path} holds {variant_of(models)} models, not {variant}")
-    return models
+    return Models(main=main, fallback=fallback, meta=dict(payload["meta"]), screen=screen)

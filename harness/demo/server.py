@@ -38,8 +38,10 @@ from harness.demo.protocol import (
 )
 from harness.demo.query_guard import QueryRefused
 from harness.demo.service import ModelService, ServiceUnavailable, log
+from harness.demo.storage import ChecksumMismatch
 from harness.demo.timed_http import IDLE_TIMEOUT, REQUEST_TIMEOUT
 from harness.demo.timed_uvicorn import TimedH11Protocol
+from harness.demo.versions import Degradation, VersionCrashed
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -186,6 +188,10 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
         return error(503, str(exc))
 
+    @app.exception_handler(VersionCrashed)
+    async def crashed(request: Request, exc: VersionCrashed) -> JSONResponse:
+        return JSONResponse({"error": str(exc), "model_version": exc.version}, status_code=500)
+
     @app.exception_handler(ClientDisconnect)
     async def disconnected(request: Request, exc: ClientDisconnect) -> Response:
         return Response(status_code=499)  # nobody reads it: the client (or a timeout) left
@@ -250,7 +256,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         return JSONResponse(
             encode_v2(
                 name,
-                str(service.version),
+                prediction.version,
                 request_id or str(uuid.uuid4()),
                 prediction.labels,
                 prediction.probabilities,
@@ -284,7 +290,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                 "fallback": prediction.fallback_reason is not None,
                 "fallback_reason": prediction.fallback_reason,
                 "model_name": name,
-                "model_version": str(service.version),
+                "model_version": prediction.version,
             }
         )
 
@@ -317,6 +323,35 @@ def create_app(config: ServerConfig) -> FastAPI:
         if (bad := check_model(model)) is not None:
             return bad
         return JSONResponse(service.retrain_status)
+
+    @app.post("/admin/deploy")
+    async def deploy(request: Request) -> Response:
+        body = await read_json(request, config.max_body_bytes)
+        if not isinstance(body, dict) or not isinstance(body.get("version"), (str, int)) or body["version"] == "":
+            raise InvalidRequest('the body must be {"version": "v2", "share": 0.1, "degrade": {...}, "artifact": path}')
+        share = body.get("share", 1.0)
+        if type(share) not in (int, float) or not 0.0 < share <= 1.0:
+            raise InvalidRequest("'share' must be a number in (0, 1]: the canary's share of requests")
+        artifact = body.get("artifact")
+        if artifact is not None and not isinstance(artifact, str):
+            raise InvalidRequest("'artifact' must be a path")
+        if not service.ready:
+            return error(503, "the model is still loading; deploy when /v2/health/ready is 200")
+        try:
+            described = await service.deploy(str(body["version"]), float(share),
+                                              Degradation.from_json(body.get("degrade")), artifact)
+        except (FileNotFoundError, ChecksumMismatch) as exc:
+            return error(422, f"artifact refused, nothing deployed: {exc}")
+        return JSONResponse(described)
+
+    @app.post("/admin/rollback")
+    async def rollback() -> Response:
+        label = service.rollback("admin rollback") if service.ready else None
+        return JSONResponse({"rolled_back": label, **service.versions()})
+
+    @app.get("/admin/versions")
+    async def versions() -> Response:
+        return JSONResponse(service.versions())
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -1,0 +1,1 @@
+"""Faults on the model lifecycle around serving: rollouts of new model versions."""
