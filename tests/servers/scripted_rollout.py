@@ -1,7 +1,8 @@
 """An OIP v2 server that serves a bad model version on a script, to check rollback_time.
 
-`POST /admin/deploy` puts version `2-bad` out for every request; the server takes it back
-by itself `rollback_after` seconds later (None: never, only `POST /admin/rollback` does).
+`POST /admin/deploy` puts version `2-bad` out for every request (every 4th of its answers
+is a 500 that names it); the server takes it back by itself `rollback_after` seconds later
+(None: never, only `POST /admin/rollback` does).
 It notes when the bad version really stopped serving, the truth a test compares with.
 Its "model" predicts int(row[0]) per row of the first input, as the reference server's.
 """
@@ -22,7 +23,8 @@ class ScriptedRollout:
         self.rollback_after = rollback_after
         self.deployed_at: float | None = None
         self.stopped_at: float | None = None  # when the bad version stopped serving (either way)
-        self.served: dict[str, int] = {}
+        self.served: dict[str, int] = {}  # answers by version, failures included
+        self.failed: dict[str, int] = {}
         self._lock = threading.Lock()
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._http.daemon_threads = True
@@ -91,7 +93,12 @@ def _handler(server: ScriptedRollout) -> type[BaseHTTPRequestHandler]:
             labels = [int(first["data"][r * width]) for r in range(rows)]
             version = server.version_now()
             with server._lock:
-                server.served[version] = server.served.get(version, 0) + 1
+                n = server.served[version] = server.served.get(version, 0) + 1
+                crash = version == BAD and n % 4 == 0
+                if crash:
+                    server.failed[version] = server.failed.get(version, 0) + 1
+            if crash:
+                return self._send({"error": "the bad version crashed", "model_version": version}, 500)
             self._send({"model_name": "m", "model_version": version,
                         "outputs": [{"name": "label", "shape": [rows], "datatype": "INT64", "data": labels}]})
 
