@@ -73,7 +73,7 @@ def test_rollback_time_is_within_one_window_of_the_scripted_truth(tmp_path: Path
     assert rolls.stopped_at is not None
     truth = rolls.stopped_at - rollout_at
     (verdict,) = result["slos"]
-    assert truth - 0.05 <= verdict["measured"] <= truth + WINDOW + 0.05, (truth, verdict)
+    assert truth - 0.1 <= verdict["measured"] <= truth + WINDOW + 0.05, (truth, verdict)  # one window
     versions = {row["version"]: row for row in result["versions"]}
     assert versions["2-bad"]["bad"] and versions["2-bad"]["requests"] == rolls.served["2-bad"]
     assert versions["2-bad"]["failed"] == rolls.failed["2-bad"] > 0  # read from the 500s' bodies
