@@ -42,14 +42,16 @@ def test_label_noise_threshold_shift_and_crashes_act_as_asked() -> None:
 
 
 def test_the_router_splits_by_share_promotes_and_rolls_back() -> None:
-    base, router = version("1"), VersionRouter(seed=3)
-    router.deploy(version("2"), 0.2)
+    base, router, two, three = version("1"), VersionRouter(seed=3), version("2"), version("3")
+    router.deploy(two, 0.2)
     picks = [router.pick(base).label for _ in range(5000)]
     assert 0.18 < picks.count("2") / len(picks) < 0.22
-    router.promote()
+    assert router.promote(two) and not router.promote(two)
     assert router.stable(base).label == "2" and router.canary is None
-    router.deploy(version("3"), 0.5)
+    router.deploy(three, 0.5)
+    assert router.rollback(canary=two) is None  # a late verdict on a canary gone: no effect
     assert router.rollback() == "3" and router.stable(base).label == "2"
+    assert router.rollback(canary=three) is None  # never the promoted version behind it
     assert router.rollback() == "2" and router.stable(base).label == "1"
     assert router.rollback() is None
     router.deploy(version("4"), 1.0)  # in full: stable at once

@@ -419,31 +419,31 @@ class ModelService:
         if not c.canary_analysis:  # fragile: promote blindly once it has baked
             async def bake() -> None:
                 await asyncio.sleep(c.canary_promote_after)
-                if self.router.canary is version:
-                    self.promote("baked: promoted without analysis")
+                self.promote(version, "baked: promoted without analysis")
             task = asyncio.get_running_loop().create_task(bake())
         else:
             self.analysis = CanaryAnalysis(
                 canary=version, stable=lambda: self.router.stable(self.base_version()),
                 current_canary=lambda: self.router.canary, live=self.live, shadow=self.shadow,
                 shadow_entities=self.entity_table[self.shadow.entity_id],
-                rollback=lambda why: self.rollback(f"canary analysis: {why}", automatic=True),
-                promote=lambda: self.promote("canary analysis: healthy"),
+                rollback=lambda why: self.rollback(f"canary analysis: {why}", canary=version),
+                promote=lambda: self.promote(version, "canary analysis: healthy"),
                 interval=c.canary_interval, promote_after=c.canary_promote_after,
             )
             task = asyncio.get_running_loop().create_task(self.analysis.run())
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
-    def promote(self, why: str) -> None:
-        promoted = self.router.promote()
-        if promoted is not None:
-            self._rollout_event("promoted", promoted.label, reason=why)
+    def promote(self, canary: ServedVersion, why: str) -> None:
+        if self.router.promote(canary):
+            self._rollout_event("promoted", canary.label, reason=why)
 
-    def rollback(self, why: str, automatic: bool = False) -> str | None:
-        label = self.router.rollback()
+    def rollback(self, why: str, canary: ServedVersion | None = None) -> str | None:
+        """Roll back (the canary, else the last promoted version); with `canary`, only that
+        canary if it still is one: the analysis never rolls back what replaced it."""
+        label = self.router.rollback(canary)
         if label is not None:
-            self._rollout_event("rolled_back", label, reason=why, automatic=automatic)
+            self._rollout_event("rolled_back", label, reason=why, automatic=canary is not None)
         return label
 
     def _rollout_event(self, action: str, label: str, **facts: Any) -> None:

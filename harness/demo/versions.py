@@ -132,16 +132,21 @@ class VersionRouter:
             else:
                 self.canary, self.share = version, share
 
-    def promote(self) -> ServedVersion | None:
+    def promote(self, canary: ServedVersion) -> bool:
+        """Make `canary` stable, if it is still the canary (an admin may have rolled it back)."""
         with self._lock:
-            canary, self.canary, self.share = self.canary, None, 0.0
-            if canary is not None:
-                self.promoted.append(canary)
-            return canary
+            if self.canary is not canary:
+                return False
+            self.canary, self.share = None, 0.0
+            self.promoted.append(canary)
+            return True
 
-    def rollback(self) -> str | None:
-        """Drop the canary, or else the last promoted version; the label dropped (None: nothing)."""
+    def rollback(self, canary: ServedVersion | None = None) -> str | None:
+        """Drop the canary, or else the last promoted version; the label dropped (None: nothing).
+        With `canary`: drop only that canary, if it still is one."""
         with self._lock:
+            if canary is not None and self.canary is not canary:
+                return None
             if self.canary is not None:
                 label, self.canary, self.share = self.canary.label, None, 0.0
                 return label
