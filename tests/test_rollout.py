@@ -15,7 +15,7 @@ import pytest
 from servers.scripted_rollout import ScriptedRollout
 from tiny_target import write_dataset
 
-from faults.lifecycle.deploy_hook import DeployHook, call, resolve
+from faults.lifecycle.deploy_hook import DeployHook, call, resolve, unknown_placeholders
 from harness.core.fault import FaultFailed
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,6 +105,8 @@ def test_deploy_hook_command_and_file_kinds(tmp_path: Path) -> None:
         call(resolve(DeployHook(file={"dir": "nowhere"}), values, tmp_path))
     with pytest.raises(ValueError, match="exactly one of"):
         DeployHook(command=["true"], file={"dir": "models"})
+    typo = DeployHook(http={"url": "{targt}/admin/deploy", "body": {"v": "{version}", "s": "{shares}"}})
+    assert unknown_placeholders(typo) == ["targt", "shares"]
 
 
 def test_bad_rollout_pair_through_the_cli_and_as_pytest_items(tmp_path: Path) -> None:

@@ -26,7 +26,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from harness.core.fault import FaultFailed, UserError
 from harness.core.safety import check_host_allowed
 
-_PLACEHOLDER = re.compile(r"\{(target|version|previous|share|artifact|degrade)\}")
+PLACEHOLDERS = ("target", "version", "previous", "share", "artifact", "degrade")
+_PLACEHOLDER = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+_ANY_PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")
 DEFAULT_BODY = {"version": "{version}", "share": "{share}", "degrade": "{degrade}", "artifact": "{artifact}"}
 
 
@@ -64,6 +66,24 @@ class DeployHook(_Strict):
                 f"`file: {{dir: ...}}`; got {' and '.join(given) or 'none'}"
             )
         return self
+
+
+def unknown_placeholders(hook: DeployHook) -> list[str]:
+    """`{names}` in the hook's strings that are no placeholder (typos such as `{targt}`)."""
+    found: list[str] = []
+
+    def scan(value: Any) -> None:
+        if isinstance(value, dict):
+            for v in value.values():
+                scan(v)
+        elif isinstance(value, list):
+            for v in value:
+                scan(v)
+        elif isinstance(value, str):
+            found.extend(n for n in _ANY_PLACEHOLDER.findall(value) if n not in PLACEHOLDERS)
+
+    scan(hook.model_dump())
+    return found
 
 
 def fill(value: Any, values: dict[str, Any]) -> Any:

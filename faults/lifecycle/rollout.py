@@ -16,7 +16,13 @@ from typing import Any
 
 from pydantic import Field
 
-from faults.lifecycle.deploy_hook import DeployHook, call, resolve
+from faults.lifecycle.deploy_hook import (
+    PLACEHOLDERS,
+    DeployHook,
+    call,
+    resolve,
+    unknown_placeholders,
+)
 from harness.core.fault import Fault, FaultContext, FaultParams, UserError
 from harness.core.units import Duration, Percent
 
@@ -62,6 +68,11 @@ class ModelRollout(Fault):
         if p.rollback is None and p.deploy.file is None and p.previous is None:
             raise UserError("model.rollout: say how to roll back: add `rollback:` (a hook, e.g. "
                             "{http: {url: \"{target}/admin/rollback\"}}) or `previous: VERSION`")
+        for key, hook in (("deploy", p.deploy), ("rollback", p.rollback)):
+            unknown = unknown_placeholders(hook) if hook is not None else []
+            if unknown:
+                raise UserError(f"model.rollout: {key}: unknown placeholder {{{unknown[0]}}}; use "
+                                + ", ".join(f"{{{n}}}" for n in PLACEHOLDERS))
         if p.share <= 0:
             raise UserError("model.rollout: share must be above 0% (100% puts the version out in full)")
 
