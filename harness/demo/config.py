@@ -23,6 +23,7 @@ MODE_DEFAULTS: dict[str, dict[str, object]] = {
         "input_guard": True,
         "robust_model": True,
         "query_guard": True,
+        "verify_artifacts": True,
     },
     "fragile": {
         "feature_timeout": 30.0,
@@ -36,6 +37,7 @@ MODE_DEFAULTS: dict[str, dict[str, object]] = {
         "input_guard": False,
         "robust_model": False,
         "query_guard": False,
+        "verify_artifacts": False,
     },
 }
 
@@ -58,6 +60,7 @@ class ServerConfig:
     robust_model: bool = True  # serve an adversarially trained main model
     robust_eps: float = 0.1  # its training perturbations (L2, features scaled to [0, 1])
     query_guard: bool = True  # refuse boundary probing (many near-duplicate recent queries)
+    verify_artifacts: bool = True  # check a model artifact's signature and digest before loading
     drift_window: int = 500
     drift_threshold: float = 0.2
     drift_min_rows: int = 250  # fewer clean rows trip PSI > 0.2 by chance (~15% at 100)
@@ -87,5 +90,6 @@ class ServerConfig:
             "input_guard": self.input_guard,
             "robust_model": self.robust_model,
             "query_guard": self.query_guard,
+            "verify_artifacts": self.verify_artifacts,
             "drift_webhook": self.drift_webhook,
         }

@@ -89,4 +89,16 @@ class Metrics:
             "Cached models rejected for a bad checksum",
             registry=r,
         )
+        self.artifacts_refused = Counter(
+            "demo_artifacts_refused",
+            "Model artifacts refused at deploy or reload, by the check that failed",
+            ["reason"],
+            registry=r,
+        )
+        self.artifacts_loaded = Counter(
+            "demo_artifacts_loaded",
+            "Model artifacts loaded at deploy or reload, by whether they were verified",
+            ["verified"],
+            registry=r,
+        )
         self.model_ready = Gauge("demo_model_ready", "1 when the main model is loaded", registry=r)

@@ -37,6 +37,7 @@ from harness.demo.protocol import (
     validate_training_row,
 )
 from harness.demo.query_guard import QueryRefused
+from harness.demo.reload_api import add_reload_route
 from harness.demo.service import ModelService, ServiceUnavailable, log
 from harness.demo.timed_http import IDLE_TIMEOUT, REQUEST_TIMEOUT
 from harness.demo.timed_uvicorn import TimedH11Protocol
@@ -326,6 +327,7 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def status() -> dict[str, Any]:
         return service.status()
 
+    add_reload_route(app, service, read_json)
     app.add_middleware(InferenceGate, service=service)
     return app
 
