@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from harness.demo.artifacts import ArtifactLoader, ArtifactLoadFailed
 from harness.demo.model import FallbackNet, FraudNet, Models
-from harness.demo.model_cache import models_to_bytes
+from harness.demo.model_cache import models_to_bytes, save_models
 from harness.demo.signing import (
     KEY_FILE,
     MANIFEST_FILE,
@@ -116,13 +116,17 @@ def test_the_fragile_loader_loads_a_swapped_model_and_fails_on_a_truncated_one(
         ArtifactLoader(state, verify=False).load(artifact, "v2")
 
 
-def test_processes_that_start_together_share_one_key(tmp_path: Path) -> None:
-    code = "import sys; from harness.demo.signing import verify_key; from pathlib import Path; " \
-           "k = verify_key(Path(sys.argv[1])); print(k.public_bytes_raw().hex())"
+def test_publishers_that_start_together_share_one_key(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    save_models(state, Models(main=FraudNet(), fallback=FallbackNet(), meta={"robust_eps": 0.1}))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE,
-                              text=True, env=env) for _ in range(2)]
-    keys = {p.communicate(timeout=60)[0].strip() for p in procs}
-    assert len(keys) == 1 and all(p.returncode == 0 for p in procs)
-    assert (tmp_path / KEY_FILE).stat().st_mode & 0o777 == 0o600
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    procs = [subprocess.Popen([sys.executable, "-m", "harness.demo", "publish", "--version", f"v{i}",
+                               "--out", str(tmp_path / f"v{i}"), "--state-dir", str(state)],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+             for i in (1, 2)]
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.communicate()[0]
+    for i in (1, 2):  # each signed with the one key that stayed
+        assert verify_artifact(tmp_path / f"v{i}", verify_key(state), f"v{i}").manifest["variant"] == "robust"
+    assert (state / KEY_FILE).stat().st_mode & 0o777 == 0o600
+    assert not [p for p in state.iterdir() if p.name.endswith(".tmp")]
