@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
+from artifact_support import model_bytes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from harness.demo.artifacts import ArtifactLoader, ArtifactLoadFailed
 from harness.demo.model import FallbackNet, FraudNet, Models
-from harness.demo.model_cache import models_to_bytes, save_models
+from harness.demo.model_cache import save_models
 from harness.demo.signing import (
     KEY_FILE,
     MANIFEST_FILE,
@@ -29,11 +29,6 @@ from harness.demo.signing import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def model_bytes(seed: int) -> bytes:
-    torch.manual_seed(seed)  # untrained but real: another seed is another model
-    return models_to_bytes(Models(main=FraudNet(), fallback=FallbackNet(), meta={"seed": seed}))
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
+from artifact_support import model_bytes
 from pydantic import ValidationError
 
 from faults.lifecycle.tamper import ModelTamper, ModelTamperParams
 from harness.core.fault import FaultContext, UserError
-from harness.demo.model import FallbackNet, FraudNet, Models
-from harness.demo.model_cache import models_to_bytes
 from harness.demo.signing import (
     MODEL_FILE,
     ArtifactRefused,
@@ -29,11 +27,6 @@ from harness.demo.signing import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def model_bytes(seed: int) -> bytes:
-    torch.manual_seed(seed)
-    return models_to_bytes(Models(main=FraudNet(), fallback=FallbackNet(), meta={"seed": seed}))
 
 
 @pytest.fixture
