@@ -88,6 +88,12 @@ class Fault(ABC):
         """Undo the fault and check the undo took effect (FaultFailed if not). Must be
         idempotent and safe to call if inject failed."""
 
+    def bad_versions(self) -> list[str]:
+        """Model versions this fault put out on purpose as bad (a degraded rollout, a tampered
+        artifact), read after inject(); the runner journals them with `fault.injected`, and
+        the SLIs bad_version_share and rollback_time count the responses that name them."""
+        return []
+
     def metrics(self) -> dict[str, float]:
         """Figures this fault measured, read once after the load ends (default: none)."""
         return {}

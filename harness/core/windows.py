@@ -74,6 +74,9 @@ class Window:
     # one, the fallback rate is not measured rather than 0
     fallback_flagged: int = 0
     probes: dict[str, float] = field(default_factory=dict)  # probe name -> last value
+    # model version -> what the responses that named it saw (requests, failures, latency,
+    # labelled/correct): the same counts, kept apart so accuracy and latency show per version
+    versions: dict[str, Window] = field(default_factory=dict)
 
     @property
     def start(self) -> float:
@@ -104,6 +107,18 @@ class Window:
         self.fallbacks += other.fallbacks
         self.fallback_flagged += other.fallback_flagged
         self.probes.update(other.probes)
+        for version, counts in other.versions.items():
+            mine = self.version(version)
+            mine.index = counts.index  # merge_windows re-keys a scope total the same way
+            mine.merge(counts)
+            mine.index = self.index
+
+    def version(self, name: str) -> Window:
+        """The counts of responses served by model version `name` in this window."""
+        counts = self.versions.get(name)
+        if counts is None:
+            counts = self.versions[name] = Window(index=self.index, size=self.size)
+        return counts
 
     # --- wire format: one JSON object per partial window record -------------------
 
@@ -120,6 +135,7 @@ class Window:
             "fallbacks": self.fallbacks,
             "fallback_flagged": self.fallback_flagged,
             "probes": {k: v for k, v in self.probes.items() if not math.isnan(v)},  # NaN: not measured
+            **({"versions": {k: v.to_record() for k, v in self.versions.items()}} if self.versions else {}),
         }
 
     @classmethod
@@ -139,6 +155,7 @@ class Window:
             fallbacks=int(rec.get("fallbacks", 0)),
             fallback_flagged=int(rec.get("fallback_flagged", 0)),
             probes={str(k): float(v) for k, v in rec.get("probes", {}).items()},
+            versions={str(k): cls.from_record(v) for k, v in rec.get("versions", {}).items()},
         )
 
 

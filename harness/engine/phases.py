@@ -17,6 +17,9 @@ class Span:
     start: float  # Unix seconds
     end: float | None = None  # None while still open
     fault_type: str | None = None  # for kind == "fault"
+    # model versions the fault put out as bad (e.g. a degraded rollout): what the
+    # bad_version_share and rollback_time SLIs look for in the responses
+    bad_versions: tuple[str, ...] = ()
 
     def contains(self, t: float) -> bool:
         return self.start <= t and (self.end is None or t < self.end)

@@ -81,9 +81,12 @@ class FaultTimeline:
             f.injecting = asyncio.ensure_future(asyncio.to_thread(f.fault.inject))
             await asyncio.shield(f.injecting)  # cancelled: the thread runs on; _revert waits
             f.inject_skew = f.span.start - planned
+            bad = tuple(f.fault.bad_versions())
+            f.span.bad_versions = bad
             self.journal.write("fault.injected", fault=f.entry.name, type=f.fault.type,
                                planned_at=planned, skew_s=round(f.inject_skew, 4),
-                               params=f.fault.params.model_dump(mode="json"))
+                               params=f.fault.params.model_dump(mode="json"),
+                               **({"bad_versions": list(bad)} if bad else {}))
 
     async def _revert(self, f: ScheduledFault, planned: float | None) -> None:
         """Revert `f` once; raises (and leaves it open in the ledger) if the revert failed."""

@@ -62,6 +62,14 @@ class ProtocolAdapter(ABC):
     def decode(self, response_json: Any) -> Decoded:
         """Read predictions, fallback flag and model version; DecodeError if malformed."""
 
+    def version_of(self, response_json: Any) -> str | None:
+        """The model version a response names, also one that is no valid answer (an error
+        body): so failures count against the version that failed."""
+        try:
+            return self.decode(response_json).model_version
+        except DecodeError:
+            return None
+
     @abstractmethod
     def ready_path(self, model: str) -> str:
         """URL path that answers 2xx once the model can serve."""

@@ -100,13 +100,16 @@ class OipV2Adapter(ProtocolAdapter):
             raise DecodeError("OIP v2 response has no 'outputs' list")
         params = response_json.get("parameters")
         fallback = params.get("fallback") if isinstance(params, dict) else None
-        version = response_json.get("model_version")
         return Decoded(
             predictions=self._predictions(outputs),
             scores=_scores(outputs),
             fallback=bool(fallback) if fallback is not None else None,
-            model_version=str(version) if version is not None else None,
+            model_version=self.version_of(response_json),
         )
+
+    def version_of(self, response_json: Any) -> str | None:
+        version = response_json.get("model_version") if isinstance(response_json, dict) else None
+        return str(version) if version is not None else None
 
     def _predictions(self, outputs: list[dict[str, Any]]) -> list[Prediction] | None:
         for out in outputs:

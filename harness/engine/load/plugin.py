@@ -221,8 +221,10 @@ def _on_request(
         return
     response_time = response_time or 0.0
     start = start_time if start_time is not None else time.time() - response_time / 1000
-    if exception is not None:
-        recorder.record(start, response_time, failure=failure_kind(exception, response))
+    if exception is not None:  # an error body may still name the version that failed
+        version = _version_of_failure(response)
+        recorder.record(start, response_time, failure_kind(exception, response),
+                        Decoded(model_version=version) if version is not None else None)
         return
     if context and CONTEXT_DECODED in context:  # ModelUser decoded it already
         decoded = context[CONTEXT_DECODED]
@@ -230,6 +232,16 @@ def _on_request(
         decoded = _decode_foreign(response)
     labels = context.get(CONTEXT_LABELS) if context else None
     recorder.record(start, response_time, None, decoded, labels)
+
+
+def _version_of_failure(response: Any) -> str | None:
+    """The model version a failed response's body names, where it names one (rare path)."""
+    if STATE.decoder is None or not getattr(response, "content", None):
+        return None
+    try:
+        return STATE.decoder.adapter.version_of(json.loads(response.content))
+    except (ValueError, TypeError):
+        return None
 
 
 def _decode_foreign(response: Any) -> Decoded | None:

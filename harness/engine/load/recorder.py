@@ -53,6 +53,28 @@ def record_values(histogram: HdrHistogram, values: np.ndarray) -> None:
     h.max_value = max(h.max_value, int(v.max()))
 
 
+def _by_window(index: np.ndarray, us: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """The latencies `us` split by their window `index`: (index, latencies) per window."""
+    if not len(index):
+        return []
+    if index[0] == index[-1] and (index == index[0]).all():  # the usual: one window
+        return [(int(index[0]), us)]
+    order = np.argsort(index, kind="stable")
+    keys, firsts = np.unique(index[order], return_index=True)
+    return list(zip(keys.tolist(), np.split(us[order], firsts[1:])))
+
+
+def _count_successes(w: Window, latencies_us: np.ndarray) -> None:
+    w.requests += len(latencies_us)
+    record_values(w.latency, latencies_us)
+    w.latency_sum_us += int(latencies_us.sum())
+
+
+def _count_failure(w: Window, kind: str) -> None:
+    w.requests += 1
+    w.failures[kind] = w.failures.get(kind, 0) + 1
+
+
 class WindowRecorder:
     bucket_every = 65_536  # pending successes bucketed before drain() at the latest
 
@@ -65,6 +87,7 @@ class WindowRecorder:
         self._starts: list[float] = []
         self._latencies_ms: list[float] = []
         self._outcomes: list[tuple[int, Decoded, Sequence[Any] | None]] = []
+        self._versions: list[str | None] = []  # the model version each success named, if any
 
     @property
     def requests(self) -> int:
@@ -90,14 +113,16 @@ class WindowRecorder:
     ) -> None:
         if failure is not None:  # rare: straight into its window
             w = self.window_for(start_time)
-            w.requests += 1
             self._bucketed += 1
-            w.failures[failure] = w.failures.get(failure, 0) + 1
+            _count_failure(w, failure)
+            if decoded is not None and decoded.model_version is not None:
+                _count_failure(w.version(decoded.model_version), failure)
             return
         if decoded is not None and (decoded.fallback is not None or labels is not None):
             self._outcomes.append((len(self._starts), decoded, labels))
         self._starts.append(start_time)
         self._latencies_ms.append(latency_ms)
+        self._versions.append(decoded.model_version if decoded is not None else None)
         if len(self._starts) >= self.bucket_every:  # long windows: keep the batch bounded
             self._bucket_successes()
 
@@ -112,24 +137,26 @@ class WindowRecorder:
         if not self._starts:
             return
         starts, latencies_ms, outcomes = self._starts, self._latencies_ms, self._outcomes
-        self._starts, self._latencies_ms, self._outcomes = [], [], []
+        versions = self._versions
+        self._starts, self._latencies_ms, self._outcomes, self._versions = [], [], [], []
         self._bucketed += len(starts)
         # the same float arithmetic as math.floor(start / size) and round(ms * 1000)
         index = np.floor(np.array(starts) / self.size).astype(np.int64)
         us = np.maximum(1, np.rint(np.array(latencies_ms) * 1000)).astype(np.int64)
-        if index[0] == index[-1] and (index == index[0]).all():  # the usual: one window
-            parts = [(int(index[0]), us)]
-        else:
-            order = np.argsort(index, kind="stable")
-            keys, firsts = np.unique(index[order], return_index=True)
-            parts = list(zip(keys.tolist(), np.split(us[order], firsts[1:])))
-        for key, part in parts:
-            w = self._window(key)
-            w.requests += len(part)
-            record_values(w.latency, part)
-            w.latency_sum_us += int(part.sum())
+        for key, part in _by_window(index, us):
+            _count_successes(self._window(key), part)
+        named = set(versions) - {None}
+        if named:  # the same again per model version, for the responses that named one
+            tags = np.array(versions, dtype=object)
+            for version in named:
+                mine = tags == version
+                for key, part in _by_window(index[mine], us[mine]):
+                    _count_successes(self._window(key).version(version), part)
         for position, decoded, labels in outcomes:
-            self._count_outcome(self._window(int(index[position])), decoded, labels)
+            w = self._window(int(index[position]))
+            self._count_outcome(w, decoded, labels)
+            if decoded.model_version is not None:
+                self._count_outcome(w.version(decoded.model_version), decoded, labels)
 
     @staticmethod
     def _count_outcome(w: Window, decoded: Decoded, labels: Sequence[Any] | None) -> None:

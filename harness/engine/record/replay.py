@@ -57,6 +57,7 @@ def _fault_spans(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "planned_at": planned,
                 "skew_s": e.get("skew_s"),
                 "params": e.get("params") or {},
+                "bad_versions": list(e.get("bad_versions") or []),
                 "revert_skew_s": None,
                 "error": None,
             }
@@ -108,7 +109,8 @@ def result_from_journal(events: list[dict[str, Any]]) -> dict[str, Any]:
         timeline.baseline = Span("baseline", "baseline", origin, origin + float(phase["baseline"]))
     faults = _fault_spans(events)
     for f in faults:
-        timeline.faults.append(Span(f["name"], "fault", f["start"], f["end"], fault_type=f["type"]))
+        timeline.faults.append(Span(f["name"], "fault", f["start"], f["end"], fault_type=f["type"],
+                                    bad_versions=tuple(f.get("bad_versions") or ())))
     if timeline.faults:
         timeline.recovery = Span(
             "recovery", "recovery", max(s.end or end for s in timeline.faults), end

@@ -32,7 +32,7 @@ class SliRef:
     """A service-level indicator, optionally pinned to its own scope (`... during baseline`)."""
 
     kind: str  # latency_pct | latency_mean | latency_max | latency_min | error_rate |
-    # availability | throughput | accuracy | fallback_rate | requests | probe
+    # availability | throughput | accuracy | fallback_rate | requests | bad_version_share | probe
     col: int
     percentile: float | None = None  # for latency_pct
     probe: str | None = None  # for kind == "probe"
@@ -90,6 +90,17 @@ class DetectionTime:
 
 
 @dataclass(frozen=True)
+class RollbackTime:
+    """Seconds from a rollout fault's start until its bad model version stopped serving."""
+
+    fault: str | None  # `of <fault>`; None: the worst over the faults that named bad versions
+    col: int
+
+    def __str__(self) -> str:
+        return "rollback_time" + (f" of {self.fault}" if self.fault else "")
+
+
+@dataclass(frozen=True)
 class Degradation:
     """Worst window of `sli` in a fault scope against `sli` over the baseline, as a ratio."""
 
@@ -132,8 +143,10 @@ class Neg:
         )
 
 
-Measure = SliRef | RecoveryTime | DetectionTime | Degradation
-Expr = Number | SliRef | RecoveryTime | DetectionTime | Degradation | BinOp | Neg
+Measure = SliRef | RecoveryTime | DetectionTime | RollbackTime | Degradation
+Expr = Number | SliRef | RecoveryTime | DetectionTime | RollbackTime | Degradation | BinOp | Neg
+# measures judged once per fault, never per window: they stand alone on one side
+PER_FAULT = (RecoveryTime, DetectionTime, RollbackTime)
 
 
 @dataclass(frozen=True)

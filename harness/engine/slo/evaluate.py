@@ -25,6 +25,7 @@ from harness.engine.slo.ast import (
     Neg,
     Number,
     RecoveryTime,
+    RollbackTime,
     SliRef,
     Slo,
     measures,
@@ -33,6 +34,7 @@ from harness.engine.slo.parser import dimension
 from harness.engine.slo.series import Series
 from harness.engine.slo.settings import SloSettings
 from harness.engine.slo.sli import Missing, Value, compute
+from harness.engine.slo.versions import rollback_of
 
 _EPS = 1e-9
 
@@ -508,6 +510,46 @@ class Evaluator:
             slo, passed, worst.recovered_after, threshold, "s", scope, detail, worst.points
         )
 
+    def rollback(self, slo: Slo) -> Verdict:
+        node = slo.comparison.left
+        assert isinstance(node, RollbackTime)
+        scope = node.fault or slo.scope or "fault"
+        threshold = self.constant(slo.comparison.right)
+        op = slo.comparison.op
+        spans = [s for s in self.faults(node.fault, slo.scope) if s.bad_versions]
+        if not spans:
+            named = f"named {node.fault!r} " if node.fault else ""
+            why = f"not measured: no fault {named}named a bad model version; rollback_time needs one"
+            return self.verdict(slo, None, None, threshold, "s", scope, why)
+        results = [(s, rollback_of(s, self.series)) for s in spans]
+        unmeasured = [s for s, r in results if r is None]
+        if unmeasured:
+            why = (f"not measured: no response after {unmeasured[0].name} started named its model "
+                   "version (point the protocol's model_version at it)")
+            return self.verdict(slo, None, None, threshold, "s", scope, why)
+        rollbacks = [r for _, r in results if r is not None]
+        for r in rollbacks:
+            if not r.rolled_back:
+                assert r.last_served is not None
+                detail = (
+                    f"{r.fault.name} not rolled back: {', '.join(r.fault.bad_versions)} still served in the "
+                    f"window from {self.since_start(r.last_served.start)}, up to {r.horizon_why} at "
+                    f"{self.since_start(r.horizon)}; expected {op} {format_value(threshold, 's')}"
+                )
+                return self.verdict(slo, False, None, threshold, "s", scope, detail)
+        worst = max(rollbacks, key=lambda r: r.after or 0.0)
+        after = worst.after or 0.0
+        served = (
+            f"the last window it served in ended at {self.since_start(worst.last_served.end)}"
+            if worst.last_served is not None else "it never served"
+        )
+        detail = (
+            f"rollback_time of {worst.fault.name} was {format_value(after, 's')} (from its rollout at "
+            f"{self.since_start(worst.fault.start)} until {', '.join(worst.fault.bad_versions)} stopped serving: "
+            f"{served}); expected {op} {format_value(threshold, 's')}"
+        )
+        return self.verdict(slo, _compare(op, after, threshold), after, threshold, "s", scope, detail)
+
     def detection_of(self, span: Span, conds: tuple[Comparison, ...]) -> DetectionResult:
         """Only a change from false to true at or after `span`'s start counts: the window
         before the start must not hold already (that is a false alarm)."""
@@ -628,6 +670,8 @@ def evaluate(
         return ev.recovery(slo)
     if isinstance(lhs, DetectionTime):
         return ev.detection(slo)
+    if isinstance(lhs, RollbackTime):
+        return ev.rollback(slo)
     if isinstance(lhs, Degradation):
         return ev.degradation(slo)
     return ev.windowed(slo) if slo.quantifier else ev.aggregate(slo)

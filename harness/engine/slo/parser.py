@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from harness.core.fault import UserError
 from harness.engine.slo.ast import (
+    PER_FAULT,
     BinOp,
     Comparison,
     Degradation,
@@ -26,6 +27,7 @@ from harness.engine.slo.ast import (
     Number,
     Quantifier,
     RecoveryTime,
+    RollbackTime,
     SliRef,
     Slo,
     StopCondition,
@@ -36,14 +38,14 @@ BASE_SCOPES = ("run", "baseline", "fault", "recovery")
 COMPARATORS = ("<", "<=", ">", ">=", "==", "!=")
 SIMPLE_SLIS = (
     "error_rate", "availability", "throughput", "accuracy", "fallback_rate", "requests",
-    "client_error_rate", "server_error_rate",
+    "client_error_rate", "server_error_rate", "bad_version_share",
 )  # fmt: skip
 LATENCY_STATS = ("mean", "max", "min")
 PROBE_AGGS = ("last", "min", "max", "mean")
 # Names offered in "did you mean" and in the list of what was expected.
 KNOWN_SLI_NAMES = (
     "p50(latency)", "p95(latency)", "p99(latency)", "mean(latency)", "max(latency)",
-    *SIMPLE_SLIS, "recovery_time", "detection_time", "degradation", "probe.<name>",
+    *SIMPLE_SLIS, "recovery_time", "detection_time", "rollback_time", "degradation", "probe.<name>",
 )  # fmt: skip
 _TIME_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _MAX_LENGTH = 2000
@@ -237,6 +239,12 @@ class _Parser:
                 fault = self.scope_name(fault_only=True)
             cls = RecoveryTime if name == "recovery_time" else DetectionTime
             node: Expr = cls(conditions, fault, tok.col)
+        elif name == "rollback_time":
+            fault = None
+            if self.at_word("of"):
+                self.advance()
+                fault = self.scope_name(fault_only=True)
+            node = RollbackTime(fault, tok.col)
         elif name == "degradation":
             self.expect(
                 "punct", "(", "'(' (degradation takes an SLI, e.g. degradation(p95(latency)))"
@@ -252,7 +260,7 @@ class _Parser:
         if self.at_word("during"):
             self.advance()
             scope = self.scope_name()
-            if isinstance(node, (RecoveryTime, DetectionTime)):
+            if isinstance(node, PER_FAULT):
                 raise self.error(f"{name} takes `of <fault name>`, not `during`", ["'of'"], tok)
             node = replace(node, scope=scope)
         return node
@@ -302,7 +310,7 @@ class _Parser:
         name = text[len("probe.") :] if explicit else text
         if not name:
             raise self.error("empty probe name", ["probe.<name>"], tok)
-        plain_slis = [*SIMPLE_SLIS, "recovery_time", "detection_time", "degradation", "latency"]
+        plain_slis = [*SIMPLE_SLIS, "recovery_time", "detection_time", "rollback_time", "degradation", "latency"]
         if self.known_probes is not None:
             if name in self.known_probes:
                 return name
@@ -358,7 +366,7 @@ class _Parser:
     def condition(self) -> Comparison:
         cmp = self.comparison()
         for m in measures(cmp):
-            if isinstance(m, (RecoveryTime, DetectionTime, Degradation)):
+            if isinstance(m, (*PER_FAULT, Degradation)):
                 raise SloSyntaxError(
                     f"{str(m).split('(')[0]} cannot appear inside a condition", self.text, m.col
                 )
@@ -442,10 +450,10 @@ def dimension(node: Expr, text: str) -> Dim:
         if node.is_latency:
             return "time"
         if node.kind in ("error_rate", "availability", "accuracy", "fallback_rate",
-                         "client_error_rate", "server_error_rate"):  # fmt: skip
+                         "client_error_rate", "server_error_rate", "bad_version_share"):  # fmt: skip
             return "fraction"
         return "any" if node.kind == "probe" else "number"
-    if isinstance(node, (RecoveryTime, DetectionTime)):
+    if isinstance(node, PER_FAULT):
         return "time"
     if isinstance(node, Degradation):
         return "number"
@@ -501,7 +509,7 @@ def _checked(cmp: Comparison, text: str) -> Comparison:
         flipped = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}[cmp.op]
         cmp = Comparison(cmp.right, flipped, cmp.left, cmp.col)
     for m in measures(cmp):
-        if isinstance(m, (RecoveryTime, DetectionTime, Degradation)) and (
+        if isinstance(m, (*PER_FAULT, Degradation)) and (
             m is not cmp.left or measures(cmp.right)
         ):
             raise SloSyntaxError(
@@ -547,7 +555,7 @@ def _bounds(node: Expr, text: str) -> Interval:
         if node.kind == "probe":
             return ANYTHING
         return Interval(0.0, 1.0) if dimension(node, text) == "fraction" else Interval(0.0, math.inf)
-    if isinstance(node, (RecoveryTime, DetectionTime, Degradation)):
+    if isinstance(node, (*PER_FAULT, Degradation)):
         return Interval(0.0, math.inf)
     if isinstance(node, Neg):
         lo, hi = _bounds(node.operand, text)
@@ -626,7 +634,7 @@ def parse_slo(
     cmp = _checked(p.comparison(), text)
     quantifier, scope = p.tail(("for", "in"))
     lhs = cmp.left
-    if isinstance(lhs, (RecoveryTime, DetectionTime, Degradation)) and quantifier:
+    if isinstance(lhs, (*PER_FAULT, Degradation)) and quantifier:
         raise SloSyntaxError(
             f"`{quantifier}` does not apply to {str(lhs).split('(')[0]}", text, lhs.col
         )
@@ -636,7 +644,7 @@ def parse_slo(
             text,
             cmp.col,
         )
-    if isinstance(lhs, (RecoveryTime, DetectionTime)) and scope in ("baseline", "recovery"):
+    if isinstance(lhs, PER_FAULT) and scope in ("baseline", "recovery"):
         raise SloSyntaxError(
             f"{str(lhs).split('(')[0]} is measured per fault: use `of <fault>` or `during fault`",
             text,

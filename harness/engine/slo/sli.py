@@ -19,6 +19,7 @@ from harness.engine.phases import RunTimeline, Span
 from harness.engine.slo.ast import SliRef
 from harness.engine.slo.parser import parse_sli
 from harness.engine.slo.series import Series
+from harness.engine.slo.versions import bad_version_share
 
 SLI_HELP = {
     "pNN(latency)": "latency percentile of successful requests, any NN in 0..100 (p50, p95, p99.9)",
@@ -33,6 +34,7 @@ SLI_HELP = {
     "accuracy": "correct / labelled successful responses",
     "fallback_rate": "responses flagged as served by a fallback / responses that carried the flag",
     "requests": "number of requests",
+    "bad_version_share": "requests served by a model version a fault named bad / requests that named a version",
     "probe.<name>": "the probe's last value (min/max/mean/last(probe.<name>) over a scope)",
 }
 
@@ -87,6 +89,9 @@ def compute(sli: SliRef, series: Series, idx: list[int], where: str) -> Value:
         return requests / (counted * series.windows[idx[0]].size)
     if sli.kind == "requests":
         return float(requests)
+    if sli.kind == "bad_version_share":
+        share = bad_version_share(w, series.timeline)
+        return share if isinstance(share, float) else Missing(f"{share} {where}", failing=False)
     if sli.is_latency:
         if w is None or w.latency.total_count == 0:
             return nothing_completed
