@@ -1,1 +1,1 @@
-"""Faults of the model lifecycle: what happens to a model between training and serving."""
+"""Faults on the model lifecycle around serving: rollouts of new model versions, tampered artifacts."""

@@ -48,6 +48,7 @@ class FaultContext:
     load_dir: Path | None = None  # the load's work folder: data faults' control channel
     run_dir: Path | None = None  # this run's folder: relative paths in params resolve here
     allowed_hosts: tuple[str, ...] = ()  # safety.allowed_hosts: non-loopback hosts a fault may contact
+    target_url: str | None = None  # the target's base URL (http://host:port), e.g. for a deploy hook
 
     @property
     def run_id(self) -> str | None:

@@ -1,10 +1,9 @@
-"""Loading a model version from an artifact, as a deploy or reload does.
+"""Loading a model version from an artifact, as `POST /admin/deploy {"artifact": ...}` does.
 
 Resilient mode (``--verify-artifacts``) checks the artifact's signature, digest and
-version before it loads anything (signing.py); a refused artifact is logged, counted
-(``demo_artifacts_refused_total{reason}``) and the serving model stays. Fragile mode
-loads whatever file it finds, the way a server does that trusts its model folder, and
-frees the serving model first: an artifact that does not load leaves it with none (503s).
+version before it loads anything (signing.py); the service logs and counts a refusal
+(``demo_artifacts_refused_total{reason}``) and the serving versions stay. Fragile mode
+loads whatever model file it finds, the way a server does that trusts its model folder.
 """
 
 from __future__ import annotations

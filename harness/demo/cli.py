@@ -122,11 +122,18 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
         help="refuse (403) a query with 8 or more recent near-duplicate queries: the boundary "
         "probing of black-box evasion attacks (HopSkipJump, Boundary, SimBA, Square)",
     )
-    t.add_argument(
+    r = p.add_argument_group("model rollouts (POST /admin/deploy, /admin/rollback)")
+    r.add_argument("--canary-analysis", action=flag,
+                   help="judge a canary against the stable version (errors, p95 latency, accuracy on "
+                   "labelled shadow traffic) and roll a worse one back; off: promote blindly")
+    r.add_argument("--canary-interval", type=float, default=1.0, help="seconds per analysis interval (default 1)")
+    r.add_argument("--canary-promote-after", type=float, default=10.0,
+                   help="seconds a canary stays healthy (or bakes, without analysis) before promotion (default 10)")
+    r.add_argument(
         "--verify-artifacts",
         action=flag,
-        help="check a model artifact's Ed25519 signature, digest and version before a reload "
-        "loads it; refuse it and keep serving otherwise",
+        help="check an artifact's Ed25519 signature, digest and version before a deploy loads "
+        "it; refuse it (422) and keep serving otherwise",
     )
     d = p.add_argument_group("drift monitor")
     d.add_argument("--drift-window", type=int, default=500, help="rows (default 500)")
@@ -173,6 +180,9 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         input_guard=bool(pick("input_guard")),
         robust_model=bool(pick("robust_model")),
         query_guard=bool(pick("query_guard")),
+        canary_analysis=bool(pick("canary_analysis")),
+        canary_interval=args.canary_interval,
+        canary_promote_after=args.canary_promote_after,
         verify_artifacts=bool(pick("verify_artifacts")),
         drift_window=args.drift_window,
         drift_threshold=args.drift_threshold,

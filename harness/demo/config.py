@@ -23,6 +23,7 @@ MODE_DEFAULTS: dict[str, dict[str, object]] = {
         "input_guard": True,
         "robust_model": True,
         "query_guard": True,
+        "canary_analysis": True,
         "verify_artifacts": True,
     },
     "fragile": {
@@ -37,6 +38,7 @@ MODE_DEFAULTS: dict[str, dict[str, object]] = {
         "input_guard": False,
         "robust_model": False,
         "query_guard": False,
+        "canary_analysis": False,
         "verify_artifacts": False,
     },
 }
@@ -60,6 +62,9 @@ class ServerConfig:
     robust_model: bool = True  # serve an adversarially trained main model
     robust_eps: float = 0.1  # its training perturbations (L2, features scaled to [0, 1])
     query_guard: bool = True  # refuse boundary probing (many near-duplicate recent queries)
+    canary_analysis: bool = True  # judge a canary against the stable version; roll back a worse one
+    canary_interval: float = 1.0  # seconds per analysis interval
+    canary_promote_after: float = 10.0  # seconds healthy (or, without analysis, baking) before promotion
     verify_artifacts: bool = True  # check a model artifact's signature and digest before loading
     drift_window: int = 500
     drift_threshold: float = 0.2
@@ -90,6 +95,9 @@ class ServerConfig:
             "input_guard": self.input_guard,
             "robust_model": self.robust_model,
             "query_guard": self.query_guard,
+            "canary_analysis": self.canary_analysis,
+            "canary_interval": self.canary_interval,
+            "canary_promote_after": self.canary_promote_after,
             "verify_artifacts": self.verify_artifacts,
             "drift_webhook": self.drift_webhook,
         }

@@ -89,6 +89,14 @@ class Metrics:
             "Cached models rejected for a bad checksum",
             registry=r,
         )
+        self.version_requests = Counter(
+            "demo_version_requests", "Inference requests by the model version that answered, and outcome",
+            ["version", "outcome"], registry=r,
+        )
+        self.rollouts = Counter(
+            "demo_rollouts", "Rollout actions: deployed, promoted, rolled_back", ["action"], registry=r
+        )
+        self.canary_share = Gauge("demo_canary_share", "Share of requests routed to the canary", registry=r)
         self.artifacts_refused = Counter(
             "demo_artifacts_refused",
             "Model artifacts refused at deploy or reload, by the check that failed",

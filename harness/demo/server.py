@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import ClientDisconnect
 
+from harness.demo.artifacts import ArtifactLoadFailed, ArtifactRefused
 from harness.demo.config import ServerConfig
 from harness.demo.feature_client import UnknownEntities
 from harness.demo.protocol import (
@@ -37,10 +38,10 @@ from harness.demo.protocol import (
     validate_training_row,
 )
 from harness.demo.query_guard import QueryRefused
-from harness.demo.reload_api import add_reload_route
 from harness.demo.service import ModelService, ServiceUnavailable, log
 from harness.demo.timed_http import IDLE_TIMEOUT, REQUEST_TIMEOUT
 from harness.demo.timed_uvicorn import TimedH11Protocol
+from harness.demo.versions import Degradation, VersionCrashed
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -187,6 +188,10 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def unavailable(request: Request, exc: ServiceUnavailable) -> JSONResponse:
         return error(503, str(exc))
 
+    @app.exception_handler(VersionCrashed)
+    async def crashed(request: Request, exc: VersionCrashed) -> JSONResponse:
+        return JSONResponse({"error": str(exc), "model_version": exc.version}, status_code=500)
+
     @app.exception_handler(ClientDisconnect)
     async def disconnected(request: Request, exc: ClientDisconnect) -> Response:
         return Response(status_code=499)  # nobody reads it: the client (or a timeout) left
@@ -251,7 +256,7 @@ def create_app(config: ServerConfig) -> FastAPI:
         return JSONResponse(
             encode_v2(
                 name,
-                str(service.version),
+                prediction.version,
                 request_id or str(uuid.uuid4()),
                 prediction.labels,
                 prediction.probabilities,
@@ -285,7 +290,7 @@ def create_app(config: ServerConfig) -> FastAPI:
                 "fallback": prediction.fallback_reason is not None,
                 "fallback_reason": prediction.fallback_reason,
                 "model_name": name,
-                "model_version": str(service.version),
+                "model_version": prediction.version,
             }
         )
 
@@ -319,6 +324,38 @@ def create_app(config: ServerConfig) -> FastAPI:
             return bad
         return JSONResponse(service.retrain_status)
 
+    @app.post("/admin/deploy")
+    async def deploy(request: Request) -> Response:
+        body = await read_json(request, config.max_body_bytes)
+        if not isinstance(body, dict) or not isinstance(body.get("version"), (str, int)) or body["version"] == "":
+            raise InvalidRequest('the body must be {"version": "v2", "share": 0.1, "degrade": {...}, "artifact": path}')
+        share = body.get("share", 1.0)
+        if type(share) not in (int, float) or not 0.0 < share <= 1.0:
+            raise InvalidRequest("'share' must be a number in (0, 1]: the canary's share of requests")
+        artifact = body.get("artifact")
+        if artifact is not None and not isinstance(artifact, str):
+            raise InvalidRequest("'artifact' must be a path")
+        if not service.ready:
+            return error(503, "the model is still loading; deploy when /v2/health/ready is 200")
+        try:
+            described = await service.deploy(str(body["version"]), float(share),
+                                              Degradation.from_json(body.get("degrade")), artifact)
+        except ArtifactRefused as exc:
+            return JSONResponse({"error": f"artifact refused, nothing deployed: {exc}", "reason": exc.reason,
+                                 **service.versions()}, status_code=422)
+        except ArtifactLoadFailed as exc:  # fragile mode: what it found did not load
+            return error(500, f"artifact did not load, nothing deployed: {exc}")
+        return JSONResponse(described)
+
+    @app.post("/admin/rollback")
+    async def rollback() -> Response:
+        label = service.rollback("admin rollback") if service.ready else None
+        return JSONResponse({"rolled_back": label, **service.versions()})
+
+    @app.get("/admin/versions")
+    async def versions() -> Response:
+        return JSONResponse(service.versions())
+
     @app.get("/metrics")
     async def metrics() -> Response:
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
@@ -327,7 +364,6 @@ def create_app(config: ServerConfig) -> FastAPI:
     async def status() -> dict[str, Any]:
         return service.status()
 
-    add_reload_route(app, service, read_json)
     app.add_middleware(InferenceGate, service=service)
     return app
 

@@ -9,11 +9,14 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
+from harness.demo.artifacts import ArtifactLoader, ArtifactRefused
+from harness.demo.canary import CanaryAnalysis, LiveTraffic
 from harness.demo.config import ServerConfig
 from harness.demo.data import N_ENTITIES, TRANSACTION_FEATURES, Samples, entity_table, sample
 from harness.demo.drift import DriftMonitor
@@ -24,9 +27,12 @@ from harness.demo.model import Models, accuracy, train_models
 from harness.demo.model_cache import load_models, model_path, save_models
 from harness.demo.query_guard import QueryGuard, QueryRefused
 from harness.demo.storage import ChecksumMismatch
+from harness.demo.versions import Degradation, ServedVersion, VersionRouter
 
 TRAIN_SAMPLE_SEED = 0  # export-data defaults to seed 1: evaluation never sees training rows
 HOLDOUT_SAMPLE_SEED = 99
+SHADOW_SAMPLE_SEED = 7  # the canary analysis's labelled shadow batch
+SHADOW_ROWS = 512
 
 
 class ServiceUnavailable(Exception):
@@ -41,6 +47,7 @@ class MainModelFailed(Exception):
 class Prediction:
     probabilities: np.ndarray
     fallback_reason: str | None
+    version: str = ""  # the model version that answered
 
     @property
     def labels(self) -> np.ndarray:
@@ -79,6 +86,12 @@ class ModelService:
         self.ingest_lock = threading.Lock()
         self.retrain_lock = threading.Lock()
         self.retrain_status: dict[str, Any] = {"state": "idle"}
+        self.router = VersionRouter(seed=config.world_seed)
+        self.artifacts = ArtifactLoader(config.state_dir, config.verify_artifacts)
+        self.live = LiveTraffic()
+        self.analysis: CanaryAnalysis | None = None
+        self.rollout_events: list[dict[str, Any]] = []
+        self.shadow = sample(SHADOW_ROWS, config.world_seed, SHADOW_SAMPLE_SEED)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -148,15 +161,40 @@ class ModelService:
 
     # --- inference -------------------------------------------------------------------
 
+    def base_version(self) -> ServedVersion:
+        """The version the server loaded or retrained itself (stable unless one was promoted)."""
+        assert self.models is not None
+        return ServedVersion(str(self.version), self.models)
+
     async def predict(self, features: np.ndarray, entity_id: np.ndarray) -> Prediction:
+        """The answer of the version the router picks (the stable one, or a canary).
+
+        Raises VersionCrashed where a degraded version fails on the input, and what
+        `_predict` raises."""
+        if self.models is None:
+            raise ServiceUnavailable("the model is still loading; poll /v2/health/ready")
+        version = self.router.pick(self.base_version())
+        started = time.monotonic()
+        ok = False
+        try:
+            version.check_input(entity_id)
+            if version.degrade.slow:
+                await asyncio.sleep(version.degrade.slow)
+            prediction = await self._predict(version.models, features, entity_id)
+            ok = True
+        finally:
+            self.live.observe(version.label, time.monotonic() - started, ok)
+            self.metrics.version_requests.labels(version.label, "ok" if ok else "error").inc()
+        prediction.probabilities = version.degraded(prediction.probabilities)
+        prediction.version = version.label
+        return prediction
+
+    async def _predict(self, models: Models, features: np.ndarray, entity_id: np.ndarray) -> Prediction:
         """Main model when it can; fallback (if on) when features or the model fail.
 
         Raises ServiceUnavailable when neither can answer, UnknownEntities for ids
         the store does not know, QueryRefused for boundary probing (query guard on).
         """
-        models = self.models
-        if models is None:
-            raise ServiceUnavailable("the model is still loading; poll /v2/health/ready")
         if self.config.query_guard:
             try:
                 self.query_guard.check(features)
@@ -362,12 +400,84 @@ class ModelService:
         finally:
             self.retrain_lock.release()
 
+    # --- rollouts --------------------------------------------------------------------------
+
+    async def deploy(self, label: str, share: float, degrade: Degradation, artifact: str | None) -> dict[str, Any]:
+        """Put version `label` out: as a canary at `share` (< 1), or in full. Resilient mode
+        watches a canary (automated analysis, automatic rollback); fragile mode promotes it
+        blindly after the bake time."""
+        if self.models is None:
+            raise ServiceUnavailable("the model is still loading; deploy when /v2/health/ready is 200")
+        models = await self.load_artifact(artifact, label) if artifact else self.router.stable(self.base_version()).models
+        version = ServedVersion(label, models, degrade)
+        self.router.deploy(version, share)
+        self._rollout_event("deployed", label, share=share, degrade=degrade.__dict__, artifact=artifact)
+        if share < 1.0:
+            self._watch(version)
+        return self.versions()
+
+    async def load_artifact(self, artifact: str, label: str) -> Models:
+        """The models of ``label`` from ``artifact``: verified first (--verify-artifacts),
+        a refusal logged and counted; ArtifactRefused or ArtifactLoadFailed if not loaded."""
+        try:
+            loaded = await asyncio.to_thread(self.artifacts.load, Path(artifact), label)
+        except ArtifactRefused as exc:
+            self.metrics.artifacts_refused.labels(exc.reason).inc()
+            log(f"refused the artifact of {label} ({exc.reason}): {exc}; serving on unchanged")
+            raise
+        self.metrics.artifacts_loaded.labels(str(loaded.verified).lower()).inc()
+        log(f"loaded {label} from {artifact} ({'verified' if loaded.verified else 'NOT verified'})")
+        return loaded.models
+
+    def _watch(self, version: ServedVersion) -> None:
+        c = self.config
+        if not c.canary_analysis:  # fragile: promote blindly once it has baked
+            async def bake() -> None:
+                await asyncio.sleep(c.canary_promote_after)
+                if self.router.canary is version:
+                    self.promote("baked: promoted without analysis")
+            task = asyncio.get_running_loop().create_task(bake())
+        else:
+            self.analysis = CanaryAnalysis(
+                canary=version, stable=lambda: self.router.stable(self.base_version()),
+                current_canary=lambda: self.router.canary, live=self.live, shadow=self.shadow,
+                shadow_entities=self.entity_table[self.shadow.entity_id],
+                rollback=lambda why: self.rollback(f"canary analysis: {why}", automatic=True),
+                promote=lambda: self.promote("canary analysis: healthy"),
+                interval=c.canary_interval, promote_after=c.canary_promote_after,
+            )
+            task = asyncio.get_running_loop().create_task(self.analysis.run())
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    def promote(self, why: str) -> None:
+        promoted = self.router.promote()
+        if promoted is not None:
+            self._rollout_event("promoted", promoted.label, reason=why)
+
+    def rollback(self, why: str, automatic: bool = False) -> str | None:
+        label = self.router.rollback()
+        if label is not None:
+            self._rollout_event("rolled_back", label, reason=why, automatic=automatic)
+        return label
+
+    def _rollout_event(self, action: str, label: str, **facts: Any) -> None:
+        self.metrics.rollouts.labels(action).inc()
+        self.metrics.canary_share.set(self.router.share if self.router.canary else 0.0)
+        self.rollout_events.append({"t": time.time(), "action": action, "version": label, **facts})
+        log(f"version {label} {action.replace('_', ' ')}" + (f": {facts['reason']}" if "reason" in facts else ""))
+
+    def versions(self) -> dict[str, Any]:
+        described = self.router.describe(self.base_version()) if self.models is not None else {}
+        return {**described, "events": self.rollout_events[-50:],
+                "analysis": self.analysis.log[-20:] if self.analysis else []}
+
     def status(self) -> dict[str, Any]:
         drift = self.drift.state()
         return {
             "config": self.config.describe(),
             "ready": self.ready,
-            "model_version": str(self.version),
+            "model_version": self.router.stable(self.base_version()).label if self.models else str(self.version),
             "model_source": self.model_source,
             "model_variant": self.variant,
             "breaker": self.features.breaker_state.name.lower() if self.features else "closed",

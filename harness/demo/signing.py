@@ -120,10 +120,10 @@ def publish_artifact(
     return out_dir
 
 
-def artifact_dir(path: Path) -> Path:
-    """The artifact folder for ``path``: the folder itself, or the folder of its model file."""
+def model_file(path: Path) -> Path:
+    """The model file a deploy names: ``path`` itself, or the artifact folder's model.pt."""
     path = Path(path)
-    return path.parent if path.name == MODEL_FILE else path
+    return path / MODEL_FILE if path.is_dir() else path
 
 
 @dataclass(frozen=True)
@@ -136,17 +136,18 @@ class VerifiedModel:
 
 def read_unverified(path: Path) -> bytes:
     """The model's bytes as found, with no check at all (what fragile mode loads)."""
-    return (artifact_dir(path) / MODEL_FILE).read_bytes()
+    return model_file(path).read_bytes()
 
 
 def verify_artifact(path: Path, key: Ed25519PublicKey, version: str | None = None) -> VerifiedModel:
     """Check the artifact at ``path`` (signature, then digest, then version) and return its
     model bytes; ArtifactRefused says which check failed."""
-    folder = artifact_dir(path)
+    model = model_file(path)
+    folder = model.parent
     try:
         manifest_bytes = (folder / MANIFEST_FILE).read_bytes()
         signature = (folder / SIGNATURE_FILE).read_bytes()
-        data = (folder / MODEL_FILE).read_bytes()
+        data = model.read_bytes()
     except OSError as exc:
         raise ArtifactRefused("missing", f"{folder}: {exc.filename}: {exc.strerror}") from exc
     try:
@@ -160,7 +161,7 @@ def verify_artifact(path: Path, key: Ed25519PublicKey, version: str | None = Non
     if digest != manifest["sha256"] or len(data) != manifest["bytes"]:
         raise ArtifactRefused(
             "digest",
-            f"{folder / MODEL_FILE}: SHA-256 {digest[:12]}… ({len(data)} bytes) is not the "
+            f"{model}: SHA-256 {digest[:12]}… ({len(data)} bytes) is not the "
             f"manifest's {manifest['sha256'][:12]}… ({manifest['bytes']} bytes)",
         )
     if version is not None and manifest["version"] != version:

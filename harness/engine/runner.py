@@ -162,7 +162,8 @@ class Runner:
                 dataset = (self.loaded.path.parent / s.load.data.dataset).resolve()
             ctx = FaultContext(toxiproxy_url=url, dependencies=sut.dependencies, processes=sut.processes,
                                seed=s.seed, journal=journal.write, run_dir=self.run_dir,
-                               load_dir=self.run_dir / "load", allowed_hosts=tuple(s.safety.allowed_hosts))
+                               load_dir=self.run_dir / "load", allowed_hosts=tuple(s.safety.allowed_hosts),
+                               target_url=sut.base_url)
             entries = [(e, cls, params) for e, (cls, params) in zip(s.timeline.faults, self.loaded.faults)]
             faults = FaultTimeline(entries, ctx, self.run_id, journal, ledger, timeline)
             probes = build_probes(s.probes, sut.base_url, {n: d.listen for n, d in sut.dependencies.items()},
