@@ -7,6 +7,12 @@ that the tampered bytes are what the target will read (re-reading the file, or p
 again). It names the artifact's `version` as bad, so the `tampered_served` SLI counts
 the responses that version answers: a target that verifies its artifacts never serves it.
 
+With `deploy:` (a deploy hook, as `model.rollout`'s: an HTTP admin call, a command, a file
+dropped in a model folder) it then asks the target to load that version now. The target's
+answer is journaled (`tamper.deploy`), not judged: refusing the artifact is what a
+resilient target does, and the SLOs judge what it served. `rollback:` takes the version
+back out on revert where the target took it.
+
 The original bytes go to a backup file (written atomically, named in the undo record)
 before anything is changed, so the revert, and `aftershock cleanup` after a SIGKILL,
 can put them back.
@@ -25,6 +31,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from faults.lifecycle.deploy_hook import DeployHook, call, resolve
 from harness.core.fault import Fault, FaultContext, FaultFailed, FaultParams, UserError
 
 STATE_DIR = Path(tempfile.gettempdir()) / "aftershock-faults"
@@ -54,6 +61,12 @@ class ModelTamperParams(FaultParams):
         None, description="swap: the other model's file (relative: to the run folder)"
     )
     seed: int | None = Field(None, description="flip: picks the bytes (default: the run's seed)")
+    deploy: DeployHook | None = Field(
+        None, description="then make the target load `version` now: http: {url}, command: [argv] or file: {dir}"
+    )
+    rollback: DeployHook | None = Field(
+        None, description="on revert, take `version` back out where the target accepted it"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelTamperParams:
@@ -172,6 +185,11 @@ class ModelTamper(Fault):
         local = self.resolve(p.path) if p.path is not None else STATE_DIR / f"{token}.artifact"
         self.artifact = ArtifactFile(local, p.registry)
         self.original_digest: str | None = None
+        values = {"target": ctx.target_url or "", "version": p.version, "previous": None, "share": 1.0,
+                  "artifact": str(local) if p.path is not None else None, "degrade": {}}
+        self.deploy_call = resolve(p.deploy, values, ctx.run_dir) if p.deploy else None
+        self.rollback_call = resolve(p.rollback, values, ctx.run_dir) if p.rollback else None
+        self.deployed = False
 
     def resolve(self, path: str) -> Path:
         p = Path(path)
@@ -181,7 +199,8 @@ class ModelTamper(Fault):
 
     def undo_record(self) -> dict[str, Any]:
         push = self.params.registry.push if self.params.registry else None
-        return {"path": str(self.artifact.path), "backup": str(self.backup), "push": push}
+        return {"path": str(self.artifact.path), "backup": str(self.backup), "push": push,
+                "rollback": self.rollback_call, "allowed_hosts": list(self.ctx.allowed_hosts)}
 
     def bad_versions(self) -> list[str]:
         return [self.params.version]
@@ -205,6 +224,18 @@ class ModelTamper(Fault):
         self.ctx.journal("fault.action", fault=self.name, type=self.type, action=p.mode,
                          artifact=self.where(), version=p.version, bytes_before=len(original),
                          bytes_after=len(data), sha256_before=self.original_digest, sha256_after=sha256(data))
+        if self.deploy_call is not None:
+            self.trigger_load(self.deploy_call)
+
+    def trigger_load(self, hook_call: dict[str, Any]) -> None:
+        """Ask the target to load the tampered version; its answer is a fact, not a failure."""
+        try:
+            answer = call(hook_call, self.ctx.allowed_hosts)
+            self.deployed = True
+        except FaultFailed as exc:  # refused (4xx/5xx, a failing command) or unreachable
+            answer = str(exc)
+        self.ctx.journal("tamper.deploy", fault=self.name, version=self.params.version,
+                         accepted=self.deployed, answer=answer)
 
     def read_swap(self) -> bytes:
         assert self.params.swap_with is not None
@@ -222,6 +253,10 @@ class ModelTamper(Fault):
         return "the registry's artifact" if self.params.registry else str(self.artifact.path)
 
     def revert(self) -> None:
+        if self.deployed and self.rollback_call is not None:
+            done = call(self.rollback_call, self.ctx.allowed_hosts)
+            self.deployed = False
+            self.ctx.journal("tamper.rolled_back", fault=self.name, version=self.params.version, hook=done)
         if self.original_digest is None:
             return  # never changed, or already put back
         original = self.backup.read_bytes()
@@ -241,13 +276,20 @@ class ModelTamper(Fault):
     @classmethod
     def replay_undo(cls, record: dict[str, Any]) -> str:
         backup, path = Path(record["backup"]), Path(record["path"])
-        if not backup.exists():
-            return f"model artifact {path} was not changed (no backup left)"
-        data = backup.read_bytes()
-        if record.get("push"):
-            write_atomically(path, data)
-            run_command(filled(record["push"], path), COMMAND_TIMEOUT_S, "push")
+        if backup.exists():
+            data = backup.read_bytes()
+            if record.get("push"):
+                write_atomically(path, data)
+                run_command(filled(record["push"], path), COMMAND_TIMEOUT_S, "push")
+            else:
+                ArtifactFile(path, None).write(data)
+            backup.unlink()
+            done = [f"restored the original bytes of {path}"]
         else:
-            ArtifactFile(path, None).write(data)
-        backup.unlink()
-        return f"restored the original bytes of {path}"
+            done = [f"model artifact {path} was not changed (no backup left)"]
+        if record.get("rollback"):  # the target may have loaded the tampered version
+            try:
+                done.append(call(record["rollback"], tuple(record.get("allowed_hosts") or ())))
+            except FaultFailed as exc:  # a target gone with the harness has nothing to roll back
+                done.append(f"rollback hook: {exc}")
+        return "; ".join(done)
