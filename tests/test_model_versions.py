@@ -3,6 +3,11 @@ and rollback_time, against windows whose truth the test writes itself."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+from faults.lifecycle.rollout import ModelRollout, ModelRolloutParams
+from harness.core.fault import FaultContext
 from harness.core.protocols import Decoded, make_adapter
 from harness.core.windows import Window, merge_windows
 from harness.engine.load.recorder import WindowRecorder
@@ -93,3 +98,24 @@ def test_without_versions_or_bad_versions_nothing_is_measured() -> None:
         assert evaluate(parse_slo(slo), served(range(30), "v1"), timeline(T0 + 20, bad=())).passed is None
     never = evaluate(parse_slo("rollback_time < 1s"), served(range(30), "v1"), timeline(T0 + 20))
     assert never.passed is True and never.measured == 0.0 and "never served" in never.detail
+
+
+def test_model_rollout_reverts_through_a_dropped_file_and_from_the_ledger(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "current.json").write_text('{"version": "1"}')
+    params = ModelRolloutParams(version="2", share="25%", degrade={"label_noise": "40%"},
+                                deploy={"file": {"dir": "models", "name": "current.json"}})
+    fault = ModelRollout("canary", params, FaultContext(toxiproxy_url="", run_dir=tmp_path, seed=5))
+    record = fault.undo_record()
+    fault.inject()
+    dropped = json.loads((models / "current.json").read_text())
+    assert dropped == {"version": "2", "share": 0.25, "artifact": None,
+                       "degrade": {"label_noise": 0.4, "threshold_shift": 0.0, "slow": 0.0,
+                                   "crash_share": 0.0, "seed": 5}}
+    assert fault.bad_versions() == ["2"]
+    fault.revert()
+    assert json.loads((models / "current.json").read_text()) == {"version": "1"}
+    fault.inject()
+    ModelRollout.replay_undo(json.loads(json.dumps(record)))  # what `aftershock cleanup` does
+    assert json.loads((models / "current.json").read_text()) == {"version": "1"}

@@ -67,7 +67,7 @@ class ModelRollout(Fault):
 
     def _values(self, version: str | None = None, share: float | None = None, rollback: bool = False) -> dict[str, Any]:
         p = self.params
-        degrade = {} if p.degrade is None or rollback else p.degrade.model_dump(mode="json")
+        degrade = {} if p.degrade is None or rollback else p.degrade.model_dump()  # seconds, fractions
         if degrade and degrade.get("seed") is None:
             degrade["seed"] = self.ctx.seed
         artifact = None

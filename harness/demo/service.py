@@ -183,7 +183,8 @@ class ModelService:
             prediction = await self._predict(version.models, features, entity_id)
             ok = True
         finally:
-            self.live.observe(version.label, time.monotonic() - started, ok)
+            if self.router.canary is not None:  # the analysis's input; nothing kept without a canary
+                self.live.observe(version.label, time.monotonic() - started, ok)
             self.metrics.version_requests.labels(version.label, "ok" if ok else "error").inc()
         prediction.probabilities = version.degraded(prediction.probabilities)
         prediction.version = version.label

@@ -157,10 +157,11 @@ def summary_markdown(data: dict[str, Any]) -> str:
             lines.append(
                 f"| {f['name']} | {f['type']} | {f['injected_at_s']} s | {f['reverted_at_s']} s |"
             )
-    if data.get("drift"):
-        columns, cells = generic_table(data["drift"])
-        lines += ["", "**drift delivered**", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-        lines += [_md_row(row) for row in cells]
+    for key, title in (("versions", "model versions"), ("drift", "drift delivered")):
+        if data.get(key):
+            columns, cells = generic_table(data[key])
+            lines += ["", f"**{title}**", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+            lines += [_md_row(row) for row in cells]
     if data.get("attacks"):
         lines += ["", "**attacks**", "", *attack_table(data["attacks"])]
     lines += ["", f"run `{data.get('run_id')}`, exit code {data.get('exit_code')}"]

@@ -14,7 +14,7 @@ from typing import Any
 from harness.engine.journal import read_journal
 from harness.engine.phases import RunTimeline, Span
 from harness.engine.record.events import ATTACK_ERROR, ATTACK_RESULT, DRIFT_DELIVERED, windows_from_events
-from harness.engine.record.result import scope_slis, times_by_slo, window_rows
+from harness.engine.record.result import scope_slis, times_by_slo, version_rows, window_rows
 from harness.engine.record.score import resilience_score
 
 _BOOKKEEPING = {"t", "event"}
@@ -176,6 +176,7 @@ def result_from_journal(events: list[dict[str, Any]]) -> dict[str, Any]:
                     "inject_skew_s": f["skew_s"],
                     "revert_skew_s": f["revert_skew_s"],
                     "params": f["params"],
+                    "bad_versions": f["bad_versions"],
                     "error": f["error"],
                 }
                 for f in faults
@@ -186,6 +187,7 @@ def result_from_journal(events: list[dict[str, Any]]) -> dict[str, Any]:
         "detection_time_s": times_by_slo(slos, "detection_time"),
         "score": resilience_score(slos).to_dict(),
         "slis": scope_slis(windows, timeline),
+        "versions": version_rows(windows, timeline),
         "windows": window_rows(windows, origin, timeline),
         "environment": started.get("environment") or {},
         "drift": _extras(events, DRIFT_DELIVERED, origin=origin),

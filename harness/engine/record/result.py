@@ -12,7 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.core.windows import Window
+from harness.core.windows import Window, merge_windows
 from harness.engine.phases import RunTimeline, Span
 from harness.engine.record.score import resilience_score
 from harness.engine.redaction import Redactor
@@ -107,6 +107,22 @@ def window_scopes(w: Window, timeline: RunTimeline) -> list[str]:
             if any(s.contains(mid) for s in timeline.scope(name))]
 
 
+def version_rows(windows: list[Window], timeline: RunTimeline) -> list[dict[str, Any]]:
+    """Requests, errors, accuracy and p95 latency by the model version that answered, over the
+    run; `bad`: a fault named it bad. Empty when no response named a version."""
+    total = merge_windows([w for w in windows if w.versions])
+    if total is None:
+        return []
+    bad = {v for span in timeline.faults for v in span.bad_versions}
+    rows = []
+    for name, counts in sorted(total.versions.items()):
+        s = window_summary(counts)
+        rows.append({"version": name, "bad": name in bad, "requests": counts.requests,
+                     "failed": counts.failed, "error_rate": s["error_rate"],
+                     "accuracy": s["accuracy"], "p95_ms": s["p95_ms"]})
+    return rows
+
+
 def window_rows(windows: list[Window], origin: float, timeline: RunTimeline | None = None) -> list[dict[str, Any]]:
     """Per-window SLIs; with the timeline, each row also names its scopes (compare's samples)."""
     rows = [window_row(w, origin) for w in windows]
@@ -167,6 +183,7 @@ def build_result(
                 "inject_skew_s": f.inject_skew,
                 "revert_skew_s": f.revert_skew,
                 "params": f.fault.params.model_dump(mode="json"),
+                "bad_versions": [] if f.span is None else list(f.span.bad_versions),
                 "error": f.error,
             }
         )
@@ -195,6 +212,7 @@ def build_result(
         "detection_time_s": times_by_slo(verdicts, "detection_time"),
         "score": resilience_score(verdicts).to_dict(),
         "slis": scope_slis(windows, timeline),
+        "versions": version_rows(windows, timeline),
         "windows": window_rows(windows, origin, timeline),
         "environment": environment(),
     }
