@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -151,3 +152,18 @@ def test_params_say_what_is_wrong() -> None:
         ModelTamperParams(version="v2", path="m.pt", mode="swap")
     with pytest.raises(ValidationError, match="swap_with"):
         ModelTamperParams(version="v2", path="m.pt", swap_with="o.pt")
+
+
+def test_a_refused_or_unreachable_deploy_is_journaled_not_a_fault_failure(run: Path) -> None:
+    with socket.socket() as s:  # a port nobody listens on: the deploy cannot reach a target
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}/admin/deploy"
+    events: list[dict[str, Any]] = []
+    f = fault(run, events, deploy={"http": {"url": url, "timeout": 2}},
+              rollback={"http": {"url": url, "timeout": 2}})
+    f.inject()  # the artifact is tampered with: the fault acted
+    (deploy,) = [e for e in events if e["event"] == "tamper.deploy"]
+    assert deploy["accepted"] is False and "ConnectError" in deploy["answer"], deploy
+    f.revert()  # nothing was taken: no rollback call (it would fail against this port)
+    assert not [e for e in events if e["event"] == "tamper.rolled_back"]
+    verify_artifact(run / "artifacts" / "v2", verify_key(run.parent / "state"), "v2")  # restored

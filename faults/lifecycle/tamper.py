@@ -175,10 +175,11 @@ class ModelTamper(Fault):
 
     type = "model.tamper"
     Params = ModelTamperParams
+    params: ModelTamperParams
 
     def __init__(self, name: str, params: FaultParams, ctx: FaultContext) -> None:
         super().__init__(name, params, ctx)
-        p: ModelTamperParams = params  # type: ignore[assignment]  # the registry built it from Params
+        p = self.params
         safe = "".join(c if c.isalnum() or c in "-_" else "_" for c in name)
         token = f"{safe}-{uuid.uuid4().hex[:12]}"
         self.backup = STATE_DIR / f"{token}.orig"
@@ -206,7 +207,7 @@ class ModelTamper(Fault):
         return [self.params.version]
 
     def inject(self) -> None:
-        p: ModelTamperParams = self.params  # type: ignore[assignment]
+        p = self.params
         original = self.artifact.read()
         swap = self.read_swap() if p.mode == "swap" else None
         if not original and p.mode != "swap":
@@ -253,12 +254,15 @@ class ModelTamper(Fault):
         return "the registry's artifact" if self.params.registry else str(self.artifact.path)
 
     def revert(self) -> None:
+        """Put the original bytes back, then take the version out where the target took it."""
+        if self.original_digest is not None:
+            self.restore()
         if self.deployed and self.rollback_call is not None:
             done = call(self.rollback_call, self.ctx.allowed_hosts)
             self.deployed = False
             self.ctx.journal("tamper.rolled_back", fault=self.name, version=self.params.version, hook=done)
-        if self.original_digest is None:
-            return  # never changed, or already put back
+
+    def restore(self) -> None:
         original = self.backup.read_bytes()
         try:
             current: bytes | None = self.reread()
