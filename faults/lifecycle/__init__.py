@@ -1,1 +1,1 @@
-"""Faults on the model lifecycle around serving: rollouts of new model versions."""
+"""Faults on the model lifecycle around serving: rollouts of new model versions, tampered artifacts."""

@@ -129,6 +129,12 @@ def add_serve(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--canary-interval", type=float, default=1.0, help="seconds per analysis interval (default 1)")
     r.add_argument("--canary-promote-after", type=float, default=10.0,
                    help="seconds a canary stays healthy (or bakes, without analysis) before promotion (default 10)")
+    r.add_argument(
+        "--verify-artifacts",
+        action=flag,
+        help="check an artifact's Ed25519 signature, digest and version before a deploy loads "
+        "it; refuse it (422) and keep serving otherwise",
+    )
     d = p.add_argument_group("drift monitor")
     d.add_argument("--drift-window", type=int, default=500, help="rows (default 500)")
     d.add_argument("--drift-threshold", type=float, default=0.2, help="PSI (default 0.2)")
@@ -177,6 +183,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         canary_analysis=bool(pick("canary_analysis")),
         canary_interval=args.canary_interval,
         canary_promote_after=args.canary_promote_after,
+        verify_artifacts=bool(pick("verify_artifacts")),
         drift_window=args.drift_window,
         drift_threshold=args.drift_threshold,
         drift_min_rows=args.drift_min_rows,
@@ -218,6 +225,24 @@ def parser() -> argparse.ArgumentParser:
     ev.add_argument("--world-seed", type=int, default=0)
     ev.add_argument(
         "--variant", choices=("robust", "plain"), default="robust", help="which cached models"
+    )
+
+    pb = sub.add_parser("publish", help="a model version as a signed artifact (model, manifest, signature)")
+    pb.add_argument("--version", required=True, help="the version label, e.g. v2")
+    pb.add_argument("--out", type=Path, required=True, help="the artifact folder to write")
+    pb.add_argument(
+        "--state-dir",
+        type=Path,
+        help="model cache and signing key (default: $AFTERSHOCK_CACHE/demo or "
+        "~/.cache/aftershock/demo, the folder aftershock's runs give the server)",
+    )
+    pb.add_argument(
+        "--variant", choices=("robust", "plain"), default="robust", help="which cached models"
+    )
+    pb.add_argument(
+        "--train-seed",
+        type=int,
+        help="train a new model with this seed instead of copying the cached one",
     )
 
     sub.add_parser("all", help="feature store + model server; see `all --help`", add_help=False)
@@ -273,6 +298,18 @@ def main(argv: list[str] | None = None) -> int:
                 device=args.device,
                 seed=args.seed,
             ).run()
+        if args.command == "publish":
+            from harness.demo.publish import harness_state_dir, publish
+
+            done = publish(
+                args.state_dir or harness_state_dir(),
+                args.out,
+                args.version,
+                args.variant,
+                args.train_seed,
+            )
+            print(f"published {done['version']} ({done['variant']} models) in {done['out']}")
+            return 0
         if args.command == "evaluate":
             from harness.demo.data import sample
             from harness.demo.model import accuracy

@@ -24,6 +24,7 @@ MODE_DEFAULTS: dict[str, dict[str, object]] = {
         "robust_model": True,
         "query_guard": True,
         "canary_analysis": True,
+        "verify_artifacts": True,
     },
     "fragile": {
         "feature_timeout": 30.0,
@@ -38,6 +39,7 @@ MODE_DEFAULTS: dict[str, dict[str, object]] = {
         "robust_model": False,
         "query_guard": False,
         "canary_analysis": False,
+        "verify_artifacts": False,
     },
 }
 
@@ -63,6 +65,7 @@ class ServerConfig:
     canary_analysis: bool = True  # judge a canary against the stable version; roll back a worse one
     canary_interval: float = 1.0  # seconds per analysis interval
     canary_promote_after: float = 10.0  # seconds healthy (or, without analysis, baking) before promotion
+    verify_artifacts: bool = True  # check a model artifact's signature and digest before loading
     drift_window: int = 500
     drift_threshold: float = 0.2
     drift_min_rows: int = 250  # fewer clean rows trip PSI > 0.2 by chance (~15% at 100)
@@ -95,5 +98,6 @@ class ServerConfig:
             "canary_analysis": self.canary_analysis,
             "canary_interval": self.canary_interval,
             "canary_promote_after": self.canary_promote_after,
+            "verify_artifacts": self.verify_artifacts,
             "drift_webhook": self.drift_webhook,
         }

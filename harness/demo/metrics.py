@@ -97,4 +97,16 @@ class Metrics:
             "demo_rollouts", "Rollout actions: deployed, promoted, rolled_back", ["action"], registry=r
         )
         self.canary_share = Gauge("demo_canary_share", "Share of requests routed to the canary", registry=r)
+        self.artifacts_refused = Counter(
+            "demo_artifacts_refused",
+            "Model artifacts refused at deploy or reload, by the check that failed",
+            ["reason"],
+            registry=r,
+        )
+        self.artifacts_loaded = Counter(
+            "demo_artifacts_loaded",
+            "Model artifacts loaded at deploy or reload, by whether they were verified",
+            ["verified"],
+            registry=r,
+        )
         self.model_ready = Gauge("demo_model_ready", "1 when the main model is loaded", registry=r)

@@ -25,6 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.requests import ClientDisconnect
 
+from harness.demo.artifacts import ArtifactLoadFailed, ArtifactRefused
 from harness.demo.config import ServerConfig
 from harness.demo.feature_client import UnknownEntities
 from harness.demo.protocol import (
@@ -38,7 +39,6 @@ from harness.demo.protocol import (
 )
 from harness.demo.query_guard import QueryRefused
 from harness.demo.service import ModelService, ServiceUnavailable, log
-from harness.demo.storage import ChecksumMismatch
 from harness.demo.timed_http import IDLE_TIMEOUT, REQUEST_TIMEOUT
 from harness.demo.timed_uvicorn import TimedH11Protocol
 from harness.demo.versions import Degradation, VersionCrashed
@@ -340,8 +340,11 @@ def create_app(config: ServerConfig) -> FastAPI:
         try:
             described = await service.deploy(str(body["version"]), float(share),
                                               Degradation.from_json(body.get("degrade")), artifact)
-        except (FileNotFoundError, ChecksumMismatch) as exc:
-            return error(422, f"artifact refused, nothing deployed: {exc}")
+        except ArtifactRefused as exc:
+            return JSONResponse({"error": f"artifact refused, nothing deployed: {exc}", "reason": exc.reason,
+                                 **service.versions()}, status_code=422)
+        except ArtifactLoadFailed as exc:  # fragile mode: what it found did not load
+            return error(500, f"artifact did not load, nothing deployed: {exc}")
         return JSONResponse(described)
 
     @app.post("/admin/rollback")

@@ -9,11 +9,13 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 
+from harness.demo.artifacts import ArtifactLoader, ArtifactRefused
 from harness.demo.canary import CanaryAnalysis, LiveTraffic
 from harness.demo.config import ServerConfig
 from harness.demo.data import N_ENTITIES, TRANSACTION_FEATURES, Samples, entity_table, sample
@@ -22,7 +24,7 @@ from harness.demo.feature_client import FeatureClient, FeatureStoreUnavailable
 from harness.demo.input_guard import InputGuard
 from harness.demo.metrics import Metrics
 from harness.demo.model import Models, accuracy, train_models
-from harness.demo.model_cache import load_artifact, load_models, model_path, save_models
+from harness.demo.model_cache import load_models, model_path, save_models
 from harness.demo.query_guard import QueryGuard, QueryRefused
 from harness.demo.storage import ChecksumMismatch
 from harness.demo.versions import Degradation, ServedVersion, VersionRouter
@@ -85,6 +87,7 @@ class ModelService:
         self.retrain_lock = threading.Lock()
         self.retrain_status: dict[str, Any] = {"state": "idle"}
         self.router = VersionRouter(seed=config.world_seed)
+        self.artifacts = ArtifactLoader(config.state_dir, config.verify_artifacts)
         self.live = LiveTraffic()
         self.analysis: CanaryAnalysis | None = None
         self.rollout_events: list[dict[str, Any]] = []
@@ -406,13 +409,26 @@ class ModelService:
         blindly after the bake time."""
         if self.models is None:
             raise ServiceUnavailable("the model is still loading; deploy when /v2/health/ready is 200")
-        models = await asyncio.to_thread(load_artifact, artifact) if artifact else self.router.stable(self.base_version()).models
+        models = await self.load_artifact(artifact, label) if artifact else self.router.stable(self.base_version()).models
         version = ServedVersion(label, models, degrade)
         self.router.deploy(version, share)
         self._rollout_event("deployed", label, share=share, degrade=degrade.__dict__, artifact=artifact)
         if share < 1.0:
             self._watch(version)
         return self.versions()
+
+    async def load_artifact(self, artifact: str, label: str) -> Models:
+        """The models of ``label`` from ``artifact``: verified first (--verify-artifacts),
+        a refusal logged and counted; ArtifactRefused or ArtifactLoadFailed if not loaded."""
+        try:
+            loaded = await asyncio.to_thread(self.artifacts.load, Path(artifact), label)
+        except ArtifactRefused as exc:
+            self.metrics.artifacts_refused.labels(exc.reason).inc()
+            log(f"refused the artifact of {label} ({exc.reason}): {exc}; serving on unchanged")
+            raise
+        self.metrics.artifacts_loaded.labels(str(loaded.verified).lower()).inc()
+        log(f"loaded {label} from {artifact} ({'verified' if loaded.verified else 'NOT verified'})")
+        return loaded.models
 
     def _watch(self, version: ServedVersion) -> None:
         c = self.config

@@ -133,7 +133,8 @@ def display_unit(node: Expr) -> str:
     if any(isinstance(m, Degradation) for m in ms):
         return "ratio"
     kinds = {m.kind for m in ms if isinstance(m, SliRef)}
-    return "req/s" if kinds == {"throughput"} else "requests" if kinds == {"requests"} else ""
+    counts = {"requests", "tampered_served"}
+    return "req/s" if kinds == {"throughput"} else "requests" if kinds and kinds <= counts else ""
 
 
 def _display(v: float, unit: str) -> float:

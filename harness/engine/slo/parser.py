@@ -38,7 +38,7 @@ BASE_SCOPES = ("run", "baseline", "fault", "recovery")
 COMPARATORS = ("<", "<=", ">", ">=", "==", "!=")
 SIMPLE_SLIS = (
     "error_rate", "availability", "throughput", "accuracy", "fallback_rate", "requests",
-    "client_error_rate", "server_error_rate", "bad_version_share",
+    "client_error_rate", "server_error_rate", "bad_version_share", "tampered_served",
 )  # fmt: skip
 LATENCY_STATS = ("mean", "max", "min")
 PROBE_AGGS = ("last", "min", "max", "mean")

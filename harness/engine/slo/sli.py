@@ -19,6 +19,7 @@ from harness.engine.phases import RunTimeline, Span
 from harness.engine.slo.ast import SliRef
 from harness.engine.slo.parser import parse_sli
 from harness.engine.slo.series import Series
+from harness.engine.slo.tampered import tampered_served
 from harness.engine.slo.versions import bad_version_share
 
 SLI_HELP = {
@@ -35,6 +36,7 @@ SLI_HELP = {
     "fallback_rate": "responses flagged as served by a fallback / responses that carried the flag",
     "requests": "number of requests",
     "bad_version_share": "requests served by a model version a fault named bad / requests that named a version",
+    "tampered_served": "requests answered by a model version a model.tamper fault named",
     "probe.<name>": "the probe's last value (min/max/mean/last(probe.<name>) over a scope)",
 }
 
@@ -92,6 +94,9 @@ def compute(sli: SliRef, series: Series, idx: list[int], where: str) -> Value:
     if sli.kind == "bad_version_share":
         share = bad_version_share(w, series.timeline)
         return share if isinstance(share, float) else Missing(f"{share} {where}", failing=False)
+    if sli.kind == "tampered_served":
+        served = tampered_served(w, series.timeline)
+        return served if isinstance(served, float) else Missing(f"{served} {where}", failing=False)
     if sli.is_latency:
         if w is None or w.latency.total_count == 0:
             return nothing_completed
