@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-ALLOWED_LATENESS_S = 2.0  # resilient: an event older than the watermark by more is refused
+ALLOWED_LATENESS_S = 1.0  # resilient: an event older than the watermark by more is refused
 MAX_LISTED = 5000
 REASONS = {
     "duplicate": "already stored (idempotency key)",
