@@ -47,6 +47,9 @@ class ScriptedStore:
                 self.wfile.write(body)
 
             def do_POST(self) -> None:
+                if self.path != "/ingest":
+                    self._answer({"error": "not found"}, 404)
+                    return
                 arrived = time.time()
                 rows = json.loads(self.rfile.read(int(self.headers["Content-Length"])))["rows"]
                 with store._lock:
@@ -54,6 +57,9 @@ class ScriptedStore:
                 self._answer(store.log.ingest(rows, lambda kept: {"accepted": len(kept), "errors": []}))
 
             def do_GET(self) -> None:
+                if not self.path.startswith("/events"):
+                    self._answer({"error": "not found"}, 404)
+                    return
                 after = int(parse_qs(urlparse(self.path).query).get("after", ["0"])[0])
                 self._answer(store.log.listing(after))
 

@@ -11,6 +11,7 @@ reverted as the timeline does.
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import sys
 import time
@@ -31,8 +32,10 @@ from faults.pipeline import (
     ReplayAction,
     ReplayParams,
 )
+from harness.core.errors import UserError
 from harness.core.fault import FaultContext, FaultFailed
-from harness.core.pipeline_fault import Event, PipelineFault
+from harness.core.payload.payload_channel import ControlReader
+from harness.core.pipeline_fault import CONTROL_FILE, Event, PipelineFault
 from harness.core.windows import Window
 from harness.demo.event_log import EventLog, EventPolicy
 from harness.engine.ingest.stream import IngestStream
@@ -171,7 +174,32 @@ def test_a_pipeline_fault_without_a_stream_fails_to_inject(tmp_path: Path) -> No
     with pytest.raises(FaultFailed, match="ingest:"):
         fault.inject()
     fault.revert()  # idempotent, safe after a failed inject
-    assert "nothing" in DataDuplicate.replay_undo(fault.undo_record()) or "already gone" in DataDuplicate.replay_undo(fault.undo_record())
+    assert "already gone" in DataDuplicate.replay_undo(fault.undo_record())
+
+
+def test_the_ledger_record_alone_undoes_an_injected_fault(tmp_path: Path) -> None:
+    """What `aftershock cleanup` does after a SIGKILL: no context, only the record."""
+    (tmp_path / "ingest").mkdir()
+    fault = DataLate("late", LateParams(delay=5), FaultContext(toxiproxy_url="", run_dir=tmp_path))
+    record = json.loads(json.dumps(fault.undo_record()))  # as the ledger keeps it
+    fault.inject()
+    reader = ControlReader(tmp_path / "ingest" / CONTROL_FILE, min_interval=0)
+    assert reader.poll() and set(reader.faults) == {"late"}
+    assert "removed from" in DataLate.replay_undo(record)
+    assert reader.poll() and reader.faults == {}
+    fault.revert()  # and the run's own revert after it does no harm
+
+
+@pytest.mark.parametrize(("path", "readback", "says"), [
+    ("/nowhere", "/events", "every one of the"),
+    ("/ingest", "/nowhere", "could not be read back"),
+])
+def test_a_stream_the_target_never_took_fails_loudly(tmp_path: Path, path: str, readback: str, says: str) -> None:
+    with ScriptedStore() as store:
+        run = Run(store, tmp_path)
+        run.stream.ingest_url, run.stream.readback_url = store.url + path, store.url + readback
+        with pytest.raises(UserError, match=says):
+            run.go(0.3, [])
 
 
 def test_actions_are_seeded_and_act_on_their_share() -> None:

@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from harness.core.errors import UserError
 from harness.core.payload.payload_channel import ControlReader
 from harness.core.pipeline_fault import ACTED_FILE, CONTROL_FILE, Event, StreamAction, ingest_dir
 from harness.core.registry import FAULTS
@@ -81,6 +82,9 @@ class IngestStream:
         self.actions: dict[str, ActiveAction] = {}  # every fault seen active, for its report
         self.active: list[ActiveAction] = []
         self.queue: list[tuple[float, int, Event]] = []  # (due, tie-break, event)
+        self.first_error: str | None = None
+        self.readbacks = 0  # pages read back
+        self.last_readback_error: str | None = None
         self._ties = 0
 
     async def run(self, start: float, end: float) -> None:
@@ -108,6 +112,17 @@ class IngestStream:
         finally:
             self._write_acted()
             self.journal("ingest.summary", **vars(self.sent), **self.tally.summary())
+        self._check_it_reached_the_store()
+
+    def _check_it_reached_the_store(self) -> None:
+        """A stream the target never took, or a store never read, measured nothing: say why."""
+        if self.sent.requests and self.sent.failed_requests == self.sent.requests:
+            raise UserError(f"ingest: every one of the {self.sent.requests} POSTs to {self.ingest_url} failed "
+                            f"(first: {self.first_error}): check ingest.path and that the target ingests "
+                            '{"rows": [...]} (README, Pipeline faults)')
+        if not self.readbacks:
+            raise UserError(f"ingest: the store could not be read back at {self.readback_url} (last: {self.last_readback_error}): "
+                            'check ingest.readback; it must answer GET ?after=N with {"rows": n, "stored": [[event_id, stored_at], ...]}')
 
     def _refresh_actions(self) -> None:
         if not self.control.poll():
@@ -165,6 +180,7 @@ class IngestStream:
             self.sent.refused[reason] = self.sent.refused.get(reason, 0) + 1
 
     def _failed(self, error: str) -> None:
+        self.first_error = self.first_error or error
         self.sent.failed_requests += 1
         if self.sent.failed_requests <= 5:  # the first few say why; the summary counts them all
             self.journal("ingest.request_failed", error=error)
@@ -179,8 +195,10 @@ class IngestStream:
                 stored = [(str(r[0]), float(r[1])) for r in page["stored"]]
                 total = int(page["rows"])
             except (httpx.HTTPError, ValueError, KeyError, TypeError, IndexError) as exc:
+                self.last_readback_error = repr(exc)
                 self.journal("ingest.readback_failed", url=self.readback_url, error=repr(exc))
                 return
+            self.readbacks += 1
             for figures in self.tally.add_page(stored):
                 self.add_values({"duplicate_effect": figures.duplicate_effect, "ingest_lag": figures.ingest_lag},
                                 at=figures.at)
