@@ -314,6 +314,7 @@ slos:
 
 @pytest.mark.parametrize(("ingest", "line", "says"), [
     ("", 7, "data.duplicate acts on the event stream the harness ingests, and this scenario has none: add an `ingest:`"),
+    ("", 9, "^\n  a figure of the event stream the harness ingests: add an `ingest:` section"),
     ("ingest: {rate: fast}\n", 5, "ingest.rate: invalid rate 'fast': write requests per time"),
     ("ingest: {readback: 'http://10.0.0.1/events'}\n", 5, "is not a path on the target"),
     ("ingest: {max_events: 0}\n", 5, "ingest.max_events"),

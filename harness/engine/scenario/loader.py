@@ -559,7 +559,10 @@ def _parse_expressions(exprs: list[tuple[Path_, Any, Any]], names: list[str], ty
             parsed.append(parse(text, known_scopes=scopes, known_probes=probes))
         except SloSyntaxError as exc:
             col = getattr(exc, "column", 1) or 1
-            problems.append(problem_at(file, marks, path, str(exc), col_offset=col - 1))
+            message = str(exc)
+            if any(f"probe '{name}'" in message for name in INGEST_FIGURES) and not set(INGEST_FIGURES) <= probes:
+                message += "\n  a figure of the event stream the harness ingests: add an `ingest:` section (README, Pipeline faults)"
+            problems.append(problem_at(file, marks, path, message, col_offset=col - 1))
     return parsed
 
 
