@@ -4,7 +4,9 @@ It answers the ingestion contract of README "Pipeline faults" over real sockets 
 a thread per connection): `POST /ingest` with `{"rows": [...]}` and `GET /events?after=N`.
 Its policy is the demo's event log (harness/demo/event_log.py) with the dedupe and the
 allowed lateness a test chooses; every delivery is recorded as it arrives (`deliveries`:
-event id, event time, arrival), whatever the policy then does with it.
+event id, event time, arrival), whatever the policy then does with it. It is a model
+server too, just enough to be a run's target (OIP v2 ready, and infer answering class 0),
+so a whole run of the CLI can drive its stream.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any, Self
 from urllib.parse import parse_qs, urlparse
 
 from harness.demo.event_log import EventLog, EventPolicy
+from harness.engine.load.reference_server import FAST_BODY
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,15 @@ class ScriptedStore:
                 self.wfile.write(body)
 
             def do_POST(self) -> None:
+                if self.path.endswith("/infer"):
+                    self.rfile.read(int(self.headers["Content-Length"]))
+                    body = FAST_BODY
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
                 if self.path != "/ingest":
                     self._answer({"error": "not found"}, 404)
                     return
@@ -57,6 +69,9 @@ class ScriptedStore:
                 self._answer(store.log.ingest(rows, lambda kept: {"accepted": len(kept), "errors": []}))
 
             def do_GET(self) -> None:
+                if self.path.startswith("/v2"):  # health and readiness
+                    self._answer({"ready": True})
+                    return
                 if not self.path.startswith("/events"):
                     self._answer({"error": "not found"}, 404)
                     return

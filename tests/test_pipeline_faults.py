@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 from scripted_store import ScriptedStore
+from tiny_target import write_dataset
 
 from faults.pipeline import (
     DataDuplicate,
@@ -40,6 +42,7 @@ from harness.core.windows import Window
 from harness.demo.event_log import EventLog, EventPolicy
 from harness.engine.ingest.stream import IngestStream
 from harness.engine.ingest.tally import StoreTally
+from harness.engine.ledger import read_ledger
 from harness.engine.phases import RunTimeline, Span
 from harness.engine.probe_sampler import ProbeSampler
 from harness.engine.scenario.loader import ScenarioError, load_scenario
@@ -339,3 +342,39 @@ def test_bad_ingest_input_exits_2_through_the_cli(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 2
     assert f"{path}:7:" in proc.stdout + proc.stderr and "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_sigint_mid_fault_reverts_it_and_ends_the_stream(tmp_path: Path) -> None:
+    """A whole run through the CLI against the scripted store as its target, interrupted
+    while data.duplicate acts: exit 130, the fault reverted, the ledger closed."""
+    write_dataset(tmp_path)
+    with ScriptedStore() as store:
+        (tmp_path / "s.yaml").write_text(f"""name: sigint
+target: {{url: "{store.url}", protocol: oip-v2, model: m}}
+load: {{users: 1, duration: 20s, window: 0.5s, data: {{dataset: rows.npz}}}}
+ingest: {{rate: 20/s, path: /ingest, readback: /events}}
+timeline:
+  faults:
+    - {{name: dup, type: data.duplicate, at: 1s, duration: 15s, share: 100%}}
+slos:
+  - {{name: none twice, expect: duplicate_effect == 0}}
+""")
+        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "run", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "out")],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not any(
+                    d for d in store.copies().values() if d > 1):  # the fault acts: events go out twice
+                time.sleep(0.1)
+            proc.send_signal(signal.SIGINT)
+            out, _ = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, out
+    (run_dir,) = (tmp_path / "out" / "sigint").iterdir()
+    events = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    assert [(e["fault"], e["early"]) for e in events if e["event"] == "fault.reverted"] == [("dup", True)]
+    assert any(e["event"] == "ingest.summary" for e in events)
+    assert json.loads((run_dir / "ingest" / CONTROL_FILE).read_text())["faults"] == {}
+    (ledger,) = (tmp_path / "out" / ".ledger").glob("*.jsonl")
+    assert not read_ledger(ledger).faults and read_ledger(ledger).closed
