@@ -42,7 +42,9 @@ class ScriptedStore:
                 pass
 
             def _answer(self, doc: Any, status: int = 200) -> None:
-                body = json.dumps(doc).encode()
+                self._send(json.dumps(doc).encode(), status)
+
+            def _send(self, body: bytes, status: int = 200) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -52,12 +54,7 @@ class ScriptedStore:
             def do_POST(self) -> None:
                 if self.path.endswith("/infer"):
                     self.rfile.read(int(self.headers["Content-Length"]))
-                    body = FAST_BODY
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    self.wfile.write(body)
+                    self._send(FAST_BODY)
                     return
                 if self.path != "/ingest":
                     self._answer({"error": "not found"}, 404)

@@ -212,9 +212,10 @@ class IngestSpec(Strict):
     (README, Pipeline faults). It runs over the load's duration, at most `max_events`."""
 
     rate: Rate = Field(20.0, description="new events per second, e.g. 20/s")
-    max_events: int = Field(5000, ge=1, le=1_000_000)
-    path: str = "/v2/models/{model}/ingest"  # POST {"rows": [event, ...]}
-    readback: str = "/v2/models/{model}/events"  # GET ?after=N: {"rows", "stored": [[event_id, stored_at], ...]}
+    max_events: int = Field(5000, ge=1, le=1_000_000, description="new events at most, over the run")
+    path: str = Field("/v2/models/{model}/ingest", description='POST {"rows": [event, ...]} here ({model}: target.model)')
+    readback: str = Field("/v2/models/{model}/events",
+                          description='GET ?after=N answers {"rows": n, "stored": [[event_id, stored_at], ...]}')
     settle: Duration = Field(1.0, description="after the last event, wait this long before the final read-back")
 
     @field_validator("rate")
