@@ -17,7 +17,7 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.core.fault import FaultContext, FaultFailed, UserError
 from harness.core.payload.delivered import delivered_events
@@ -32,6 +32,9 @@ from harness.engine.record.result import environment
 from harness.engine.scenario.loader import LoadedScenario
 from harness.engine.target import SystemUnderTest
 from harness.engine.timeline import FaultTimeline, sleep_until
+
+if TYPE_CHECKING:  # imported when a scenario has `ingest:` (httpx, numpy)
+    from harness.engine.ingest.stream import IngestStream
 
 EXIT_OK, EXIT_SLO_FAILED, EXIT_BAD_INPUT, EXIT_ABORTED, EXIT_INTERNAL = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
@@ -74,7 +77,7 @@ class Runner:
         self.abort_reason: str | None = None
         self._signal: str | None = None
         self.live: Any = None  # harness.engine.live.LiveView while the load runs, if options.live
-        self.ingest: Any = None  # harness.engine.ingest.stream.IngestStream when the scenario has `ingest:`
+        self.ingest: IngestStream | None = None  # the event stream, when the scenario has `ingest:`
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: asyncio.Event | None = None
         self._stop_reason: str | None = None
@@ -264,7 +267,7 @@ class Runner:
                                     journal=self.journal.write, workdir=str(self.run_dir / "attacks"))
         return AttackTimeline(entries, context, self.journal, timeline, sampler, s.load.request_timeout)
 
-    def _make_ingest(self, base_url: str, dataset: Path, sampler: ProbeSampler) -> Any:
+    def _make_ingest(self, base_url: str, dataset: Path, sampler: ProbeSampler) -> IngestStream:
         from harness.engine.datasets import load_dataset
         from harness.engine.ingest.stream import IngestStream, dataset_rows
 
