@@ -19,6 +19,8 @@ from harness.core.fault import FaultParams
 from harness.core.pipeline_fault import Event, PipelineFault, StreamAction
 from harness.core.units import Duration, Percent
 
+MAX_REPLAY_RATE = 1000.0  # as ingest.rate: the stream stays bounded whatever a scenario says
+
 
 class DuplicateParams(FaultParams):
     share: Percent = Field(0.3, description="share of new events delivered twice, 0..1 or a percentage")
@@ -73,8 +75,8 @@ class ReplayParams(FaultParams):
     @field_validator("rate")
     @classmethod
     def _given(cls, value: float | None) -> float:
-        if value is None:
-            raise ValueError("rate is required: re-sent events per second, e.g. 20/s")
+        if value is None or value > MAX_REPLAY_RATE:
+            raise ValueError(f"rate must be re-sent events per second up to {MAX_REPLAY_RATE:g}/s, e.g. 20/s")
         return value
 
     @field_validator("window")

@@ -378,3 +378,15 @@ slos:
     assert json.loads((run_dir / "ingest" / CONTROL_FILE).read_text())["faults"] == {}
     (ledger,) = (tmp_path / "out" / ".ledger").glob("*.jsonl")
     assert not read_ledger(ledger).faults and read_ledger(ledger).closed
+
+
+def test_bad_fault_params_name_file_line_and_fix(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(SCENARIO.format(ingest="ingest: {rate: 20/s}\n").replace(
+        "    - {name: dup, type: data.duplicate, at: 5s, duration: 5s}",
+        "    - {name: r, type: data.replay, at: 5s, duration: 5s, rate: 5000/s}\n"
+        "    - {name: l, type: data.late, at: 5s, duration: 5s, delay: 0s}"))
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(path)
+    assert f"{path}:8:" in str(err.value) and "up to 1000/s, e.g. 20/s" in str(err.value)
+    assert f"{path}:9:" in str(err.value) and "delay must be more than 0s" in str(err.value)
