@@ -38,11 +38,11 @@ def test_replay_ingestion_resilient_passes_fragile_fails(tmp_path: Path) -> None
     (summary,) = [e for e in events if e["event"] == "ingest.summary"]
     acts = {e["fault"]: e["metrics"] for e in events if e["event"] == "fault.metrics"}
     assert summary["duplicate_effect"] == 0 and summary["failed_requests"] == 0
-    # the demo refused the duplicates and the late events the faults sent (replays of events it
-    # never stored, late or guard-refused, are refused again as late or by its guard)
-    assert summary["refused"]["duplicate"] >= acts["retries"]["duplicates_sent"] > 0
-    assert summary["refused"]["late"] >= acts["stalled-partition"]["late_sent"] > 0
-    assert acts["rewind"]["replays_sent"] > 0
+    assert min(a[k] for a in acts.values() for k in a) > 0  # every fault acted
+    # the demo refused duplicates and late events itself (which reason a delivery gets depends on
+    # timing: a duplicate of an event its guard refused is refused by the guard again)
+    assert summary["refused"]["duplicate"] > 0 and summary["refused"]["late"] > 0
+    assert summary["events_stored"] == summary["rows_read"]  # one row per stored event
 
     assert fragile.returncode == 1, f_out  # pytest: some items failed
     cases = {c.get("name"): c.find("failure") is None for c in ET.parse(junit).getroot().iter("testcase")}
