@@ -3,7 +3,9 @@
 GET  /v2/health/live | /v2/health/ready | /v2 | /v2/models/{m} | /v2/models/{m}/ready
 POST /v2/models/{m}/infer            OIP v2 inference
 POST /v1/models/{m}:predict          KServe v1 inference
-POST /v2/models/{m}/ingest           labelled rows for training (validated)
+POST /v2/models/{m}/ingest           labelled rows for training (validated); rows with an
+                                     event_id are events (harness/demo/event_log.py)
+GET  /v2/models/{m}/events           the events stored: rows, ids and times, refusals, lag
 POST /v2/models/{m}/retrain          start a retrain; GET it for its status
 GET  /metrics | /status
 """
@@ -27,6 +29,7 @@ from starlette.requests import ClientDisconnect
 
 from harness.demo.artifacts import ArtifactLoadFailed, ArtifactRefused
 from harness.demo.config import ServerConfig
+from harness.demo.event_log import EventLog, EventPolicy
 from harness.demo.feature_client import UnknownEntities
 from harness.demo.protocol import (
     INPUTS,
@@ -158,6 +161,7 @@ async def read_json(request: Request, limit: int) -> Any:
 def create_app(config: ServerConfig) -> FastAPI:
     service = ModelService(config)
     name = config.model_name
+    events = EventLog(EventPolicy.for_mode(config.mode))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -306,7 +310,13 @@ def create_app(config: ServerConfig) -> FastAPI:
             )
         if len(body["rows"]) > MAX_INGEST_ROWS:
             raise InvalidRequest(f"at most {MAX_INGEST_ROWS} rows per request")
-        return JSONResponse(service.ingest(body["rows"], validate_training_row))
+        return JSONResponse(events.ingest(body["rows"], lambda rows: service.ingest(rows, validate_training_row)))
+
+    @app.get("/v2/models/{model}/events")
+    async def stored_events(model: str, after: int = 0) -> Response:
+        if (bad := check_model(model)) is not None:
+            return bad
+        return JSONResponse(events.listing(after))
 
     @app.post("/v2/models/{model}/retrain")
     async def retrain(model: str) -> Response:

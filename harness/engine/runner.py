@@ -17,7 +17,7 @@ import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness.core.fault import FaultContext, FaultFailed, UserError
 from harness.core.payload.delivered import delivered_events
@@ -32,6 +32,9 @@ from harness.engine.record.result import environment
 from harness.engine.scenario.loader import LoadedScenario
 from harness.engine.target import SystemUnderTest
 from harness.engine.timeline import FaultTimeline, sleep_until
+
+if TYPE_CHECKING:  # imported when a scenario has `ingest:` (httpx, numpy)
+    from harness.engine.ingest.stream import IngestStream
 
 EXIT_OK, EXIT_SLO_FAILED, EXIT_BAD_INPUT, EXIT_ABORTED, EXIT_INTERNAL = 0, 1, 2, 3, 4
 EXIT_INTERRUPTED = 130
@@ -74,6 +77,7 @@ class Runner:
         self.abort_reason: str | None = None
         self._signal: str | None = None
         self.live: Any = None  # harness.engine.live.LiveView while the load runs, if options.live
+        self.ingest: IngestStream | None = None  # the event stream, when the scenario has `ingest:`
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop_requested: asyncio.Event | None = None
         self._stop_reason: str | None = None
@@ -172,6 +176,8 @@ class Runner:
             attacks = self._make_attacks(sut.base_url, dataset, timeline, sampler)
             await attacks.prepare()
             await sampler.sample_once("start")
+            if s.ingest is not None:
+                self.ingest = await asyncio.to_thread(self._make_ingest, sut.base_url, dataset, sampler)
             load = self._make_load(sut.base_url, dataset)
             await load.start()
             ledger.process_started("load", load.pid)
@@ -262,6 +268,19 @@ class Runner:
                                     journal=self.journal.write, workdir=str(self.run_dir / "attacks"))
         return AttackTimeline(entries, context, self.journal, timeline, sampler, s.load.request_timeout)
 
+    def _make_ingest(self, base_url: str, dataset: Path, sampler: ProbeSampler) -> IngestStream:
+        from harness.engine.datasets import load_dataset
+        from harness.engine.ingest.stream import IngestStream, dataset_rows
+
+        s = self.scenario
+        assert s.ingest is not None
+        label = s.load.data.label_field if s.load.data.labels else None
+        data = load_dataset(str(dataset), label=label)
+        return IngestStream(s.ingest, base_url, s.target.model, dataset_rows(data.features, data.labels, label or "label"),
+                            run_dir=self.run_dir, run_id=self.run_id, seed=s.seed, window=s.load.window,
+                            request_timeout=s.load.request_timeout, journal=self.journal.write,
+                            add_values=sampler.add_values)
+
     def _make_load(self, base_url: str, dataset: Path) -> Any:
         from harness.engine.load.config import LoadConfig
         from harness.engine.load.process import LoadProcess
@@ -341,6 +360,9 @@ class Runner:
         probe_task = asyncio.create_task(sampler.run())
         end_task = asyncio.create_task(self._end_load_at(load, run_start + s.load.duration))
         pending = {consume, fault_task, stop_task, probe_task, end_task, stop_asked}
+        # the event stream (`ingest:`) runs over the same span; its last read-back follows it
+        ingest_task = asyncio.create_task(self.ingest.run(run_start, run_start + s.load.duration)) if self.ingest else None
+        pending |= {ingest_task} if ingest_task else set()
         try:
             while consume in pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -352,8 +374,10 @@ class Runner:
                     # the load ended before the timeline did (its child died): nothing to measure
                     raise RuntimeError(f"the load stopped before the timeline ended; see {self.run_dir / 'load'}")
                 await fault_task  # an attack overrunning its window a little (bounded in AttackTimeline)
+            if ingest_task is not None:
+                await ingest_task  # its settle and final read-back
         finally:
-            tasks = (consume, fault_task, stop_task, probe_task, end_task, stop_asked)
+            tasks = (consume, fault_task, stop_task, probe_task, end_task, stop_asked, *([ingest_task] if ingest_task else []))
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -27,8 +27,10 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from harness.core.fault import Fault, UserError
+from harness.core.pipeline_fault import PipelineFault
 from harness.core.registry import fault_types
 from harness.core.safety import check_host_allowed
+from harness.engine.ingest.tally import INGEST_FIGURES
 from harness.engine.probes.placeholders import fill_target_url
 from harness.engine.redaction import Redactor
 from harness.engine.scenario.model import Scenario
@@ -526,6 +528,12 @@ def _validate_semantics(scenario: Scenario, marks: Marks, file: str, problems: l
                 check_host_allowed(dep.upstream, allowed)
             except UserError as exc:
                 problems.append(problem_at(file, marks, ("dependencies", name, "upstream"), str(exc)))
+    registry = fault_types()
+    for i, f in enumerate(t.faults):
+        if scenario.ingest is None and issubclass(registry.get(f.type, Fault), PipelineFault):
+            problems.append(problem_at(file, marks, ("timeline", "faults", i, "type"),
+                                       f"{f.type} acts on the event stream the harness ingests, and this scenario has "
+                                       "none: add an `ingest:` section (e.g. ingest: {rate: 20/s}; README, Pipeline faults)"))
     if scenario.target.demo and not any(d.upstream == "demo" for d in scenario.dependencies.values()):
         problems.append(problem_at(file, marks, ("dependencies",), "the demo target needs its feature store declared, e.g. dependencies: {feature-store: {upstream: demo}}"))
 
@@ -551,7 +559,10 @@ def _parse_expressions(exprs: list[tuple[Path_, Any, Any]], names: list[str], ty
             parsed.append(parse(text, known_scopes=scopes, known_probes=probes))
         except SloSyntaxError as exc:
             col = getattr(exc, "column", 1) or 1
-            problems.append(problem_at(file, marks, path, str(exc), col_offset=col - 1))
+            message = str(exc)
+            if any(f"probe '{name}'" in message for name in INGEST_FIGURES) and not set(INGEST_FIGURES) <= probes:
+                message += "\n  a figure of the event stream the harness ingests: add an `ingest:` section (README, Pipeline faults)"
+            problems.append(problem_at(file, marks, path, message, col_offset=col - 1))
     return parsed
 
 
@@ -578,6 +589,7 @@ def _beside_schema(data: dict[str, Any], marks: Marks, file: str) -> list[Proble
     names = [str(e.get("name")) for _, e in (*faults, *attacks)]
     types = [f["type"] for _, f in faults if isinstance(f.get("type"), str)]
     probes = {str(p.get("name")) for _, p in entries(data.get("probes"))}
+    probes |= set(INGEST_FIGURES) if isinstance(data.get("ingest"), dict) else set()
     _parse_expressions(exprs, names, types, bool(attacks), probes, marks, file, problems)
     return problems
 
@@ -597,7 +609,8 @@ def _validate_expressions(scenario: Scenario, marks: Marks, file: str,
     exprs = [(("slos", i, "expect"), s.expect, parse_slo) for i, s in enumerate(scenario.slos)]
     exprs += [(("stop_when", i), s, parse_stop) for i, s in enumerate(scenario.stop_when)]
     parsed = _parse_expressions(exprs, [f.name for f in (*t.faults, *t.attacks)], [f.type for f in t.faults],
-                                bool(t.attacks), {str(p.get("name")) for p in scenario.probes}, marks, file, problems)
+                                bool(t.attacks), {str(p.get("name")) for p in scenario.probes}
+                                | (set(INGEST_FIGURES) if scenario.ingest else set()), marks, file, problems)
     names = [s.name for s in scenario.slos]
     for i, n in enumerate(names):
         if names.index(n) != i:

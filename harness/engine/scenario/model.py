@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from harness.core.attack import Rate
 from harness.core.units import Duration
 from harness.engine.slo.settings import SloSettings
 
@@ -205,6 +206,33 @@ class LoadSpec(Strict):
         return v
 
 
+class IngestSpec(Strict):
+    """An event stream the harness produces into the target's ingestion endpoint, beside the
+    load: rows of `load.data`'s dataset, each with an `event_id` and an `event_time`
+    (README, Pipeline faults). It runs over the load's duration, at most `max_events`."""
+
+    rate: Rate = Field(20.0, description="new events per second, e.g. 20/s")
+    max_events: int = Field(5000, ge=1, le=1_000_000, description="new events at most, over the run")
+    path: str = Field("/v2/models/{model}/ingest", description='POST {"rows": [event, ...]} here ({model}: target.model)')
+    readback: str = Field("/v2/models/{model}/events",
+                          description='GET ?after=N answers {"rows": n, "stored": [[event_id, stored_at], ...]}')
+    settle: Duration = Field(1.0, description="after the last event, wait this long before the final read-back")
+
+    @field_validator("rate")
+    @classmethod
+    def _rate_given(cls, v: float | None) -> float:
+        if v is None or v > 1000:
+            raise ValueError("rate must be a number of events per second up to 1000/s, e.g. 20/s")
+        return v
+
+    @field_validator("path", "readback")
+    @classmethod
+    def _a_path(cls, v: str) -> str:
+        if not v.startswith("/") or "://" in v:
+            raise ValueError(f"{v!r} is not a path on the target: write e.g. /v2/models/{{model}}/ingest")
+        return v
+
+
 class FaultEntry(BaseModel):
     """Fields every timeline fault has; the family's own params are the extra keys."""
 
@@ -251,6 +279,7 @@ class Scenario(Strict):
     dependencies: dict[str, DependencySpec] = Field(default_factory=dict, max_length=MAX_ENTRIES)
     jobs: dict[str, Job] = Field(default_factory=dict, max_length=MAX_ENTRIES)
     load: LoadSpec = Field(default_factory=LoadSpec)
+    ingest: IngestSpec | None = None
     timeline: Timeline = Field(default_factory=Timeline)
     slos: list[SloSpec] = Field(default_factory=list, max_length=MAX_ENTRIES)
     stop_when: list[str] = Field(default_factory=list, max_length=MAX_ENTRIES)
