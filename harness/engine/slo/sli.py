@@ -16,7 +16,13 @@ from dataclasses import dataclass
 
 from hdrh.histogram import HdrHistogram
 
-from harness.core.windows import GENERATION_SCALE, STREAM_FAILURES, Window, latency_percentile_us, merge_windows
+from harness.core.windows import (
+    GENERATION_SCALE,
+    STREAM_FAILURES,
+    Window,
+    latency_percentile_us,
+    merge_windows,
+)
 from harness.engine.phases import RunTimeline, Span
 from harness.engine.slo.ast import SliRef
 from harness.engine.slo.parser import parse_sli
