@@ -128,3 +128,32 @@ def test_stream_failures_are_classified_by_kind(server: str, tmp_path: Path) -> 
     assert total.failures == {"stream_cut": scripted["cut"], "stream_stalled": scripted["stall"],
                               "stream_malformed": scripted["malformed"], "stream_aborted": scripted["abort"]}
     assert total.succeeded == scripted["ok"]
+
+
+SCENARIO = """\
+name: stream-e2e
+target: {{url: "{url}", protocol: openai-chat, model: scripted}}
+load: {{users: 3, duration: 4s, request_timeout: 5s, window: 500ms, max_tokens: 8, prompts: prompts.jsonl}}
+slos:
+  - {{name: first token in time, expect: p95(ttft) < 500ms}}
+  - {{name: streams whole, expect: stream_error_rate <= 0%}}
+  - {{name: impossible gaps, expect: p95(itl) < 1ms in every window}}
+"""
+
+
+def test_scenario_run_reports_token_figures(server: str, tmp_path: Path) -> None:
+    """Through the real CLI: load options from YAML, prompts beside the file, verdicts, result, report."""
+    _prompts(tmp_path / "prompts.jsonl", ["Say something", "Say more"])
+    (tmp_path / "s.yaml").write_text(SCENARIO.format(url=server))
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # the impossible SLO fails, the others hold
+    (run,) = (tmp_path / "out" / "stream-e2e").iterdir()
+    result = json.loads((run / "result.json").read_text())
+    passed = {v["name"]: v["passed"] for v in result["slos"]}
+    assert passed == {"first token in time": True, "streams whole": True, "impossible gaps": False}
+    slis = result["slis"]["run"]
+    assert 30 <= slis["p50(ttft)"] <= 120 and slis["mean(output_tokens)"] == TOKENS  # ms; usage tokens
+    rows = [r for r in result["windows"] if r["requests"]]
+    assert rows and all(r["ttft_p50_ms"] is not None and r["finish_reasons"] for r in rows)
+    assert "time to first token" in (run / "report.html").read_text()
