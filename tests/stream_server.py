@@ -123,7 +123,7 @@ class StreamHandler(BaseHTTPRequestHandler):
         arrived = self.arrived
         text = body["messages"][-1]["content"] if "messages" in body else body.get("prompt", "")
         mode = text.removeprefix("mode:") if text.startswith("mode:") else "ok"
-        entry: dict[str, Any] = {"mode": mode, "arrived": arrived, "sent": []}
+        entry: dict[str, Any] = {"mode": mode, "arrived": arrived, "sent": [], "prompt_words": len(text.split())}
         with self.server.lock:
             self.server.record.append(entry)
         if not body.get("stream"):

@@ -14,6 +14,7 @@ import itertools
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -21,6 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from faults.long_prompt import LongPromptFault, LongPromptParams
+from harness.core.fault import FaultContext, FaultFailed
+from harness.core.payload.prompt_faults import write_sent
 from harness.core.windows import (
     GENERATION_SCALE,
     Window,
@@ -29,6 +33,7 @@ from harness.core.windows import (
     percentile_of,
 )
 from harness.engine.load import LoadConfig, LoadProcess, merge_into
+from tests.load_support import drive_load
 from tests.stream_server import StreamScript
 
 RUN_LIMIT_S = 60
@@ -146,7 +151,7 @@ def test_scenario_run_reports_token_figures(server: str, tmp_path: Path) -> None
     _prompts(tmp_path / "prompts.jsonl", ["Say something", "Say more"])
     (tmp_path / "s.yaml").write_text(SCENARIO.format(url=server))
     proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "out")],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 1, proc.stdout + proc.stderr  # the impossible SLO fails, the others hold
     (run,) = (tmp_path / "out" / "stream-e2e").iterdir()
     result = json.loads((run / "result.json").read_text())
@@ -157,3 +162,50 @@ def test_scenario_run_reports_token_figures(server: str, tmp_path: Path) -> None
     rows = [r for r in result["windows"] if r["requests"]]
     assert rows and all(r["ttft_p50_ms"] is not None and r["finish_reasons"] for r in rows)
     assert "time to first token" in (run / "report.html").read_text()
+
+
+def test_long_prompt_fault_mixes_in_context_filling_prompts_while_active(server: str, tmp_path: Path) -> None:
+    """llm.long_prompt through its real control file and a real Locust child: long prompts reach
+    the server only while the fault is active, at its share; reverted, none; the share measured."""
+    before = len(_record(server))
+    load_dir = tmp_path / "load"
+    cfg = LoadConfig(target_url=server, protocol="openai-chat", model="scripted", users=4, duration=4.5,
+                     max_tokens=TOKENS, request_timeout=5.0)
+    lp = LoadProcess(cfg, workdir=load_dir)
+    fault = LongPromptFault("pressure", LongPromptParams(share=0.5, fill=0.5, context_tokens=4000),
+                            FaultContext(toxiproxy_url="", seed=7, load_dir=load_dir))
+    span: list[float] = []
+    windows: dict[int, Window] = {}
+
+    async def story() -> None:
+        while not windows:  # the child takes seconds to start on a busy box: wait for its first records
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        span.append(time.time())
+        fault.inject()
+        await asyncio.sleep(1.5)
+        fault.revert()
+        span.append(time.time())
+
+    asyncio.run(asyncio.wait_for(drive_load(lp, story, windows, [fault]), RUN_LIMIT_S))
+    seen = _record(server)[before:]
+    long = [r for r in seen if r["prompt_words"] >= 2000]
+    assert all(r["prompt_words"] < 50 for r in seen if r not in long)
+    assert long and all(span[0] <= r["arrived"] <= span[1] + 0.5 for r in long)  # + a request in flight
+    during = [r for r in seen if span[0] + 0.1 <= r["arrived"] <= span[1]]
+    assert 0.25 <= sum(r in long for r in during) / len(during) <= 0.75  # share 0.5 of ~30 requests
+    assert 0.25 <= fault.metrics()["long_prompt_share"] <= 0.75
+    assert "pressure" not in json.loads((load_dir / "prompt-faults.json").read_text())["faults"]
+
+
+def test_long_prompt_fault_that_sent_none_fails_loudly(tmp_path: Path) -> None:
+    fault = LongPromptFault("p", LongPromptParams(share=0.5, tokens=100), FaultContext(toxiproxy_url="", load_dir=tmp_path))
+    write_sent(tmp_path, {"p": {"requests": 40, "long": 0}})  # a load that never read the control file
+    with pytest.raises(FaultFailed, match="sent no long prompt"):
+        fault.metrics()
+    write_sent(tmp_path, {"p": {"requests": 40, "long": 19}})
+    assert fault.metrics() == {"long_prompt_share": 19 / 40}
+    with pytest.raises(ValueError, match="`tokens` or as `fill`"):
+        LongPromptParams(tokens=10, fill=0.5, context_tokens=100)
+    with pytest.raises(ValueError, match="context_tokens"):
+        LongPromptParams(fill=0.5)

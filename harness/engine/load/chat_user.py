@@ -27,6 +27,7 @@ from harness.core.protocols.openai import OpenAIAdapter
 from harness.engine.load.config import ArrivalRateShape, LoadConfig
 from harness.engine.load.failures import DecodeFailure, StreamCut, StreamFailure, StreamStalled
 from harness.engine.load.generation import GenerationSample, StreamClock
+from harness.engine.load.long_prompts import LongPrompts
 from harness.engine.load.plugin import CONTEXT_DECODED, CONTEXT_GENERATION, CONTEXT_LABELS
 from harness.engine.load.prompts import Prompt, generated_prompts, load_prompts
 
@@ -34,6 +35,7 @@ STREAM_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stre
                   "Accept-Encoding": "identity"}  # a compressed event stream could not be read as it lands
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 GENERATED_PROMPTS = 64
+LONG_PROMPT = Prompt(text="(a long-prompt fault's filler)")  # no expected answer, no refusal label
 
 
 @dataclass
@@ -45,16 +47,22 @@ class PromptBodies:
     model: str
     stream: bool
     max_tokens: int | None
+    long_prompts: LongPrompts | None = None  # llm.long_prompt faults, where the load has a folder
     _bodies: dict[int, bytes] = field(default_factory=dict)
     _turn: itertools.count = field(default_factory=itertools.count)
+
+    def encode(self, content: list[dict[str, Any]] | str) -> bytes:
+        request = self.adapter.request(content, self.model, self.max_tokens, self.stream)
+        return json.dumps(request, separators=(",", ":")).encode()
 
     def next(self) -> tuple[bytes, Prompt]:
         i = next(self._turn) % len(self.prompts)
         prompt = self.prompts[i]
+        if self.long_prompts is not None and (long := self.long_prompts.body()) is not None:
+            return long, LONG_PROMPT
         body = self._bodies.get(i)
         if body is None:
-            request = self.adapter.request(prompt.content, self.model, self.max_tokens, self.stream)
-            body = self._bodies[i] = json.dumps(request, separators=(",", ":")).encode()
+            body = self._bodies[i] = self.encode(prompt.content)
         return body, prompt
 
 
@@ -154,3 +162,12 @@ def prepare_chat_user(config: LoadConfig, adapter: OpenAIAdapter, load_dir: Path
     prompts = load_prompts(config.prompts) if config.prompts else generated_prompts(config.seed, GENERATED_PROMPTS)
     ChatUser.path = adapter.infer_path(config.model)
     ChatUser.bodies = PromptBodies(prompts, adapter, config.model, config.streams, config.max_tokens)
+    if load_dir is not None:
+        ChatUser.bodies.long_prompts = LongPrompts(load_dir, ChatUser.bodies.encode)
+
+
+def flush_prompt_faults() -> None:
+    """Write what the long-prompt faults sent so far (called every window tick)."""
+    bodies = ChatUser.bodies
+    if bodies is not None and bodies.long_prompts is not None:
+        bodies.long_prompts.flush()
