@@ -17,7 +17,6 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-import gevent
 from geventhttpclient.response import HTTPParseError
 from locust import constant, task
 from locust.contrib.fasthttp import FastHttpUser
@@ -110,30 +109,27 @@ class ChatUser(FastHttpUser):
         # geventhttpclient's own response (CompatResponse keeps it as `_response`): its
         # readline returns each line as soon as it is in, where read(n) waits for n bytes
         body = resp._response
-        stall = self.stall_timeout
+        # The stall timeout is the socket's read timeout while the body streams: no data for
+        # stall_timeout s is a stall. A gevent timer armed per line cost more than parsing
+        # the line (benchmarks/README-stream.md); the socket's own timeout costs nothing.
+        sock = body._sock  # None when the whole answer came with the headers
+        if sock is not None:
+            sock.settimeout(self.stall_timeout)
         try:
-            while True:
-                timer = gevent.Timeout.start_new(max(0.0, clock.last_event + stall - perf_counter()))
-                try:
-                    line = body.readline(b"\n")
-                except gevent.Timeout as exc:
-                    if exc is not timer:
-                        raise
-                    raise StreamStalled(f"no event for {stall:g}s after {clock.tokens} tokens") from None
-                finally:
-                    timer.close()
-                if not line:
-                    break  # the body ended
+            while line := body.readline(b"\n"):
                 clock.line(line, perf_counter())
         except StreamFailure:
             body.release()  # the connection is mid-answer: not reusable
             raise
-        except TimeoutError:  # the socket's own read timeout (load.request_timeout)
+        except TimeoutError:
             body.release()
-            raise StreamStalled(f"no data for the request timeout after {clock.tokens} tokens") from None
+            raise StreamStalled(f"no data for {self.stall_timeout:g}s after {clock.tokens} tokens") from None
         except (OSError, HTTPParseError) as exc:  # reset, or the body torn off mid-chunk
             body.release()
             raise StreamCut(f"the connection ended mid-stream after {clock.tokens} tokens: {exc}") from None
+        finally:
+            if sock is not None:
+                sock.settimeout(self.network_timeout)  # it goes back to the pool for the next request
         return clock.sample(perf_counter())
 
     def _read_whole(self, resp: Any, started: float) -> GenerationSample:
