@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import resource
 import statistics
@@ -136,7 +137,12 @@ def report(rows: dict[str, list[Measured]], args: argparse.Namespace) -> None:
     for side in ("bare", "harness"):
         print(f"  {side:8s} {med(side, 'tokens_per_s'):9.0f} tokens/s  {med(side, 'cpu_us_per_token'):6.1f} µs CPU/token")
     print(f"  harness/bare: tokens/s {med('harness', 'tokens_per_s') / med('bare', 'tokens_per_s'):.3f}, "
-          f"CPU per token {med('harness', 'cpu_us_per_token') / med('bare', 'cpu_us_per_token'):.3f}")
+          f"CPU per token {med('harness', 'cpu_us_per_token') / med('bare', 'cpu_us_per_token'):.3f} (ratio of medians)")
+    for attr in ("tokens_per_s", "cpu_us_per_token"):
+        pairs = sorted(getattr(h, attr) / getattr(b, attr) for h, b in zip(rows["harness"], rows["bare"]))
+        print(f"  harness/bare {attr} of each round's back-to-back pair: median {statistics.median(pairs):.3f}, "
+              f"range {pairs[0]:.3f}..{pairs[-1]:.3f}")
+    print(f"  load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -209,3 +209,25 @@ def test_long_prompt_fault_that_sent_none_fails_loudly(tmp_path: Path) -> None:
         LongPromptParams(tokens=10, fill=0.5, context_tokens=100)
     with pytest.raises(ValueError, match="context_tokens"):
         LongPromptParams(fill=0.5)
+
+
+@pytest.mark.parametrize(("protocol", "stream"), [("openai-completions", True), ("openai-chat", False)])
+def test_completions_streams_and_whole_answers(server: str, tmp_path: Path, protocol: str, stream: bool) -> None:
+    """`/v1/completions` streams read the `text` of each chunk; a whole answer gives output
+    tokens from its usage and no TTFT/ITL (not measured, rather than 0)."""
+    before = len(_record(server))
+    cfg = LoadConfig(target_url=server, protocol=protocol, model="scripted", users=2, duration=2.0,
+                     max_tokens=TOKENS, stream=stream, request_timeout=5.0)
+    total = _run(cfg, tmp_path / "load")
+    served = _record(server)[before:]
+    assert total.failed == 0 and total.requests == len(served) > 0
+    tokens = total.generation["output_tokens"]
+    assert tokens.histogram.total_count == len(served) and tokens.total == TOKENS * len(served)
+    if stream:
+        assert total.generation["ttft"].histogram.total_count == len(served)
+        assert total.finish_reasons == {"stop": len(served)}
+    else:
+        assert "ttft" not in total.generation and "itl" not in total.generation
+        assert total.finish_reasons == {"length": len(served)}
+        truth = [r["sent"][0] - r["arrived"] for r in served]  # whole answers: latency is end to end
+        assert latency_percentile_us(total.latency, 50) / 1e6 >= percentile_of(truth, 50) - 0.002
