@@ -123,10 +123,12 @@ class ChatUser(FastHttpUser):
             raise
         except TimeoutError:
             body.release()
-            raise StreamStalled(f"no data for {self.stall_timeout:g}s after {clock.tokens} tokens") from None
+            if not clock.complete:  # after [DONE] or a finish_reason the answer is whole all the same
+                raise StreamStalled(f"no data for {self.stall_timeout:g}s after {clock.tokens} tokens") from None
         except (OSError, HTTPParseError) as exc:  # reset, or the body torn off mid-chunk
             body.release()
-            raise StreamCut(f"the connection ended mid-stream after {clock.tokens} tokens: {exc}") from None
+            if not clock.complete:
+                raise StreamCut(f"the connection ended mid-stream after {clock.tokens} tokens: {exc}") from None
         finally:
             if sock is not None:
                 sock.settimeout(self.network_timeout)  # it goes back to the pool for the next request
