@@ -214,13 +214,20 @@ def test_long_prompt_fault_that_sent_none_fails_loudly(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("protocol", "stream"), [("openai-completions", True), ("openai-chat", False)])
 def test_completions_streams_and_whole_answers(server: str, tmp_path: Path, protocol: str, stream: bool) -> None:
     """`/v1/completions` streams read the `text` of each chunk; a whole answer gives output
-    tokens from its usage and no TTFT/ITL (not measured, rather than 0)."""
+    tokens from its usage and no TTFT/ITL (not measured, rather than 0); prompts with an
+    `expected` answer count as correct when the answer's text is it."""
     before = len(_record(server))
+    answer = " ".join(f"t{i}" for i in range(TOKENS))  # what the server says
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "say", "expected": answer}) + "\n"
+                       + json.dumps({"prompt": "say more", "expected": "something else"}) + "\n")
     cfg = LoadConfig(target_url=server, protocol=protocol, model="scripted", users=2, duration=2.0,
-                     max_tokens=TOKENS, stream=stream, request_timeout=5.0)
+                     max_tokens=TOKENS, stream=stream, request_timeout=5.0, prompts=str(prompts))
     total = _run(cfg, tmp_path / "load")
     served = _record(server)[before:]
     assert total.failed == 0 and total.requests == len(served) > 0
+    # `expected` answers: the answer's text (stripped) against it
+    assert total.labelled == len(served) and total.correct == sum(r["prompt_words"] == 1 for r in served)
     tokens = total.generation["output_tokens"]
     assert tokens.histogram.total_count == len(served) and tokens.total == TOKENS * len(served)
     if stream:
