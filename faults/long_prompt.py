@@ -22,7 +22,7 @@ from pydantic import Field, model_validator
 from harness.core.fault import Fault, FaultFailed, FaultParams, UserError
 from harness.core.payload.data_fault import MIN_EXPECTED_CHANGES, fault_seed
 from harness.core.payload.payload_channel import put_fault, remove_fault
-from harness.core.payload.prompt_faults import control_file, read_sent
+from harness.core.payload.prompt_faults import control_file, read_sent, sent_file
 
 
 class LongPromptParams(FaultParams):
@@ -64,9 +64,13 @@ class LongPromptFault(Fault):
         return {"control": str(control_file(load_dir)) if load_dir else None, "fault": self.name}
 
     def inject(self) -> None:
+        control = self._control()
+        if not sent_file(control.parent).exists():  # the generative load writes it as it starts
+            raise FaultFailed(f"{self.type} ({self.name}) found no generative load to act on: its prompts are "
+                              "sent only by a load whose target protocol is openai-chat or openai-completions")
         spec = {"type": self.type, "params": {**self.params.model_dump(mode="json"), "prompt_tokens": self.params.prompt_tokens},
                 "seed": fault_seed(self.ctx.seed, self.name), "started": time.time()}
-        put_fault(self._control(), self.name, spec)
+        put_fault(control, self.name, spec)
 
     def revert(self) -> None:
         if self.ctx.load_dir is not None:

@@ -200,6 +200,9 @@ def test_long_prompt_fault_mixes_in_context_filling_prompts_while_active(server:
 
 def test_long_prompt_fault_that_sent_none_fails_loudly(tmp_path: Path) -> None:
     fault = LongPromptFault("p", LongPromptParams(share=0.5, tokens=100), FaultContext(toxiproxy_url="", load_dir=tmp_path))
+    with pytest.raises(FaultFailed, match="no generative load"):  # a classifier's load writes no sent file
+        fault.inject()
+    assert not (tmp_path / "prompt-faults.json").exists()
     write_sent(tmp_path, {"p": {"requests": 40, "long": 0}})  # a load that never read the control file
     with pytest.raises(FaultFailed, match="sent no long prompt"):
         fault.metrics()

@@ -22,10 +22,16 @@ def control_file(load_dir: str | Path) -> Path:
     return Path(load_dir) / CONTROL_FILE
 
 
+def sent_file(load_dir: str | Path) -> Path:
+    """Written by a generative load as it starts (empty), then with its counts: a prompt
+    fault that finds none has no load to act on."""
+    return Path(load_dir) / SENT_FILE
+
+
 def read_sent(load_dir: str | Path) -> Sent:
     """What the child sent per fault ({} before it wrote anything)."""
     try:
-        data = json.loads((Path(load_dir) / SENT_FILE).read_text(encoding="utf-8"))
+        data = json.loads(sent_file(load_dir).read_text(encoding="utf-8"))
     except (FileNotFoundError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
@@ -36,4 +42,4 @@ def write_sent(load_dir: str | Path, sent: Sent) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".prompt-faults-sent-", dir=load_dir)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(sent, f)
-    os.replace(tmp, Path(load_dir) / SENT_FILE)
+    os.replace(tmp, sent_file(load_dir))

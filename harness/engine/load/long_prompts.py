@@ -38,6 +38,7 @@ class LongPrompts:
         self._rngs: dict[str, random.Random] = {}
         self._sent: dict[str, dict[str, int]] = {}
         self._dirty = False
+        write_sent(self.load_dir, {})  # says a generative load is here to act on (LongPromptFault.inject)
 
     def body(self) -> bytes | None:
         """A long prompt's body for this request, or None."""
