@@ -6,11 +6,26 @@ JSON, where the same model is read back.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from harness.core.fault import UserError
 from harness.core.units import Duration
+
+
+@cache
+def is_generative(protocol: str) -> bool:
+    """The protocol's adapter generates text (openai-chat, openai-completions, or a third
+    party's subclass of theirs): its load sends prompts, not dataset batches."""
+    from harness.core.protocols.openai import OpenAIAdapter
+    from harness.core.registry import PROTOCOLS
+
+    try:
+        return issubclass(PROTOCOLS.get(protocol), OpenAIAdapter)
+    except UserError:  # unknown protocol: reported where the adapter is made
+        return False
 
 
 class _Strict(BaseModel):
@@ -87,6 +102,12 @@ class LoadConfig(_Strict):
     features: list[str] | None = None
     stack_as: str | None = None
     batch_size: int = Field(1, ge=1)
+    # generative targets (protocol openai-*): prompts instead of a dataset
+    prompts: str | None = None  # JSONL of prompts (harness.engine.load.prompts); None: generated
+    seed: int = 0  # for generated prompts
+    stream: bool | None = None  # default: stream (SSE) for generative protocols
+    max_tokens: int | None = Field(None, ge=1)
+    stall_timeout: Duration | None = Field(None, gt=0)  # no data this long mid-stream: stream_stalled; default request_timeout
     # how hard
     users: int = Field(1, ge=1)
     spawn_rate: float | None = Field(None, gt=0)  # users/s; default: all at once
@@ -113,9 +134,22 @@ class LoadConfig(_Strict):
             raise ValueError(
                 "use either processes (one machine) or expect_workers (distributed), not both"
             )
-        if self.locustfile is None and self.dataset is None:
+        if self.locustfile is None and self.dataset is None and not self.generative:
             raise ValueError("set `dataset` (the payloads to send) or bring your own `locustfile`")
         return self
+
+    @property
+    def generative(self) -> bool:
+        """The target generates text (an OpenAI-compatible protocol): prompts, not a dataset."""
+        return is_generative(self.protocol)
+
+    @property
+    def streams(self) -> bool:
+        return self.generative and self.stream is not False
+
+    @property
+    def stall_after(self) -> float:
+        return self.stall_timeout if self.stall_timeout is not None else self.request_timeout
 
     @property
     def graceful_stop(self) -> float:

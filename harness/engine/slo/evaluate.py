@@ -132,9 +132,11 @@ def display_unit(node: Expr) -> str:
         return "fraction"
     if any(isinstance(m, Degradation) for m in ms):
         return "ratio"
-    kinds = {m.kind for m in ms if isinstance(m, SliRef)}
-    counts = {"requests", "tampered_served"}
-    return "req/s" if kinds == {"throughput"} else "requests" if kinds and kinds <= counts else ""
+    kinds = {m.distribution or m.kind for m in ms if isinstance(m, SliRef)}
+    units = {"throughput": "req/s", "requests": "requests", "tampered_served": "requests",
+             "tokens_per_s": "tokens/s", "output_tokens": "tokens"}
+    found = {units.get(kind, "") for kind in kinds}
+    return found.pop() if len(found) == 1 else ""
 
 
 def _display(v: float, unit: str) -> float:
@@ -638,7 +640,7 @@ class Evaluator:
 
         if isinstance(base, Missing):
             return not_measured(f"no baseline for degradation({sli.name}): {base.reason}")
-        lower_is_worse = sli.kind in ("availability", "accuracy", "throughput", "requests")
+        lower_is_worse = sli.kind in ("availability", "accuracy", "throughput", "requests") or sli.distribution == "tokens_per_s"
         values = []
         for i in self.judged(scope):
             v = self.value(sli, i, scope)
