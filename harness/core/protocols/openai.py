@@ -202,25 +202,26 @@ class SSEReader:
         self._data: list[str] = []
 
     def feed(self, data: bytes) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
         lines = (self._pending + data).split(b"\n")
         self._pending = lines.pop()  # an incomplete last line waits for more bytes
-        for raw in lines:
-            line = raw.rstrip(b"\r")
-            if not line:  # blank line: dispatch the event
-                if self._data:
-                    events.append(read_chunk("\n".join(self._data), self.endpoint))
-                    self._data = []
-                continue
-            if line.startswith(b"data:"):
-                value = line[5:]
-                try:
-                    text = value[1:] if value.startswith(b" ") else value
-                    self._data.append(text.decode())
-                except UnicodeDecodeError:
-                    raise MalformedChunk(f"stream line is not UTF-8: {line[:80]!r}") from None
-            # other fields (event:, id:, retry:) and comments (":") carry nothing we read
-        return events
+        return [event for line in lines if (event := self.feed_line(line)) is not None]
+
+    def feed_line(self, line: bytes) -> StreamEvent | None:
+        """One whole line (its line end optional): the event it completes, if any."""
+        line = line.rstrip(b"\r\n")
+        if not line:  # blank line: dispatch the event
+            if not self._data:
+                return None
+            data, self._data = "\n".join(self._data), []
+            return read_chunk(data, self.endpoint)
+        if line.startswith(b"data:"):
+            value = line[5:]
+            try:
+                self._data.append((value[1:] if value.startswith(b" ") else value).decode())
+            except UnicodeDecodeError:
+                raise MalformedChunk(f"stream line is not UTF-8: {line[:80]!r}") from None
+        # other fields (event:, id:, retry:) and comments (":") carry nothing we read
+        return None
 
     def close(self) -> list[StreamEvent]:
         """The body ended: an event still open (no blank line after it) counts too."""
