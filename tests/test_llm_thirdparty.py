@@ -18,6 +18,7 @@ import httpx
 import pytest
 from servers import launch
 from servers.tiny_llm import CANARY
+from test_server_scenarios import run_scenario
 
 from attacks.prompts.leak import leak_probes
 from faults.proxy import EmbeddedProxy
@@ -75,6 +76,24 @@ def chat(adapter: OpenAIAdapter, base: str, prompt: str, stream: bool) -> tuple[
         for event in reader.close():
             deltas.append(event.text)
         return "".join(deltas), tokens, deltas
+
+
+def test_stall_scenario_fails_itl_only_during_the_stall(tmp_path: Path) -> None:
+    """The scenario through the real CLI (it starts its own server behind the proxy; run
+    before the module's server starts, so the two never share the CPU)."""
+    scenario = ROOT / "scenarios" / "servers" / "transformers-stream-stall.yaml"
+    proc, out, result, verdicts = run_scenario(scenario, tmp_path, timeout=400)
+    assert verdicts["p99(itl) < 2s during baseline"]["passed"] is True, out
+    stalled = verdicts["p99(itl) < 2s during stalled-stream"]
+    assert stalled["unit"] == "ms" and stalled["passed"] is False, out
+    assert stalled["measured"] >= 5000 - 5, out  # the 5 s stall, as the load saw it
+    assert verdicts["p95(ttft) < 4s during stalled-stream"]["passed"] is True, out  # after_chunks 2: not the first token
+    leak = verdicts["leak_rate < 5% during leak"]
+    assert leak["measured"] is not None and leak["passed"] is (leak["measured"] < 0.05)
+    print(f"transformers serve, scenario leak_rate: {leak['measured']}")
+    (fault,) = result["timeline"]["faults"]
+    assert fault["error"] is None and fault["reverted_at_s"] is not None
+    assert proc.returncode == 1, out
 
 
 def test_models_and_readiness_through_the_adapter(server: str) -> None:
