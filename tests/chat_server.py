@@ -170,3 +170,11 @@ class RunningChatServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+if __name__ == "__main__":  # python -m tests.chat_server vulnerable|guarded: prints its base URL
+    import sys
+
+    running = RunningChatServer(sys.argv[1] if len(sys.argv) > 1 else "vulnerable")
+    print(running.base_url, flush=True)
+    running.thread.join()
