@@ -24,6 +24,7 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -74,8 +75,11 @@ def is_attack(text: str) -> bool:
 class ChatServer:
     mode: str  # vulnerable | guarded
     canary: str = CANARY
+    throttle_every: int = 0  # answer every Nth chat request 429 (Retry-After 0.05 s); 0: never
+    throttled: int = 0
     record: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    posts: int = 0
 
     def answer(self, messages: list[dict[str, Any]]) -> tuple[int, str, str]:
         """(status, text, what the server did) for one conversation."""
@@ -134,6 +138,17 @@ def make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
+            with server.lock:
+                server.posts += 1
+                throttle = bool(server.throttle_every) and server.posts % server.throttle_every == 0
+                server.throttled += throttle
+            if throttle:
+                self.send_response(429)
+                self.send_header("retry-after", "0.05")
+                self.send_header("content-length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+                return
             status, text = server.handle(body)
             if status != 200:
                 self._send(status, json.dumps({"error": {"message": "blocked by the input guard"}}).encode())
@@ -154,6 +169,14 @@ def make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
             self._send(200, sse, "text/event-stream")
 
     return Handler
+
+
+def running_servers() -> Iterator[dict[str, RunningChatServer]]:
+    """A vulnerable and a guarded server, closed at the end (a module fixture's body)."""
+    running = {mode: RunningChatServer(mode) for mode in ("vulnerable", "guarded")}
+    yield running
+    for server in running.values():
+        server.close()
 
 
 class RunningChatServer:

@@ -4,7 +4,6 @@ sockets) whose own record is the truth: each figure equals what the server did."
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,18 +12,13 @@ from harness.core.attack import AttackContext, make_attack
 from harness.core.fault import UserError
 from harness.core.processes import free_port
 from harness.core.protocols import make_adapter
-from tests.chat_server import CANARY, RunningChatServer, disguised
+from tests.chat_server import CANARY, RunningChatServer, disguised, running_servers
 
 SEED = 11
 WINDOW_S = 30.0
 
 
-@pytest.fixture(scope="module")
-def servers() -> Iterator[dict[str, RunningChatServer]]:
-    running = {mode: RunningChatServer(mode) for mode in ("vulnerable", "guarded")}
-    yield running
-    for server in running.values():
-        server.close()
+servers = pytest.fixture(scope="module")(running_servers)
 
 
 def context(base_url: str, protocol: str = "openai-chat") -> AttackContext:
@@ -129,3 +123,17 @@ def test_flood_is_bounded_in_count_and_rate(servers) -> None:
     assert m["flood_requests"] == 30 and m["flood_ok"] == 30 and m["alive"] == 1.0
     assert took >= 29 / 20  # 30 requests at 20/s cannot finish sooner
     assert m["flood_rate"] <= 20 * 1.05
+
+
+def test_429s_are_waited_out_and_counted(servers) -> None:
+    server = servers["guarded"]
+    server.script.throttle_every, before = 3, server.script.throttled
+    try:
+        result = make_attack("jb", "prompt.jailbreak", {"samples": 8, "benign": 2}).run(
+            context(server.base_url), time.monotonic() + WINDOW_S)
+    finally:
+        server.script.throttle_every = 0
+    m = result.metrics
+    assert m["throttled"] == server.script.throttled - before > 0
+    assert m["prompts"] == 8 and m["benign_prompts"] == 2  # every prompt still judged
+    assert m["requests"] == 10 + m["throttled"]
