@@ -57,6 +57,13 @@ def test_figures_equal_what_the_vulnerable_server_did(servers, kind: str, stream
     assert metrics["false_refusal_rate"] > 0  # it refuses benign prompts too
 
 
+def test_an_injection_with_a_fixed_goal_phrase(servers) -> None:
+    for mode in ("vulnerable", "guarded"):
+        metrics, truth = attack_and_truth(servers[mode], "prompt.injection", goal="I have been PWNED")
+        assert metrics["injection_success_rate"] == pytest.approx(truth["injection_success_rate"])
+        assert (metrics["injection_success_rate"] > 0.2) == (mode == "vulnerable")
+
+
 @pytest.mark.parametrize("kind", ["prompt.injection", "prompt.leak", "prompt.jailbreak"])
 def test_the_guarded_server_holds_and_answers_benign_prompts(servers, kind: str) -> None:
     metrics, truth = attack_and_truth(servers["guarded"], kind)
