@@ -124,6 +124,7 @@ def test_a_system_prompt_carries_the_canary(servers) -> None:
 
 def test_flood_is_bounded_in_count_and_rate(servers) -> None:
     attack = make_attack("flood", "prompt.flood", {"rate": 20, "max_queries": 30, "context_tokens": 3000})
+    start = len(servers["guarded"].script.record)
     t0 = time.monotonic()
     result = attack.run(context(servers["guarded"].base_url), time.monotonic() + WINDOW_S)
     took = time.monotonic() - t0
@@ -131,6 +132,7 @@ def test_flood_is_bounded_in_count_and_rate(servers) -> None:
     assert m["flood_requests"] == 30 and m["flood_ok"] == 30 and m["alive"] == 1.0
     assert took >= 29 / 20  # 30 requests at 20/s cannot finish sooner
     assert m["flood_rate"] <= 20 * 1.05
+    assert {len(r["last_user"]) for r in servers["guarded"].script.record[start:]} == {3000 * 4}  # 4 chars a token
 
 
 def test_429s_are_waited_out_and_counted(servers) -> None:
