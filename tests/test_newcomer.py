@@ -58,7 +58,7 @@ def test_validate_reports_every_mistake_of_a_file_at_once(tmp_path: Path) -> Non
     text = r.stderr
     assert "load.users" in text
     assert "unknown fault type 'network.latenci' (did you mean 'network.latency'?)" in text
-    assert "p95() applies to latency only; did you mean 'latency'?" in text
+    assert "p95() applies to latency, ttft, itl, tokens_per_s, output_tokens only; did you mean 'latency'?" in text
     assert "did you mean 'availability'?" in text and "did you mean 'slow'?" in text
     assert "did you mean 'error_rate' or" in text
 

@@ -107,7 +107,7 @@ BAD = [
     ("p95(latency) < 250ms during", 28, "expected a scope"),
     ("latency < 3s", 1, "latency needs a statistic"),
     ("p95 < 3s", 5, "'(' (p95 takes an argument"),
-    ("p95(latncy) < 3s", 5, "p95() applies to latency only"),
+    ("p95(latncy) < 3s", 5, "p95() applies to latency, ttft, itl, tokens_per_s, output_tokens only"),
     ("p101(latency) < 3s", 1, "outside 0..100"),
     ("p95(latency) < 250ms for", 25, "a duration"),
     ("p95(latency) < 250ms for 5%", 26, "a duration"),

@@ -25,6 +25,26 @@ def new_latency_histogram() -> HdrHistogram:
     return HdrHistogram(LATENCY_LOWEST_US, LATENCY_HIGHEST_US, LATENCY_DIGITS)
 
 
+# Per-request figures of generative (LLM) answers, each an HDR histogram of integers like
+# latency: name -> integer units per base unit (times in µs, throughput in milli-tokens/s,
+# token counts as they are). Values up to LATENCY_HIGHEST_US fit; 3 digits, exact < 2048.
+GENERATION_SCALE = {"ttft": 1e6, "itl": 1e6, "tokens_per_s": 1e3, "output_tokens": 1.0}
+# failure kinds of a streamed answer that began but did not finish (stream_error_rate)
+STREAM_FAILURES = ("stream_cut", "stream_stalled", "stream_malformed", "stream_aborted")
+
+
+@dataclass
+class Distribution:
+    """One generation figure's values in a window: their histogram and their sum (the mean)."""
+
+    histogram: HdrHistogram = field(default_factory=new_latency_histogram)
+    total: float = 0.0  # the sum of the recorded integers
+
+    def add(self, other: Distribution) -> None:
+        self.histogram.add(other.histogram)
+        self.total += other.total
+
+
 def nearest_rank(n: int, percentile: float) -> int:
     """The 1-based rank of the p-th percentile of n samples by nearest rank: ceil(p/100 * n),
     the smallest value with at least p % of the samples at or below it, so at most
@@ -74,6 +94,17 @@ class Window:
     # one, the fallback rate is not measured rather than 0
     fallback_flagged: int = 0
     probes: dict[str, float] = field(default_factory=dict)  # probe name -> last value
+    # generative answers (GENERATION_SCALE names): successful requests that reported them;
+    # a classifier's windows leave both empty
+    generation: dict[str, Distribution] = field(default_factory=dict)
+    finish_reasons: dict[str, int] = field(default_factory=dict)  # finish_reason -> answers
+
+    def distribution(self, name: str) -> Distribution:
+        """The window's `name` figure (ttft, itl, tokens_per_s, output_tokens), made on first use."""
+        d = self.generation.get(name)
+        if d is None:
+            d = self.generation[name] = Distribution()
+        return d
 
     @property
     def start(self) -> float:
@@ -104,6 +135,10 @@ class Window:
         self.fallbacks += other.fallbacks
         self.fallback_flagged += other.fallback_flagged
         self.probes.update(other.probes)
+        for name, d in other.generation.items():
+            self.distribution(name).add(d)
+        for reason, n in other.finish_reasons.items():
+            self.finish_reasons[reason] = self.finish_reasons.get(reason, 0) + n
 
     # --- wire format: one JSON object per partial window record -------------------
 
@@ -120,6 +155,18 @@ class Window:
             "fallbacks": self.fallbacks,
             "fallback_flagged": self.fallback_flagged,
             "probes": {k: v for k, v in self.probes.items() if not math.isnan(v)},  # NaN: not measured
+            **self._generation_record(),
+        }
+
+    def _generation_record(self) -> dict[str, Any]:
+        if not self.generation and not self.finish_reasons:
+            return {}  # a classifier's record stays as it was
+        return {
+            "generation": {
+                name: {"hdr": d.histogram.encode().decode("ascii") if d.histogram.total_count else "", "sum": d.total}
+                for name, d in self.generation.items()
+            },
+            "finish_reasons": dict(self.finish_reasons),
         }
 
     @classmethod
@@ -139,7 +186,16 @@ class Window:
             fallbacks=int(rec.get("fallbacks", 0)),
             fallback_flagged=int(rec.get("fallback_flagged", 0)),
             probes={str(k): float(v) for k, v in rec.get("probes", {}).items()},
+            generation={str(k): _distribution(v) for k, v in rec.get("generation", {}).items()},
+            finish_reasons={str(k): int(v) for k, v in rec.get("finish_reasons", {}).items()},
         )
+
+
+def _distribution(rec: dict[str, Any]) -> Distribution:
+    d = Distribution(total=float(rec.get("sum", 0.0)))
+    if rec.get("hdr"):
+        d.histogram.add(HdrHistogram.decode(rec["hdr"]))
+    return d
 
 
 def merge_windows(windows: list[Window]) -> Window | None:

@@ -274,7 +274,9 @@ class Runner:
             # load itself at run start + duration, so this is only a bound if it cannot
             users=s.load.users, spawn_rate=s.load.spawn_rate, duration=s.load.warmup + s.load.duration + LOAD_END_SLACK_S,
             processes=s.load.processes, request_timeout=s.load.request_timeout, window=s.load.window,
-            locustfile=s.load.locustfile,
+            locustfile=s.load.locustfile, seed=s.seed, stream=s.load.stream, max_tokens=s.load.max_tokens,
+            stall_timeout=s.load.stall_timeout,
+            prompts=str((self.loaded.path.parent / s.load.prompts).resolve()) if s.load.prompts else None,
         )
         return LoadProcess(cfg, workdir=self.run_dir / "load", redactor=self.journal.redactor)
 

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from harness.core.units import Duration
 
+GENERATIVE_PREFIX = "openai-"  # protocols whose load sends prompts and reads generated text
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -87,6 +89,12 @@ class LoadConfig(_Strict):
     features: list[str] | None = None
     stack_as: str | None = None
     batch_size: int = Field(1, ge=1)
+    # generative targets (protocol openai-*): prompts instead of a dataset
+    prompts: str | None = None  # JSONL of prompts (harness.engine.load.prompts); None: generated
+    seed: int = 0  # for generated prompts
+    stream: bool | None = None  # default: stream (SSE) for generative protocols
+    max_tokens: int | None = Field(None, ge=1)
+    stall_timeout: Duration | None = Field(None, gt=0)  # no event this long: stream_stalled; default request_timeout
     # how hard
     users: int = Field(1, ge=1)
     spawn_rate: float | None = Field(None, gt=0)  # users/s; default: all at once
@@ -113,9 +121,22 @@ class LoadConfig(_Strict):
             raise ValueError(
                 "use either processes (one machine) or expect_workers (distributed), not both"
             )
-        if self.locustfile is None and self.dataset is None:
+        if self.locustfile is None and self.dataset is None and not self.generative:
             raise ValueError("set `dataset` (the payloads to send) or bring your own `locustfile`")
         return self
+
+    @property
+    def generative(self) -> bool:
+        """The target generates text (an OpenAI-compatible protocol): prompts, not a dataset."""
+        return self.protocol.startswith(GENERATIVE_PREFIX)
+
+    @property
+    def streams(self) -> bool:
+        return self.generative and self.stream is not False
+
+    @property
+    def stall_after(self) -> float:
+        return self.stall_timeout if self.stall_timeout is not None else self.request_timeout
 
     @property
     def graceful_stop(self) -> float:

@@ -19,6 +19,8 @@ def failure_kind(exception: BaseException, response: Any = None) -> str:
         return f"http_{status}"
     if isinstance(exception, DecodeFailure):
         return "decode"
+    if isinstance(exception, StreamFailure):
+        return exception.kind
     original = getattr(
         exception, "original", None
     )  # geventhttpclient's RetriesExceeded wraps the cause
@@ -37,3 +39,34 @@ def failure_kind(exception: BaseException, response: Any = None) -> str:
     if isinstance(exception, OSError):
         return "connection"
     return type(exception).__name__.lower()
+
+
+class StreamFailure(Exception):
+    """A streamed answer that began (2xx, headers read) but did not complete; `kind` names how."""
+
+    kind = "stream"
+
+
+class StreamCut(StreamFailure):
+    """The connection ended before `data: [DONE]` or a finish_reason."""
+
+    kind = "stream_cut"
+
+
+class StreamStalled(StreamFailure):
+    """No event arrived for `load.stall_timeout`."""
+
+    kind = "stream_stalled"
+
+
+class StreamMalformed(StreamFailure):
+    """An event that is not a completion chunk (not JSON, no choices, not UTF-8)."""
+
+    kind = "stream_malformed"
+
+
+class StreamAborted(StreamFailure):
+    """The server ended the stream with an error event (`data: {"error": ...}`)."""
+
+    kind = "stream_aborted"
+

@@ -37,6 +37,7 @@ from harness.engine.load.response_decoder import ResponseDecoder
 CONFIG_ENV = "AFTERSHOCK_LOAD_CONFIG"  # names the JSON file with the ChildConfig
 CONTEXT_LABELS = "aftershock_labels"  # request context: the labels of the batch sent
 CONTEXT_DECODED = "aftershock_decoded"  # request context: what the adapter read
+CONTEXT_GENERATION = "aftershock_generation"  # request context: a generative answer's figures
 MSG_WINDOWS = "aftershock_windows"
 MSG_STOP = "aftershock_stop"
 MSG_FINAL = "aftershock_final"
@@ -191,10 +192,16 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
     if isinstance(cfg.shape, ArrivalRateShape):
         for user_class in environment.user_classes:
             user_class.wait_time = constant_throughput(cfg.shape.rate / cfg.users)
-    from harness.engine.load.model_user import prepare_model_user
-
     stream = STATE.config.stream_path if STATE.config else None
-    prepare_model_user(cfg, STATE.decoder, Path(stream).parent if stream else Path.cwd())
+    load_dir = Path(stream).parent if stream else Path.cwd()
+    if cfg.generative and STATE.decoder is not None:
+        from harness.engine.load.chat_user import prepare_chat_user
+
+        prepare_chat_user(cfg, STATE.decoder.adapter, load_dir)  # type: ignore[arg-type]  # an OpenAIAdapter
+    else:
+        from harness.engine.load.model_user import prepare_model_user
+
+        prepare_model_user(cfg, STATE.decoder, load_dir)
     if STATE.flusher is None:
         STATE.flusher = gevent.spawn(_flush_every_window, environment)
     # Everything alive now (modules: ours bring numpy and pydantic, ~25k objects more than
@@ -229,7 +236,8 @@ def _on_request(
     else:  # a bring-your-own request (which may carry aftershock_labels in its context)
         decoded = _decode_foreign(response)
     labels = context.get(CONTEXT_LABELS) if context else None
-    recorder.record(start, response_time, None, decoded, labels)
+    generation = context.get(CONTEXT_GENERATION) if context else None
+    recorder.record(start, response_time, None, decoded, labels, generation)
 
 
 def _decode_foreign(response: Any) -> Decoded | None:

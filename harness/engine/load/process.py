@@ -25,6 +25,7 @@ from harness.core.protocols import make_adapter
 from harness.core.windows import Window
 from harness.engine.datasets import load_dataset
 from harness.engine.load.config import ArrivalRateShape, ConstantShape, LoadConfig
+from harness.engine.load.prompts import load_prompts
 from harness.engine.redaction import Redactor
 
 LOAD_DIR = Path(__file__).resolve().parent
@@ -121,6 +122,8 @@ class LoadProcess:
         argv = [sys.executable, "-m", "locust", "-f", locustfile_arg(cfg.locustfile), "--headless"]
         argv += ["--host", cfg.target_url, "--exit-code-on-error", "0", "--only-summary"]
         argv += ["--stop-timeout", str(math.ceil(cfg.graceful_stop)), "--loglevel", "INFO"]
+        if cfg.locustfile is None:  # our locustfile holds both users: run the one for the protocol
+            argv.append("ChatUser" if cfg.generative else "ModelUser")
         if isinstance(cfg.shape, (ConstantShape, ArrivalRateShape)):
             rate = cfg.spawn_rate if cfg.spawn_rate is not None else cfg.users
             argv += [
@@ -152,8 +155,11 @@ class LoadProcess:
     def _check(self) -> None:
         """User errors before anything starts: unknown protocol, unreadable dataset."""
         make_adapter(self.config.protocol, **self.config.protocol_options)
-        if self.config.dataset is not None:
-            c = self.config
+        c = self.config
+        if c.generative:
+            if c.prompts:
+                load_prompts(c.prompts)
+        elif c.dataset is not None:
             load_dataset(c.dataset, label=c.label, features=c.features, stack_as=c.stack_as)
         locustfile_arg(self.config.locustfile)
 

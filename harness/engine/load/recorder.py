@@ -21,7 +21,8 @@ import numpy as np
 from hdrh.histogram import HdrHistogram
 
 from harness.core.protocols import Decoded, same_prediction
-from harness.core.windows import Window
+from harness.core.windows import GENERATION_SCALE, Window
+from harness.engine.load.generation import GenerationSample
 
 
 def record_values(histogram: HdrHistogram, values: np.ndarray) -> None:
@@ -65,6 +66,7 @@ class WindowRecorder:
         self._starts: list[float] = []
         self._latencies_ms: list[float] = []
         self._outcomes: list[tuple[int, Decoded, Sequence[Any] | None]] = []
+        self._generations: list[tuple[int, GenerationSample]] = []  # (position, figures)
 
     @property
     def requests(self) -> int:
@@ -87,6 +89,7 @@ class WindowRecorder:
         failure: str | None = None,
         decoded: Decoded | None = None,
         labels: Sequence[Any] | None = None,
+        generation: GenerationSample | None = None,
     ) -> None:
         if failure is not None:  # rare: straight into its window
             w = self.window_for(start_time)
@@ -96,6 +99,8 @@ class WindowRecorder:
             return
         if decoded is not None and (decoded.fallback is not None or labels is not None):
             self._outcomes.append((len(self._starts), decoded, labels))
+        if generation is not None:
+            self._generations.append((len(self._starts), generation))
         self._starts.append(start_time)
         self._latencies_ms.append(latency_ms)
         if len(self._starts) >= self.bucket_every:  # long windows: keep the batch bounded
@@ -112,7 +117,8 @@ class WindowRecorder:
         if not self._starts:
             return
         starts, latencies_ms, outcomes = self._starts, self._latencies_ms, self._outcomes
-        self._starts, self._latencies_ms, self._outcomes = [], [], []
+        generations = self._generations
+        self._starts, self._latencies_ms, self._outcomes, self._generations = [], [], [], []
         self._bucketed += len(starts)
         # the same float arithmetic as math.floor(start / size) and round(ms * 1000)
         index = np.floor(np.array(starts) / self.size).astype(np.int64)
@@ -130,6 +136,38 @@ class WindowRecorder:
             w.latency_sum_us += int(part.sum())
         for position, decoded, labels in outcomes:
             self._count_outcome(self._window(int(index[position])), decoded, labels)
+        if generations:
+            self._bucket_generations(index, generations)
+
+    def _bucket_generations(self, index: np.ndarray, generations: list[tuple[int, GenerationSample]]) -> None:
+        """Generative answers' figures into their requests' windows (GENERATION_SCALE units)."""
+        by_window: dict[int, dict[str, list[float]]] = {}
+        for position, g in generations:
+            key = int(index[position])
+            values = by_window.get(key)
+            if values is None:
+                values = by_window[key] = {name: [] for name in GENERATION_SCALE}
+            if g.ttft_s is not None:
+                values["ttft"].append(g.ttft_s)
+            values["itl"].extend(g.itl_s)
+            if g.output_tokens is not None:
+                values["output_tokens"].append(g.output_tokens)
+                if g.duration_s > 0:
+                    values["tokens_per_s"].append(g.output_tokens / g.duration_s)
+            if g.finish_reason is not None:
+                reasons = self._window(key).finish_reasons
+                reasons[g.finish_reason] = reasons.get(g.finish_reason, 0) + 1
+        for key, values in by_window.items():
+            w = self._window(key)
+            for name, raw in values.items():
+                if not raw:
+                    continue
+                scaled = np.rint(np.array(raw, dtype=np.float64) * GENERATION_SCALE[name]).astype(np.int64)
+                if name in ("ttft", "itl"):
+                    scaled = np.maximum(scaled, 1)  # as latency: 1 µs at least
+                d = w.distribution(name)
+                record_values(d.histogram, scaled)
+                d.total += float(scaled.sum())
 
     @staticmethod
     def _count_outcome(w: Window, decoded: Decoded, labels: Sequence[Any] | None) -> None:

@@ -330,6 +330,7 @@ def _validated(data: dict[str, Any], marks: Marks, file: str, problems: list[Pro
     attacks = _validate_attacks(scenario, marks, file, problems)
     _validate_probes(scenario, marks, file, problems)
     _validate_semantics(scenario, marks, file, problems)
+    _validate_prompts(scenario, marks, file, problems, base_dir or Path(file).parent)
     slos, stops = _validate_expressions(scenario, marks, file, problems)
     if problems:
         raise ScenarioError(problems)
@@ -475,6 +476,18 @@ def _validate_probes(scenario: Scenario, marks: Marks, file: str, problems: list
                 check_host_allowed(host, scenario.safety.allowed_hosts)
             except UserError as exc:
                 problems.append(problem_at(file, marks, base, str(exc)))
+
+
+def _validate_prompts(scenario: Scenario, marks: Marks, file: str, problems: list[Problem], folder: Path) -> None:
+    """`load.prompts` is read now: a bad line is reported (its file:line) before anything starts."""
+    if not scenario.load.prompts:
+        return
+    from harness.engine.load.prompts import load_prompts
+
+    try:
+        load_prompts(folder / scenario.load.prompts)
+    except UserError as exc:
+        problems.append(problem_at(file, marks, ("load", "prompts"), str(exc)))
 
 
 def _validate_semantics(scenario: Scenario, marks: Marks, file: str, problems: list[Problem]) -> None:

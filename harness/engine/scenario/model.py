@@ -187,6 +187,11 @@ class LoadSpec(Strict):
     processes: int = Field(default=1, ge=1, le=64)
     data: DataSpec = Field(default_factory=DataSpec)
     locustfile: str | None = None
+    # generative targets (protocol openai-*): prompts instead of `data`
+    prompts: str | None = None  # JSONL of {"messages": [...]} or {"prompt": ...}; default: generated from `seed`
+    stream: bool = True  # read answers as SSE streams (TTFT, ITL); false: whole answers
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    stall_timeout: Duration | None = None  # a stream silent this long fails as stream_stalled; default request_timeout
 
     @field_validator("window")
     @classmethod

@@ -15,6 +15,12 @@ from typing import Literal
 # "any" is a probe value (dimensionless, read in seconds / fractions where compared).
 Dim = Literal["time", "fraction", "number", "any"]
 
+# Per-request figures whose windows hold an HDR histogram: pNN / mean / max / min of each.
+# Latency, ttft and itl are times; tokens_per_s and output_tokens plain numbers.
+DISTRIBUTIONS = ("latency", "ttft", "itl", "tokens_per_s", "output_tokens")
+TIME_DISTRIBUTIONS = ("latency", "ttft", "itl")
+DISTRIBUTION_STATS = ("pct", "mean", "max", "min")
+
 
 @dataclass(frozen=True)
 class Number:
@@ -31,20 +37,26 @@ class Number:
 class SliRef:
     """A service-level indicator, optionally pinned to its own scope (`... during baseline`)."""
 
-    kind: str  # latency_pct | latency_mean | latency_max | latency_min | error_rate |
-    # availability | throughput | accuracy | fallback_rate | requests | probe
+    kind: str  # DIST_STAT (latency_pct, ttft_mean, tokens_per_s_max, ...) | error_rate |
+    # availability | throughput | accuracy | fallback_rate | requests | stream_error_rate | probe
     col: int
-    percentile: float | None = None  # for latency_pct
+    percentile: float | None = None  # for the *_pct kinds
     probe: str | None = None  # for kind == "probe"
     agg: str = "last"  # for probes: last | min | max | mean (over a scope's windows)
     scope: str | None = None  # explicit `during X` bound to this operand
 
     @property
+    def distribution(self) -> str | None:
+        """The figure a pNN/mean/max/min kind reads (latency, ttft, ...); None for others."""
+        base, _, stat = self.kind.rpartition("_")
+        return base if base in DISTRIBUTIONS and stat in DISTRIBUTION_STATS else None
+
+    @property
     def name(self) -> str:
-        if self.kind == "latency_pct":
-            return f"p{self.percentile:g}(latency)"
-        if self.kind in ("latency_mean", "latency_max", "latency_min"):
-            return f"{self.kind.removeprefix('latency_')}(latency)"
+        dist = self.distribution
+        if dist is not None:
+            stat = self.kind.removeprefix(dist + "_")
+            return f"p{self.percentile:g}({dist})" if stat == "pct" else f"{stat}({dist})"
         if self.kind == "probe":
             return (
                 f"probe.{self.probe}" if self.agg == "last" else f"{self.agg}(probe.{self.probe})"
@@ -53,7 +65,8 @@ class SliRef:
 
     @property
     def is_latency(self) -> bool:
-        return self.kind.startswith("latency_")
+        """A time per request (latency, ttft, itl): compared with times, shown in ms."""
+        return self.distribution in TIME_DISTRIBUTIONS
 
     def __str__(self) -> str:
         return self.name + (f" during {self.scope}" if self.scope else "")

@@ -130,8 +130,9 @@ def display_unit(node: Expr) -> str:
         return "fraction"
     if any(isinstance(m, Degradation) for m in ms):
         return "ratio"
-    kinds = {m.kind for m in ms if isinstance(m, SliRef)}
-    return "req/s" if kinds == {"throughput"} else "requests" if kinds == {"requests"} else ""
+    kinds = {m.distribution or m.kind for m in ms if isinstance(m, SliRef)}
+    return {"throughput": "req/s", "requests": "requests", "tokens_per_s": "tokens/s",
+            "output_tokens": "tokens"}.get(kinds.pop(), "") if len(kinds) == 1 else ""
 
 
 def _display(v: float, unit: str) -> float:
@@ -595,7 +596,7 @@ class Evaluator:
 
         if isinstance(base, Missing):
             return not_measured(f"no baseline for degradation({sli.name}): {base.reason}")
-        lower_is_worse = sli.kind in ("availability", "accuracy", "throughput", "requests")
+        lower_is_worse = sli.kind in ("availability", "accuracy", "throughput", "requests") or sli.distribution == "tokens_per_s"
         values = []
         for i in self.judged(scope):
             v = self.value(sli, i, scope)

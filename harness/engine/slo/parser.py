@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from harness.core.fault import UserError
 from harness.engine.slo.ast import (
+    DISTRIBUTIONS,
     BinOp,
     Comparison,
     Degradation,
@@ -36,15 +37,17 @@ BASE_SCOPES = ("run", "baseline", "fault", "recovery")
 COMPARATORS = ("<", "<=", ">", ">=", "==", "!=")
 SIMPLE_SLIS = (
     "error_rate", "availability", "throughput", "accuracy", "fallback_rate", "requests",
-    "client_error_rate", "server_error_rate",
+    "client_error_rate", "server_error_rate", "stream_error_rate",
 )  # fmt: skip
 LATENCY_STATS = ("mean", "max", "min")
 PROBE_AGGS = ("last", "min", "max", "mean")
 # Names offered in "did you mean" and in the list of what was expected.
 KNOWN_SLI_NAMES = (
     "p50(latency)", "p95(latency)", "p99(latency)", "mean(latency)", "max(latency)",
+    "p95(ttft)", "p99(itl)", "p50(tokens_per_s)", "mean(output_tokens)",
     *SIMPLE_SLIS, "recovery_time", "detection_time", "degradation", "probe.<name>",
 )  # fmt: skip
+_DIST_LIST = ", ".join(DISTRIBUTIONS)
 _TIME_UNITS = {"us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 _MAX_LENGTH = 2000
 _MAX_DEPTH = 40
@@ -266,10 +269,11 @@ class _Parser:
             self.advance()
             arg = self.tok
             if arg.kind != "name":
-                raise self.error(None, ["latency" if pct else "latency or probe.<name>"])
+                raise self.error(None, [_DIST_LIST if pct else f"{_DIST_LIST} or probe.<name>"])
             self.advance()
             self.expect("punct", ")", "')'")
-            if arg.text.lower() == "latency" and name != "last":
+            dist = arg.text.lower()
+            if dist in DISTRIBUTIONS and name != "last":
                 if pct:
                     p = float(pct.group(1))
                     if not 0 < p <= 100:
@@ -278,20 +282,20 @@ class _Parser:
                             [],
                             tok,
                         )
-                    return SliRef("latency_pct", tok.col, percentile=p)
-                return SliRef(f"latency_{name}", tok.col)
+                    return SliRef(f"{dist}_pct", tok.col, percentile=p)
+                return SliRef(f"{dist}_{name}", tok.col)
             if pct:
-                raise self.error(f"{name}() applies to latency only{_did_you_mean(arg.text, ['latency'])}",
-                                 ["latency"], arg)
+                raise self.error(f"{name}() applies to {_DIST_LIST} only{_did_you_mean(arg.text, list(DISTRIBUTIONS))}",
+                                 [_DIST_LIST], arg)
             probe = self.probe_name(arg, allow_bare=True)
             return SliRef("probe", tok.col, probe=probe, agg=name)
         if name in SIMPLE_SLIS:
             return SliRef(name, tok.col)
         if name.startswith("probe."):
             return SliRef("probe", tok.col, probe=self.probe_name(tok, allow_bare=False))
-        if name == "latency":
+        if name in DISTRIBUTIONS:
             raise self.error(
-                "latency needs a statistic", ["p95(latency)", "mean(latency)", "max(latency)"], tok
+                f"{name} needs a statistic", [f"p95({name})", f"mean({name})", f"max({name})"], tok
             )
         return SliRef("probe", tok.col, probe=self.probe_name(tok, allow_bare=True))
 
@@ -302,7 +306,7 @@ class _Parser:
         name = text[len("probe.") :] if explicit else text
         if not name:
             raise self.error("empty probe name", ["probe.<name>"], tok)
-        plain_slis = [*SIMPLE_SLIS, "recovery_time", "detection_time", "degradation", "latency"]
+        plain_slis = [*SIMPLE_SLIS, "recovery_time", "detection_time", "degradation", *DISTRIBUTIONS]
         if self.known_probes is not None:
             if name in self.known_probes:
                 return name
@@ -442,7 +446,7 @@ def dimension(node: Expr, text: str) -> Dim:
         if node.is_latency:
             return "time"
         if node.kind in ("error_rate", "availability", "accuracy", "fallback_rate",
-                         "client_error_rate", "server_error_rate"):  # fmt: skip
+                         "client_error_rate", "server_error_rate", "stream_error_rate"):  # fmt: skip
             return "fraction"
         return "any" if node.kind == "probe" else "number"
     if isinstance(node, (RecoveryTime, DetectionTime)):

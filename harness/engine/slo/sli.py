@@ -14,7 +14,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from harness.core.windows import Window, latency_percentile_us, merge_windows
+from hdrh.histogram import HdrHistogram
+
+from harness.core.windows import (
+    GENERATION_SCALE,
+    STREAM_FAILURES,
+    Window,
+    latency_percentile_us,
+    merge_windows,
+)
 from harness.engine.phases import RunTimeline, Span
 from harness.engine.slo.ast import SliRef
 from harness.engine.slo.parser import parse_sli
@@ -33,6 +41,11 @@ SLI_HELP = {
     "accuracy": "correct / labelled successful responses",
     "fallback_rate": "responses flagged as served by a fallback / responses that carried the flag",
     "requests": "number of requests",
+    "pNN(ttft)": "time to first token of streamed answers (also mean/max/min(ttft))",
+    "pNN(itl)": "inter-token latency: each gap between two tokens of a streamed answer (also mean/max/min)",
+    "pNN(tokens_per_s)": "output tokens / end-to-end time per answer (also mean/max/min)",
+    "pNN(output_tokens)": "tokens per answer: usage.completion_tokens, else content deltas (also mean/max/min)",
+    "stream_error_rate": "streams cut, stalled, malformed or aborted by the server / requests",
     "probe.<name>": "the probe's last value (min/max/mean/last(probe.<name>) over a scope)",
 }
 
@@ -79,6 +92,9 @@ def compute(sli: SliRef, series: Series, idx: list[int], where: str) -> Value:
     if sli.kind in ("error_rate", "availability"):
         rate = (failed + phantom) / (requests + phantom)
         return rate if sli.kind == "error_rate" else 1.0 - rate
+    if sli.kind == "stream_error_rate":  # a stalled window answered nothing: its streams failed too
+        hits = sum(n for kind, n in (w.failures if w else {}).items() if kind in STREAM_FAILURES)
+        return (hits + phantom) / (requests + phantom)
     if sli.kind in ("client_error_rate", "server_error_rate"):
         first = "4" if sli.kind == "client_error_rate" else "5"
         hits = sum(n for kind, n in (w.failures if w else {}).items() if _http_class(kind) == first)
@@ -87,20 +103,17 @@ def compute(sli: SliRef, series: Series, idx: list[int], where: str) -> Value:
         return requests / (counted * series.windows[idx[0]].size)
     if sli.kind == "requests":
         return float(requests)
-    if sli.is_latency:
+    if sli.distribution == "latency":
         if w is None or w.latency.total_count == 0:
             return nothing_completed
-        h = w.latency
-        if sli.kind == "latency_pct":
-            assert sli.percentile is not None  # the parser sets it for pNN(latency)
-            us = latency_percentile_us(h, sli.percentile)
-        elif sli.kind == "latency_mean":
-            us = w.latency_sum_us / w.latency.total_count
-        elif sli.kind == "latency_max":
-            us = h.get_max_value()
-        else:
-            us = h.get_min_value()
-        return us / 1e6
+        return _statistic(sli, w.latency, w.latency_sum_us) / 1e6
+    if sli.distribution is not None:  # a generative answer's figure (GENERATION_SCALE units)
+        if w is None or w.succeeded == 0:
+            return nothing_completed
+        d = w.generation.get(sli.distribution)
+        if d is None or d.histogram.total_count == 0:
+            return Missing(f"no {sli.distribution} recorded {where} (not a streamed generative load?)", failing=False)
+        return _statistic(sli, d.histogram, d.total) / GENERATION_SCALE[sli.distribution]
     if sli.kind in ("accuracy", "fallback_rate"):
         # a share of the responses that carried what it needs: a label, a fallback flag
         if w is None or w.succeeded == 0:
@@ -112,6 +125,17 @@ def compute(sli: SliRef, series: Series, idx: list[int], where: str) -> Value:
         )
         return hits / of if of else Missing(f"{lacking} {where}", failing=False)
     raise ValueError(f"unknown SLI kind {sli.kind!r}")
+
+
+def _statistic(sli: SliRef, h: HdrHistogram, total: float) -> float:
+    """pNN (nearest rank), mean, max or min of a histogram, in its integer units."""
+    stat = sli.kind.removeprefix(f"{sli.distribution}_")
+    if stat == "pct":
+        assert sli.percentile is not None  # the parser sets it for pNN(...)
+        return latency_percentile_us(h, sli.percentile)
+    if stat == "mean":
+        return total / h.total_count
+    return h.get_max_value() if stat == "max" else h.get_min_value()
 
 
 def _http_class(failure_kind: str) -> str | None:
