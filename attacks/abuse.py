@@ -27,15 +27,17 @@ import httpx
 import numpy as np
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from attacks.endpoint import (
     BudgetExhausted,
     EndpointClient,
     RateLimiter,
+    alive,
     status_kind,
     transport_kind,
 )
+from attacks.flood import FloodParams, flood
 from attacks.space import FeatureSpace, take_rows
 from attacks.surrogate import predict, query_points, train_surrogate
 from harness.core.attack import (
@@ -46,7 +48,6 @@ from harness.core.attack import (
     attacked_input,
     pick_rows,
 )
-from harness.core.windows import percentile_of
 
 
 @dataclass(frozen=True)
@@ -307,7 +308,7 @@ class ApiFuzz(Attack):
             check_each(self._cases(ctx), p.examples, ctx.seed, send)
         finally:
             http.close()
-        alive = _alive(ctx, p.request_timeout)
+        is_alive = alive(ctx, p.request_timeout)
         if not counts["fuzz_cases"]:
             # nothing was tried: what the cases would have got is not measured (an SLO on
             # it fails), never "0 server errors"
@@ -315,9 +316,9 @@ class ApiFuzz(Attack):
             drawn = f"the first case was drawn {first_case_at[0]:.1f}s in" if first_case_at else "no case was drawn"
             stopped = f"sent no case in its {window:.3g}s window ({drawn}); give the attack a longer duration"
             ctx.journal("attack.error", attack=self.name, error=stopped, kind="no_cases")
-            return AttackResult(metrics={"fuzz_cases": 0.0, "alive": float(alive)}, details={"stopped": stopped})
+            return AttackResult(metrics={"fuzz_cases": 0.0, "alive": float(is_alive)}, details={"stopped": stopped})
         metrics = {k: float(v) for k, v in counts.items()}
-        metrics["alive"] = float(alive)
+        metrics["alive"] = float(is_alive)
         smallest: dict[str, tuple[FuzzCase, str]] = {}
         for case, what in failures:
             kind = re.sub(r"\d+", "N", case.kind)
@@ -330,35 +331,14 @@ class ApiFuzz(Attack):
         return AttackResult(metrics=metrics, details=details)
 
 
-def _alive(ctx: AttackContext, timeout: float) -> bool:
-    try:
-        return (
-            httpx.get(ctx.base_url.rstrip("/") + ctx.adapter.live_path, timeout=timeout).status_code
-            < 300
-        )
-    except httpx.HTTPError:
-        return False
-
-
-class FloodParams(AttackParams):
+class RowFloodParams(FloodParams):
     samples: int = Field(1, ge=1, le=4096, description="rows per request")
-
-    @field_validator("rate_limit")
-    @classmethod
-    def _no_rate_limit(cls, v: float | None) -> float | None:
-        if v is not None:
-            raise ValueError("abuse.flood sends at `rate:` (requests per second); drop rate_limit")
-        return v
-
-    rate: float = Field(500.0, gt=0, description="requests per second to send")
-    concurrency: int = Field(200, ge=1, le=2000, description="requests in flight at most")
-    max_queries: int = Field(5000, ge=1, description="requests at most")
 
 
 class RequestFlood(Attack):
     type = "abuse.flood"
-    Params: ClassVar[type[AttackParams]] = FloodParams
-    params: FloodParams
+    Params: ClassVar[type[AttackParams]] = RowFloodParams
+    params: RowFloodParams
 
     def run(self, ctx: AttackContext, deadline: float) -> AttackResult:
         return asyncio.run(self._flood(ctx, deadline))
@@ -373,73 +353,10 @@ class RequestFlood(Attack):
             for i in range(0, min(len(order), 512 * p.samples), p.samples)
         ]  # varied rows: no cache hits
         url = ctx.base_url.rstrip("/") + ctx.adapter.infer_path(ctx.model)
-        counts = {"ok": 0, "rate_limited": 0, "server_errors": 0, "other_4xx": 0}
-        errors: Counter[str] = Counter()  # failed requests by kind: refused, reset, timeout, http_N
-        latencies: list[float] = []  # of the requests answered (any status)
-        gate = asyncio.Semaphore(p.concurrency)
-        limits = httpx.Limits(
-            max_connections=p.concurrency, max_keepalive_connections=p.concurrency
-        )
-        started = time.monotonic()
-
-        async def one(client: httpx.AsyncClient, body: dict[str, Any]) -> None:
-            t0 = time.monotonic()
-            try:
-                response = await client.post(url, json=body)
-            except httpx.HTTPError as exc:
-                errors[transport_kind(exc)] += 1
-                return
-            finally:
-                gate.release()
-            latencies.append(time.monotonic() - t0)
-            code = response.status_code
-            if code >= 400:
-                errors[status_kind(code)] += 1
-            key = (
-                "ok"
-                if code < 400
-                else "rate_limited"
-                if code == 429
-                else "server_errors"
-                if code >= 500
-                else "other_4xx"
-            )
-            counts[key] += 1
-
-        sent = 0
-        tasks: set[asyncio.Task[None]] = set()
-        timeout = httpx.Timeout(p.request_timeout)
-        async with httpx.AsyncClient(limits=limits, timeout=timeout, trust_env=False) as client:
-            while sent < p.max_queries and time.monotonic() < deadline:
-                await gate.acquire()
-                task = asyncio.create_task(one(client, bodies[sent % len(bodies)]))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-                sent += 1
-                await asyncio.sleep(max(0.0, started + sent / p.rate - time.monotonic()))
-            if tasks:
-                await asyncio.wait(
-                    tasks, timeout=max(0.1, deadline + p.request_timeout - time.monotonic())
-                )
-            for task in tasks:
-                task.cancel()
-        elapsed = max(time.monotonic() - started, 1e-9)
-        metrics = {"flood_requests": float(sent), "alive": float(_alive(ctx, p.request_timeout))}
-        # What the requests got is not measured (absent: an SLO on it fails), never 0, when
-        # none was sent; the 5xx count and the latency, when none was answered.
-        if sent:
-            metrics.update({f"flood_{k}": float(v) for k, v in counts.items() if k != "server_errors"})
-            metrics.update(
-                flood_rate=sent / elapsed,
-                flood_timeouts=float(errors["timeout"]),
-                flood_refused=float(errors["refused"]),
-                flood_reset=float(errors["reset"]),
-                rate_limited_share=counts["rate_limited"] / sent,
-            )
-        if latencies:
-            metrics["server_errors"] = float(counts["server_errors"])
-            metrics["flood_p95_latency"] = percentile_of(latencies, 95)
-        return AttackResult(metrics=metrics, details={"seconds": round(elapsed, 3), "errors": dict(errors)})
+        metrics, details = await flood(url, bodies, rate=p.rate, concurrency=p.concurrency, max_queries=p.max_queries,
+                                       request_timeout=p.request_timeout, deadline=deadline)
+        metrics["alive"] = float(alive(ctx, p.request_timeout))
+        return AttackResult(metrics=metrics, details=details)
 
 
 class ExtractionParams(AttackParams):

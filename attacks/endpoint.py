@@ -113,40 +113,18 @@ def read_scores(response_json: Any, rows: int) -> np.ndarray | None:
     return None
 
 
-class EndpointClient:
-    """Sends batches through the protocol adapter; counts queries, errors and throttling."""
+class CountedClient:
+    """An HTTP client to the target with the counts every attack reports (requests, 5xx,
+    429s, failures by kind), a rate limit and a deadline; closes as a context manager."""
 
-    def __init__(
-        self,
-        ctx: AttackContext,
-        *,
-        max_queries: int,
-        deadline: float,
-        rate_limit: float | None = None,
-        batch_size: int = 64,
-        request_timeout: float = 10.0,
-    ) -> None:
-        self.ctx = ctx
-        self.max_queries = max_queries
+    def __init__(self, base_url: str, *, deadline: float, rate_limit: float | None, request_timeout: float) -> None:
         self.deadline = deadline
-        self.batch_size = batch_size
         self.limiter = RateLimiter(rate_limit)
-        self.http = httpx.Client(base_url=ctx.base_url, timeout=request_timeout, trust_env=False)
-        self.url = ctx.adapter.infer_path(ctx.model)
-        self.queries = 0
+        self.http = httpx.Client(base_url=base_url, timeout=request_timeout, trust_env=False)
         self.requests = 0
         self.server_errors = 0
         self.throttled = 0
-        self.refused = 0  # queries (rows) the endpoint refused with 403
         self.errors: Counter[str] = Counter()  # failed requests by kind
-
-    @classmethod
-    def for_attack(cls, ctx: AttackContext, params: Any, deadline: float,
-                   max_queries: int | None = None) -> Self:
-        """A client with an attack's common budget params (AttackParams)."""
-        return cls(ctx, max_queries=params.max_queries if max_queries is None else max_queries,
-                   deadline=deadline, rate_limit=params.rate_limit, batch_size=params.batch_size,
-                   request_timeout=params.request_timeout)
 
     def close(self) -> None:
         self.http.close()
@@ -159,11 +137,55 @@ class EndpointClient:
 
     def figures(self) -> dict[str, float]:
         """The counts an attack reports. With no request sent, what the server answered
-        (5xx, 429, 403) is not measured (absent, so an SLO on it fails), never 0."""
-        out = {"queries": float(self.queries), "requests": float(self.requests)}
+        (5xx, 429) is not measured (absent, so an SLO on it fails), never 0."""
+        out = {"requests": float(self.requests)}
         if self.requests:
-            out.update(server_errors=float(self.server_errors), throttled=float(self.throttled),
-                       refused_queries=float(self.refused))
+            out.update(server_errors=float(self.server_errors), throttled=float(self.throttled))
+        return out
+
+    def wait_out_throttling(self, response: httpx.Response) -> None:
+        """A 429: wait its Retry-After, or raise BudgetExhausted when that ends past the window."""
+        self.throttled += 1
+        wait = retry_after(response)
+        if time.monotonic() + wait >= self.deadline:
+            raise BudgetExhausted("throttled (429) until the end of the window")
+        time.sleep(wait)
+
+
+class EndpointClient(CountedClient):
+    """Sends batches through the protocol adapter; counts queries, errors and throttling."""
+
+    def __init__(
+        self,
+        ctx: AttackContext,
+        *,
+        max_queries: int,
+        deadline: float,
+        rate_limit: float | None = None,
+        batch_size: int = 64,
+        request_timeout: float = 10.0,
+    ) -> None:
+        super().__init__(ctx.base_url, deadline=deadline, rate_limit=rate_limit, request_timeout=request_timeout)
+        self.ctx = ctx
+        self.max_queries = max_queries
+        self.batch_size = batch_size
+        self.url = ctx.adapter.infer_path(ctx.model)
+        self.queries = 0
+        self.refused = 0  # queries (rows) the endpoint refused with 403
+
+    @classmethod
+    def for_attack(cls, ctx: AttackContext, params: Any, deadline: float,
+                   max_queries: int | None = None) -> Self:
+        """A client with an attack's common budget params (AttackParams)."""
+        return cls(ctx, max_queries=params.max_queries if max_queries is None else max_queries,
+                   deadline=deadline, rate_limit=params.rate_limit, batch_size=params.batch_size,
+                   request_timeout=params.request_timeout)
+
+    def figures(self) -> dict[str, float]:
+        """The counts, with queries (rows) and those the endpoint refused (403)."""
+        out = {"queries": float(self.queries), **super().figures()}
+        if self.requests:
+            out["refused_queries"] = float(self.refused)
         return out
 
     def predict(self, batch: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
@@ -194,11 +216,7 @@ class EndpointClient:
             except httpx.HTTPError as exc:
                 raise self._failed(f"no answer from {self.url}: {exc!r}", transport_kind(exc)) from exc
             if response.status_code == 429:
-                self.throttled += 1
-                retry_after = _retry_after(response)
-                if time.monotonic() + retry_after >= self.deadline:
-                    raise BudgetExhausted("throttled (429) until the end of the window")
-                time.sleep(retry_after)
+                self.wait_out_throttling(response)
                 continue
             break
         status = response.status_code
@@ -232,8 +250,19 @@ class EndpointClient:
         return EndpointError(f"{message} [{kind}]", kind)
 
 
-def _retry_after(response: httpx.Response) -> float:
+def retry_after(response: httpx.Response) -> float:
     try:
         return min(max(float(response.headers.get("Retry-After", "0.2")), 0.05), 5.0)
     except ValueError:
         return 0.2
+
+
+def alive(ctx: AttackContext, timeout: float) -> bool:
+    """The target's liveness path answers 2xx (the attack did not take it down)."""
+    try:
+        return (
+            httpx.get(ctx.base_url.rstrip("/") + ctx.adapter.live_path, timeout=timeout).status_code
+            < 300
+        )
+    except httpx.HTTPError:
+        return False

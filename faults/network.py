@@ -13,7 +13,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from typing import Any, ClassVar, Literal, NoReturn
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from faults.proxy.client import (
     ToxiproxyClient,
@@ -102,6 +102,32 @@ class HttpErrorParams(DependencyParams):
 class HttpDelayParams(DependencyParams):
     delay: Duration
     rate: Percent = Field(1.0, description="share of requests delayed")
+
+
+class HttpStreamParams(DependencyParams):
+    mode: Literal["stall", "slow", "cut", "corrupt"] = Field(
+        description="stall: hold the stream once; slow: delay every chunk; cut: close it; "
+        "corrupt: mangle one chunk into invalid JSON")
+    after_chunks: int = Field(
+        0, ge=0, description="chunks/SSE events of each response passed untouched before it acts")
+    stall: Duration | None = Field(None, description="with mode: stall — how long the stream holds")
+    delay_per_chunk: Duration | None = Field(
+        None, description="with mode: slow — added before each chunk/SSE event")
+    toxicity: Percent = Field(
+        1.0, description="share of connections affected, 0..1 or a percentage"
+    )
+
+    @model_validator(mode="after")
+    def _mode_has_its_setting(self) -> HttpStreamParams:
+        needs = {"stall": "stall", "slow": "delay_per_chunk"}
+        example = {"stall": "2s", "slow": "50ms"}
+        for mode, setting in needs.items():
+            given = getattr(self, setting) is not None
+            if self.mode == mode and not (given and getattr(self, setting) > 0):
+                raise ValueError(f"mode {mode} needs `{setting}` above 0, e.g. {setting}: {example[mode]}")
+            if self.mode != mode and given:
+                raise ValueError(f"`{setting}` applies to mode {mode} only; remove it or set mode: {mode}")
+        return self
 
 
 def _check_dependency(fault_type: str, params: FaultParams, dependencies: set[str]) -> None:
@@ -315,6 +341,28 @@ class HttpDelay(ToxicFault):
 
     def attributes(self) -> dict[str, Any]:
         return {"delay": _ms(self.params.delay), "rate": self.params.rate}
+
+
+class HttpStream(ToxicFault):
+    """Stall, slow, cut or corrupt the streamed responses (SSE events, chunks) of an HTTP dependency."""
+
+    type = "http.stream"
+    Params = HttpStreamParams
+
+    @property
+    def toxic_type(self) -> str:  # type: ignore[override]  # one toxic type per mode
+        return f"http_stream_{self.params.mode}"
+
+    def streams(self) -> list[str]:
+        return ["downstream"]  # it acts on responses
+
+    def attributes(self) -> dict[str, Any]:
+        attributes: dict[str, Any] = {"after_chunks": self.params.after_chunks}
+        if self.params.mode == "stall":
+            attributes["stall"] = _ms(self.params.stall)
+        elif self.params.mode == "slow":
+            attributes["delay"] = _ms(self.params.delay_per_chunk)
+        return attributes
 
 
 class NetworkDown(ProxyFault):

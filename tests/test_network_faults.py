@@ -65,6 +65,12 @@ CASES = [
         {"status": 502, "rate": 0.25, "body": ""},
     ),
     ("http.delay", {"delay": "300ms", "rate": 0.5}, "http_delay", {"delay": 300, "rate": 0.5}),
+    ("http.stream", {"mode": "stall", "stall": "2s", "after_chunks": 3}, "http_stream_stall",
+     {"stall": 2000, "after_chunks": 3}),
+    ("http.stream", {"mode": "slow", "delay_per_chunk": "40ms"}, "http_stream_slow",
+     {"delay": 40, "after_chunks": 0}),
+    ("http.stream", {"mode": "cut", "after_chunks": 5}, "http_stream_cut", {"after_chunks": 5}),
+    ("http.stream", {"mode": "corrupt", "after_chunks": 1}, "http_stream_corrupt", {"after_chunks": 1}),
 ]
 
 
@@ -76,7 +82,7 @@ def test_inject_and_revert_each_toxic_fault(
     fault = make(fault_type, ctx, **params)
     fault.check(fault.params, set(ctx.dependencies), set())
     record = fault.undo_record()
-    stream = "upstream" if fault_type.startswith("http.") else "downstream"
+    stream = "upstream" if fault_type in ("http.error", "http.delay") else "downstream"
     assert record == {
         "api_url": ctx.toxiproxy_url,
         "proxy": "aftershock-store",
@@ -194,6 +200,12 @@ def test_params_are_checked() -> None:
         types["http.error"].Params(dependency="d", status=700)
     with pytest.raises(ValidationError):
         types["network.down"].Params(dependency="d", unknown=1)
+    with pytest.raises(ValidationError, match="mode stall needs `stall` above 0, e.g. stall: 2s"):
+        types["http.stream"].Params(dependency="d", mode="stall")
+    with pytest.raises(ValidationError, match="`delay_per_chunk` applies to mode slow only"):
+        types["http.stream"].Params(dependency="d", mode="cut", delay_per_chunk="1s")
+    with pytest.raises(ValidationError):
+        types["http.stream"].Params(dependency="d", mode="pause")
     assert types["network.timeout"].Params(dependency="d").timeout == 0
 
 

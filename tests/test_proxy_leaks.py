@@ -40,6 +40,10 @@ TOXICS: dict[str, dict[str, object]] = {
     "noop": {},
     "http_error": {"status": 503},
     "http_delay": {"delay": 30},
+    "http_stream_slow": {"delay": 30},
+    "http_stream_stall": {"stall": 100},
+    "http_stream_cut": {},
+    "http_stream_corrupt": {},
 }
 CASES = [
     pytest.param(kind, attrs, stream, closer, id=f"{label}-{stream}-{closer}")

@@ -95,4 +95,7 @@ ATTACK_METRIC_NAMES = frozenset({
     "flood_rate_limited", "rate_limited_share", "flood_timeouts", "flood_refused", "flood_reset",
     "flood_other_4xx", "flood_rate", "flood_p95_latency",
     "extraction_agreement", "extraction_queries",
+    # prompt attacks on generative models (prompt.flood reports the flood figures above)
+    "injection_success_rate", "leak_rate", "jailbreak_success_rate", "false_refusal_rate", "prompts",
+    "benign_prompts",
 })

@@ -6,6 +6,10 @@ from faults.proxy.toxics.bandwidth import BandwidthToxic
 from faults.proxy.toxics.base import InvalidAttributes, Kind, Piece, Toxic
 from faults.proxy.toxics.http_delay import HttpDelayToxic
 from faults.proxy.toxics.http_error import HttpErrorToxic
+from faults.proxy.toxics.http_stream_corrupt import HttpStreamCorruptToxic
+from faults.proxy.toxics.http_stream_cut import HttpStreamCutToxic
+from faults.proxy.toxics.http_stream_slow import HttpStreamSlowToxic
+from faults.proxy.toxics.http_stream_stall import HttpStreamStallToxic
 from faults.proxy.toxics.latency import LatencyToxic
 from faults.proxy.toxics.limit_data import LimitDataToxic
 from faults.proxy.toxics.noop import NoopToxic
@@ -27,6 +31,10 @@ TOXIC_TYPES: dict[str, type[Toxic]] = {
         NoopToxic,
         HttpErrorToxic,
         HttpDelayToxic,
+        HttpStreamSlowToxic,
+        HttpStreamStallToxic,
+        HttpStreamCutToxic,
+        HttpStreamCorruptToxic,
     )
 }
 
