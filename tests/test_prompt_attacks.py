@@ -4,7 +4,6 @@ sockets) whose own record is the truth: each figure equals what the server did."
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,18 +12,13 @@ from harness.core.attack import AttackContext, make_attack
 from harness.core.fault import UserError
 from harness.core.processes import free_port
 from harness.core.protocols import make_adapter
-from tests.chat_server import CANARY, RunningChatServer, disguised
+from tests.chat_server import CANARY, RunningChatServer, disguised, running_servers
 
 SEED = 11
 WINDOW_S = 30.0
 
 
-@pytest.fixture(scope="module")
-def servers() -> Iterator[dict[str, RunningChatServer]]:
-    running = {mode: RunningChatServer(mode) for mode in ("vulnerable", "guarded")}
-    yield running
-    for server in running.values():
-        server.close()
+servers = pytest.fixture(scope="module")(running_servers)
 
 
 def context(base_url: str, protocol: str = "openai-chat") -> AttackContext:
@@ -61,6 +55,13 @@ def test_figures_equal_what_the_vulnerable_server_did(servers, kind: str, stream
     rate = next(k for k in truth if k.endswith("_rate") and k != "false_refusal_rate")
     assert 0.2 < metrics[rate] < 1.0  # the server really was beaten, and not every time
     assert metrics["false_refusal_rate"] > 0  # it refuses benign prompts too
+
+
+def test_an_injection_with_a_fixed_goal_phrase(servers) -> None:
+    for mode in ("vulnerable", "guarded"):
+        metrics, truth = attack_and_truth(servers[mode], "prompt.injection", goal="I have been PWNED")
+        assert metrics["injection_success_rate"] == pytest.approx(truth["injection_success_rate"])
+        assert (metrics["injection_success_rate"] > 0.2) == (mode == "vulnerable")
 
 
 @pytest.mark.parametrize("kind", ["prompt.injection", "prompt.leak", "prompt.jailbreak"])
@@ -129,3 +130,17 @@ def test_flood_is_bounded_in_count_and_rate(servers) -> None:
     assert m["flood_requests"] == 30 and m["flood_ok"] == 30 and m["alive"] == 1.0
     assert took >= 29 / 20  # 30 requests at 20/s cannot finish sooner
     assert m["flood_rate"] <= 20 * 1.05
+
+
+def test_429s_are_waited_out_and_counted(servers) -> None:
+    server = servers["guarded"]
+    server.script.throttle_every, before = 3, server.script.throttled
+    try:
+        result = make_attack("jb", "prompt.jailbreak", {"samples": 8, "benign": 2}).run(
+            context(server.base_url), time.monotonic() + WINDOW_S)
+    finally:
+        server.script.throttle_every = 0
+    m = result.metrics
+    assert m["throttled"] == server.script.throttled - before > 0
+    assert m["prompts"] == 8 and m["benign_prompts"] == 2  # every prompt still judged
+    assert m["requests"] == 10 + m["throttled"]

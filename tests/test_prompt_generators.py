@@ -57,3 +57,9 @@ def test_injections_hide_a_marker_that_echoing_does_not_write() -> None:
         text = "\n".join(m["content"] for m in i.messages)
         assert not SecretDetector(i.marker)(text), "the prompt itself must not hold the joined marker"
         assert SecretDetector(i.marker)(f"Done. {i.marker}")
+
+
+def test_a_goal_phrase_replaces_the_marker() -> None:
+    made = injections(10, seed=5, goal="I have been PWNED")
+    assert {i.marker for i in made} == {"I have been PWNED"}
+    assert all("I have been PWNED" in "\n".join(m["content"] for m in i.messages) for i in made)
