@@ -107,10 +107,11 @@ class Gateway:
             req = parse(await request.body(), chat)
             prompt = self.prompt_of(req)
             prompt_tokens = len(prompt.tokens())
-            max_tokens = req.max_tokens or min(self.cfg.default_max_tokens, self.cfg.context_limit - prompt_tokens)
-            if prompt_tokens + max_tokens > self.cfg.context_limit:
+            room = self.cfg.context_limit - prompt_tokens  # what is left of the context for the answer
+            max_tokens = req.max_tokens or max(1, min(self.cfg.default_max_tokens, room))
+            if max_tokens > room:
                 raise BadRequest(f"this model's context is {self.cfg.context_limit} tokens; the request needs "
-                                 f"{prompt_tokens} for the prompt and {max(max_tokens, 1)} for the answer",
+                                 f"{prompt_tokens} for the prompt and {max_tokens} for the answer",
                                  code="context_length_exceeded", param="messages" if chat else "prompt")
         except BadRequest as exc:
             self.metrics.requests.labels(endpoint, "400").inc()
