@@ -195,9 +195,11 @@ def test_weight_cache_is_checksummed_and_a_corrupt_file_retrained(tmp_path: Path
 
 def test_redactor_catches_transformations_split_across_tokens() -> None:
     import base64
+    import codecs
 
     for leaked in (DEFAULT_CANARY, DEFAULT_CANARY.lower(), " ".join(DEFAULT_CANARY), DEFAULT_CANARY[::-1],
-                   base64.b64encode(DEFAULT_CANARY.encode()).decode(), DEFAULT_CANARY.encode().hex()):
+                   base64.b64encode(DEFAULT_CANARY.encode()).decode(), DEFAULT_CANARY.encode().hex(),
+                   codecs.encode(DEFAULT_CANARY, "rot13")):
         r = Redactor(DEFAULT_CANARY)
         out = "".join(r.feed(ch) for ch in f"it is {leaked}!") + r.flush()
         assert out == f"it is {REDACTED}!", leaked

@@ -4,7 +4,7 @@ output filter that redacts the canary and its transformations, even mid-stream.
 The input screen is a list of regexes, the kind of deterministic detector a gateway runs
 before a model; what it misses the output filter still catches for the secret. The
 output filter compares a *skeleton* of the text (letters and digits only, lower case)
-with skeletons of the canary, the canary reversed, its base64 and its hex: so
+with skeletons of the canary, the canary reversed, its base64, hex and rot13: so
 "aftershock canary 7f3a9c", "A-F-T-E-R..." and "c9a3f7-YRANAC-KCOHSRETFA" are caught too.
 While the stream's tail could still become one of them it is held back, so a redacted
 secret never reaches the client, not even in part.
@@ -13,6 +13,7 @@ secret never reaches the client, not even in part.
 from __future__ import annotations
 
 import base64
+import codecs
 import re
 
 INJECTION_PATTERNS = (
@@ -46,7 +47,8 @@ def skeleton(text: str) -> str:
 
 def canary_forms(canary: str) -> list[str]:
     """Skeletons of the canary and the transformations an attacker asks the model for."""
-    forms = {canary, canary[::-1], base64.b64encode(canary.encode()).decode(), canary.encode().hex()}
+    forms = {canary, canary[::-1], base64.b64encode(canary.encode()).decode(), canary.encode().hex(),
+             codecs.encode(canary, "rot13")}
     return [s for s in {skeleton(f) for f in forms} if s]
 
 
