@@ -78,7 +78,10 @@ class StreamServer(ThreadingHTTPServer):
         return ttft, gaps
 
 
-def _chunk(content: str | None = None, finish: str | None = None) -> dict[str, Any]:
+def _chunk(content: str | None = None, finish: str | None = None, chat: bool = True) -> dict[str, Any]:
+    if not chat:  # /v1/completions: the text itself, no delta
+        return {"id": "s", "object": "text_completion", "model": "scripted",
+                "choices": [{"index": 0, "text": content or "", "finish_reason": finish}]}
     delta = {"content": content} if content is not None else {}
     return {"id": "s", "object": "chat.completion.chunk", "model": "scripted",
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
@@ -123,14 +126,23 @@ class StreamHandler(BaseHTTPRequestHandler):
         arrived = self.arrived
         text = body["messages"][-1]["content"] if "messages" in body else body.get("prompt", "")
         mode = text.removeprefix("mode:") if text.startswith("mode:") else "ok"
-        entry: dict[str, Any] = {"mode": mode, "arrived": arrived, "sent": []}
+        entry: dict[str, Any] = {"mode": mode, "arrived": arrived, "sent": [], "prompt_words": len(text.split())}
         with self.server.lock:
             self.server.record.append(entry)
         if not body.get("stream"):
-            self._json({"choices": [{"index": 0, "message": {"role": "assistant", "content": "t " * 4},
-                                     "finish_reason": "stop"}], "usage": {"completion_tokens": 4}})
+            self._whole(body, entry)
             return
         self._stream(body, mode, entry)
+
+    def _whole(self, body: dict[str, Any], entry: dict[str, Any]) -> None:
+        """A non-streamed answer after the whole drawn generation time."""
+        ttft, gaps = self.server.draw()
+        time.sleep(ttft + sum(gaps))
+        entry["sent"].append(time.time())
+        text = " ".join(f"t{i}" for i in range(self.server.script.tokens))
+        choice = {"index": 0, "finish_reason": "length"}
+        choice |= {"message": {"role": "assistant", "content": text}} if "messages" in body else {"text": text}
+        self._json({"choices": [choice], "usage": {"completion_tokens": self.server.script.tokens}})
 
     def _event(self, data: str) -> None:
         payload = f"data: {data}\n\n".encode()
@@ -143,8 +155,10 @@ class StreamHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        self._event(json.dumps({**_chunk(), "choices": [{"index": 0, "delta": {"role": "assistant"},
-                                                         "finish_reason": None}]}))
+        chat = "messages" in body
+        if chat:
+            self._event(json.dumps({**_chunk(), "choices": [{"index": 0, "delta": {"role": "assistant"},
+                                                             "finish_reason": None}]}))
         try:
             for i, wait in enumerate([ttft, *gaps]):
                 if mode != "ok" and i == script.fault_after:
@@ -152,8 +166,8 @@ class StreamHandler(BaseHTTPRequestHandler):
                     return
                 time.sleep(wait)
                 entry["sent"].append(time.time())
-                self._event(json.dumps(_chunk(f"t{i} ")))
-            self._event(json.dumps(_chunk(finish="stop")))
+                self._event(json.dumps(_chunk(f"t{i} ", chat=chat)))
+            self._event(json.dumps(_chunk(finish="stop", chat=chat)))
             if body.get("stream_options", {}).get("include_usage"):
                 self._event(json.dumps({"id": "s", "choices": [], "usage": {"completion_tokens": script.tokens}}))
             self._event("[DONE]")

@@ -14,6 +14,7 @@ import itertools
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -21,6 +22,9 @@ from pathlib import Path
 
 import pytest
 
+from faults.long_prompt import LongPromptFault, LongPromptParams
+from harness.core.fault import FaultContext, FaultFailed
+from harness.core.payload.prompt_faults import write_sent
 from harness.core.windows import (
     GENERATION_SCALE,
     Window,
@@ -29,6 +33,7 @@ from harness.core.windows import (
     percentile_of,
 )
 from harness.engine.load import LoadConfig, LoadProcess, merge_into
+from tests.load_support import drive_load
 from tests.stream_server import StreamScript
 
 RUN_LIMIT_S = 60
@@ -128,3 +133,111 @@ def test_stream_failures_are_classified_by_kind(server: str, tmp_path: Path) -> 
     assert total.failures == {"stream_cut": scripted["cut"], "stream_stalled": scripted["stall"],
                               "stream_malformed": scripted["malformed"], "stream_aborted": scripted["abort"]}
     assert total.succeeded == scripted["ok"]
+
+
+SCENARIO = """\
+name: stream-e2e
+target: {{url: "{url}", protocol: openai-chat, model: scripted}}
+load: {{users: 3, duration: 4s, request_timeout: 5s, window: 500ms, max_tokens: 8, prompts: prompts.jsonl}}
+slos:
+  - {{name: first token in time, expect: p95(ttft) < 500ms}}
+  - {{name: streams whole, expect: stream_error_rate <= 0%}}
+  - {{name: impossible gaps, expect: p95(itl) < 1ms in every window}}
+"""
+
+
+def test_scenario_run_reports_token_figures(server: str, tmp_path: Path) -> None:
+    """Through the real CLI: load options from YAML, prompts beside the file, verdicts, result, report."""
+    _prompts(tmp_path / "prompts.jsonl", ["Say something", "Say more"])
+    (tmp_path / "s.yaml").write_text(SCENARIO.format(url=server))
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(tmp_path / "s.yaml"), "-o", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr  # the impossible SLO fails, the others hold
+    (run,) = (tmp_path / "out" / "stream-e2e").iterdir()
+    result = json.loads((run / "result.json").read_text())
+    passed = {v["name"]: v["passed"] for v in result["slos"]}
+    assert passed == {"first token in time": True, "streams whole": True, "impossible gaps": False}
+    slis = result["slis"]["run"]
+    assert 30 <= slis["p50(ttft)"] <= 120 and slis["mean(output_tokens)"] == TOKENS  # ms; usage tokens
+    rows = [r for r in result["windows"] if r["requests"]]
+    assert rows and all(r["ttft_p50_ms"] is not None and r["finish_reasons"] for r in rows)
+    assert "time to first token" in (run / "report.html").read_text()
+
+
+def test_long_prompt_fault_mixes_in_context_filling_prompts_while_active(server: str, tmp_path: Path) -> None:
+    """llm.long_prompt through its real control file and a real Locust child: long prompts reach
+    the server only while the fault is active, at its share; reverted, none; the share measured."""
+    before = len(_record(server))
+    load_dir = tmp_path / "load"
+    cfg = LoadConfig(target_url=server, protocol="openai-chat", model="scripted", users=4, duration=4.5,
+                     max_tokens=TOKENS, request_timeout=5.0)
+    lp = LoadProcess(cfg, workdir=load_dir)
+    fault = LongPromptFault("pressure", LongPromptParams(share=0.5, fill=0.5, context_tokens=4000),
+                            FaultContext(toxiproxy_url="", seed=7, load_dir=load_dir))
+    span: list[float] = []
+    windows: dict[int, Window] = {}
+
+    async def story() -> None:
+        while not windows:  # the child takes seconds to start on a busy box: wait for its first records
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        span.append(time.time())
+        fault.inject()
+        await asyncio.sleep(1.5)
+        fault.revert()
+        span.append(time.time())
+
+    asyncio.run(asyncio.wait_for(drive_load(lp, story, windows, [fault]), RUN_LIMIT_S))
+    seen = _record(server)[before:]
+    long = [r for r in seen if r["prompt_words"] >= 2000]
+    assert all(r["prompt_words"] < 50 for r in seen if r not in long)
+    assert long and all(span[0] <= r["arrived"] <= span[1] + 0.5 for r in long)  # + a request in flight
+    during = [r for r in seen if span[0] + 0.1 <= r["arrived"] <= span[1]]
+    assert 0.25 <= sum(r in long for r in during) / len(during) <= 0.75  # share 0.5 of ~30 requests
+    assert 0.25 <= fault.metrics()["long_prompt_share"] <= 0.75
+    assert "pressure" not in json.loads((load_dir / "prompt-faults.json").read_text())["faults"]
+
+
+def test_long_prompt_fault_that_sent_none_fails_loudly(tmp_path: Path) -> None:
+    fault = LongPromptFault("p", LongPromptParams(share=0.5, tokens=100), FaultContext(toxiproxy_url="", load_dir=tmp_path))
+    with pytest.raises(FaultFailed, match="no generative load"):  # a classifier's load writes no sent file
+        fault.inject()
+    assert not (tmp_path / "prompt-faults.json").exists()
+    write_sent(tmp_path, {"p": {"requests": 40, "long": 0}})  # a load that never read the control file
+    with pytest.raises(FaultFailed, match="sent no long prompt"):
+        fault.metrics()
+    write_sent(tmp_path, {"p": {"requests": 40, "long": 19}})
+    assert fault.metrics() == {"long_prompt_share": 19 / 40}
+    with pytest.raises(ValueError, match="`tokens` or as `fill`"):
+        LongPromptParams(tokens=10, fill=0.5, context_tokens=100)
+    with pytest.raises(ValueError, match="context_tokens"):
+        LongPromptParams(fill=0.5)
+
+
+@pytest.mark.parametrize(("protocol", "stream"), [("openai-completions", True), ("openai-chat", False)])
+def test_completions_streams_and_whole_answers(server: str, tmp_path: Path, protocol: str, stream: bool) -> None:
+    """`/v1/completions` streams read the `text` of each chunk; a whole answer gives output
+    tokens from its usage and no TTFT/ITL (not measured, rather than 0); prompts with an
+    `expected` answer count as correct when the answer's text is it."""
+    before = len(_record(server))
+    answer = " ".join(f"t{i}" for i in range(TOKENS))  # what the server says
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text(json.dumps({"prompt": "say", "expected": answer}) + "\n"
+                       + json.dumps({"prompt": "say more", "expected": "something else"}) + "\n")
+    cfg = LoadConfig(target_url=server, protocol=protocol, model="scripted", users=2, duration=2.0,
+                     max_tokens=TOKENS, stream=stream, request_timeout=5.0, prompts=str(prompts))
+    total = _run(cfg, tmp_path / "load")
+    served = _record(server)[before:]
+    assert total.failed == 0 and total.requests == len(served) > 0
+    # `expected` answers: the answer's text (stripped) against it
+    assert total.labelled == len(served) and total.correct == sum(r["prompt_words"] == 1 for r in served)
+    tokens = total.generation["output_tokens"]
+    assert tokens.histogram.total_count == len(served) and tokens.total == TOKENS * len(served)
+    if stream:
+        assert total.generation["ttft"].histogram.total_count == len(served)
+        assert total.finish_reasons == {"stop": len(served)}
+    else:
+        assert "ttft" not in total.generation and "itl" not in total.generation
+        assert total.finish_reasons == {"length": len(served)}
+        truth = [r["sent"][0] - r["arrived"] for r in served]  # whole answers: latency is end to end
+        assert latency_percentile_us(total.latency, 50) / 1e6 >= percentile_of(truth, 50) - 0.002

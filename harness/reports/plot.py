@@ -67,12 +67,15 @@ def slo_line(slo: dict[str, Any], result: dict[str, Any]) -> tuple[str, float] |
         return None
     if sli.kind.startswith("latency_"):
         return "latency", float(threshold)
+    if sli.distribution in ("ttft", "itl"):
+        return "ttft", float(threshold)
     if sli.kind == "probe" and sli.probe is not None:
         return ("attack" if sli.probe in figures else "probe"), float(threshold)
     percent = {
         "error_rate": "error",
         "server_error_rate": "error",
         "client_error_rate": "error",
+        "stream_error_rate": "error",
         "accuracy": "accuracy",
         "fallback_rate": "fallback",
     }
@@ -138,6 +141,10 @@ def _panels(result: dict[str, Any]) -> list[Panel]:
     latency = Panel("latency", "latency (ms)")
     for key, dash in (("p50_ms", "solid"), ("p95_ms", "solid"), ("p99_ms", "dash")):
         _line(latency, t, _series(rows, key, 1.0), key.removesuffix("_ms"), line={"dash": dash})
+    ttft = Panel("ttft", "time to first token (ms)")  # generative loads only: empty panels are left out
+    for key, name, dash in (("ttft_p50_ms", "ttft p50", "solid"), ("ttft_p95_ms", "ttft p95", "solid"),
+                            ("itl_p95_ms", "inter-token p95", "dot")):
+        _line(ttft, t, _series(rows, key, 1.0), name, line={"dash": dash})
     error = Panel("error", "error rate (%)")
     _line(error, t, _series(rows, "error_rate", 100.0), "error rate", line={"color": ATTACK_COLOR})
     kinds = sorted({k for r in rows for k in r.get("failure_kinds") or {}})
@@ -161,7 +168,7 @@ def _panels(result: dict[str, Any]) -> list[Panel]:
         "fallback rate",
         line={"color": "#17becf"},
     )
-    panels = [latency, error, throughput, accuracy, fallback]
+    panels = [latency, ttft, error, throughput, accuracy, fallback]
 
     figures = attack_figure_names(result)
     known = figures | probe_names(result)

@@ -17,7 +17,6 @@ from pathlib import Path
 from time import perf_counter
 from typing import Any
 
-import gevent
 from geventhttpclient.response import HTTPParseError
 from locust import constant, task
 from locust.contrib.fasthttp import FastHttpUser
@@ -27,6 +26,7 @@ from harness.core.protocols.openai import OpenAIAdapter
 from harness.engine.load.config import ArrivalRateShape, LoadConfig
 from harness.engine.load.failures import DecodeFailure, StreamCut, StreamFailure, StreamStalled
 from harness.engine.load.generation import GenerationSample, StreamClock
+from harness.engine.load.long_prompts import LongPrompts
 from harness.engine.load.plugin import CONTEXT_DECODED, CONTEXT_GENERATION, CONTEXT_LABELS
 from harness.engine.load.prompts import Prompt, generated_prompts, load_prompts
 
@@ -34,6 +34,7 @@ STREAM_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stre
                   "Accept-Encoding": "identity"}  # a compressed event stream could not be read as it lands
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "application/json"}
 GENERATED_PROMPTS = 64
+LONG_PROMPT = Prompt(text="(a long-prompt fault's filler)")  # no expected answer, no refusal label
 
 
 @dataclass
@@ -45,16 +46,22 @@ class PromptBodies:
     model: str
     stream: bool
     max_tokens: int | None
+    long_prompts: LongPrompts | None = None  # llm.long_prompt faults, where the load has a folder
     _bodies: dict[int, bytes] = field(default_factory=dict)
     _turn: itertools.count = field(default_factory=itertools.count)
+
+    def encode(self, content: list[dict[str, Any]] | str) -> bytes:
+        request = self.adapter.request(content, self.model, self.max_tokens, self.stream)
+        return json.dumps(request, separators=(",", ":")).encode()
 
     def next(self) -> tuple[bytes, Prompt]:
         i = next(self._turn) % len(self.prompts)
         prompt = self.prompts[i]
+        if self.long_prompts is not None and (long := self.long_prompts.body()) is not None:
+            return long, LONG_PROMPT
         body = self._bodies.get(i)
         if body is None:
-            request = self.adapter.request(prompt.content, self.model, self.max_tokens, self.stream)
-            body = self._bodies[i] = json.dumps(request, separators=(",", ":")).encode()
+            body = self._bodies[i] = self.encode(prompt.content)
         return body, prompt
 
 
@@ -102,30 +109,29 @@ class ChatUser(FastHttpUser):
         # geventhttpclient's own response (CompatResponse keeps it as `_response`): its
         # readline returns each line as soon as it is in, where read(n) waits for n bytes
         body = resp._response
-        stall = self.stall_timeout
+        # The stall timeout is the socket's read timeout while the body streams: no data for
+        # stall_timeout s is a stall. A gevent timer armed per line cost more than parsing
+        # the line (benchmarks/README-stream.md); the socket's own timeout costs nothing.
+        sock = body._sock  # None when the whole answer came with the headers
+        if sock is not None:
+            sock.settimeout(self.stall_timeout)
         try:
-            while True:
-                timer = gevent.Timeout.start_new(max(0.0, clock.last_event + stall - perf_counter()))
-                try:
-                    line = body.readline(b"\n")
-                except gevent.Timeout as exc:
-                    if exc is not timer:
-                        raise
-                    raise StreamStalled(f"no event for {stall:g}s after {clock.tokens} tokens") from None
-                finally:
-                    timer.close()
-                if not line:
-                    break  # the body ended
+            while line := body.readline(b"\n"):
                 clock.line(line, perf_counter())
         except StreamFailure:
             body.release()  # the connection is mid-answer: not reusable
             raise
-        except TimeoutError:  # the socket's own read timeout (load.request_timeout)
+        except TimeoutError:
             body.release()
-            raise StreamStalled(f"no data for the request timeout after {clock.tokens} tokens") from None
+            if not clock.complete:  # after [DONE] or a finish_reason the answer is whole all the same
+                raise StreamStalled(f"no data for {self.stall_timeout:g}s after {clock.tokens} tokens") from None
         except (OSError, HTTPParseError) as exc:  # reset, or the body torn off mid-chunk
             body.release()
-            raise StreamCut(f"the connection ended mid-stream after {clock.tokens} tokens: {exc}") from None
+            if not clock.complete:
+                raise StreamCut(f"the connection ended mid-stream after {clock.tokens} tokens: {exc}") from None
+        finally:
+            if sock is not None:
+                sock.settimeout(self.network_timeout)  # it goes back to the pool for the next request
         return clock.sample(perf_counter())
 
     def _read_whole(self, resp: Any, started: float) -> GenerationSample:
@@ -154,3 +160,12 @@ def prepare_chat_user(config: LoadConfig, adapter: OpenAIAdapter, load_dir: Path
     prompts = load_prompts(config.prompts) if config.prompts else generated_prompts(config.seed, GENERATED_PROMPTS)
     ChatUser.path = adapter.infer_path(config.model)
     ChatUser.bodies = PromptBodies(prompts, adapter, config.model, config.streams, config.max_tokens)
+    if load_dir is not None:
+        ChatUser.bodies.long_prompts = LongPrompts(load_dir, ChatUser.bodies.encode)
+
+
+def flush_prompt_faults() -> None:
+    """Write what the long-prompt faults sent so far (called every window tick)."""
+    bodies = ChatUser.bodies
+    if bodies is not None and bodies.long_prompts is not None:
+        bodies.long_prompts.flush()

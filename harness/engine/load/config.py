@@ -94,7 +94,7 @@ class LoadConfig(_Strict):
     seed: int = 0  # for generated prompts
     stream: bool | None = None  # default: stream (SSE) for generative protocols
     max_tokens: int | None = Field(None, ge=1)
-    stall_timeout: Duration | None = Field(None, gt=0)  # no event this long: stream_stalled; default request_timeout
+    stall_timeout: Duration | None = Field(None, gt=0)  # no data this long mid-stream: stream_stalled; default request_timeout
     # how hard
     users: int = Field(1, ge=1)
     spawn_rate: float | None = Field(None, gt=0)  # users/s; default: all at once

@@ -54,7 +54,7 @@ class StreamCut(StreamFailure):
 
 
 class StreamStalled(StreamFailure):
-    """No event arrived for `load.stall_timeout`."""
+    """No data arrived for `load.stall_timeout` while the answer streamed."""
 
     kind = "stream_stalled"
 

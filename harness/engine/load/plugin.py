@@ -134,6 +134,10 @@ def _flush(environment: Environment, final: bool = False) -> None:
         from harness.engine.load.model_user import flush_data_faults
 
         flush_data_faults(final)
+        if STATE.config is not None and STATE.config.load.generative:
+            from harness.engine.load.chat_user import flush_prompt_faults
+
+            flush_prompt_faults()
 
 
 def _flush_every_window(environment: Environment) -> None:

@@ -16,7 +16,7 @@ from harness.core.windows import Window
 from harness.engine.phases import RunTimeline, Span
 from harness.engine.record.score import resilience_score
 from harness.engine.redaction import Redactor
-from harness.engine.slo import scope_sli, window_summary
+from harness.engine.slo import scope_sli, window_sli, window_summary
 
 if TYPE_CHECKING:
     from harness.engine.runner import Runner
@@ -55,7 +55,16 @@ SLI_NAMES = (
     "accuracy",
     "fallback_rate",
 )
+# generative loads only (a window with streamed answers): shown where the latency figures are
+GENERATION_SLI_NAMES = ("p50(ttft)", "p95(ttft)", "p95(itl)", "p50(tokens_per_s)", "mean(output_tokens)",
+                        "stream_error_rate")
 SLI_UNITS = {
+    "p50(ttft)": "ms",
+    "p95(ttft)": "ms",
+    "p95(itl)": "ms",
+    "p50(tokens_per_s)": "tokens/s",
+    "mean(output_tokens)": "tokens",
+    "stream_error_rate": "fraction",
     "p50(latency)": "ms",
     "p95(latency)": "ms",
     "p99(latency)": "ms",
@@ -97,7 +106,18 @@ def window_row(w: Window, origin: float) -> dict[str, Any]:
         "fallback_rate": s["fallback_rate"],
         "failure_kinds": dict(w.failures),
         "probes": {k: v for k, v in w.probes.items() if not math.isnan(v)},  # NaN: not measured
+        **_generation_row(w),
     }
+
+
+def _generation_row(w: Window) -> dict[str, Any]:
+    """A generative window's token figures (ms, tokens/s, tokens); nothing for a classifier's."""
+    if not w.generation:
+        return {}
+    row = {"ttft_p50_ms": window_sli("p50(ttft)", w), "ttft_p95_ms": window_sli("p95(ttft)", w),
+           "itl_p95_ms": window_sli("p95(itl)", w), "tokens_per_s_p50": window_sli("p50(tokens_per_s)", w),
+           "output_tokens_mean": window_sli("mean(output_tokens)", w)}
+    return {**row, "finish_reasons": dict(w.finish_reasons)}
 
 
 def window_scopes(w: Window, timeline: RunTimeline) -> list[str]:
@@ -121,10 +141,12 @@ def scope_slis(windows: list[Window], timeline: RunTimeline) -> dict[str, dict[s
     out: dict[str, dict[str, float | None]] = {}
     if not windows:
         return out
+    generative = any(w.generation for w in windows)
+    names = SLI_NAMES + GENERATION_SLI_NAMES if generative else SLI_NAMES
     for scope in dict.fromkeys(timeline.scope_names()):
         if not timeline.scope(scope):
             continue
-        out[scope] = {name: scope_sli(name, windows, timeline, scope) for name in SLI_NAMES}
+        out[scope] = {name: scope_sli(name, windows, timeline, scope) for name in names}
     return out
 
 
