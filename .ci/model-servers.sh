@@ -6,7 +6,9 @@
 #   ${AFTERSHOCK_SERVERS_VENV:-$HOME/.cache/aftershock/server-venvs}/<name>
 #
 # Idempotent: a venv whose stamp matches its package list is left alone, so a second
-# run takes a second. Usage: .ci/model-servers.sh [kserve mlserver bentoml torchserve]
+# run takes a second. Usage: .ci/model-servers.sh [kserve mlserver bentoml torchserve transformers]
+# transformers is `transformers serve` (OpenAI-compatible) with a tiny chat model built
+# here (tests/servers/tiny_llm.py: no model hub is reachable), cached beside the venvs.
 set -euo pipefail
 
 ROOT="${AFTERSHOCK_SERVERS_VENV:-$HOME/.cache/aftershock/server-venvs}"
@@ -22,6 +24,8 @@ declare -A PACKAGES=(
   # scikit-learn only brings the iris data set the test model is trained on; pyyaml is
   # imported by TorchServe's Python worker but not declared by the torchserve wheel
   [torchserve]="torchserve==0.12.0 torch-model-archiver==0.12.0 pyyaml scikit-learn"
+  # torch first and exactly 2.13.0 here too; the serving extra brings FastAPI, uvicorn
+  [transformers]="transformers[serving]==5.24.0"
 )
 
 install_venv() {
@@ -36,15 +40,15 @@ install_venv() {
   rm -rf "$dir"
   "$PYTHON" -m venv "$dir"
   "$dir/bin/python" -m pip install -q --upgrade pip
-  if [[ "$name" == torchserve ]]; then
-    if ! command -v java >/dev/null; then
-      if command -v apt-get >/dev/null; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless
-      else
-        echo "model-servers: torchserve needs a Java 17 runtime and apt-get is missing; skipping it" >&2
-        return 0
-      fi
+  if [[ "$name" == torchserve ]] && ! command -v java >/dev/null; then
+    if command -v apt-get >/dev/null; then
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless
+    else
+      echo "model-servers: torchserve needs a Java 17 runtime and apt-get is missing; skipping it" >&2
+      return 0
     fi
+  fi
+  if [[ "$name" == torchserve || "$name" == transformers ]]; then
     # never any other torch spec: other versions download multi-GB CUDA builds
     "$dir/bin/python" -m pip install -q torch==2.13.0
     echo "torch==2.13.0" >"$dir/constraints.txt"
@@ -58,9 +62,16 @@ install_venv() {
   echo "model-servers: $name installed in $((SECONDS - t0)) s, $(du -sh "$dir" | cut -f1)"
 }
 
+# the model a server serves, made once and cached, so that tests never wait for it
+prepare_model() {
+  if [[ "$1" == transformers ]]; then
+    "$PYTHON" "$(dirname "$0")/../tests/servers/launch.py" transformers --prepare
+  fi
+}
+
 names=("$@")
 if [[ ${#names[@]} -eq 0 ]]; then
-  names=(kserve mlserver bentoml torchserve)
+  names=(kserve mlserver bentoml torchserve transformers)
 fi
 for name in "${names[@]}"; do
   if [[ -z "${PACKAGES[$name]:-}" ]]; then
@@ -68,4 +79,5 @@ for name in "${names[@]}"; do
     exit 2
   fi
   install_venv "$name"
+  prepare_model "$name"
 done

@@ -23,7 +23,7 @@ from test_proxy_support import TcpServer
 from toxiproxy import Toxiproxy
 
 from faults.proxy.client import ToxiproxyClient
-from faults.proxy.http_framing import PartKind, ResponseFramer
+from faults.proxy.http_framing import Part, PartKind, ResponseFramer
 from faults.proxy.toxics.http_stream_corrupt import mangled
 from harness.core.fault import Dependency, FaultContext
 from harness.core.registry import fault_types
@@ -239,6 +239,25 @@ def test_fault_revert_removes_the_toxic_and_releases_the_held_stream(through, ss
     assert got.at[-1] - removed_at < LATE
 
 
+def test_a_toxic_added_mid_response_acts_from_the_next_response(through, sse: SseServer) -> None:
+    """Kept-alive clients (Locust users) are mid-stream when a fault starts: the framer
+    finds the next status line and acts on every response from there."""
+    proxy, client, base = through
+    first = Received(0.0, [], [])
+    with client.stream("GET", f"{base}/sse?n=6&gap_ms=100") as response:
+        for i, line in enumerate(response.iter_lines()):
+            if line:
+                first.events.append(line.encode())
+            if i == 2:  # two events in: the toxic starts mid-response
+                proxy.add_toxic(type="http_stream_stall", stream="downstream",
+                                attributes={"stall": 300, "after_chunks": 1})
+    assert len(first.events) == 6  # that response passed whole
+    got = read_events(client, f"{base}/sse?n=3")  # same connection, next response: stalled
+    sent = sse.sent[-1]
+    assert got.error is None and len(got.events) == 3
+    assert 0.3 - TOL <= got.at[1] - sent.at[1] <= 0.3 + LATE
+
+
 def test_toxicity_zero_leaves_the_stream_alone(through, sse: SseServer) -> None:
     proxy, client, base = through
     proxy.add_toxic(type="http_stream_cut", stream="downstream", toxicity=0.0, attributes={"after_chunks": 0})
@@ -264,13 +283,36 @@ def test_framer_keeps_every_byte_and_finds_units_fed_bytewise() -> None:
         framer = ResponseFramer()
         parts = [p for i in range(0, len(stream), step) for p in framer.feed(stream[i:i + step])]
         assert b"".join(p.data for p in parts) == stream
-        units: dict[tuple[int, int], bytes] = {}
-        for p in parts:
-            if p.kind is PartKind.BODY:
-                units[p.response, p.unit] = units.get((p.response, p.unit), b"") + p.data
-        assert units == {(1, 0): events[0], (1, 1): events[1], (1, 2): events[2],
+        assert units_of(parts) == {(1, 0): events[0], (1, 1): events[1], (1, 2): events[2],
                          (1, 3): b": keepalive\n\n", (1, 4): b"data: [DONE]\n\n", (3, 0): b"abcd"}
     assert ResponseFramer().feed(b"SSH-2.0-x\r\n\r\nrest")[-1].kind is PartKind.OPAQUE
+
+
+@pytest.mark.parametrize("lost", [
+    b'ata: {"i": 1}\n\n\r\n0\r\n\r\n',  # mid-way through a chunked SSE body
+    b'{"half": "a JSON body"}',  # mid-way through a Content-Length body: no line end before the next
+    b"HTTP/1.1 2xx Odd\r\n\r\n",  # a status line that is not one
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",  # a chunk size that is not hex
+])
+def test_framer_finds_the_next_response_after_bytes_it_cannot_follow(lost: bytes) -> None:
+    body = b"data: 1\n\ndata: 22\n\n"
+    good = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    for step in (1, 5, 1000):
+        framer = ResponseFramer()
+        stream = lost + good + good
+        parts = [p for i in range(0, len(stream), step) for p in framer.feed(stream[i:i + step])]
+        parts += framer.flush()
+        assert b"".join(p.data for p in parts) == stream
+        assert list(units_of(parts).values()) == [b"data: 1\n\n", b"data: 22\n\n"] * 2
+
+
+def units_of(parts: list[Part]) -> dict[tuple[int, int], bytes]:
+    """Body bytes by (response, unit)."""
+    units: dict[tuple[int, int], bytes] = {}
+    for p in parts:
+        if p.kind is PartKind.BODY:
+            units[p.response, p.unit] = units.get((p.response, p.unit), b"") + p.data
+    return units
 
 
 @pytest.mark.parametrize("content", [b'data: {"a": "b"}\n\n', b'data:[1,2]\r\n\r\n', b'{"x": 1}', b"7",

@@ -10,10 +10,13 @@ switches them to pass-through.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 
 _MAX_HEAD = 64 * 1024
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] [1-5][0-9][0-9][ \r]")
+_STATUS_LINE_START = re.compile(rb"H(T(T(P(/(1(\.([01]( ([1-5]([0-9]([0-9])?)?)?)?)?)?)?)?)?)?)?")  # a cut-off one
 
 
 @dataclass(slots=True)
@@ -62,6 +65,11 @@ class HeadBuffer:
     def clear(self) -> None:
         self._buf.clear()
 
+    def begins(self, data: bytes, i: int, prefix: bytes) -> bool:
+        """The head, with `data[i:]` after what it holds, can still begin with `prefix`."""
+        start = bytes(self._buf[: len(prefix)]) + data[i : i + len(prefix)]
+        return prefix.startswith(start[: len(prefix)])
+
     def take(self, data: bytes, i: int) -> tuple[bytes | None, int]:
         """The completed head (None: not complete yet) and where reading goes on."""
         seen = len(self._buf)
@@ -108,6 +116,7 @@ class _MessageFramer:
 
     _mode: str
     _head: HeadBuffer
+    _lost = "opaque"  # the mode to go to when the stream cannot be followed
 
     def _start_body(self, head: bytes) -> None:
         raise NotImplementedError
@@ -117,7 +126,7 @@ class _MessageFramer:
         if head is not None:
             self._start_body(head)
         elif self._head.overflow:
-            self._mode = "opaque"
+            self._mode = self._lost
         return end
 
 
@@ -206,7 +215,7 @@ class PartKind(Enum):
     HEAD = "head"  # status line and headers
     FRAME = "frame"  # transfer-encoding bytes: chunk sizes, their CRLFs, the trailer
     BODY = "body"  # body content, as the client's HTTP library hands it up
-    OPAQUE = "opaque"  # not followed (not HTTP, an upgrade, a head too large)
+    OPAQUE = "opaque"  # not followed (an upgrade; bytes skipped while finding the next response)
 
 
 @dataclass(slots=True)
@@ -227,11 +236,19 @@ class ResponseFramer(_MessageFramer):
     body. Parts are slices of the input, so the bytes a toxic passes on are exact. A
     HEAD request's reply (no body despite its Content-Length) is not told apart: the
     downstream direction never sees the request.
+
+    A toxic added to a kept-alive connection may start reading mid-response, and a
+    malformed response cannot be followed: the framer then passes bytes on as OPAQUE
+    until the next status line (`HTTP/1.x NNN`), and follows the stream from there.
     """
+
+    _lost = "resync"
 
     def __init__(self) -> None:
         self.response = -1
-        self._mode = "idle"  # idle | head | body | until_close | chunk_size | chunk_data | chunk_crlf | trailer | opaque
+        # idle | head | body | until_close | chunk_size | chunk_data | chunk_crlf | trailer | resync | opaque
+        self._mode = "idle"
+        self._held = b""  # resync: last bytes that may begin a status line the next read completes
         self._head = HeadBuffer()
         self._line = LineBuffer()
         self._remaining = 0
@@ -244,18 +261,25 @@ class ResponseFramer(_MessageFramer):
 
     def feed(self, data: bytes) -> list[Part]:
         self._out = out = []
+        if self._held:
+            data, self._held = self._held + data, b""
         i = 0
         while i < len(data):
             mode = self._mode
             if mode == "opaque":
                 out.append(Part(data[i:], PartKind.OPAQUE, self.response))
                 break
+            if mode == "resync":
+                i = self._resync(data, i)
+                continue
             if mode == "idle":
                 self.response += 1
                 self._mode = "head"
                 self._head.clear()
                 continue
-            if mode == "head":
+            if mode == "head" and not self._head.begins(data, i, b"HTTP/1."):
+                self._mode = "resync"  # mid-response: not a status line
+            elif mode == "head":
                 i = self._scan_head(data, i)
             elif mode in ("body", "chunk_data"):
                 take = min(self._remaining, len(data) - i)
@@ -291,13 +315,15 @@ class ResponseFramer(_MessageFramer):
         lines = head.split(b"\r\n")
         status = lines[0].split(b" ", 2)
         if len(status) < 2 or not status[0].startswith(b"HTTP/1.") or not status[1].isdigit():
-            self._mode = "opaque"
+            self._mode = "resync"
             return
         code = int(status[1])
         framing = body_framing(head)
         self._sse = framing.event_stream
-        if not framing.valid or code == 101:
-            self._mode = "opaque"
+        if code == 101:
+            self._mode = "opaque"  # another protocol from here on
+        elif not framing.valid:
+            self._mode = "resync"
         elif code < 200 or code in (204, 304):
             self._mode = "idle"
         elif framing.chunked:
@@ -314,11 +340,11 @@ class ResponseFramer(_MessageFramer):
         kind = PartKind.FRAME
         if line is None:
             if self._line.overflow:
-                self._mode = "opaque"
+                self._mode = "resync"
         elif self._mode == "chunk_size":
             size = chunk_size(line)
             if size is None:
-                self._mode, kind = "opaque", PartKind.OPAQUE
+                self._mode, kind = "resync", PartKind.OPAQUE
             elif size == 0:
                 self._close_unit()  # the body ends here: an event left open ends with it
                 self._mode = "trailer"
@@ -328,6 +354,25 @@ class ResponseFramer(_MessageFramer):
             self._mode = "idle"
         self._out.append(Part(data[i:end], kind, self.response))
         return end
+
+    def _resync(self, data: bytes, i: int) -> int:
+        """Pass bytes on as OPAQUE up to the next status line; the framer starts there.
+        A last few bytes that may begin one wait for the next read (`flush` at the end)."""
+        match = _STATUS_LINE.search(data, i)
+        end = match.start() if match else len(data)
+        if match is None:
+            end -= next((k for k in range(min(12, end - i), 0, -1) if _STATUS_LINE_START.fullmatch(data, end - k)), 0)
+            self._held = data[end:]
+        else:
+            self._mode = "idle"
+        if end > i:
+            self._out.append(Part(data[i:end], PartKind.OPAQUE, self.response))
+        return end if match else len(data)
+
+    def flush(self) -> list[Part]:
+        """The stream ended: bytes held back while looking for a status line go out."""
+        held, self._held = self._held, b""
+        return [Part(held, PartKind.OPAQUE, self.response)] if held else []
 
     def _end_body(self) -> None:
         self._close_unit()

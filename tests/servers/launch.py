@@ -1,9 +1,12 @@
 """Start one real model server on a port, serving the iris classifier; stdlib only.
 
     python3 tests/servers/launch.py SERVER --port PORT [--predictor-host HOST:PORT]
+    python3 tests/servers/launch.py transformers --prepare   # build and cache the model only
 
 SERVER is kserve (predictor), kserve-transformer (forwards to --predictor-host),
-mlserver, bentoml or torchserve. The server runs from its own virtual environment,
+mlserver, bentoml, torchserve, or transformers (`transformers serve`, OpenAI-compatible,
+serving the tiny chat model of tiny_llm.py as model id `tiny-chat`; the classifier
+servers serve iris). The server runs from its own virtual environment,
 made by .ci/model-servers.sh under $AFTERSHOCK_SERVERS_VENV (default
 ~/.cache/aftershock/server-venvs). The model is trained on first use inside that venv
 and cached. The launcher then *execs* the server, so the process the harness started
@@ -25,7 +28,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 MODEL = "iris"
 VENV_OF = {"kserve": "kserve", "kserve-transformer": "kserve", "mlserver": "mlserver",
-           "bentoml": "bentoml", "torchserve": "torchserve"}
+           "bentoml": "bentoml", "torchserve": "torchserve", "transformers": "transformers"}
+CHAT_MODEL = "tiny-chat"  # the model id `transformers serve` answers to: the model folder's name
 
 
 def venv_root() -> Path:
@@ -94,7 +98,22 @@ def command(server: str, port: int, predictor_host: str | None, version: str) ->
                 "--working-dir", str(HERE)], env, None
     if server == "torchserve":
         return torchserve_command(venv, cache, port, version, env)
+    if server == "transformers":
+        chat_model(venv, cache)
+        # no hub is reachable: never try it; the folder name, relative to cwd, is the model id
+        env.update({"HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HOME": str(cache / "hf-home")})
+        return [str(bin_ / "transformers"), "serve", CHAT_MODEL, "--host", "127.0.0.1", "--port", str(port),
+                "--device", "cpu", "--log-level", "warning"], env, str(cache)
     raise SystemExit(f"launch: unknown server {server!r}: use one of {', '.join(VENV_OF)}")
+
+
+def chat_model(venv: Path, cache: Path) -> Path:
+    """The tiny chat model, built on first use (tiny_llm.py, tens of seconds) and cached."""
+    out = cache / CHAT_MODEL
+    if not (out / "config.json").exists():
+        subprocess.run([str(venv / "bin" / "python"), str(HERE / "tiny_llm.py"), str(out)], check=True,
+                       env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return out
 
 
 def torchserve_command(venv: Path, cache: Path, port: int, version: str, env: dict[str, str]) -> tuple[list[str], dict[str, str], str]:
@@ -134,10 +153,19 @@ def torchserve_command(venv: Path, cache: Path, port: int, version: str, env: di
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("server", choices=sorted(VENV_OF))
-    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--port", type=int)
     parser.add_argument("--predictor-host", help="host:port of the predictor (kserve-transformer)")
     parser.add_argument("--version", default="1", help="the model version the server reports")
+    parser.add_argument("--prepare", action="store_true", help="build and cache the served model, then exit")
     args = parser.parse_args()
+    if args.prepare:
+        venv = venv_dir(args.server)
+        if venv is None or args.server != "transformers":
+            raise SystemExit(f"launch: --prepare builds the transformers model (installed: {venv is not None})")
+        print(f"launch: model ready in {chat_model(venv, cache_dir(args.server))}")
+        return
+    if args.port is None:
+        parser.error("--port is required")
     argv, env, cwd = command(args.server, args.port, args.predictor_host, args.version)
     if cwd:
         os.chdir(cwd)

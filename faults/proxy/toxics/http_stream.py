@@ -37,12 +37,11 @@ class HttpStreamToxic(Toxic):
         return part.kind is PartKind.BODY and part.unit_start and part.unit >= self.attributes["after_chunks"]
 
     def pipe(self, piece: Piece, state: Any, link: LinkView) -> Iterable[Piece]:
-        if piece.kind is not Kind.DATA:
-            return self.end(piece, state)
+        data = piece.kind is Kind.DATA
         out: list[Piece] = []
-        for part in state.framer.feed(piece.data):
+        for part in state.framer.feed(piece.data) if data else state.framer.flush():
             out.extend(self.act(part, piece.due, state, link))
-        return out
+        return out if data else [*out, *self.end(piece, state)]
 
     def act(self, part: Part, due: float, state: Any, link: LinkView) -> Iterable[Piece]:
         """The pieces that carry `part` on (arrived for delivery at `due`)."""
