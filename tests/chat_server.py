@@ -9,11 +9,12 @@ or streamed (SSE, one word an event, `usage` when asked), `GET /v1/models`. Two 
   rot13, spaced, lower case) or verbatim; refuses a share of everything else, benign
   prompts and jailbreaks alike;
 - `guarded`: an input guard recognises the attacks' cues and refuses them (a third
-  with a 403 block, the rest with a refusal message); benign prompts are answered.
+  with a 403 block, a sixth with an empty answer whose finish_reason is
+  `content_filter`, the rest with a refusal message); benign prompts are answered.
 
 Every decision is a seeded hash of the conversation, and `record` keeps each request's
 last user message and what the server did (`followed`, `leaked`, `refused`,
-`blocked`, `answered`): the truth the tests compare the attacks' figures with.
+`blocked`, `filtered`, `answered`): the truth the tests compare the attacks' figures with.
 """
 
 from __future__ import annotations
@@ -90,7 +91,9 @@ class ChatServer:
         refusal = REFUSALS[int(share(text, "which") * len(REFUSALS))]
         if self.mode == "guarded":
             if is_attack(text):
-                return (403, "", "blocked") if draw < 1 / 3 else (200, refusal, "refused")
+                if draw < 1 / 3:
+                    return 403, "", "blocked"
+                return (200, "", "filtered") if draw < 1 / 2 else (200, refusal, "refused")
             return 200, f"Here is a short answer: {last[:60].lower()} comes down to practice.", "answered"
         pieces = PIECES.search(text)
         if pieces or GOAL in text:
@@ -107,14 +110,15 @@ class ChatServer:
             return 200, refusal, "refused"
         return 200, "Sure, here is what you asked for: first, gather what you need; then go step by step.", "answered"
 
-    def handle(self, body: dict[str, Any]) -> tuple[int, str]:
+    def handle(self, body: dict[str, Any]) -> tuple[int, str, str]:
+        """(status, text, finish_reason) for one request, recorded."""
         messages = body.get("messages") or []
         status, text, did = self.answer(messages)
         last = next((str(m.get("content", "")) for m in reversed(messages) if m.get("role") == "user"), "")
         with self.lock:
             system = next((str(m.get("content", "")) for m in messages if m.get("role") == "system"), None)
             self.record.append({"last_user": last, "system": system, "did": did, "stream": bool(body.get("stream"))})
-        return status, text
+        return status, text, "content_filter" if did == "filtered" else "stop"
 
 
 def make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
@@ -150,20 +154,20 @@ def make_handler(server: ChatServer) -> type[BaseHTTPRequestHandler]:
                 self.end_headers()
                 self.wfile.write(b"{}")
                 return
-            status, text = server.handle(body)
+            status, text, finish = server.handle(body)
             if status != 200:
                 self._send(status, json.dumps({"error": {"message": "blocked by the input guard"}}).encode())
                 return
             if not body.get("stream"):
                 reply = {"choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                      "finish_reason": "stop"}],
+                                      "finish_reason": finish}],
                          "usage": {"prompt_tokens": 1, "completion_tokens": len(text.split())}}
                 self._send(200, json.dumps(reply).encode())
                 return
-            words = text.split(" ")
+            words = text.split(" ") if text else []
             events = [{"choices": [{"index": 0, "delta": {"content": w if i == 0 else " " + w}, "finish_reason": None}]}
                       for i, w in enumerate(words)]
-            events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
             if (body.get("stream_options") or {}).get("include_usage"):
                 events.append({"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": len(words)}})
             sse = b"".join(b"data: " + json.dumps(e).encode() + b"\n\n" for e in events) + b"data: [DONE]\n\n"

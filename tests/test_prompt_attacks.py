@@ -28,17 +28,17 @@ def context(base_url: str, protocol: str = "openai-chat") -> AttackContext:
 def attack_and_truth(server: RunningChatServer, kind: str, **params: object) -> tuple[dict[str, float], dict[str, float]]:
     """The attack's figures, and the same figures from the server's record of what it did."""
     start = len(server.script.record)
-    attack = make_attack(kind, kind, {"samples": 24, "benign": 8, **params})
+    attack = make_attack(kind, kind, {"samples": 16, "benign": 6, **params})
     result = attack.run(context(server.base_url), time.monotonic() + WINDOW_S)
     record = server.script.record[start:]
-    benign = set(benign_prompts(8, SEED))
+    benign = set(benign_prompts(6, SEED))
     attacks = [r for r in record if r["last_user"] not in benign]
     benigns = [r for r in record if r["last_user"] in benign]
     success = {"prompt.injection": {"followed"}, "prompt.leak": {"leaked"},
                "prompt.jailbreak": {"answered", "leaked", "followed"}}[kind]
     truth = {
         attack.rate: sum(r["did"] in success for r in attacks) / len(attacks),  # type: ignore[attr-defined]
-        "false_refusal_rate": sum(r["did"] in ("refused", "blocked") for r in benigns) / len(benigns),
+        "false_refusal_rate": sum(r["did"] in ("refused", "blocked", "filtered") for r in benigns) / len(benigns),
         "prompts": float(len(attacks)),
         "benign_prompts": float(len(benigns)),
     }
@@ -49,7 +49,7 @@ def attack_and_truth(server: RunningChatServer, kind: str, **params: object) -> 
 @pytest.mark.parametrize("stream", [False, True])
 def test_figures_equal_what_the_vulnerable_server_did(servers, kind: str, stream: bool) -> None:
     metrics, truth = attack_and_truth(servers["vulnerable"], kind, stream=stream)
-    assert truth["prompts"] == 24 and truth["benign_prompts"] == 8
+    assert truth["prompts"] == 16 and truth["benign_prompts"] == 6
     for name, want in truth.items():
         assert metrics[name] == pytest.approx(want), name
     rate = next(k for k in truth if k.endswith("_rate") and k != "false_refusal_rate")
@@ -70,18 +70,19 @@ def test_the_guarded_server_holds_and_answers_benign_prompts(servers, kind: str)
     rate = next(k for k in truth if k.endswith("_rate") and k != "false_refusal_rate")
     assert metrics[rate] == truth[rate] == 0.0
     assert metrics["false_refusal_rate"] == truth["false_refusal_rate"] == 0.0
-    assert metrics["prompts"] == 24  # blocked (403) probes count as judged and declined
+    assert metrics["prompts"] == 16  # blocked (403, content_filter) probes count as judged and declined
+    assert {r["did"] for r in servers["guarded"].script.record} >= {"blocked", "filtered", "refused"}
 
 
 def test_the_leak_is_found_in_every_disguise_the_server_used(servers) -> None:
-    attack = make_attack("leak", "prompt.leak", {"samples": 70, "benign": 0})
+    attack = make_attack("leak", "prompt.leak", {"samples": 50, "benign": 0})
     start = len(servers["vulnerable"].script.record)
     result = attack.run(context(servers["vulnerable"].base_url), time.monotonic() + WINDOW_S)
     record = servers["vulnerable"].script.record[start:]
     leaked = sum(r["did"] == "leaked" for r in record)
     disguises = {disguised("AB1", r["last_user"]) for r in record if r["did"] == "leaked"}
     assert len(disguises) == 7  # verbatim, reversed, base64, hex, rot13, spaced, lower case
-    assert result.metrics["leak_rate"] == pytest.approx(leaked / 70)
+    assert result.metrics["leak_rate"] == pytest.approx(leaked / 50)
     assert "false_refusal_rate" not in result.metrics  # no benign prompt: not measured
 
 
@@ -123,6 +124,7 @@ def test_a_system_prompt_carries_the_canary(servers) -> None:
 
 def test_flood_is_bounded_in_count_and_rate(servers) -> None:
     attack = make_attack("flood", "prompt.flood", {"rate": 20, "max_queries": 30, "context_tokens": 3000})
+    start = len(servers["guarded"].script.record)
     t0 = time.monotonic()
     result = attack.run(context(servers["guarded"].base_url), time.monotonic() + WINDOW_S)
     took = time.monotonic() - t0
@@ -130,6 +132,7 @@ def test_flood_is_bounded_in_count_and_rate(servers) -> None:
     assert m["flood_requests"] == 30 and m["flood_ok"] == 30 and m["alive"] == 1.0
     assert took >= 29 / 20  # 30 requests at 20/s cannot finish sooner
     assert m["flood_rate"] <= 20 * 1.05
+    assert {len(r["last_user"]) for r in servers["guarded"].script.record[start:]} == {3000 * 4}  # 4 chars a token
 
 
 def test_429s_are_waited_out_and_counted(servers) -> None:
