@@ -11,12 +11,13 @@ import json
 import sys
 from pathlib import Path
 
+from harness.demo.llm.corpus import CORPUS_VERSION
 from harness.demo.llm.model import ModelConfig, TinyLM, TrainConfig, config_dict, train
 from harness.demo.storage import ChecksumMismatch, load_checksummed, save_checksummed
 
 
 def weights_path(state_dir: Path, canary: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> Path:
-    key = json.dumps({"canary": canary, **config_dict(model_cfg, train_cfg)}, sort_keys=True)
+    key = json.dumps({"canary": canary, "corpus": CORPUS_VERSION, **config_dict(model_cfg, train_cfg)}, sort_keys=True)
     return Path(state_dir) / f"llm-{hashlib.sha256(key.encode()).hexdigest()[:12]}.pt"
 
 
