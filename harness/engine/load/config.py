@@ -6,13 +6,26 @@ JSON, where the same model is read back.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from harness.core.fault import UserError
 from harness.core.units import Duration
 
-GENERATIVE_PREFIX = "openai-"  # protocols whose load sends prompts and reads generated text
+
+@cache
+def is_generative(protocol: str) -> bool:
+    """The protocol's adapter generates text (openai-chat, openai-completions, or a third
+    party's subclass of theirs): its load sends prompts, not dataset batches."""
+    from harness.core.protocols.openai import OpenAIAdapter
+    from harness.core.registry import PROTOCOLS
+
+    try:
+        return issubclass(PROTOCOLS.get(protocol), OpenAIAdapter)
+    except UserError:  # unknown protocol: reported where the adapter is made
+        return False
 
 
 class _Strict(BaseModel):
@@ -128,7 +141,7 @@ class LoadConfig(_Strict):
     @property
     def generative(self) -> bool:
         """The target generates text (an OpenAI-compatible protocol): prompts, not a dataset."""
-        return self.protocol.startswith(GENERATIVE_PREFIX)
+        return is_generative(self.protocol)
 
     @property
     def streams(self) -> bool:
