@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from servers import launch
 from servers.tiny_llm import CANARY
 from test_server_scenarios import run_scenario
@@ -78,15 +79,23 @@ def chat(adapter: OpenAIAdapter, base: str, prompt: str, stream: bool) -> tuple[
         return "".join(deltas), tokens, deltas
 
 
-def test_stall_scenario_fails_itl_only_during_the_stall(tmp_path: Path) -> None:
-    """The scenario through the real CLI (it starts its own server behind the proxy; run
-    before the module's server starts, so the two never share the CPU)."""
-    scenario = ROOT / "scenarios" / "servers" / "transformers-stream-stall.yaml"
-    proc, out, result, verdicts = run_scenario(scenario, tmp_path, timeout=400)
+def test_stall_scenario_fails_itl_only_during_the_stall(server: str, tmp_path: Path) -> None:
+    """The shipped scenario through the real CLI, its `llm` dependency pointed at the
+    module's running server (`upstream:`) rather than starting a second one: CI time."""
+    shipped = ROOT / "scenarios" / "servers" / "transformers-stream-stall.yaml"
+    spec = yaml.safe_load(shipped.read_text())
+    assert spec["dependencies"]["llm"]["start"]["command"][1:3] == ["tests/servers/launch.py", "transformers"]
+    spec["dependencies"]["llm"] = {"upstream": server.removeprefix("http://")}
+    spec["load"]["prompts"] = str(shipped.parent / spec["load"]["prompts"])
+    scenario = tmp_path / shipped.name
+    scenario.write_text(yaml.safe_dump(spec))
+    proc, out, result, verdicts = run_scenario(scenario, tmp_path / "runs", timeout=400)
     assert verdicts["p99(itl) < 2s during baseline"]["passed"] is True, out
     stalled = verdicts["p99(itl) < 2s during stalled-stream"]
     assert stalled["unit"] == "ms" and stalled["passed"] is False, out
-    assert stalled["measured"] >= 5000 - 5, out  # the 5 s stall, as the load saw it
+    # the 5 s stall as the load saw it: less the client's lateness stamping the token
+    # before it on a busy box, and the histogram's 1 % (baseline ITL is ~0.3 s)
+    assert stalled["measured"] > 4000, out
     assert verdicts["p95(ttft) < 4s during stalled-stream"]["passed"] is True, out  # after_chunks 2: not the first token
     leak = verdicts["leak_rate < 5% during leak"]
     assert leak["measured"] is not None and leak["passed"] is (leak["measured"] < 0.05)

@@ -1,4 +1,4 @@
-"""Start one real model server on a port, serving the iris classifier; stdlib only.
+"""Start one real model server on a port, serving the iris classifier (transformers: a tiny chat model); stdlib only.
 
     python3 tests/servers/launch.py SERVER --port PORT [--predictor-host HOST:PORT]
     python3 tests/servers/launch.py transformers --prepare   # build and cache the model only
