@@ -244,6 +244,11 @@ def cleanup(
         raise typer.Exit(4)
 
 
+class DemoSystem(str, Enum):
+    fraud = "fraud"
+    llm = "llm"
+
+
 class DemoMode(str, Enum):
     resilient = "resilient"
     fragile = "fragile"
@@ -252,6 +257,7 @@ class DemoMode(str, Enum):
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def demo(
     ctx: typer.Context,
+    system: DemoSystem = typer.Argument(DemoSystem.fraud, help="fraud: feature store + model server; llm: model backend + OpenAI gateway"),
     mode: DemoMode = typer.Option(DemoMode.resilient, "--mode", help="Resilience patterns on (resilient) or off (fragile)"),
     host: str = typer.Option("127.0.0.1", "--host", help="Address both servers listen on"),
     port: int = typer.Option(8080, "--port", help="Model server port"),
@@ -260,12 +266,21 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="World seed of the synthetic data"),
     ready_timeout: float = typer.Option(120.0, "--ready-timeout", help="Seconds to wait for both servers"),
 ) -> None:
-    """Start the bundled demo ML system (feature store + model server) and print its URLs.
+    """Start a bundled demo ML system and print its URLs: `fraud` (feature store + model
+    server) or `llm` (a generative model backend + an OpenAI-compatible gateway).
 
-    Other flags go to the model server (`python -m harness.demo serve --help` lists them)."""
+    Other flags go to the model server (`python -m harness.demo serve --help` lists them),
+    or to the llm gateway (`python -m harness.demo llm-gateway --help`)."""
     from harness.core.extras import require_extra
 
     require_extra("torch", "ml", "aftershock demo")  # a UserError: main() prints it, exit 2
+    if system is DemoSystem.llm:
+        from harness.demo.llm.cli import launch
+
+        argv = ["--mode", mode.value, "--host", host, "--port", str(port), "--ready-timeout", str(ready_timeout)]
+        if state_dir is not None:
+            argv += ["--state-dir", str(state_dir)]
+        raise typer.Exit(launch(argv + list(ctx.args)))
     from harness.demo.launcher import main as demo_main
 
     argv = ["--mode", mode.value, "--host", host, "--port", str(port), "--feature-store-port", str(feature_store_port),

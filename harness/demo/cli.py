@@ -246,6 +246,11 @@ def parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("all", help="feature store + model server; see `all --help`", add_help=False)
+    sub.add_parser("llm", help="the generative demo: model backend + OpenAI gateway; see `llm --help`",
+                   add_help=False)
+    from harness.demo.llm.cli import add_commands
+
+    add_commands(sub)
     return p
 
 
@@ -266,6 +271,10 @@ def main(argv: list[str] | None = None) -> int:
         from harness.demo import launcher
 
         return launcher.main(argv[1:])
+    if argv and argv[0] == "llm":
+        from harness.demo.llm.cli import launch
+
+        return launch(argv[1:])
     from harness.demo.storage import ChecksumMismatch
 
     args = parser().parse_args(argv)
@@ -282,6 +291,15 @@ def main(argv: list[str] | None = None) -> int:
             return server.run(
                 server_config(args), args.host, args.port, args.idle_timeout, args.request_timeout
             )
+        if args.command == "llm-backend":
+            from harness.demo.llm import backend
+
+            return backend.run(args.host, args.port, args.state_dir, args.canary, args.token_interval)
+        if args.command == "llm-gateway":
+            from harness.demo.llm import gateway
+            from harness.demo.llm.cli import gateway_config
+
+            return gateway.run(gateway_config(args, args.backend), args.host, args.port)
         if args.command == "export-data":
             export_data(args.out, args.n, args.seed, args.world_seed)
             print(f"wrote {args.n} labelled rows to {args.out}")

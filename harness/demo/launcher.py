@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -91,13 +92,11 @@ class Interrupted(Exception):
     pass
 
 
-def main(argv: list[str] | None = None) -> int:
-    args, server_flags = parser().parse_known_args(argv)
-    state_dir = args.state_dir or default_state_dir()
-    fs_port = args.feature_store_port or free_port(args.host)
-    fs_url = f"http://{args.host}:{fs_port}"
-    server_url = f"http://{args.host}:{args.port}"
-    python = [sys.executable, "-m", "harness.demo"]
+def supervise(commands: list[tuple[list[str], str]], banner: Callable[[list[int]], str], ready_timeout: float
+              ) -> int:
+    """Start each (argv, ready URL) in turn, each in its own process group, waiting until
+    its URL answers 200; print ``banner(pids)``; stop them all on Ctrl-C/SIGTERM or when
+    one dies."""
     children: list[subprocess.Popen[bytes]] = []
 
     def interrupt(signum: int, frame: FrameType | None) -> None:
@@ -105,55 +104,10 @@ def main(argv: list[str] | None = None) -> int:
 
     previous = {s: signal.signal(s, interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        children.append(
-            subprocess.Popen(
-                [
-                    *python,
-                    "feature-store",
-                    "--host",
-                    args.host,
-                    "--port",
-                    str(fs_port),
-                    "--seed",
-                    str(args.seed),
-                ],
-                start_new_session=True,
-            )
-        )
-        wait_ready(f"{fs_url}/health", children[0], args.ready_timeout)
-        children.append(
-            subprocess.Popen(
-                [
-                    *python,
-                    "serve",
-                    "--host",
-                    args.host,
-                    "--port",
-                    str(args.port),
-                    "--feature-store",
-                    fs_url,
-                    "--mode",
-                    args.mode,
-                    "--state-dir",
-                    str(state_dir),
-                    "--seed",
-                    str(args.seed),
-                    *server_flags,
-                ],
-                start_new_session=True,
-            )
-        )
-        wait_ready(f"{server_url}/v2/health/ready", children[1], args.ready_timeout)
-        print(
-            f"aftershock demo ({args.mode}) is up:\n"
-            f"  feature store   {fs_url}   (pid {children[0].pid})\n"
-            f"  model server    {server_url}   (pid {children[1].pid})\n"
-            f"  OIP v2 infer    {server_url}/v2/models/fraud/infer\n"
-            f"  KServe v1       {server_url}/v1/models/fraud:predict\n"
-            f"  metrics         {server_url}/metrics\n"
-            f"Press Ctrl-C to stop.",
-            flush=True,
-        )
+        for argv, ready_url in commands:
+            children.append(subprocess.Popen(argv, start_new_session=True))
+            wait_ready(ready_url, children[-1], ready_timeout)
+        print(banner([c.pid for c in children]), flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
         dead = next(c for c in children if c.poll() is not None)
@@ -171,3 +125,29 @@ def main(argv: list[str] | None = None) -> int:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         stop(children)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, server_flags = parser().parse_known_args(argv)
+    state_dir = args.state_dir or default_state_dir()
+    fs_port = args.feature_store_port or free_port(args.host)
+    fs_url = f"http://{args.host}:{fs_port}"
+    server_url = f"http://{args.host}:{args.port}"
+    python = [sys.executable, "-m", "harness.demo"]
+    store = [*python, "feature-store", "--host", args.host, "--port", str(fs_port), "--seed", str(args.seed)]
+    server = [*python, "serve", "--host", args.host, "--port", str(args.port), "--feature-store", fs_url,
+              "--mode", args.mode, "--state-dir", str(state_dir), "--seed", str(args.seed), *server_flags]
+
+    def banner(pids: list[int]) -> str:
+        return (
+            f"aftershock demo ({args.mode}) is up:\n"
+            f"  feature store   {fs_url}   (pid {pids[0]})\n"
+            f"  model server    {server_url}   (pid {pids[1]})\n"
+            f"  OIP v2 infer    {server_url}/v2/models/fraud/infer\n"
+            f"  KServe v1       {server_url}/v1/models/fraud:predict\n"
+            f"  metrics         {server_url}/metrics\n"
+            f"Press Ctrl-C to stop."
+        )
+
+    return supervise([(store, f"{fs_url}/health"), (server, f"{server_url}/v2/health/ready")], banner,
+                     args.ready_timeout)

@@ -108,6 +108,13 @@ class SystemUnderTest:
             port = free_port()
             self._start_container(name, dep.container, port, demo_store=dep.upstream == "demo")
             return f"{HOST}:{port}"
+        if dep.upstream == "demo" and self.scenario.target.demo == "llm":
+            port = free_port()
+            proc = self._spawn(name, [sys.executable, "-m", "harness.demo", "llm-backend", "--host", HOST,
+                                      "--port", str(port), "--state-dir", str(demo_state_dir()), *self._canary_flag()])
+            # the first start trains the model: it gets the target's ready timeout
+            proc.wait_http_ready(f"http://{HOST}:{port}/health", timeout=self.scenario.target.ready_timeout)
+            return f"{HOST}:{port}"
         if dep.upstream == "demo":
             port = free_port()
             # the demo's world seed (entities, labelling rule) stays its default: the
@@ -173,12 +180,23 @@ class SystemUnderTest:
                            image=spec.image, argv=argv, labels=labels, host_pid=box.host_pid())
         box.wait_http_ready(ready, timeout=spec.ready.timeout)
 
+    def _canary_flag(self) -> list[str]:
+        canary = self.scenario.target.canary
+        return ["--canary", canary] if canary is not None else []
+
     def _start_demo_target(self) -> None:
         require_extra("torch", "ml", "the demo target")  # its model server; said here, not in its log
         t = self.scenario.target
         store = next(d for n, d in self.dependencies.items() if self.scenario.dependencies[n].upstream == "demo")
         port = free_port()
         state = demo_state_dir()
+        if t.demo == "llm":  # the gateway reaches the model backend through the fault proxy
+            argv = [sys.executable, "-m", "harness.demo", "llm-gateway", "--host", HOST, "--port", str(port),
+                    "--backend", f"http://{store.listen}", "--mode", t.mode, "--state-dir", str(state),
+                    *self._canary_flag(), *t.args]
+            self._spawn("target", argv).wait_http_ready(f"http://{HOST}:{port}/health", timeout=t.ready_timeout)
+            self.base_url = f"http://{HOST}:{port}"
+            return
         argv = [sys.executable, "-m", "harness.demo", "serve", "--host", HOST, "--port", str(port),
                 "--feature-store", f"http://{store.listen}", "--mode", t.mode, "--state-dir", str(state),
                 "--model-name", t.model]

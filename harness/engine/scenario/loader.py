@@ -534,7 +534,7 @@ def _validate_semantics(scenario: Scenario, marks: Marks, file: str, problems: l
                 problems.append(problem_at(file, marks, ("dependencies", name, "container", "docker_host"), str(exc)))
         if dep.upstream == "demo":
             if scenario.target.demo is None:
-                problems.append(problem_at(file, marks, ("dependencies", name, "upstream"), "upstream: demo needs target: {demo: fraud}"))
+                problems.append(problem_at(file, marks, ("dependencies", name, "upstream"), "upstream: demo needs target: {demo: fraud} or {demo: llm}"))
             continue
         if dep.upstream is not None:
             try:
@@ -548,7 +548,7 @@ def _validate_semantics(scenario: Scenario, marks: Marks, file: str, problems: l
                                        f"{f.type} acts on the event stream the harness ingests, and this scenario has "
                                        "none: add an `ingest:` section (e.g. ingest: {rate: 20/s}; README, Pipeline faults)"))
     if scenario.target.demo and not any(d.upstream == "demo" for d in scenario.dependencies.values()):
-        problems.append(problem_at(file, marks, ("dependencies",), "the demo target needs its feature store declared, e.g. dependencies: {feature-store: {upstream: demo}}"))
+        problems.append(problem_at(file, marks, ("dependencies",), "the demo target needs its dependency declared: dependencies: {feature-store: {upstream: demo}} for demo: fraud, {model-backend: {upstream: demo}} for demo: llm"))
 
 
 def _parse_expressions(exprs: list[tuple[Path_, Any, Any]], names: list[str], types: list[str], attacks: bool,

@@ -60,7 +60,7 @@ class StartCommand(Strict):
 
 
 class Target(Strict):
-    demo: Literal["fraud"] | None = None
+    demo: Literal["fraud", "llm"] | None = None
     mode: Literal["resilient", "fragile"] = "resilient"
     url: str | None = None
     start: StartCommand | None = None
@@ -70,6 +70,7 @@ class Target(Strict):
     ready_timeout: Duration = 60.0
     feature_timeout: Duration | None = None  # demo only: the service's feature-store timeout
     args: list[str] = Field(default_factory=list)  # demo only: more `serve` flags, e.g. [--max-inflight, "16"]
+    canary: str | None = None  # demo: llm only: the secret in its system prompt (default AFTERSHOCK-CANARY-7f3a9c)
 
     @model_validator(mode="after")
     def _one_way_to_reach(self) -> Target:
@@ -78,6 +79,10 @@ class Target(Strict):
             raise ValueError("say exactly one of demo:, url: or start: to tell how to reach the target")
         if self.demo is None and (self.args or self.feature_timeout is not None):
             raise ValueError("args: and feature_timeout: are flags of the demo: use them with demo: fraud")
+        if self.demo != "fraud" and self.feature_timeout is not None:
+            raise ValueError("feature_timeout: is a flag of the fraud demo: use it with demo: fraud")
+        if self.demo != "llm" and self.canary is not None:
+            raise ValueError("canary: is a flag of the generative demo: use it with demo: llm")
         return self
 
 

@@ -1,0 +1,1 @@
+"""The demo's generative service: a tiny char-level transformer behind an OpenAI-compatible gateway."""
