@@ -1,0 +1,54 @@
+"""Trial durations planned from the time budget.
+
+Every trial is one full run of the scenario (target start, warm-up, load, teardown), so the
+budget is split by the trials both sweeps are expected to take, less each trial's start and
+stop overhead; the scenario's durations (warm-up, load, baseline, fault offsets) are all
+scaled by one factor, the same for every trial so that their verdicts compare. A trial is
+never longer than the scenario itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.engine.scenario.model import Scenario
+
+# start + teardown of one trial, before one is measured: the demo imports torch and trains
+# or loads its model (seconds on a busy 2-core box); a plain command or URL target is quick
+DEMO_OVERHEAD_S = 20.0
+PLAIN_OVERHEAD_S = 6.0
+# kept free at the end of the budget: the last trial's teardown and the pages
+RESERVE_S = 10.0
+MIN_LOAD_S = 3.0  # shorter trials measure too few windows to judge an SLO
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    budget_s: float
+    trials: int  # expected over both sweeps
+    overhead_s: float  # estimated start + stop of one trial
+    factor: float  # every scenario duration times this
+    load_s: float  # warm-up + load of one trial, after scaling
+
+    @property
+    def trial_s(self) -> float:
+        return self.overhead_s + self.load_s
+
+
+def plan_trials(scenario: Scenario, budget_s: float, trials: int) -> TrialPlan:
+    overhead = DEMO_OVERHEAD_S if scenario.target.demo else PLAIN_OVERHEAD_S
+    full = scenario.load.warmup + scenario.load.duration
+    per_trial = (budget_s - RESERVE_S) / max(trials, 1) - overhead
+    floor = min(1.0, MIN_LOAD_S / full)
+    factor = min(1.0, max(floor, per_trial / full))
+    return TrialPlan(budget_s, trials, overhead, factor, full * factor)
+
+
+def scaled_scenario(scenario: Scenario, factor: float) -> Scenario:
+    """A copy with every duration (warm-up included) times `factor`; windows no longer than
+    0.5 s once scaled down, as --quick does, so that a short trial still has windows to judge."""
+    out = scenario.scaled(factor) if factor < 1 else scenario.model_copy(deep=True)
+    if factor < 1:
+        out.load.warmup *= factor
+        out.load.window = min(out.load.window, 0.5)
+    return out
