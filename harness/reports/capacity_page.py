@@ -11,7 +11,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from harness.reports.plot import FAULT_COLORS, plotly_js
+from harness.reports.plot import FAULT_COLORS, SLO_COLOR, plotly_js, slo_line
 from harness.reports.writers import TEMPLATES
 
 SWEEP_COLORS = {"healthy": "#1f77b4", "fault": FAULT_COLORS[0]}
@@ -28,9 +28,9 @@ def knee_text(sweep: dict[str, Any] | None, levels: list[float]) -> str:
         return (f"no level held (failed at {fail:g})" if fail is not None and fail in tested
                 else "not measured (no level was tried)")
     if fail is None:
-        return f"{knee:g} (held at the maximum tried; capacity may be higher)"
+        return f"{knee:g} users (held at the maximum tried; capacity may be higher)"
     below = "" if fail in tested else " (assumed: the healthy sweep failed there)"
-    return f"{knee:g} (held; {fail:g} failed{below})"
+    return f"{knee:g} users (held; {fail:g} failed{below})"
 
 
 def headroom_text(record: dict[str, Any]) -> str:
@@ -59,6 +59,11 @@ def capacity_figure(record: dict[str, Any]) -> go.Figure:
         if knee is not None:
             fig.add_vline(x=knee, line={"color": color, "dash": "dash"},
                           annotation_text=f"knee {sweep}: {knee:g}", annotation_position="top left")
+    for slo in record.get("slo_limits") or []:  # each SLO's limit on the panel of its SLI
+        line = slo_line(slo, {})
+        if line is not None and line[0] in ("latency", "error"):
+            fig.add_hline(y=line[1], row=1 if line[0] == "latency" else 2, col=1, line={"color": SLO_COLOR, "dash": "dot"},
+                          annotation_text=slo["name"], annotation_position="bottom right")
     fig.update_xaxes(title_text="load (users)", row=2, col=1)
     fig.update_layout(height=560, margin={"l": 60, "r": 20, "t": 40, "b": 40}, hovermode="closest")
     return fig

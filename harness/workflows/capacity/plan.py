@@ -17,9 +17,12 @@ from harness.engine.scenario.model import Scenario
 # or loads its model (seconds on a busy 2-core box); a plain command or URL target is quick
 DEMO_OVERHEAD_S = 20.0
 PLAIN_OVERHEAD_S = 6.0
-# kept free at the end of the budget: the last trial's teardown and the pages
-RESERVE_S = 10.0
 MIN_LOAD_S = 3.0  # shorter trials measure too few windows to judge an SLO
+
+
+def reserve_s(budget_s: float) -> float:
+    """Kept free at the end of the budget: a stopped trial's rollback and teardown, and the pages."""
+    return min(15.0, max(4.0, 0.05 * budget_s))
 
 
 @dataclass(frozen=True)
@@ -38,17 +41,28 @@ class TrialPlan:
 def plan_trials(scenario: Scenario, budget_s: float, trials: int) -> TrialPlan:
     overhead = DEMO_OVERHEAD_S if scenario.target.demo else PLAIN_OVERHEAD_S
     full = scenario.load.warmup + scenario.load.duration
-    per_trial = (budget_s - RESERVE_S) / max(trials, 1) - overhead
+    per_trial = (budget_s - reserve_s(budget_s)) / max(trials, 1) - overhead
     floor = min(1.0, MIN_LOAD_S / full)
     factor = min(1.0, max(floor, per_trial / full))
     return TrialPlan(budget_s, trials, overhead, factor, full * factor)
 
 
-def scaled_scenario(scenario: Scenario, factor: float) -> Scenario:
+def scaled_scenario(scenario: Scenario, factor: float, recovery_s: float = 0.0) -> Scenario:
     """A copy with every duration (warm-up included) times `factor`; windows no longer than
-    0.5 s once scaled down, as --quick does, so that a short trial still has windows to judge."""
+    0.5 s once scaled down, as --quick does, so that a short trial still has windows to judge.
+
+    The load after the last fault is kept long enough (up to what the scenario has) to see a
+    recovery of `recovery_s` (the longest `recovery_time < X` an SLO allows) and the windows
+    that confirm it: scaled shorter, a recovery the SLO allows could not be seen at all and
+    would count as a failure that the scenario never meant."""
     out = scenario.scaled(factor) if factor < 1 else scenario.model_copy(deep=True)
-    if factor < 1:
-        out.load.warmup *= factor
-        out.load.window = min(out.load.window, 0.5)
+    if factor >= 1:
+        return out
+    out.load.warmup *= factor
+    out.load.window = min(out.load.window, 0.5)
+    if out.timeline.faults and recovery_s > 0:
+        need = recovery_s + out.settings.recovery_windows * out.load.window
+        tail = out.load.duration - max(f.at + f.duration for f in out.timeline.faults)
+        full_tail = scenario.load.duration - max(f.at + f.duration for f in scenario.timeline.faults)
+        out.load.duration += max(0.0, min(need, full_tail) - tail)
     return out

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from harness.engine.runner import Runner, RunOptions
 from harness.engine.scenario.loader import LoadedScenario
 from harness.engine.scenario.model import Scenario
+from harness.engine.slo.ast import Number, RecoveryTime
 
 Sweep = Literal["healthy", "fault"]
 BUDGET_STOP = "the capacity search's time budget ran out"
@@ -38,7 +39,7 @@ class Trial:
     p95_ms: float | None  # over the windows the sweep is about (the fault's, under fault)
     error_rate: float | None
     throughput: float | None
-    slos: list[dict[str, Any]] = field(default_factory=list)  # name, passed, measured, unit
+    slos: list[dict[str, Any]] = field(default_factory=list)  # name, expect, passed, measured, unit, threshold
     message: str = ""
 
 
@@ -56,6 +57,13 @@ def healthy_variant(loaded: LoadedScenario) -> LoadedScenario:
     s.slos = [s.slos[i] for i in keep]
     lines = [loaded.slo_lines[i] for i in keep] if len(loaded.slo_lines) == len(loaded.slos) else []
     return replace(loaded, scenario=s, faults=[], attacks=[], slos=[loaded.slos[i] for i in keep], slo_lines=lines)
+
+
+def longest_recovery(loaded: LoadedScenario) -> float:
+    """The longest recovery an SLO allows (`recovery_time < 10s`: 10), 0 without such an SLO."""
+    limits = [slo.comparison.right.value for slo in loaded.slos
+              if isinstance(slo.comparison.left, RecoveryTime) and isinstance(slo.comparison.right, Number)]
+    return max(limits, default=0.0)
 
 
 def at_level(loaded: LoadedScenario, shaped: Scenario, users: int, seed: int) -> LoadedScenario:
@@ -91,6 +99,6 @@ def run_trial(loaded: LoadedScenario, sweep: Sweep, level: float, repeat: int, o
         sweep=sweep, level=level, repeat=repeat, run_dir=str(result.run_dir), status=result.status,
         exit_code=result.exit_code, held=held, wall_s=round(time.monotonic() - started, 2),
         p95_ms=slis.get("p95(latency)"), error_rate=slis.get("error_rate"), throughput=slis.get("throughput"),
-        slos=[{k: v.get(k) for k in ("name", "expect", "passed", "measured", "unit")} for v in data.get("slos") or []],
+        slos=[{k: v.get(k) for k in ("name", "expect", "passed", "measured", "unit", "threshold")} for v in data.get("slos") or []],
         message="cut short by the time budget" if cut else (result.message or ""),
     )

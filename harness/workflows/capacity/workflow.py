@@ -22,7 +22,7 @@ from harness.core.fault import UserError
 from harness.core.units import parse_duration
 from harness.engine.scenario.loader import LoadedScenario, load_scenario
 from harness.reports.capacity_page import capacity_html, capacity_markdown
-from harness.workflows.capacity.plan import TrialPlan, plan_trials, scaled_scenario
+from harness.workflows.capacity.plan import TrialPlan, plan_trials, reserve_s, scaled_scenario
 from harness.workflows.capacity.search import (
     BudgetSpent,
     KneeSearch,
@@ -31,7 +31,14 @@ from harness.workflows.capacity.search import (
     level_grid,
     planned_trials,
 )
-from harness.workflows.capacity.trials import Sweep, Trial, at_level, healthy_variant, run_trial
+from harness.workflows.capacity.trials import (
+    Sweep,
+    Trial,
+    at_level,
+    healthy_variant,
+    longest_recovery,
+    run_trial,
+)
 
 EXIT_DONE, EXIT_BUDGET, EXIT_BAD_INPUT, EXIT_BROKEN, EXIT_INTERRUPTED = 0, 1, 2, 4, 130
 DEFAULT_STEPS = 16  # grid levels when --step is not given
@@ -120,7 +127,7 @@ class CapacitySearch:
     def run(self) -> int:
         """Both sweeps, then the pages; returns the exit code."""
         self.started = time.time()
-        self.deadline = self.started + self.budget_s - min(15.0, 0.05 * self.budget_s)
+        self.deadline = self.started + self.budget_s - reserve_s(self.budget_s)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         p = self.plan
         self.log(f"capacity {self.loaded.scenario.name}: levels {self.levels[0]:g}..{self.levels[-1]:g} users, "
@@ -138,6 +145,8 @@ class CapacitySearch:
         except TrialBroken as exc:
             self.stop_note = f"stopped: a trial broke ({exc.trial.status}): {exc.trial.message}"
             code = EXIT_INTERRUPTED if exc.trial.status == "interrupted" else EXIT_BROKEN
+        except KeyboardInterrupt:  # between two trials (a trial's own Ctrl-C ends it as `interrupted`)
+            self.stop_note, code = "stopped: interrupted", EXIT_INTERRUPTED
         if code == EXIT_BUDGET:
             self.stop_note = "the time budget ran out before the search finished: the best bracket found is reported"
         record = self._record(sweeps, code)
@@ -145,7 +154,7 @@ class CapacitySearch:
         return code
 
     def _sweep(self, sweep: Sweep, variant: LoadedScenario, ceiling: int | None) -> SweepResult:
-        shaped = scaled_scenario(variant.scenario, self.plan.factor)
+        shaped = scaled_scenario(variant.scenario, self.plan.factor, longest_recovery(variant))
         trial_dir = self.out_dir / "trials" / sweep
 
         def judge(level: float) -> bool:
@@ -192,10 +201,20 @@ class CapacitySearch:
             "note": self.stop_note,
             "slos": [{"name": s.name, "expect": s.expect} for s in self.loaded.scenario.slos],
             "healthy_slos": [s.name for s in healthy_variant(self.loaded).scenario.slos],
+            "slo_limits": self._slo_limits(),
             "sweeps": {s.sweep: asdict(s) for s in sweeps},
             "headroom": headroom,
             "trials": [asdict(t) for t in self.trials],
         }
+
+    def _slo_limits(self) -> list[dict[str, Any]]:
+        """Each SLO's threshold, as the first trial that judged it measured it (for the chart's lines)."""
+        limits: dict[str, dict[str, Any]] = {}
+        for t in self.trials:
+            for v in t.slos:
+                if v.get("threshold") is not None:
+                    limits.setdefault(v["name"], {k: v[k] for k in ("name", "expect", "threshold")})
+        return list(limits.values())
 
     def _write(self, record: dict[str, Any]) -> None:
         (self.out_dir / "capacity.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
