@@ -167,3 +167,28 @@ def test_a_spent_budget_leaves_the_bracket_found_so_far() -> None:
 
     outcome = KneeSearch(levels, judge).run()
     assert not outcome.complete and (outcome.knee, outcome.first_failure) == (8, 12)
+
+
+def test_healthy_trials_drop_the_faults_and_the_slos_only_a_fault_gives_data_to() -> None:
+    from harness.engine.scenario.loader import load_scenario
+    from harness.workflows.capacity.trials import healthy_variant
+
+    loaded = load_scenario(ROOT / "scenarios" / "feature-store-latency.yaml")
+    healthy = healthy_variant(loaded)
+    assert [s.name for s in healthy.scenario.slos] == ["availability"]  # `during slow-feature-store`, recovery_time out
+    assert len(healthy.slos) == 1 and not healthy.scenario.timeline.faults and not healthy.faults
+    assert len(loaded.scenario.slos) == 4 and loaded.scenario.timeline.faults  # the original is left alone
+
+
+def test_scaled_trials_keep_room_for_the_recovery_an_slo_allows() -> None:
+    from harness.engine.scenario.loader import load_scenario
+    from harness.workflows.capacity.plan import scaled_scenario
+    from harness.workflows.capacity.trials import longest_recovery
+
+    loaded = load_scenario(ROOT / "scenarios" / "feature-store-latency.yaml")  # 60 s, fault 15-35 s, recovery < 10s
+    assert longest_recovery(loaded) == 10.0
+    s = scaled_scenario(loaded.scenario, 0.25, longest_recovery(loaded))
+    fault = s.timeline.faults[0]
+    assert (s.load.warmup, fault.at, fault.duration) == (3.75, 3.75, 5.0)
+    assert s.load.duration - (fault.at + fault.duration) == 10.0 + 3 * 0.5  # the recovery + its confirming windows
+    assert scaled_scenario(loaded.scenario, 1.0, 10.0).load.duration == 60.0  # never longer than the scenario

@@ -136,10 +136,13 @@ class CapacitySearch:
         sweeps: list[SweepResult] = []
         code = EXIT_DONE
         try:
-            healthy = self._sweep("healthy", healthy_variant(self.loaded), None)
+            # the healthy sweep may use half the time; what it leaves goes to the fault sweep, so
+            # that a slow box still brackets both knees rather than one
+            halfway = self.started + (self.deadline - self.started) / 2
+            healthy = self._sweep("healthy", healthy_variant(self.loaded), None, halfway)
             sweeps.append(healthy)
             ceiling = None if healthy.first_failure is None else self.levels.index(healthy.first_failure)
-            sweeps.append(self._sweep("fault", self.loaded, ceiling))
+            sweeps.append(self._sweep("fault", self.loaded, ceiling, self.deadline))
             if not all(s.complete for s in sweeps):
                 code = EXIT_BUDGET
         except TrialBroken as exc:
@@ -153,13 +156,14 @@ class CapacitySearch:
         self._write(record)
         return code
 
-    def _sweep(self, sweep: Sweep, variant: LoadedScenario, ceiling: int | None) -> SweepResult:
+    def _sweep(self, sweep: Sweep, variant: LoadedScenario, ceiling: int | None, until: float) -> SweepResult:
+        """One sweep's search; no trial starts that would end after `until`."""
         shaped = scaled_scenario(variant.scenario, self.plan.factor, longest_recovery(variant))
         trial_dir = self.out_dir / "trials" / sweep
 
         def judge(level: float) -> bool:
             expected = max([t.wall_s for t in self.trials] or [self.plan.trial_s])
-            if time.time() + expected > self.deadline:
+            if time.time() + expected > until:
                 raise BudgetSpent
             repeat = 1 + sum(t.sweep == sweep and t.level == level for t in self.trials)
             trial = run_trial(at_level(variant, shaped, int(level), self.seed), sweep, level, repeat, trial_dir,
