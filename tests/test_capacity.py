@@ -190,5 +190,8 @@ def test_scaled_trials_keep_room_for_the_recovery_an_slo_allows() -> None:
     s = scaled_scenario(loaded.scenario, 0.25, longest_recovery(loaded))
     fault = s.timeline.faults[0]
     assert (s.load.warmup, fault.at, fault.duration) == (3.75, 3.75, 5.0)
-    assert s.load.duration - (fault.at + fault.duration) == 10.0 + 3 * 0.5  # the recovery + its confirming windows
+    assert s.load.window == 1.0  # 21.75 s still holds 15 windows of the scenario's size
+    assert s.load.duration - (fault.at + fault.duration) == 10.0 + 3 * 1.0  # the recovery + its confirming windows
+    short = scaled_scenario(loaded.scenario, 0.1)  # 6 s: too few 1 s windows to judge
+    assert short.load.window == 0.5
     assert scaled_scenario(loaded.scenario, 1.0, 10.0).load.duration == 60.0  # never longer than the scenario

@@ -104,10 +104,12 @@ def capacity_markdown(record: dict[str, Any]) -> str:
         lines.append(f"- the verdict flipped between repeats at (repeated, majority kept): {'; '.join(flips)}")
     if record["note"]:
         lines.append(f"- **{record['note']}**")
-    lines += ["", "| sweep | users | trial | verdict | p95 (ms) | error rate | req/s | run |", "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| sweep | users | trial | verdict | p95 (ms) | error rate | req/s | SLOs not held | run |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for t in record["trials"]:
         word = {True: "held", False: "failed", None: "no verdict"}[t["held"]]
         rps = "not measured" if t["throughput"] is None else f"{t['throughput']:.1f}"
+        missed = ", ".join(v["name"] for v in t["slos"] if v["passed"] is not True) or "-"
         lines.append(f"| {t['sweep']} | {t['level']:g} | {t['repeat']} | {word} | {_cell(t['p95_ms'], 'ms')} "
-                     f"| {_cell(t['error_rate'], '')} | {rps} | {t['run_dir']} |")
+                     f"| {_cell(t['error_rate'], '')} | {rps} | {missed} | {t['run_dir']} |")
     return "\n".join(lines) + "\n"

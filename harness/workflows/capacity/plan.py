@@ -18,6 +18,7 @@ from harness.engine.scenario.model import Scenario
 DEMO_OVERHEAD_S = 20.0
 PLAIN_OVERHEAD_S = 6.0
 MIN_LOAD_S = 3.0  # shorter trials measure too few windows to judge an SLO
+MIN_WINDOWS = 15
 
 
 def reserve_s(budget_s: float) -> float:
@@ -48,8 +49,10 @@ def plan_trials(scenario: Scenario, budget_s: float, trials: int) -> TrialPlan:
 
 
 def scaled_scenario(scenario: Scenario, factor: float, recovery_s: float = 0.0) -> Scenario:
-    """A copy with every duration (warm-up included) times `factor`; windows no longer than
-    0.5 s once scaled down, as --quick does, so that a short trial still has windows to judge.
+    """A copy with every duration (warm-up included) times `factor`. A trial left with fewer
+    than MIN_WINDOWS windows gets 0.5 s windows, as --quick does, so that it still has windows
+    to judge; otherwise the scenario's window stays (a shorter one makes a stall of the load on
+    a busy box an empty window, which availability counts as down).
 
     The load after the last fault is kept long enough (up to what the scenario has) to see a
     recovery of `recovery_s` (the longest `recovery_time < X` an SLO allows) and the windows
@@ -59,10 +62,11 @@ def scaled_scenario(scenario: Scenario, factor: float, recovery_s: float = 0.0) 
     if factor >= 1:
         return out
     out.load.warmup *= factor
-    out.load.window = min(out.load.window, 0.5)
     if out.timeline.faults and recovery_s > 0:
         need = recovery_s + out.settings.recovery_windows * out.load.window
         tail = out.load.duration - max(f.at + f.duration for f in out.timeline.faults)
         full_tail = scenario.load.duration - max(f.at + f.duration for f in scenario.timeline.faults)
         out.load.duration += max(0.0, min(need, full_tail) - tail)
+    if out.load.duration / out.load.window < MIN_WINDOWS:
+        out.load.window = min(out.load.window, 0.5)
     return out
