@@ -180,18 +180,21 @@ def test_healthy_trials_drop_the_faults_and_the_slos_only_a_fault_gives_data_to(
     assert len(loaded.scenario.slos) == 4 and loaded.scenario.timeline.faults  # the original is left alone
 
 
-def test_scaled_trials_keep_room_for_the_recovery_an_slo_allows() -> None:
+def test_short_trials_shorten_the_steady_state_and_keep_the_faults_as_written() -> None:
     from harness.engine.scenario.loader import load_scenario
-    from harness.workflows.capacity.plan import scaled_scenario
+    from harness.workflows.capacity.plan import fault_trial, healthy_trial, plan_trials
     from harness.workflows.capacity.trials import longest_recovery
 
     loaded = load_scenario(ROOT / "scenarios" / "feature-store-latency.yaml")  # 60 s, fault 15-35 s, recovery < 10s
     assert longest_recovery(loaded) == 10.0
-    s = scaled_scenario(loaded.scenario, 0.25, longest_recovery(loaded))
+    s = fault_trial(loaded.scenario, 0.2, longest_recovery(loaded))
     fault = s.timeline.faults[0]
-    assert (s.load.warmup, fault.at, fault.duration) == (3.75, 3.75, 5.0)
-    assert s.load.window == 1.0  # 21.75 s still holds 15 windows of the scenario's size
+    assert (s.load.warmup, s.timeline.baseline, fault.at, fault.duration) == (5.0, 5.0, 5.0, 20.0)
     assert s.load.duration - (fault.at + fault.duration) == 10.0 + 3 * 1.0  # the recovery + its confirming windows
-    short = scaled_scenario(loaded.scenario, 0.1)  # 6 s: too few 1 s windows to judge
-    assert short.load.window == 0.5
-    assert scaled_scenario(loaded.scenario, 1.0, 10.0).load.duration == 60.0  # never longer than the scenario
+    assert s.load.window == 1.0  # 38 s still holds 15 windows of the scenario's size
+    h = healthy_trial(loaded.scenario, 0.1)
+    assert (h.load.warmup, h.load.duration, h.load.window) == (5.0, 6.0, 0.5)  # 6 windows of 1 s: too few
+    full = fault_trial(loaded.scenario, 1.0, 10.0)
+    assert (full.load.duration, full.timeline.faults[0].at) == (60.0, 15.0)  # never longer than the scenario
+    plan = plan_trials(loaded.scenario, 600, 14, 10.0)
+    assert plan.factor < 1 and plan.fault_load_s == 5.0 + 38.0  # the fault trial's floor: warm-up + 5 + 20 + 13

@@ -95,7 +95,7 @@ def capacity_markdown(record: dict[str, Any]) -> str:
         f"- headroom the faults leave (capacity under fault / healthy): **{headroom_text(record)}**",
         (f"- search: {record['search']}, step {record['step']:g} users, seed {record['seed']}; "
          f"{len(record['trials'])} trials in {record['elapsed_s']:g} s of a {record['budget_s']:g} s budget "
-         f"(each trial the scenario x{record['plan']['factor']:.2f})"),
+         f"(each trial's steady state x{record['plan']['factor']:.2f}; faults as written)"),
         f"- knee rule: {record['knee_rule']}",
     ]
     flips = [f"{s}: {', '.join(f'{v:g}' for v in sw['flipped_levels'])}"

@@ -22,7 +22,13 @@ from harness.core.fault import UserError
 from harness.core.units import parse_duration
 from harness.engine.scenario.loader import LoadedScenario, load_scenario
 from harness.reports.capacity_page import capacity_html, capacity_markdown
-from harness.workflows.capacity.plan import TrialPlan, plan_trials, reserve_s, scaled_scenario
+from harness.workflows.capacity.plan import (
+    TrialPlan,
+    fault_trial,
+    healthy_trial,
+    plan_trials,
+    reserve_s,
+)
 from harness.workflows.capacity.search import (
     BudgetSpent,
     KneeSearch,
@@ -116,7 +122,8 @@ class CapacitySearch:
         s = self.loaded.scenario
         self.seed = s.seed if req.seed is None else req.seed
         per_sweep = planned_trials(len(self.levels), req.search, req.confirm)
-        self.plan: TrialPlan = plan_trials(s, self.budget_s, 2 * per_sweep)
+        self.recovery_s = longest_recovery(self.loaded)
+        self.plan: TrialPlan = plan_trials(s, self.budget_s, 2 * per_sweep, self.recovery_s)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         self.out_dir = (req.output or Path(s.output.dir) / "capacity" / s.name / stamp).absolute()
         self.trials: list[Trial] = []
@@ -131,7 +138,8 @@ class CapacitySearch:
         self.out_dir.mkdir(parents=True, exist_ok=True)
         p = self.plan
         self.log(f"capacity {self.loaded.scenario.name}: levels {self.levels[0]:g}..{self.levels[-1]:g} users, "
-                 f"~{p.trials} trials of {p.load_s:.0f}s load (durations x{p.factor:.2f}) in {self.budget_s:g}s; "
+                 f"~{p.trials} trials of {p.healthy_load_s:.0f}s (healthy) / {p.fault_load_s:.0f}s (faults) "
+                 f"of load (steady state x{p.factor:.2f}) in {self.budget_s:g}s; "
                  f"seed {self.seed} → {self.out_dir}")
         sweeps: list[SweepResult] = []
         code = EXIT_DONE
@@ -158,7 +166,8 @@ class CapacitySearch:
 
     def _sweep(self, sweep: Sweep, variant: LoadedScenario, ceiling: int | None, until: float) -> SweepResult:
         """One sweep's search; no trial starts that would end after `until`."""
-        shaped = scaled_scenario(variant.scenario, self.plan.factor, longest_recovery(variant))
+        shaped = (healthy_trial(variant.scenario, self.plan.factor) if sweep == "healthy"
+                  else fault_trial(variant.scenario, self.plan.factor, self.recovery_s))
         trial_dir = self.out_dir / "trials" / sweep
 
         def judge(level: float) -> bool:
