@@ -24,13 +24,16 @@ def knee_text(sweep: dict[str, Any] | None, levels: list[float]) -> str:
         return "not measured (the search did not reach this sweep)"
     knee, fail = sweep["knee"], sweep["first_failure"]
     tested = {v["level"] for v in sweep["verdicts"]}
+    split = [v["level"] for v in sweep["verdicts"] if v["holds"] is None]  # a tie the budget left undecided
+    undecided = f"; undecided at {', '.join(f'{lv:g}' for lv in split)} (verdicts split)" if split else ""
     if knee is None:
-        return (f"no level held (failed at {fail:g})" if fail is not None and fail in tested
-                else "not measured (no level was tried)")
+        return (f"no level held (failed at {fail:g}){undecided}" if fail is not None and fail in tested
+                else f"not measured (no level held or was tried){undecided}")
     if fail is None:
-        return f"{knee:g} users (held at the maximum tried; capacity may be higher)"
+        top = " (held at the maximum tried; capacity may be higher)" if knee == levels[-1] else ""
+        return f"{knee:g} users{top}{undecided}"
     below = "" if fail in tested else " (assumed: the healthy sweep failed there)"
-    return f"{knee:g} users (held; {fail:g} failed{below})"
+    return f"{knee:g} users (held; {fail:g} failed{below}){undecided}"
 
 
 def headroom_text(record: dict[str, Any]) -> str:
