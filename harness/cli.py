@@ -511,6 +511,39 @@ def drift_test(
     raise typer.Exit(drift_test_main(argv))
 
 
+class CapacitySearchKind(str, Enum):
+    bisect = "bisect"
+    linear = "linear"
+
+
+@app.command()
+def capacity(
+    scenario: Path = typer.Argument(..., help="Scenario YAML file (its SLOs judge each level; its faults make the second sweep)"),
+    max_users: int | None = typer.Option(None, "--max-users", help="Highest number of users to try"),
+    max_rate: float | None = typer.Option(None, "--max-rate", help="Highest arrival rate to try, requests/s (arrival-rate loads)"),
+    budget: str = typer.Option("10m", "--budget", help="Time for the whole search, e.g. 10m; trial durations are planned from it"),
+    step: float | None = typer.Option(None, "--step", help="Distance between the levels tried (default: the maximum / 16, at least 1)"),
+    seed: int | None = typer.Option(None, "--seed", help="Seed of every trial (default: the scenario's)"),
+    search: CapacitySearchKind = typer.Option(CapacitySearchKind.bisect, "--search", help="Bisect the levels, or step up through them (linear)"),
+    confirm: bool = typer.Option(True, "--confirm/--no-confirm", help="Repeat both ends of the final bracket (a third trial where they flip)"),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Folder for capacity.html/json, summary.md and the trials"),
+    allow_host: list[str] = typer.Option([], "--allow-host", help="Allow a non-loopback host (repeatable)"),
+) -> None:
+    """Find the highest load at which every SLO holds, healthy and with the scenario's faults."""
+    from harness.workflows.capacity.workflow import CapacityRequest, CapacitySearch
+
+    req = CapacityRequest(scenario, max_users, max_rate, budget, step, seed, search.value, confirm, output, allow_host)
+    try:
+        searcher = CapacitySearch(req, log=lambda line: err.print(line, highlight=False, markup=False, soft_wrap=True))
+    except UserError as exc:
+        _user_error(exc)
+        raise typer.Exit(2) from None
+    code = searcher.run()
+    sys.stdout.write((searcher.out_dir / "summary.md").read_text(encoding="utf-8"))
+    err.print(f"report: {searcher.out_dir / 'capacity.html'}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
 # --- probe-target / init (harness/engine/probe_target.py) ------------------------------------
 
 
