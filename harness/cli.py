@@ -257,7 +257,7 @@ class DemoMode(str, Enum):
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def demo(
     ctx: typer.Context,
-    system: DemoSystem = typer.Argument(DemoSystem.fraud, help="fraud: feature store + model server; llm: model backend + OpenAI gateway"),
+    system: DemoSystem = typer.Argument(DemoSystem.fraud, help="Which system: fraud (feature store + model server) or llm (model backend + OpenAI gateway)"),
     mode: DemoMode = typer.Option(DemoMode.resilient, "--mode", help="Resilience patterns on (resilient) or off (fragile)"),
     host: str = typer.Option("127.0.0.1", "--host", help="Address both servers listen on"),
     port: int = typer.Option(8080, "--port", help="Model server port"),
@@ -266,8 +266,10 @@ def demo(
     seed: int = typer.Option(0, "--seed", help="World seed of the synthetic data"),
     ready_timeout: float = typer.Option(120.0, "--ready-timeout", help="Seconds to wait for both servers"),
 ) -> None:
-    """Start a bundled demo ML system and print its URLs: `fraud` (feature store + model
-    server) or `llm` (a generative model backend + an OpenAI-compatible gateway).
+    """Start a bundled demo ML system and print its URLs.
+
+    `fraud` is a feature store and a model server; `llm` a generative model backend and
+    an OpenAI-compatible gateway in front of it.
 
     Other flags go to the model server (`python -m harness.demo serve --help` lists them),
     or to the llm gateway (`python -m harness.demo llm-gateway --help`)."""
