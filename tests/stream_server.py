@@ -17,13 +17,17 @@ the Unix clock, when the kernel received it and when each content token was sent
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
+import urllib.request
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -187,6 +191,26 @@ class StreamHandler(BaseHTTPRequestHandler):
         elif mode == "abort":
             self._event(json.dumps({"error": {"message": "scripted engine failure"}}))
             self.wfile.write(b"0\r\n\r\n")
+
+
+@contextlib.contextmanager
+def running(script: StreamScript, folder: Path) -> Iterator[str]:
+    """The server as a child process serving `script`, for a with-block: its base URL."""
+    path = folder / "script.json"
+    path.write_text(script.model_dump_json())
+    proc = subprocess.Popen([sys.executable, "-m", "tests.stream_server", str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        yield proc.stdout.readline().strip()
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def record(url: str) -> list[dict[str, Any]]:
+    """Every generation request the server at `url` has seen (see the module docstring)."""
+    with urllib.request.urlopen(url + "/record", timeout=5) as resp:
+        return json.loads(resp.read())
 
 
 def main() -> None:

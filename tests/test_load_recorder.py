@@ -18,13 +18,15 @@ from harness.engine.load.shape_profiles import users_at
 
 def test_samples_go_to_the_window_their_request_started_in() -> None:
     rec = WindowRecorder(0.1)
-    rec.record(100.05, 250.0)  # started in window 1000, finished 250 ms later
+    rec.record(100.05, 280.0)  # started in window 1000, finished 280 ms later
     rec.record(100.15, 5.0, failure="http_503")
     rec.record(100.12, 10.0, decoded=Decoded(predictions=[1, 2], fallback=True), labels=[1, 0])
     records = {r["index"]: Window.from_record(r) for r in rec.drain()}
-    assert set(records) == {1000, 1001}
+    assert set(records) == {1000, 1001, 1003}  # 1003: where the first one ended (100.33 s)
+    assert {i: w.activity for i, w in records.items()} == {1000: 0, 1001: 2, 1003: 1}
+    assert records[1003].requests == 0
     assert records[1000].requests == 1 and records[1000].latency.get_max_value() == pytest.approx(
-        250_000, rel=1e-3
+        280_000, rel=1e-3
     )
     w = records[1001]
     assert (w.requests, w.failures, w.fallbacks, w.labelled, w.correct) == (
@@ -56,8 +58,11 @@ def test_delta_records_merge_exactly() -> None:
                 w = Window.from_record(r)
                 merged.setdefault(w.index, Window(index=w.index, size=1.0)).merge(w)
     for r in rec.drain():
-        merged[50].merge(Window.from_record(r))
+        w = Window.from_record(r)
+        merged.setdefault(w.index, Window(index=w.index, size=1.0)).merge(w)
     assert merged[50].requests == 100 and merged[50].latency.total_count == 100
+    # completions by when they happened: start 50 + i/100 s, i + 1 ms later; from i = 91 in window 51
+    assert (merged[50].activity, merged[51].activity, merged[51].requests) == (91, 9, 0)
     assert merged[50].latency.get_value_at_percentile(50) == pytest.approx(50_000, rel=2e-3)
 
 
@@ -83,6 +88,8 @@ def test_batched_recording_gives_the_windows_record_value_gives_sample_by_sample
             math.floor(start / 0.1), Window(index=math.floor(start / 0.1), size=0.1)
         )
         us = max(1, round(ms * 1000))
+        ended = math.floor((start + ms / 1000) / 0.1)  # activity: where the request ended
+        truth.setdefault(ended, Window(index=ended, size=0.1)).activity += 1
         w.requests += 1
         w.latency.record_value(us)
         w.latency_sum_us += us
@@ -96,10 +103,13 @@ def test_batched_recording_gives_the_windows_record_value_gives_sample_by_sample
             rec.record(start, ms, failure="timeout")
             w.requests += 1
             w.failures["timeout"] = 1
+            truth[math.floor((start + ms / 1000) / 0.1)].activity += 1
     assert rec.requests == n + 1
     got = {r["index"]: r for r in rec.drain()}
     assert got == {i: w.to_record() for i, w in truth.items()}
     for i, w in truth.items():  # the histograms themselves, not only their encoding
+        if not w.requests:
+            continue  # a window only requests ended in: no histogram to compare
         h = Window.from_record(got[i]).latency
         assert (h.total_count, h.min_value, h.max_value) == (
             w.latency.total_count,
@@ -193,3 +203,14 @@ def test_response_decoder_remembers_bodies_and_still_rejects_garbage() -> None:
     for i in range(response_decoder.MAX_ENTRIES + 5):  # a full memory is dropped, not grown
         decoder.decode(body.replace(b'"3"', f'"{i}"'.encode()))
     assert len(decoder._known) <= response_decoder.MAX_ENTRIES
+
+
+def test_activity_counts_tokens_of_a_stream_that_failed_where_they_arrived() -> None:
+    """A stream stalled after 3 tokens: its tokens and its end are progress in their windows."""
+    from harness.engine.load.generation import GenerationSample
+
+    rec = WindowRecorder(0.5)
+    partial = GenerationSample(duration_s=0.7, ttft_s=0.3, itl_s=[0.2, 0.2], output_tokens=3)
+    rec.record(100.0, 2200.0, failure="stream_stalled", generation=partial)  # tokens at +0.3, +0.5, +0.7
+    records = {r["index"]: Window.from_record(r) for r in rec.drain()}
+    assert {i: (w.requests, w.activity) for i, w in records.items()} == {200: (1, 1), 201: (0, 2), 204: (0, 1)}

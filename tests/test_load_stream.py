@@ -15,7 +15,6 @@ import json
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,7 +33,7 @@ from harness.core.windows import (
 )
 from harness.engine.load import LoadConfig, LoadProcess, merge_into
 from tests.load_support import drive_load
-from tests.stream_server import StreamScript
+from tests.stream_server import StreamScript, record, running
 
 RUN_LIMIT_S = 60
 TOKENS = 8
@@ -42,20 +41,8 @@ TOKENS = 8
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    script = tmp_path_factory.mktemp("stream") / "script.json"
-    script.write_text(StreamScript(tokens=TOKENS, stall_s=2.0).model_dump_json())
-    proc = subprocess.Popen([sys.executable, "-m", "tests.stream_server", str(script)], stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        yield proc.stdout.readline().strip()
-    finally:
-        proc.kill()
-        proc.wait(10)
-
-
-def _record(url: str) -> list[dict]:
-    with urllib.request.urlopen(url + "/record", timeout=5) as resp:
-        return json.loads(resp.read())
+    with running(StreamScript(tokens=TOKENS, stall_s=2.0), tmp_path_factory.mktemp("stream")) as url:
+        yield url
 
 
 def _run(cfg: LoadConfig, workdir: Path) -> Window:
@@ -99,11 +86,11 @@ def _robust_percentiles(values: list[float], levels: int) -> list[float]:
 
 
 def test_ttft_and_itl_agree_with_the_servers_record(server: str, tmp_path: Path) -> None:
-    before = len(_record(server))
+    before = len(record(server))
     cfg = LoadConfig(target_url=server, protocol="openai-chat", model="scripted", users=4, duration=4.0,
                      max_tokens=TOKENS, request_timeout=5.0)
     total = _run(cfg, tmp_path / "load")
-    served = [r for r in _record(server)[before:] if r["mode"] == "ok"]
+    served = [r for r in record(server)[before:] if r["mode"] == "ok"]
     assert served and total.failed == 0 and total.requests == len(served)
     truth = {
         "ttft": [r["sent"][0] - r["arrived"] for r in served],
@@ -123,12 +110,12 @@ def test_ttft_and_itl_agree_with_the_servers_record(server: str, tmp_path: Path)
 
 
 def test_stream_failures_are_classified_by_kind(server: str, tmp_path: Path) -> None:
-    before = len(_record(server))
+    before = len(record(server))
     modes = ["mode:ok", "mode:cut", "mode:stall", "mode:malformed", "mode:abort"]
     cfg = LoadConfig(target_url=server, protocol="openai-chat", model="scripted", users=5, duration=3.0,
                      prompts=_prompts(tmp_path / "prompts.jsonl", modes), stall_timeout=0.5, request_timeout=5.0)
     total = _run(cfg, tmp_path / "load")
-    scripted = Counter(r["mode"] for r in _record(server)[before:])
+    scripted = Counter(r["mode"] for r in record(server)[before:])
     assert set(scripted) == {m.removeprefix("mode:") for m in modes}
     assert total.failures == {"stream_cut": scripted["cut"], "stream_stalled": scripted["stall"],
                               "stream_malformed": scripted["malformed"], "stream_aborted": scripted["abort"]}
@@ -167,7 +154,7 @@ def test_scenario_run_reports_token_figures(server: str, tmp_path: Path) -> None
 def test_long_prompt_fault_mixes_in_context_filling_prompts_while_active(server: str, tmp_path: Path) -> None:
     """llm.long_prompt through its real control file and a real Locust child: long prompts reach
     the server only while the fault is active, at its share; reverted, none; the share measured."""
-    before = len(_record(server))
+    before = len(record(server))
     load_dir = tmp_path / "load"
     cfg = LoadConfig(target_url=server, protocol="openai-chat", model="scripted", users=4, duration=4.5,
                      max_tokens=TOKENS, request_timeout=5.0)
@@ -188,7 +175,7 @@ def test_long_prompt_fault_mixes_in_context_filling_prompts_while_active(server:
         span.append(time.time())
 
     asyncio.run(asyncio.wait_for(drive_load(lp, story, windows, [fault]), RUN_LIMIT_S))
-    seen = _record(server)[before:]
+    seen = record(server)[before:]
     long = [r for r in seen if r["prompt_words"] >= 2000]
     assert all(r["prompt_words"] < 50 for r in seen if r not in long)
     assert long and all(span[0] <= r["arrived"] <= span[1] + 0.5 for r in long)  # + a request in flight
@@ -219,7 +206,7 @@ def test_completions_streams_and_whole_answers(server: str, tmp_path: Path, prot
     """`/v1/completions` streams read the `text` of each chunk; a whole answer gives output
     tokens from its usage and no TTFT/ITL (not measured, rather than 0); prompts with an
     `expected` answer count as correct when the answer's text is it."""
-    before = len(_record(server))
+    before = len(record(server))
     answer = " ".join(f"t{i}" for i in range(TOKENS))  # what the server says
     prompts = tmp_path / "prompts.jsonl"
     prompts.write_text(json.dumps({"prompt": "say", "expected": answer}) + "\n"
@@ -227,7 +214,7 @@ def test_completions_streams_and_whole_answers(server: str, tmp_path: Path, prot
     cfg = LoadConfig(target_url=server, protocol=protocol, model="scripted", users=2, duration=2.0,
                      max_tokens=TOKENS, stream=stream, request_timeout=5.0, prompts=str(prompts))
     total = _run(cfg, tmp_path / "load")
-    served = _record(server)[before:]
+    served = record(server)[before:]
     assert total.failed == 0 and total.requests == len(served) > 0
     # `expected` answers: the answer's text (stripped) against it
     assert total.labelled == len(served) and total.correct == sum(r["prompt_words"] == 1 for r in served)

@@ -160,7 +160,11 @@ def test_recorder_keeps_per_request_cost_in_bulk() -> None:
     recorder = WindowRecorder(1.0)
     gaps = list(np.linspace(0.001, 0.002, 999))
     recorder.record(T0, 1500.0, generation=GenerationSample(1.5, 0.2, gaps, 1000, "length"))
-    (rec,) = recorder.drain()
-    w = Window.from_record(rec)
+    first, later = (Window.from_record(r) for r in sorted(recorder.drain(), key=lambda r: r["index"]))
+    w = first  # the window the request started in holds its figures
     assert w.generation["itl"].histogram.total_count == 999 and w.finish_reasons == {"length": 1}
     assert w.generation["output_tokens"].total == 1000
+    # activity where it happened: tokens at 0.2 s + the gaps (1.7 s in all), the end at 1.5 s
+    arrivals = T0 + 0.2 + np.concatenate([[0.0], np.cumsum(gaps)])
+    assert later.requests == 0 and later.activity == int((arrivals >= T0 + 1).sum()) + 1
+    assert first.activity + later.activity == 1000 + 1

@@ -1,7 +1,8 @@
 """Per-window load measurements: the unit every SLI and SLO is computed from.
 
 A window is a fixed slice of wall-clock time (1 s by default). The Locust child
-records each request into the window its request *started* in, and streams partial
+records each request into the window its request *started* in (and, apart, counts
+`activity` by when it happened: completions and streamed tokens), and streams partial
 window records to the runner; records for the same window merge exactly (counts add,
 HDR histograms merge), so late arrivals and several workers need no special case.
 """
@@ -101,6 +102,10 @@ class Window:
     # a classifier's windows leave both empty
     generation: dict[str, Distribution] = field(default_factory=dict)
     finish_reasons: dict[str, int] = field(default_factory=dict)  # finish_reason -> answers
+    # progress that happened in this window, whenever its request started: completions
+    # (success or failure) and streamed tokens. A window no request started in but with
+    # activity was not stalled: a long stream was still flowing (harness.engine.slo.series)
+    activity: int = 0
 
     def distribution(self, name: str) -> Distribution:
         """The window's `name` figure (ttft, itl, tokens_per_s, output_tokens), made on first use."""
@@ -147,6 +152,7 @@ class Window:
             self.distribution(name).add(d)
         for reason, n in other.finish_reasons.items():
             self.finish_reasons[reason] = self.finish_reasons.get(reason, 0) + n
+        self.activity += other.activity
 
     def version(self, name: str) -> Window:
         """The counts of responses served by model version `name` in this window."""
@@ -170,6 +176,7 @@ class Window:
             "fallbacks": self.fallbacks,
             "fallback_flagged": self.fallback_flagged,
             "probes": {k: v for k, v in self.probes.items() if not math.isnan(v)},  # NaN: not measured
+            "activity": self.activity,
             **({"versions": {k: v.to_record() for k, v in self.versions.items()}} if self.versions else {}),
             **self._generation_record(),
         }
@@ -205,6 +212,7 @@ class Window:
             versions={str(k): cls.from_record(v) for k, v in rec.get("versions", {}).items()},
             generation={str(k): _distribution(v) for k, v in rec.get("generation", {}).items()},
             finish_reasons={str(k): int(v) for k, v in rec.get("finish_reasons", {}).items()},
+            activity=int(rec.get("activity", 0)),  # absent in records older than the field
         )
 
 

@@ -88,10 +88,13 @@ class ChatUser(FastHttpUser):
             meta = resp.request_meta
             if meta["exception"] is not None:
                 return  # HTTP or network failure: the plugin names its kind
+            clock = StreamClock(self.bodies.adapter.reader(), started, labels is not None) if stream else None
             try:
-                sample = self._read_stream(resp, started, labels is not None) if stream else self._read_whole(resp, started)
+                sample = self._read_stream(resp, clock) if clock is not None else self._read_whole(resp, started)
             except StreamFailure as exc:
                 meta["response_time"] = (perf_counter() - started) * 1000
+                if clock is not None:  # the tokens it did get were progress all the same (stall windows)
+                    meta["context"][CONTEXT_GENERATION] = clock.so_far()
                 resp.failure(exc)
                 return
             except (ValueError, DecodeError) as exc:  # a whole (not streamed) answer that is not one
@@ -103,9 +106,7 @@ class ChatUser(FastHttpUser):
             if labels is not None:
                 meta["context"][CONTEXT_DECODED] = _as_decoded(sample)
 
-    def _read_stream(self, resp: Any, started: float, keep_text: bool) -> GenerationSample:
-        assert self.bodies is not None
-        clock = StreamClock(self.bodies.adapter.reader(), started, keep_text)
+    def _read_stream(self, resp: Any, clock: StreamClock) -> GenerationSample:
         # geventhttpclient's own response (CompatResponse keeps it as `_response`): its
         # readline returns each line as soon as it is in, where read(n) waits for n bytes
         body = resp._response

@@ -104,6 +104,15 @@ class StreamClock:
         """The server said the answer is whole: `[DONE]` or a finish_reason."""
         return self.done or self._finish is not None
 
+    def so_far(self) -> GenerationSample:
+        """The tokens timed until now, of an answer that failed: where they arrived, no more."""
+        return GenerationSample(
+            duration_s=self.last_event - self.started,
+            ttft_s=None if self._first is None else self._first - self.started,
+            itl_s=self._gaps,
+            output_tokens=self._deltas,
+        )
+
     def sample(self, ended: float) -> GenerationSample:
         """The answer's figures once the body ended at `ended`; StreamCut if it was not whole."""
         try:

@@ -235,7 +235,8 @@ def _on_request(
     if exception is not None:  # an error body may still name the version that failed
         version = _version_of_failure(response)
         recorder.record(start, response_time, failure_kind(exception, response),
-                        Decoded(model_version=version) if version is not None else None)
+                        Decoded(model_version=version) if version is not None else None,
+                        generation=context.get(CONTEXT_GENERATION) if context else None)
         return
     if context and CONTEXT_DECODED in context:  # ModelUser decoded it already
         decoded = context[CONTEXT_DECODED]

@@ -5,6 +5,11 @@ Each sample goes to the window its request started in (index = floor(start / siz
 forgets them: records are deltas, and the runner adds records with the same index, so
 late completions and several processes need no special case. No Locust import here.
 
+Apart from that, each window counts its `activity` by when it happened: every request's
+completion (start + latency, success or failure) and every streamed token's arrival
+(start + TTFT + the gaps). A long stream keeps the windows it spans active although no
+request started in them, so they are not taken for a stall (harness.engine.slo.series).
+
 Recording is on every request's path, so a success only appends its start and latency
 to two lists; `drain()` (once per window tick) buckets the batch with numpy and adds it
 to the HDR histograms in one step (`record_values`): the same counts `record_value`
@@ -65,6 +70,11 @@ def _by_window(index: np.ndarray, us: np.ndarray) -> list[tuple[int, np.ndarray]
     return list(zip(keys.tolist(), np.split(us[order], firsts[1:])))
 
 
+def _token_arrivals(start: float, g: GenerationSample) -> np.ndarray:
+    """When each streamed token of `g` arrived (Unix s): the start, + TTFT, + each gap."""
+    return start + np.cumsum([g.ttft_s, *g.itl_s])
+
+
 def _count_successes(w: Window, latencies_us: np.ndarray) -> None:
     w.requests += len(latencies_us)
     record_values(w.latency, latencies_us)
@@ -117,6 +127,10 @@ class WindowRecorder:
         if failure is not None:  # rare: straight into its window
             w = self.window_for(start_time)
             self._bucketed += 1
+            self.window_for(start_time + latency_ms / 1000).activity += 1  # it ended then
+            if generation is not None and generation.ttft_s is not None:  # a stream that failed midway:
+                for t in _token_arrivals(start_time, generation):  # its tokens came all the same
+                    self.window_for(float(t)).activity += 1
             _count_failure(w, failure)
             if decoded is not None and decoded.model_version is not None:
                 _count_failure(w.version(decoded.model_version), failure)
@@ -147,10 +161,12 @@ class WindowRecorder:
         self._versions, self._generations = [], []
         self._bucketed += len(starts)
         # the same float arithmetic as math.floor(start / size) and round(ms * 1000)
-        index = np.floor(np.array(starts) / self.size).astype(np.int64)
+        start_s = np.array(starts)
+        index = np.floor(start_s / self.size).astype(np.int64)
         us = np.maximum(1, np.rint(np.array(latencies_ms) * 1000)).astype(np.int64)
         for key, part in _by_window(index, us):
             _count_successes(self._window(key), part)
+        self._count_activity(start_s + np.array(latencies_ms) / 1000)  # completions
         named = set(versions) - {None}
         if named:  # the same again per model version, for the responses that named one
             tags = np.array(versions, dtype=object)
@@ -165,6 +181,36 @@ class WindowRecorder:
                 self._count_outcome(w.version(decoded.model_version), decoded, labels)
         if generations:
             self._bucket_generations(index, generations)
+            self._count_token_arrivals(start_s, generations)
+
+    def _count_activity(self, times: np.ndarray) -> None:
+        """One unit of activity in the window of each Unix time in `times`."""
+        keys = np.floor(times / self.size).astype(np.int64)
+        first = int(keys.min())
+        counts = np.bincount(keys - first)
+        for offset in np.flatnonzero(counts).tolist():
+            self._window(first + offset).activity += int(counts[offset])
+
+    def _count_token_arrivals(self, start_s: np.ndarray, generations: list[tuple[int, GenerationSample]]) -> None:
+        """Each streamed token where it arrived: the request's start + TTFT + the gaps before it.
+
+        One cumulative sum over the whole batch (times from the batch's first start, so the
+        sum stays small and exact to well under a µs), less each answer's offset."""
+        starts = start_s.tolist()
+        origin = starts[0]
+        steps: list[float] = []
+        lengths: list[int] = []
+        for position, g in generations:
+            if g.ttft_s is not None:
+                steps.append(starts[position] - origin + g.ttft_s)
+                steps.extend(g.itl_s)
+                lengths.append(1 + len(g.itl_s))
+        if not steps:
+            return
+        summed = np.array(steps, dtype=np.float64).cumsum()
+        ends = np.array(lengths, dtype=np.int64).cumsum()
+        before = np.concatenate([[0.0], summed[ends[:-1] - 1]])  # the sums of the answers before each
+        self._count_activity(origin + summed - np.repeat(before, lengths))
 
     def _bucket_generations(self, index: np.ndarray, generations: list[tuple[int, GenerationSample]]) -> None:
         """Generative answers' figures into their requests' windows (GENERATION_SCALE units)."""

@@ -2,12 +2,15 @@
 
 Status of a window:
 - "data": the load sent requests that started in it.
-- "stalled": no request started in it although the load was running (everything hung):
-  it counts as failing — error rate 100 %, availability 0, throughput 0, latency undefined
-  and failing.  Empty windows after the first busy window and before the last one are
-  stalled; empty windows after the last busy window are stalled while the run is still
-  open (live `stop_when` checks) or when they lie inside a fault span.
-- "empty": no data (before the load started, after it stopped): skipped by every SLI.
+- "stalled": nothing moved in it although the load was running (everything hung): no
+  request started in it AND none made progress (no completion, no streamed token; see
+  `Window.activity`). It counts as failing — error rate 100 %, availability 0, throughput
+  0, latency undefined and failing.  Such windows after the first busy window and before
+  the last one are stalled; after the last busy window they are stalled while the run is
+  still open (live `stop_when` checks) or when they lie inside a fault span.
+- "empty": nothing to judge: no data (before the load started, after it stopped), or no
+  request started but some made progress (a stream longer than a window still flowing):
+  skipped by every SLI.
 
 Probe values are held: a window with no sample of a probe takes the last earlier one.
 """
@@ -48,7 +51,7 @@ class Series:
             mid = (w.start + w.end) / 2
             if w.requests > 0:
                 status.append("data")
-            elif not busy or i < busy[0] or not timeline.run.contains(mid):
+            elif w.activity > 0 or not busy or i < busy[0] or not timeline.run.contains(mid):
                 status.append("empty")
             elif (
                 i < busy[-1]

@@ -129,7 +129,7 @@ class StopTrigger:
             status = "data"
             self._busy_windows += 1
             self._busy_requests += w.requests
-        elif self._busy_windows == 0 or not timeline.run.contains((w.start + w.end) / 2):
+        elif w.activity > 0 or self._busy_windows == 0 or not timeline.run.contains((w.start + w.end) / 2):
             status = "empty"
         else:
             status = "stalled"

@@ -1,0 +1,130 @@
+"""A stalled window is one where nothing moved, not one where no request started.
+
+Unit cases on hand-made windows, then two runs of a real Locust child against the scripted
+streaming server (tests/stream_server.py), whose record of when it sent each token is the
+truth: one user's healthy streams last ~3 windows each (windows with no new request but
+tokens flowing are not stalled: availability 100 %), and streams held silent for several
+windows (those windows, and only those, are stalled: availability drops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.core.windows import Window
+from harness.engine.load import LoadConfig, LoadProcess
+from harness.engine.phases import RunTimeline, Span
+from harness.engine.slo.series import Series
+from harness.engine.slo.sli import scope_sli
+from tests.load_support import drive_load
+from tests.stream_server import StreamScript, record, running
+
+SIZE = 0.5  # window, s
+TOKENS = 15  # a healthy answer: 100 ms to the first token, 100 ms gaps: ~1.5 s, 3 windows
+STALL_S = 2.5  # a `mode:stall` answer goes silent this long after 3 tokens ...
+STALL_AFTER = 1.5  # ... and the client gives up after this much silence: ~3 silent windows
+EDGE_S = 0.05  # what the client's and the server's clocks of one event may differ by
+
+
+def _busy(index: int, requests: int = 4, activity: int = 0) -> Window:
+    return Window(index=index, size=1.0, requests=requests, activity=activity)
+
+
+def _timeline(start: float, end: float | None) -> RunTimeline:
+    return RunTimeline(run=Span("run", "run", start, end))
+
+
+def test_a_window_with_progress_but_no_new_request_is_empty_not_stalled() -> None:
+    windows = [_busy(10), Window(index=11, size=1.0, activity=5), Window(index=12, size=1.0), _busy(13)]
+    series = Series.build(windows, _timeline(10.0, 14.0))
+    assert series.status == ["data", "empty", "stalled", "data"]
+    assert scope_sli("availability", windows, _timeline(10.0, 14.0)) == pytest.approx(8 / 12)  # one stall of 4
+    windows[2].activity = 1  # a single token: something moved
+    assert Series.build(windows, _timeline(10.0, 14.0)).status == ["data", "empty", "empty", "data"]
+    assert scope_sli("availability", windows, _timeline(10.0, 14.0)) == 1.0
+
+
+def test_trailing_windows_while_the_run_is_open_stall_only_when_nothing_moves() -> None:
+    windows = [_busy(10), Window(index=11, size=1.0, activity=3), Window(index=12, size=1.0)]
+    assert Series.build(windows, _timeline(10.0, None)).status == ["data", "empty", "stalled"]
+
+
+def test_old_records_without_activity_read_as_none_and_round_trip() -> None:
+    record = _busy(3, activity=7).to_record()
+    assert Window.from_record(record).activity == 7
+    del record["activity"]  # a result.json or journal written before the field
+    assert Window.from_record(record).activity == 0
+    w = _busy(3, activity=2)
+    w.merge(_busy(3, activity=5))
+    assert (w.requests, w.activity) == (8, 7)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    script = StreamScript(tokens=TOKENS, ttft_ms=[100.0], itl_ms=[100.0], fault_after=3, stall_s=STALL_S)
+    with running(script, tmp_path_factory.mktemp("stall")) as url:
+        yield url
+
+
+def _run(server: str, workdir: Path, modes: list[str], duration: float) -> tuple[list[Window], RunTimeline]:
+    prompts = workdir / "prompts.jsonl"
+    workdir.mkdir()
+    prompts.write_text("".join(json.dumps({"messages": [{"role": "user", "content": m}]}) + "\n" for m in modes))
+    cfg = LoadConfig(target_url=server, protocol="openai-chat", model="scripted", users=1, duration=duration,
+                     window=SIZE, prompts=str(prompts), stall_timeout=STALL_AFTER, request_timeout=10.0)
+    windows: dict[int, Window] = {}
+
+    async def no_faults() -> None:
+        pass
+
+    started = time.time()
+    asyncio.run(asyncio.wait_for(drive_load(LoadProcess(cfg, workdir=workdir / "load"), no_faults, windows, []), 60))
+    return list(windows.values()), _timeline(started, time.time())
+
+
+def test_streams_longer_than_a_window_are_not_stalls(server: str, tmp_path: Path) -> None:
+    before = len(record(server))
+    windows, timeline = _run(server, tmp_path / "run", ["Say something"], duration=4.0)
+    served = record(server)[before:]
+    series = Series.build(windows, timeline)
+    assert len(served) >= 2 and sum(w.requests for w in windows) == len(served)
+    # the truth: every window between the first request and the last token held a token
+    # the server sent, yet some saw no request start (the old rule called them stalled)
+    inner = [i for i, w in enumerate(series.windows)
+             if served[0]["arrived"] <= w.start and w.end <= served[-1]["sent"][-1]]
+    assert any(series.windows[i].requests == 0 for i in inner)
+    assert "stalled" not in series.status
+    # activity is every token and every completion, where it happened
+    assert sum(w.activity for w in windows) == sum(len(r["sent"]) for r in served) + len(served)
+    assert scope_sli("availability", windows, timeline) == 1.0
+    assert scope_sli("stream_error_rate", windows, timeline) == 0.0
+
+
+def test_streams_held_silent_stall_their_windows(server: str, tmp_path: Path) -> None:
+    before = len(record(server))
+    windows, timeline = _run(server, tmp_path / "run", ["Say something", "mode:stall"], duration=5.0)
+    seen = record(server)[before:]
+    series = Series.build(windows, timeline)
+    held = [r for r in seen if r["mode"] == "stall"]
+    assert held and any(r["mode"] == "ok" for r in seen)
+    total_failed = sum(w.failed for w in windows)
+    assert total_failed == len(held)  # each held stream failed as stream_stalled
+    # a silence after the last request started is the run's tail: not judged (Series.build)
+    silences = [(r["sent"][-1], r["sent"][-1] + STALL_AFTER) for r in held if r is not seen[-1]]
+    stalled = {i for i, s in enumerate(series.status) if s == "stalled"}
+    w = series.windows
+    # the truth: windows wholly inside a silence are stalled; none outside one is
+    must = {i for i in range(len(w)) if any(a + EDGE_S <= w[i].start and w[i].end <= b - EDGE_S for a, b in silences)}
+    may = {i for i in range(len(w)) if any(a - EDGE_S <= w[i].start and w[i].end <= b + EDGE_S for a, b in silences)}
+    assert must and must <= stalled <= may, (must, stalled, may)
+    requests = sum(x.requests for x in windows)
+    availability = scope_sli("availability", windows, timeline)
+    assert availability is not None and availability < 1 - total_failed / requests  # the stalls count too
+    stream_errors = scope_sli("stream_error_rate", windows, timeline)
+    assert stream_errors is not None and stream_errors > total_failed / requests
