@@ -754,3 +754,22 @@ def test_no_form_passes_on_a_figure_made_of_nothing(text: str) -> None:
     assert v.passed is None and "not measured" in v.detail, v
     if not text.startswith(("p95(latency) < 2 *", "error_rate < error_rate")):
         assert v.measured is None, v  # the left side has no data either (else: the run's figure)
+
+
+def test_an_attack_shorter_than_a_window_is_judged_on_the_windows_it_overlaps() -> None:
+    """Four quick queries end inside one window, between two midpoints: the figure the
+    attack reported in that window is its value, not "not measured" (a real case: a
+    0.3 s prompt.leak against a 1 s window)."""
+    from harness.core.windows import Window
+    from harness.engine.phases import RunTimeline, Span
+    from harness.engine.slo.sli import scope_sli
+
+    windows = [Window(index=i, size=1.0, requests=4) for i in range(10, 16)]
+    windows[3].probes["leak_rate"] = 0.25  # reported at 13.3 s
+    timeline = RunTimeline(run=Span("run", "run", 10.0, 16.0), attacks=[Span("leak", "attack", 13.0, 13.3)])
+    assert scope_sli("leak_rate", windows, timeline, "leak") == 0.25
+    # a span holding midpoints keeps to them: a 2 s attack is judged on its two windows
+    timeline.attacks = [Span("leak", "attack", 12.0, 14.0)]
+    windows[1].probes["leak_rate"] = 0.0
+    windows[3].probes = {}
+    assert scope_sli("max(leak_rate)", windows, timeline, "leak") == 0.0

@@ -17,6 +17,8 @@ Probe values are held: a window with no sample of a probe takes the last earlier
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 from harness.core.windows import Window
@@ -74,10 +76,23 @@ class Series:
         return (w.start + w.end) / 2
 
     def in_spans(self, spans: list[Span]) -> list[int]:
-        """Indices of windows whose midpoint lies inside any of `spans` (empty ones included)."""
-        return [
-            i for i in range(len(self.windows)) if any(s.contains(self.midpoint(i)) for s in spans)
-        ]
+        """Indices of windows whose midpoint lies inside any of `spans` (empty ones included).
+
+        A span that holds no window's midpoint (an attack of a few quick queries, shorter
+        than a window) stands for the windows it overlaps, so its figures are judged
+        rather than lost as "not measured"."""
+        picked: set[int] = set()
+        for s in spans:
+            inside = [i for i in range(len(self.windows)) if s.contains(self.midpoint(i))]
+            if not inside:
+                end = s.end if s.end is not None else math.inf
+                inside = [
+                    i
+                    for i, w in enumerate(self.windows)
+                    if (w.start < end and s.start < w.end) or w.start <= s.start < w.end
+                ]
+            picked.update(inside)
+        return sorted(picked)
 
     def in_scope(self, scope: str) -> list[int]:
         return self.in_spans(self.timeline.scope(scope))
