@@ -168,7 +168,7 @@ def _panels(result: dict[str, Any]) -> list[Panel]:
         "fallback rate",
         line={"color": "#17becf"},
     )
-    panels = [latency, ttft, error, throughput, accuracy, fallback]
+    panels = [latency, *([ttft] if ttft.values else []), error, throughput, accuracy, fallback]
 
     figures = attack_figure_names(result)
     known = figures | probe_names(result)
