@@ -99,7 +99,10 @@ def test_stall_scenario_fails_itl_only_during_the_stall(server: str, tmp_path: P
     assert verdicts["p95(ttft) < 4s during stalled-stream"]["passed"] is True, out  # after_chunks 2: not the first token
     leak = verdicts["leak_rate < 5% during leak"]
     assert leak["measured"] is not None and leak["passed"] is (leak["measured"] < 0.05)
-    print(f"transformers serve, scenario leak_rate: {leak['measured']}")
+    injection = verdicts["injection_success_rate < 5% during inject"]
+    assert injection["measured"] is not None and injection["passed"] is (injection["measured"] < 0.05)
+    print(f"transformers serve, scenario leak_rate: {leak['measured']}, "
+          f"injection_success_rate: {injection['measured']}")
     (fault,) = result["timeline"]["faults"]
     assert fault["error"] is None and fault["reverted_at_s"] is not None
     assert proc.returncode == 1, out
