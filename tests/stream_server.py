@@ -34,6 +34,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from tests.json_reply import send_json
+
 HOST = "127.0.0.1"
 SO_TIMESTAMPNS = 35  # Linux: the kernel stamps each received packet (not in the socket module)
 
@@ -109,12 +111,7 @@ class StreamHandler(BaseHTTPRequestHandler):
         pass
 
     def _json(self, body: Any, status: int = 200) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        send_json(self, body, status)
 
     def do_GET(self) -> None:
         if self.path == "/v1/models":

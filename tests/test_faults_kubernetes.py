@@ -22,6 +22,7 @@ pytest.importorskip("kubernetes", reason="the `kubernetes` package is not instal
 from faults import chaos_mesh
 from harness.core.fault import FaultContext, UserError
 from harness.core.registry import fault_types
+from tests.json_reply import send_json
 
 
 def pod(name: str, node: str, phase: str = "Running") -> dict:
@@ -39,12 +40,7 @@ class RecordingApiServer:
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self, body: dict, status: int = 200) -> None:
-                data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_json(self, body, status)
 
             def _handle(self) -> None:
                 url = urlsplit(self.path)

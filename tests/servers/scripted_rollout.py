@@ -15,6 +15,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 
+from tests.json_reply import send_json
+
 BAD, GOOD = "2-bad", "1"
 
 
@@ -67,13 +69,8 @@ def _handler(server: ScriptedRollout) -> type[BaseHTTPRequestHandler]:
         def log_message(self, *args: Any) -> None:
             pass
 
-        def _send(self, body: dict[str, Any], status: int = 200) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+        def _send(self, body: Any, status: int = 200) -> None:
+            send_json(self, body, status)
 
         def do_GET(self) -> None:  # health, readiness: always ready
             self._send({"ready": True})
