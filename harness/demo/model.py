@@ -8,6 +8,8 @@ feature store or the full model is gone, at lower accuracy.
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -229,6 +231,25 @@ def train_models(
         return _train(samples, world_seed, seed, steps, robust_eps)
     finally:
         torch.set_num_threads(threads)
+
+
+def train_models_apart(
+    samples: Samples,
+    world_seed: int = 0,
+    seed: int = 0,
+    steps: int = 600,
+    extra: Samples | None = None,
+    robust_eps: float = 0.0,
+) -> Models:
+    """``train_models`` in a child process, for a server that retrains while it serves.
+
+    On a thread of the serving process every torch op waits for the GIL again behind
+    the event loop: a 4.6 s retrain took 490 s beside one busy Python thread, so under
+    load it never finished inside an attack's window.
+    """
+    spawn = multiprocessing.get_context("spawn")  # no fork of a threaded server
+    with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
+        return pool.submit(train_models, samples, world_seed, seed, steps, extra, robust_eps).result()
 
 
 def _train(samples: Samples, world_seed: int, seed: int, steps: int, robust_eps: float) -> Models:
