@@ -8,8 +8,9 @@ waits a drawn time to first token, then sends `tokens` content deltas with drawn
 
 The last user message (or prompt) picks what goes wrong: `mode:cut` closes the
 connection after `fault_after` tokens, `mode:stall` goes silent after them for
-`stall_s`, `mode:malformed` sends a chunk that is not JSON, `mode:abort` an error
-event; anything else is answered normally.
+`stall_s` and hangs up, `mode:pause` goes as silent and then finishes its answer,
+`mode:malformed` sends a chunk that is not JSON, `mode:abort` an error event; anything
+else is answered normally.
 
 `GET /record` returns every generation request as the server saw it: its mode and, on
 the Unix clock, when the kernel received it and when each content token was sent.
@@ -162,7 +163,9 @@ class StreamHandler(BaseHTTPRequestHandler):
                                                              "finish_reason": None}]}))
         try:
             for i, wait in enumerate([ttft, *gaps]):
-                if mode != "ok" and i == script.fault_after:
+                if mode == "pause" and i == script.fault_after:  # silent, then the rest of the answer
+                    time.sleep(script.stall_s)
+                elif mode != "ok" and i == script.fault_after:
                     self._fault(mode)
                     return
                 time.sleep(wait)

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # scenario -> the SLOs (their `expect:`) the fragile twin must fail
 CASES = {
-    "llm-stream-stall": ["p99(itl) < 1s during stall"],
+    "llm-stream-stall": ["p99(itl) < 1s during stall", "stream_error_rate <= 5% during stall"],
     "llm-prompt-injection": ["leak_rate == 0 during leak", "injection_success_rate <= 5% during inject"],
     "llm-preemption": ["availability >= 95% during preempt"],
 }

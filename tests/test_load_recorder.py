@@ -90,6 +90,7 @@ def test_batched_recording_gives_the_windows_record_value_gives_sample_by_sample
         us = max(1, round(ms * 1000))
         ended = math.floor((start + ms / 1000) / 0.1)  # activity: where the request ended
         truth.setdefault(ended, Window(index=ended, size=0.1)).activity += 1
+        truth[ended].carried_ok += ended > w.index  # ended in a later window than it started
         w.requests += 1
         w.latency.record_value(us)
         w.latency_sum_us += us
@@ -103,7 +104,9 @@ def test_batched_recording_gives_the_windows_record_value_gives_sample_by_sample
             rec.record(start, ms, failure="timeout")
             w.requests += 1
             w.failures["timeout"] = 1
-            truth[math.floor((start + ms / 1000) / 0.1)].activity += 1
+            ended = math.floor((start + ms / 1000) / 0.1)
+            truth[ended].activity += 1
+            truth[ended].carried_failed += ended > w.index
     assert rec.requests == n + 1
     got = {r["index"]: r for r in rec.drain()}
     assert got == {i: w.to_record() for i, w in truth.items()}

@@ -178,3 +178,27 @@ def test_the_attachment_is_masked_like_every_other_sink(tmp_path: Path) -> None:
     attached = (tmp_path / "attacks.json").read_text()
     assert "s3cr3t-t0ken" not in attached and "token *** rejected" in attached
     assert "s3cr3t-t0ken" not in (tmp_path / "report.html").read_text()
+
+
+def test_a_stall_is_drawn_where_the_verdicts_count_it() -> None:
+    """Windows no request started or moved in leave no record; the chart must still show
+    them, at the error rate the SLIs give them: 100 % for a hang that ended in timeouts,
+    0 for a pause the stuck requests came through (slow, not failed)."""
+    from harness.core.windows import Window
+    from harness.engine.phases import RunTimeline, Span
+    from harness.engine.record.result import window_rows
+
+    timeline = RunTimeline(run=Span("run", "run", 10.0, 16.0))
+    for stuck, expected in (({"failures": {"timeout": 4}}, 1.0), ({}, 0.0)):
+        after = {"carried_failed": 4} if stuck else {"carried_ok": 4}
+        windows = [Window(index=10, size=1.0, requests=4, **stuck), Window(index=13, size=1.0, requests=4, **after),
+                   Window(index=14, size=1.0, requests=4)]
+        rows = window_rows(windows, 10.0, timeline)
+        assert [(r["t_s"], r.get("stalled", False)) for r in rows] == [
+            (0.0, False), (1.0, True), (2.0, True), (3.0, False), (4.0, False)]
+        assert [r["error_rate"] for r in rows if r.get("stalled")] == [expected, expected]
+        assert [r["throughput"] for r in rows if r.get("stalled")] == [0.0, 0.0]
+        fig = timeline_figure({"scenario": "stall", "status": "failed", "windows": rows, "timeline": {
+            "run": {"start_s": 0.0, "end_s": 6.0}, "baseline": None, "recovery": None, "faults": []}, "slos": []})
+        marks = traces(fig)["stalled: nothing moved"]
+        assert [y for y in marks.y if y is not None] == [100.0 * expected] * 2

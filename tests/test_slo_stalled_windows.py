@@ -55,14 +55,40 @@ def test_trailing_windows_while_the_run_is_open_stall_only_when_nothing_moves() 
     assert Series.build(windows, _timeline(10.0, None)).status == ["data", "empty", "stalled"]
 
 
+def test_stalled_windows_fare_as_the_requests_stuck_in_them() -> None:
+    """Coordinated omission: a stall stands for a busy window's requests, and they fare as
+    the first requests to end after it that started before it."""
+    def run(timeouts: int, after: Window) -> list[Window]:
+        first = Window(index=10, size=1.0, requests=4, failures={"timeout": timeouts} if timeouts else {})
+        return [first, Window(index=11, size=1.0), Window(index=12, size=1.0), after]
+
+    timeline = _timeline(10.0, 14.0)
+    # the 4 stuck requests timed out when the service came back: an outage; 4 + 2 x 4 failed of 16
+    hang = run(4, Window(index=13, size=1.0, requests=4, activity=8, carried_failed=4))
+    assert scope_sli("error_rate", hang, timeline) == pytest.approx(12 / 16)
+    # they answered after the pause: slow, not failed
+    pause = run(0, Window(index=13, size=1.0, requests=4, activity=8, carried_ok=4))
+    assert Series.build(pause, timeline).status == ["data", "stalled", "stalled", "data"]
+    assert scope_sli("availability", pause, timeline) == 1.0
+    assert scope_sli("throughput", pause, timeline) == pytest.approx(8 / 4)  # nothing started in the pause
+    # one of the four failed: a quarter of the stalls' requests did
+    mixed = run(1, Window(index=13, size=1.0, requests=4, activity=8, carried_ok=3, carried_failed=1))
+    assert scope_sli("error_rate", mixed, timeline) == pytest.approx((1 + 2) / 16)
+    # the run closed on the hang (a fault span holds its tail): no stuck request came back
+    faulted = RunTimeline(run=Span("run", "run", 10.0, 13.0), faults=[Span("hang", "fault", 11.0, 13.0)])
+    assert scope_sli("availability", run(0, Window(index=13, size=1.0))[:3], faulted) == pytest.approx(4 / 12)
+
+
 def test_old_records_without_activity_read_as_none_and_round_trip() -> None:
-    record = _busy(3, activity=7).to_record()
-    assert Window.from_record(record).activity == 7
-    del record["activity"]  # a result.json or journal written before the field
-    assert Window.from_record(record).activity == 0
+    record = Window(index=3, size=1.0, requests=4, activity=7, carried_ok=2, carried_failed=1).to_record()
+    back = Window.from_record(record)
+    assert (back.activity, back.carried_ok, back.carried_failed) == (7, 2, 1)
+    del record["activity"], record["carried"]  # a result.json or journal written before the fields
+    back = Window.from_record(record)
+    assert (back.activity, back.carried_ok, back.carried_failed) == (0, 0, 0)
     w = _busy(3, activity=2)
-    w.merge(_busy(3, activity=5))
-    assert (w.requests, w.activity) == (8, 7)
+    w.merge(Window(index=3, size=1.0, requests=4, activity=5, carried_ok=1, carried_failed=2))
+    assert (w.requests, w.activity, w.carried_ok, w.carried_failed) == (8, 7, 1, 2)
 
 
 @pytest.fixture(scope="module")
@@ -72,12 +98,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
-def _run(server: str, workdir: Path, modes: list[str], duration: float) -> tuple[list[Window], RunTimeline]:
+def _run(server: str, workdir: Path, modes: list[str], duration: float,
+         stall_timeout: float = STALL_AFTER) -> tuple[list[Window], RunTimeline]:
     prompts = workdir / "prompts.jsonl"
     workdir.mkdir()
     prompts.write_text("".join(json.dumps({"messages": [{"role": "user", "content": m}]}) + "\n" for m in modes))
     cfg = LoadConfig(target_url=server, protocol="openai-chat", model="scripted", users=1, duration=duration,
-                     window=SIZE, prompts=str(prompts), stall_timeout=STALL_AFTER, request_timeout=10.0)
+                     window=SIZE, prompts=str(prompts), stall_timeout=stall_timeout, request_timeout=10.0)
     windows: dict[int, Window] = {}
 
     async def no_faults() -> None:
@@ -128,3 +155,19 @@ def test_streams_held_silent_stall_their_windows(server: str, tmp_path: Path) ->
     assert availability is not None and availability < 1 - total_failed / requests  # the stalls count too
     stream_errors = scope_sli("stream_error_rate", windows, timeline)
     assert stream_errors is not None and stream_errors > total_failed / requests
+
+
+def test_streams_that_pause_and_then_finish_are_slow_not_failed(server: str, tmp_path: Path) -> None:
+    """The client waits out the 2.5 s silence: every stream finishes. The silent windows are
+    stalled (nothing moved), yet no stream failed, so neither may the figures say one did;
+    the pause shows as inter-token latency."""
+    before = len(record(server))
+    windows, timeline = _run(server, tmp_path / "run", ["mode:pause"], duration=6.0, stall_timeout=5.0)
+    served = record(server)[before:]
+    assert served and all(r["mode"] == "pause" and len(r["sent"]) == TOKENS for r in served)
+    assert sum(w.failed for w in windows) == 0 and sum(w.requests for w in windows) == len(served)
+    assert len(served) >= 2  # the silence of the first lies between two requests: judged
+    assert "stalled" in Series.build(windows, timeline).status  # the truth: ~5 silent windows
+    assert scope_sli("availability", windows, timeline) == 1.0
+    assert scope_sli("stream_error_rate", windows, timeline) == 0.0
+    assert scope_sli("max(itl)", windows, timeline) >= STALL_S - EDGE_S

@@ -106,6 +106,10 @@ class Window:
     # (success or failure) and streamed tokens. A window no request started in but with
     # activity was not stalled: a long stream was still flowing (harness.engine.slo.series)
     activity: int = 0
+    # requests that ended in this window but started in an earlier one, by outcome: how the
+    # requests stuck across a stall fared (one they came through was a pause, not an outage)
+    carried_ok: int = 0
+    carried_failed: int = 0
 
     def distribution(self, name: str) -> Distribution:
         """The window's `name` figure (ttft, itl, tokens_per_s, output_tokens), made on first use."""
@@ -153,6 +157,8 @@ class Window:
         for reason, n in other.finish_reasons.items():
             self.finish_reasons[reason] = self.finish_reasons.get(reason, 0) + n
         self.activity += other.activity
+        self.carried_ok += other.carried_ok
+        self.carried_failed += other.carried_failed
 
     def version(self, name: str) -> Window:
         """The counts of responses served by model version `name` in this window."""
@@ -177,6 +183,7 @@ class Window:
             "fallback_flagged": self.fallback_flagged,
             "probes": {k: v for k, v in self.probes.items() if not math.isnan(v)},  # NaN: not measured
             "activity": self.activity,
+            **({"carried": [self.carried_ok, self.carried_failed]} if self.carried_ok or self.carried_failed else {}),
             **({"versions": {k: v.to_record() for k, v in self.versions.items()}} if self.versions else {}),
             **self._generation_record(),
         }
@@ -213,6 +220,8 @@ class Window:
             generation={str(k): _distribution(v) for k, v in rec.get("generation", {}).items()},
             finish_reasons={str(k): int(v) for k, v in rec.get("finish_reasons", {}).items()},
             activity=int(rec.get("activity", 0)),  # absent in records older than the field
+            carried_ok=int(rec.get("carried", (0, 0))[0]),
+            carried_failed=int(rec.get("carried", (0, 0))[1]),
         )
 
 

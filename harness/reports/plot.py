@@ -147,6 +147,10 @@ def _panels(result: dict[str, Any]) -> list[Panel]:
         _line(ttft, t, _series(rows, key, 1.0), name, line={"dash": dash})
     error = Panel("error", "error rate (%)")
     _line(error, t, _series(rows, "error_rate", 100.0), "error rate", line={"color": ATTACK_COLOR})
+    stalled = [100.0 * r["error_rate"] if r.get("stalled") else None for r in rows]
+    if any(v is not None for v in stalled):  # no request started or moved: what the SLIs count there
+        error.traces.append(go.Scatter(x=t, y=stalled, name="stalled: nothing moved", mode="markers",
+                                       marker={"symbol": "x", "size": 9, "color": ATTACK_COLOR}))
     kinds = sorted({k for r in rows for k in r.get("failure_kinds") or {}})
     for kind in kinds:  # which failures made the error rate (timeout, http_503, ...)
         share = [

@@ -9,6 +9,8 @@ Apart from that, each window counts its `activity` by when it happened: every re
 completion (start + latency, success or failure) and every streamed token's arrival
 (start + TTFT + the gaps). A long stream keeps the windows it spans active although no
 request started in them, so they are not taken for a stall (harness.engine.slo.series).
+A request that ended in a later window than it started in is also counted there by outcome
+(`carried_ok`/`carried_failed`): after a stall, these are the requests that were stuck in it.
 
 Recording is on every request's path, so a success only appends its start and latency
 to two lists; `drain()` (once per window tick) buckets the batch with numpy and adds it
@@ -70,6 +72,15 @@ def _by_window(index: np.ndarray, us: np.ndarray) -> list[tuple[int, np.ndarray]
     return list(zip(keys.tolist(), np.split(us[order], firsts[1:])))
 
 
+def _counts_by_key(keys: np.ndarray) -> list[tuple[int, int]]:
+    """(window index, how many) for each index in `keys` (none for an empty array)."""
+    if not len(keys):
+        return []
+    first = int(keys.min())
+    counts = np.bincount(keys - first)
+    return [(first + offset, int(counts[offset])) for offset in np.flatnonzero(counts).tolist()]
+
+
 def _token_arrivals(start: float, g: GenerationSample) -> np.ndarray:
     """When each streamed token of `g` arrived (Unix s): the start, + TTFT, + each gap."""
     return start + np.cumsum([g.ttft_s, *g.itl_s])
@@ -127,7 +138,10 @@ class WindowRecorder:
         if failure is not None:  # rare: straight into its window
             w = self.window_for(start_time)
             self._bucketed += 1
-            self.window_for(start_time + latency_ms / 1000).activity += 1  # it ended then
+            ended = self.window_for(start_time + latency_ms / 1000)
+            ended.activity += 1  # it ended then
+            if ended.index > w.index:
+                ended.carried_failed += 1
             if generation is not None and generation.ttft_s is not None:  # a stream that failed midway:
                 for t in _token_arrivals(start_time, generation):  # its tokens came all the same
                     self.window_for(float(t)).activity += 1
@@ -166,7 +180,11 @@ class WindowRecorder:
         us = np.maximum(1, np.rint(np.array(latencies_ms) * 1000)).astype(np.int64)
         for key, part in _by_window(index, us):
             _count_successes(self._window(key), part)
-        self._count_activity(start_s + np.array(latencies_ms) / 1000)  # completions
+        ends = start_s + np.array(latencies_ms) / 1000
+        self._count_activity(ends)  # completions
+        end_index = np.floor(ends / self.size).astype(np.int64)
+        for key, n in _counts_by_key(end_index[end_index > index]):
+            self._window(key).carried_ok += n
         named = set(versions) - {None}
         if named:  # the same again per model version, for the responses that named one
             tags = np.array(versions, dtype=object)
@@ -185,11 +203,8 @@ class WindowRecorder:
 
     def _count_activity(self, times: np.ndarray) -> None:
         """One unit of activity in the window of each Unix time in `times`."""
-        keys = np.floor(times / self.size).astype(np.int64)
-        first = int(keys.min())
-        counts = np.bincount(keys - first)
-        for offset in np.flatnonzero(counts).tolist():
-            self._window(first + offset).activity += int(counts[offset])
+        for key, n in _counts_by_key(np.floor(times / self.size).astype(np.int64)):
+            self._window(key).activity += n
 
     def _count_token_arrivals(self, start_s: np.ndarray, generations: list[tuple[int, GenerationSample]]) -> None:
         """Each streamed token where it arrived: the request's start + TTFT + the gaps before it.

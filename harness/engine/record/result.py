@@ -17,6 +17,7 @@ from harness.engine.phases import RunTimeline, Span
 from harness.engine.record.score import resilience_score
 from harness.engine.redaction import Redactor
 from harness.engine.slo import scope_sli, window_sli, window_summary
+from harness.engine.slo.series import Series
 
 if TYPE_CHECKING:
     from harness.engine.runner import Runner
@@ -144,11 +145,23 @@ def version_rows(windows: list[Window], timeline: RunTimeline) -> list[dict[str,
 
 
 def window_rows(windows: list[Window], origin: float, timeline: RunTimeline | None = None) -> list[dict[str, Any]]:
-    """Per-window SLIs; with the timeline, each row also names its scopes (compare's samples)."""
-    rows = [window_row(w, origin) for w in windows]
-    if timeline is not None:
-        for row, w in zip(rows, windows, strict=True):
-            row["scopes"] = window_scopes(w, timeline)
+    """Per-window SLIs; with the timeline, each row also names its scopes (compare's samples),
+    and the stalled windows no record came for get a row too (`stalled`, the error rate the
+    SLIs give them), so that a chart shows a hang where the verdicts count one."""
+    if timeline is None:
+        return [window_row(w, origin) for w in windows]
+    recorded = {w.index for w in windows}
+    series = Series.build(windows, timeline)
+    rows = []
+    for i, w in enumerate(series.windows):
+        stalled = series.status[i] == "stalled"
+        if w.index not in recorded and not stalled:
+            continue
+        row = window_row(w, origin)
+        if stalled:
+            row.update(stalled=True, error_rate=series.failed_share(i))
+        row["scopes"] = window_scopes(w, timeline)
+        rows.append(row)
     return rows
 
 

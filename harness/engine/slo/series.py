@@ -4,10 +4,17 @@ Status of a window:
 - "data": the load sent requests that started in it.
 - "stalled": nothing moved in it although the load was running (everything hung): no
   request started in it AND none made progress (no completion, no streamed token; see
-  `Window.activity`). It counts as failing — error rate 100 %, availability 0, throughput
-  0, latency undefined and failing.  Such windows after the first busy window and before
-  the last one are stalled; after the last busy window they are stalled while the run is
-  still open (live `stop_when` checks) or when they lie inside a fault span.
+  `Window.activity`). Throughput is 0 and latency undefined and failing. Such windows
+  after the first busy window and before the last one are stalled; after the last busy
+  window they are stalled while the run is still open (live `stop_when` checks) or when
+  they lie inside a fault span.
+  The load stopped sending because its users were stuck, so a stalled window stands for
+  the requests a busy window holds (coordinated omission), and they fare as the stuck
+  requests did: the share that failed among the first requests to end, after the stall,
+  that started before it (`Window.carried_*`). A hang that ends in timeouts is an outage
+  (error rate 100 %); streams that paused 3 s and then finished were slow (inter-token
+  latency), not failed. When none ended (the run closed on the hang, or a live check),
+  all count as failed.
 - "empty": nothing to judge: no data (before the load started, after it stopped), or no
   request started but some made progress (a stream longer than a window still flowing):
   skipped by every SLI.
@@ -32,6 +39,8 @@ class Series:
     probes: list[dict[str, float]]  # held probe values per window
     timeline: RunTimeline
     stall_weight: float  # requests a stalled window stands for: the mean over busy windows
+    # per window, the share of a stalled window's requests that failed (see above); None: all
+    stall_failed: list[float] | None = None
 
     @classmethod
     def build(cls, windows: list[Window], timeline: RunTimeline) -> Series:
@@ -69,7 +78,11 @@ class Series:
             current = {**current, **w.probes}
             held.append(current)
         weight = sum(ws[i].requests for i in busy) / len(busy) if busy else 0.0
-        return cls(ws, status, held, timeline, weight)
+        return cls(ws, status, held, timeline, weight, _stall_outcomes(ws, status))
+
+    def failed_share(self, i: int) -> float:
+        """The share of stalled window `i`'s requests that failed."""
+        return 1.0 if self.stall_failed is None else self.stall_failed[i]
 
     def midpoint(self, i: int) -> float:
         w = self.windows[i]
@@ -104,3 +117,17 @@ class Series:
             for i in range(len(self.windows))
             if self.midpoint(i) >= t and self.timeline.run.contains(self.midpoint(i))
         ]
+
+
+def _stall_outcomes(ws: list[Window], status: list[str]) -> list[float]:
+    """Per window, the failed share of the first requests to end after it that had started
+    in an earlier window: for a stalled one, the requests stuck in it (1.0 where none ended;
+    nothing ends inside a stall, so the next window with such requests is past it)."""
+    shares = [1.0] * len(ws)
+    after = 1.0  # the run ended before any stuck request did
+    for i in range(len(ws) - 1, -1, -1):
+        ended = ws[i].carried_ok + ws[i].carried_failed
+        if status[i] != "stalled" and ended:
+            after = ws[i].carried_failed / ended
+        shares[i] = after
+    return shares

@@ -72,13 +72,15 @@ class MergedWindows:
     window: Window | None  # None: no window with requests
     stalled: int  # windows where nothing answered
     counted: int  # windows with data or stalls
+    stalled_failed: float  # the stalled windows' failed shares, summed (Series.failed_share)
 
 
 def merge_selected(series: Series, idx: list[int]) -> MergedWindows:
     busy = [series.windows[i] for i in idx if series.status[i] == "data"]
-    stalled = sum(1 for i in idx if series.status[i] == "stalled")
+    stalled = [i for i in idx if series.status[i] == "stalled"]
     merged = busy[0] if len(busy) == 1 else merge_windows(busy)
-    return MergedWindows(merged, stalled, len(busy) + stalled)
+    failed = sum(series.failed_share(i) for i in stalled)
+    return MergedWindows(merged, len(stalled), len(busy) + len(stalled), failed)
 
 
 def compute(sli: SliRef, series: Series, idx: list[int], where: str) -> Value:
@@ -91,18 +93,20 @@ def compute(sli: SliRef, series: Series, idx: list[int], where: str) -> Value:
         return Missing(f"no load data {where}", failing=False)
     requests = w.requests if w else 0
     failed = w.failed if w else 0
-    phantom = stalled * max(series.stall_weight, 1.0)  # a stalled window's requests, all failed
+    # the requests the stalled windows stand for, and those of them that failed (series.py)
+    phantom = stalled * max(series.stall_weight, 1.0)
+    phantom_failed = merged.stalled_failed * max(series.stall_weight, 1.0)
     nothing_completed = Missing(f"no request completed {where}", failing=True)
     if sli.kind in ("error_rate", "availability"):
-        rate = (failed + phantom) / (requests + phantom)
+        rate = (failed + phantom_failed) / (requests + phantom)
         return rate if sli.kind == "error_rate" else 1.0 - rate
-    if sli.kind == "stream_error_rate":  # a stalled window answered nothing: its streams failed too
+    if sli.kind == "stream_error_rate":  # a stalled window's failed requests were streams too
         hits = sum(n for kind, n in (w.failures if w else {}).items() if kind in STREAM_FAILURES)
-        return (hits + phantom) / (requests + phantom)
+        return (hits + phantom_failed) / (requests + phantom)
     if sli.kind in ("client_error_rate", "server_error_rate"):
         first = "4" if sli.kind == "client_error_rate" else "5"
         hits = sum(n for kind, n in (w.failures if w else {}).items() if _http_class(kind) == first)
-        return (hits + (phantom if first == "5" else 0.0)) / (requests + phantom)
+        return (hits + (phantom_failed if first == "5" else 0.0)) / (requests + phantom)
     if sli.kind == "throughput":
         return requests / (counted * series.windows[idx[0]].size)
     if sli.kind == "requests":
