@@ -171,3 +171,31 @@ def test_streams_that_pause_and_then_finish_are_slow_not_failed(server: str, tmp
     assert scope_sli("availability", windows, timeline) == 1.0
     assert scope_sli("stream_error_rate", windows, timeline) == 0.0
     assert scope_sli("max(itl)", windows, timeline) >= STALL_S - EDGE_S
+
+
+def test_a_live_stop_check_does_not_take_a_long_answer_for_a_stall(tmp_path: Path) -> None:
+    """Through the CLI: one user whose answers stream for ~3 s (6 windows with no request
+    starting in them). A window's records, tokens included, reach the runner when the answer
+    ends; the live `stop_when` check must judge those windows with them, not as gaps (a
+    stall), so `error_rate > 50% for 1s` never trips."""
+    import subprocess
+    import sys
+
+    script = StreamScript(tokens=30, ttft_ms=[100.0], itl_ms=[100.0])
+    with running(script, tmp_path) as url:
+        scenario = tmp_path / "long-answers.yaml"
+        scenario.write_text(f"""\
+name: long-answers
+target: {{url: "{url}", protocol: openai-chat, model: scripted}}
+load: {{users: 1, duration: 8s, window: 0.5s, stream: true}}
+slos:
+  - {{name: streams finish, expect: stream_error_rate == 0}}
+stop_when:
+  - error_rate > 50% for 1s
+""")
+        proc = subprocess.run([sys.executable, "-m", "harness.cli", "run", str(scenario), "-o", str(tmp_path / "out")],
+                              capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[1])
+        served = record(url)
+    out = proc.stdout + proc.stderr
+    assert len(served) >= 2 and all(len(r["sent"]) == 30 for r in served[:-1]), out
+    assert "tripped" not in out and proc.returncode == 0, out
