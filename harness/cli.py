@@ -522,9 +522,9 @@ class CapacitySearchKind(str, Enum):
 def capacity(
     scenario: Path = typer.Argument(..., help="Scenario YAML file (its SLOs judge each level; its faults make the second sweep)"),
     max_users: int | None = typer.Option(None, "--max-users", help="Highest number of users to try"),
-    max_rate: float | None = typer.Option(None, "--max-rate", help="Highest arrival rate to try, requests/s (arrival-rate loads)"),
+    max_rate: float | None = typer.Option(None, "--max-rate", help="Highest arrival rate to try, requests/s (each trial sets load.rate)"),
     budget: str = typer.Option("10m", "--budget", help="Time for the whole search, e.g. 10m; trial durations are planned from it"),
-    step: float | None = typer.Option(None, "--step", help="Distance between the levels tried (default: the maximum / 16, at least 1)"),
+    step: float | None = typer.Option(None, "--step", help="Distance between the levels tried (default: the maximum / 16; users: at least 1)"),
     seed: int | None = typer.Option(None, "--seed", help="Seed of every trial (default: the scenario's)"),
     search: CapacitySearchKind = typer.Option(CapacitySearchKind.bisect, "--search", help="Bisect the levels, or step up through them (linear)"),
     confirm: bool = typer.Option(True, "--confirm/--no-confirm", help="Repeat both ends of the final bracket (a third trial where they flip)"),

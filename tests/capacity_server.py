@@ -14,10 +14,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 
 from aiohttp import ClientSession, ClientTimeout, web
 
 HOST = "127.0.0.1"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def target_yaml(slots: int, service_ms: float) -> str:
+    """A scenario's `target:` and `dependencies:`: the model server (K=`slots`, S=`service_ms`)
+    and its store, started by the harness from this module."""
+    return f"""\
+target: {{url: "http://{{deps[model]}}", protocol: oip-v2, model: m, ready_timeout: 30s}}
+dependencies:
+  store:
+    start: {{command: ["{{python}}", -m, tests.capacity_server, store, "{{port}}"], cwd: {ROOT}, ready: {{path: /}}}}
+  model:
+    start:
+      command: ["{{python}}", -m, tests.capacity_server, model, "{{port}}", --store, "{{deps[store]}}",
+                --slots, "{slots}", --service-ms, "{service_ms:g}"]
+      cwd: {ROOT}
+"""
 
 
 def model_app(store: str, slots: int, service_s: float) -> web.Application:

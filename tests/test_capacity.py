@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from capacity_server import target_yaml
 from tiny_target import write_dataset
 from typer.testing import CliRunner
 
@@ -31,16 +32,7 @@ HEALTHY_KNEE, FAULT_KNEE = 2 * SLOTS, SLOTS
 SCENARIO = f"""\
 name: known-capacity
 seed: 3
-target: {{url: "http://{{deps[model]}}", protocol: oip-v2, model: m, ready_timeout: 30s}}
-dependencies:
-  store:
-    start: {{command: ["{{python}}", -m, tests.capacity_server, store, "{{port}}"], cwd: {ROOT}, ready: {{path: /}}}}
-  model:
-    start:
-      command: ["{{python}}", -m, tests.capacity_server, model, "{{port}}", --store, "{{deps[store]}}",
-                --slots, "{SLOTS}", --service-ms, "{SERVICE_MS}"]
-      cwd: {ROOT}
-load: {{users: 2, duration: 3s, warmup: 0.5s, window: 0.5s, data: {{dataset: rows.npz}}}}
+{target_yaml(SLOTS, SERVICE_MS)}load: {{users: 2, duration: 3s, warmup: 0.5s, window: 0.5s, data: {{dataset: rows.npz}}}}
 timeline:
   faults:
     - {{name: slow-store, type: network.latency, dependency: store, at: 0s, duration: 3s, latency: {SERVICE_MS}ms}}
@@ -100,10 +92,50 @@ def test_a_tiny_budget_stops_cleanly_and_says_so(scenario: Path, tmp_path: Path)
     assert record["trials"] and record["sweeps"]["healthy"]["complete"] is False  # a bracket, not a knee
 
 
+RATE_KNEES = {"healthy": SLOTS / (SERVICE_MS / 1000), "fault": SLOTS / (2 * SERVICE_MS / 1000)}  # requests/s
+RATE_STEP = 4
+
+
+def test_max_rate_finds_both_knees_in_requests_per_second(scenario: Path, tmp_path: Path) -> None:
+    """Arrival rates, one request every 1/rate s: the server answers in S while the rate is
+    under K/S = 10 requests/s (5 under the fault), and beyond it a queue grows for the whole
+    trial (p95 far over 2.5·S). Levels 4, 8, 12, 16: the knees are 8 and 4."""
+    out = tmp_path / "out"
+    r, _ = capacity(str(scenario), "--max-rate", "16", "--step", str(RATE_STEP), "--budget", "3m", "--no-confirm",
+                    "-o", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    record = json.loads((out / "capacity.json").read_text())
+    assert record["load"] == "rate" and record["levels"] == [4, 8, 12, 16]
+    for sweep, truth in RATE_KNEES.items():
+        assert abs(record["sweeps"][sweep]["knee"] - truth) <= RATE_STEP, (sweep, r.stderr)
+    assert 0.3 <= record["headroom"] <= 0.75, record["headroom"]  # truth 0.5
+    for t in record["trials"]:
+        capacity_rps = RATE_KNEES[t["sweep"]]
+        assert t["held"] == (t["level"] < capacity_rps), t
+        if t["held"]:  # the rate was sent, and met no queue: one service time, twice it under the fault
+            assert 0.85 * t["level"] <= t["throughput"] <= 1.15 * t["level"], t
+            service = SERVICE_MS * (2 if t["sweep"] == "fault" else 1)
+            assert service * 0.9 <= t["p95_ms"] <= service * 1.35, t
+        run = json.loads((Path(t["run_dir"]) / "result.json").read_text())
+        assert run["slis"]["run"]["throughput"] is not None
+    page = (out / "capacity.html").read_text()
+    assert "load (requests\\u002fs)" in page and "load (users)" not in page  # the axis title, in plotly's JSON
+    assert "knee, healthy: **8 requests/s" in r.stdout and "| sweep | requests/s |" in r.stdout
+
+
+def test_a_rate_scenario_is_searched_by_rate(scenario: Path, tmp_path: Path) -> None:
+    paced = tmp_path / "paced.yaml"
+    paced.write_text(scenario.read_text().replace("load: {users: 2,", "load: {rate: 5, users: 2,"))
+    (tmp_path / "rows.npz").write_bytes((scenario.parent / "rows.npz").read_bytes())
+    r = CliRunner().invoke(app, ["capacity", str(paced), "--max-users", "4"])
+    assert r.exit_code == 2 and "load.rate" in r.output and "--max-rate R" in r.output, r.output
+
+
 @pytest.mark.parametrize(("args", "message"), [
     ([], "give one of --max-users N"),
     (["--max-users", "4", "--max-rate", "10"], "give one of --max-users N"),
-    (["--max-rate", "10"], "no arrival-rate load"),
+    (["--max-rate", "0"], "--max-rate 0"),
+    (["--max-rate", "10", "--step", "12"], "--step 12"),
     (["--max-users", "4", "--budget", "soon"], "--budget 'soon'"),
     (["--max-users", "4", "--budget", "0s"], "must be more than 0s"),
     (["--max-users", "4", "--step", "0"], "--step 0"),

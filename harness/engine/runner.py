@@ -246,6 +246,10 @@ class Runner:
         message = journal.redactor.text(message)
         result = journal.redactor.value(build_result(self, timeline, verdicts, status, code, message, started, faults))
         result["not_undone"] = journal.redactor.value(not_undone)  # left open in the ledger, for `aftershock cleanup`
+        short = rate_shortfall(self.scenario.load.rate, self.scenario.load.users, (result.get("slis") or {}).get("run"))
+        if short and status in ("passed", "failed"):  # the verdicts judged a lighter load than written
+            journal.write("load.rate_not_held", rate=self.scenario.load.rate, message=short)
+            message = result["message"] = f"{message}; {short}" if message else short
         await asyncio.to_thread(write_result, self.run_dir, result, journal.redactor)
         for name in REPORTERS.names():  # the pages (harness.reports) and any installed reporter
             await asyncio.to_thread(REPORTERS.get(name)().write, self.run_dir, result, journal)
@@ -282,7 +286,7 @@ class Runner:
                             add_values=sampler.add_values)
 
     def _make_load(self, base_url: str, dataset: Path) -> Any:
-        from harness.engine.load.config import LoadConfig
+        from harness.engine.load.config import ArrivalRateShape, ConstantShape, LoadConfig
         from harness.engine.load.process import LoadProcess
 
         s = self.scenario
@@ -296,6 +300,7 @@ class Runner:
             processes=s.load.processes, request_timeout=s.load.request_timeout, window=s.load.window,
             locustfile=s.load.locustfile, seed=s.seed, stream=s.load.stream, max_tokens=s.load.max_tokens,
             stall_timeout=s.load.stall_timeout,
+            shape=ConstantShape() if s.load.rate is None else ArrivalRateShape(rate=s.load.rate),
             prompts=str((self.loaded.path.parent / s.load.prompts).resolve()) if s.load.prompts else None,
         )
         return LoadProcess(cfg, workdir=self.run_dir / "load", redactor=self.journal.redactor)
@@ -562,6 +567,21 @@ async def _both(*coros: Any) -> None:
 
 class _Aborted(Exception):
     """A stop condition tripped, or a stop was requested (request_stop)."""
+
+
+RATE_HELD = 0.9  # an arrival-rate load whose measured throughput stays below this share of its rate is reported
+
+
+def rate_shortfall(rate: float | None, users: int, slis: dict[str, Any] | None) -> str | None:
+    """Why an arrival-rate run sent less than its rate, or None: a pool too small for the
+    target's latency (each user waits for its answer, so the pool holds at most
+    users / latency requests/s)."""
+    throughput = (slis or {}).get("throughput")
+    if rate is None or throughput is None or throughput >= RATE_HELD * rate:
+        return None
+    return (f"warning: load.rate {rate:g}/s was not held: {throughput:.1f} requests/s measured; "
+            f"answers took longer than users/rate = {users / rate:.2g} s, so the pool of {users} users was "
+            "the limit: raise load.users")
 
 
 def settle_baseline(timeline: RunTimeline, window: float) -> None:

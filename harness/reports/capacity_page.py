@@ -16,9 +16,14 @@ from harness.reports.writers import TEMPLATES
 
 SWEEP_COLORS = {"healthy": "#1f77b4", "fault": FAULT_COLORS[0]}
 SWEEP_TITLES = {"healthy": "healthy (faults removed)", "fault": "with the scenario's faults"}
+LOAD_UNITS = {"users": "users", "rate": "requests/s"}  # the record's `load`: what a level counts
 
 
-def knee_text(sweep: dict[str, Any] | None, levels: list[float]) -> str:
+def load_unit(record: dict[str, Any]) -> str:
+    return LOAD_UNITS[record.get("load", "users")]
+
+
+def knee_text(sweep: dict[str, Any] | None, levels: list[float], unit: str = "users") -> str:
     """The knee in words, with its bracket: what a reader needs to trust the figure."""
     if sweep is None:
         return "not measured (the search did not reach this sweep)"
@@ -31,9 +36,9 @@ def knee_text(sweep: dict[str, Any] | None, levels: list[float]) -> str:
                 else f"not measured (no level held or was tried){undecided}")
     if fail is None:
         top = " (held at the maximum tried; capacity may be higher)" if knee == levels[-1] else ""
-        return f"{knee:g} users{top}{undecided}"
+        return f"{knee:g} {unit}{top}{undecided}"
     below = "" if fail in tested else " (assumed: the healthy sweep failed there)"
-    return f"{knee:g} users (held; {fail:g} failed{below}){undecided}"
+    return f"{knee:g} {unit} (held; {fail:g} failed{below}){undecided}"
 
 
 def headroom_text(record: dict[str, Any]) -> str:
@@ -52,7 +57,7 @@ def capacity_figure(record: dict[str, Any]) -> go.Figure:
         color = SWEEP_COLORS[sweep]
         x = [t["level"] for t in trials]
         symbols = ["circle" if t["held"] else "x" for t in trials]
-        hover = [f"{t['level']:g} users #{t['repeat']}: {'held' if t['held'] else 'failed'}" for t in trials]
+        hover = [f"{t['level']:g} {load_unit(record)} #{t['repeat']}: {'held' if t['held'] else 'failed'}" for t in trials]
         for row, key, scale in ((1, "p95_ms", 1.0), (2, "error_rate", 100.0)):
             y = [None if t[key] is None else t[key] * scale for t in trials]
             fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=SWEEP_TITLES[sweep], legendgroup=sweep,
@@ -67,7 +72,7 @@ def capacity_figure(record: dict[str, Any]) -> go.Figure:
         if line is not None and line[0] in ("latency", "error"):
             fig.add_hline(y=line[1], row=1 if line[0] == "latency" else 2, col=1, line={"color": SLO_COLOR, "dash": "dot"},
                           annotation_text=slo["name"], annotation_position="bottom right")
-    fig.update_xaxes(title_text="load (users)", row=2, col=1)
+    fig.update_xaxes(title_text=f"load ({load_unit(record)})", row=2, col=1)
     fig.update_layout(height=560, margin={"l": 60, "r": 20, "t": 40, "b": 40}, hovermode="closest")
     return fig
 
@@ -78,7 +83,8 @@ def capacity_html(record: dict[str, Any]) -> str:
     sweeps = record["sweeps"]
     return TEMPLATES.get_template("capacity.html.j2").render(
         r=record, plotly_js=plotly_js(), plot=plot, headroom=headroom_text(record),
-        knees={s: knee_text(sweeps.get(s), record["levels"]) for s in ("healthy", "fault")}, titles=SWEEP_TITLES,
+        knees={s: knee_text(sweeps.get(s), record["levels"], load_unit(record)) for s in ("healthy", "fault")},
+        titles=SWEEP_TITLES, unit=load_unit(record),
     )
 
 
@@ -90,13 +96,14 @@ def _cell(value: float | None, unit: str) -> str:
 
 def capacity_markdown(record: dict[str, Any]) -> str:
     sweeps = record["sweeps"]
+    unit = load_unit(record)
     lines = [
         f"# Capacity of {record['scenario']}",
         "",
-        f"- knee, healthy: **{knee_text(sweeps.get('healthy'), record['levels'])}**",
-        f"- knee, with faults: **{knee_text(sweeps.get('fault'), record['levels'])}**",
+        f"- knee, healthy: **{knee_text(sweeps.get('healthy'), record['levels'], unit)}**",
+        f"- knee, with faults: **{knee_text(sweeps.get('fault'), record['levels'], unit)}**",
         f"- headroom the faults leave (capacity under fault / healthy): **{headroom_text(record)}**",
-        (f"- search: {record['search']}, step {record['step']:g} users, seed {record['seed']}; "
+        (f"- search: {record['search']}, step {record['step']:g} {unit}, seed {record['seed']}; "
          f"{len(record['trials'])} trials in {record['elapsed_s']:g} s of a {record['budget_s']:g} s budget "
          f"(each trial's steady state x{record['plan']['factor']:.2f}; faults as written)"),
         f"- knee rule: {record['knee_rule']}",
@@ -107,7 +114,7 @@ def capacity_markdown(record: dict[str, Any]) -> str:
         lines.append(f"- the verdict flipped between repeats at (repeated, majority kept): {'; '.join(flips)}")
     if record["note"]:
         lines.append(f"- **{record['note']}**")
-    lines += ["", "| sweep | users | trial | verdict | p95 (ms) | error rate | req/s | SLOs not held | run |",
+    lines += ["", f"| sweep | {unit} | trial | verdict | p95 (ms) | error rate | req/s | SLOs not held | run |",
               "|---|---|---|---|---|---|---|---|---|"]
     for t in record["trials"]:
         word = {True: "held", False: "failed", None: "no verdict"}[t["held"]]

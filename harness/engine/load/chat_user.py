@@ -23,10 +23,11 @@ from locust.contrib.fasthttp import FastHttpUser
 
 from harness.core.protocols import DecodeError
 from harness.core.protocols.openai import OpenAIAdapter
-from harness.engine.load.config import ArrivalRateShape, LoadConfig
+from harness.engine.load.config import LoadConfig
 from harness.engine.load.failures import DecodeFailure, StreamCut, StreamFailure, StreamStalled
 from harness.engine.load.generation import GenerationSample, StreamClock
 from harness.engine.load.long_prompts import LongPrompts
+from harness.engine.load.pacing import PacedStart, pace
 from harness.engine.load.plugin import CONTEXT_DECODED, CONTEXT_GENERATION, CONTEXT_LABELS
 from harness.engine.load.prompts import Prompt, generated_prompts, load_prompts
 
@@ -65,7 +66,7 @@ class PromptBodies:
         return body, prompt
 
 
-class ChatUser(FastHttpUser):
+class ChatUser(PacedStart, FastHttpUser):
     """POSTs one prompt per task and reads the answer (streamed or whole)."""
 
     wait_time = constant(0)
@@ -154,8 +155,7 @@ def prepare_chat_user(config: LoadConfig, adapter: OpenAIAdapter, load_dir: Path
     ChatUser.network_timeout = config.request_timeout
     ChatUser.connection_timeout = config.request_timeout
     ChatUser.stall_timeout = config.stall_after
-    if not isinstance(config.shape, ArrivalRateShape):
-        ChatUser.wait_time = constant(config.think_time)
+    pace(ChatUser, config)
     if ChatUser.bodies is not None:
         return
     prompts = load_prompts(config.prompts) if config.prompts else generated_prompts(config.seed, GENERATED_PROMPTS)

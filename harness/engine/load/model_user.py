@@ -20,8 +20,9 @@ from harness.core.payload.data_fault import Reference
 from harness.core.payload.payload_stream import PayloadFaults
 from harness.core.protocols import DecodeError, ProtocolAdapter
 from harness.engine.datasets import PayloadDataset, load_dataset
-from harness.engine.load.config import ArrivalRateShape, LoadConfig
+from harness.engine.load.config import LoadConfig
 from harness.engine.load.failures import DecodeFailure
+from harness.engine.load.pacing import PacedStart, pace
 from harness.engine.load.plugin import CONTEXT_DECODED, CONTEXT_LABELS
 from harness.engine.load.response_decoder import ResponseDecoder
 
@@ -53,7 +54,7 @@ class Payloads:
         return body
 
 
-class ModelUser(FastHttpUser):
+class ModelUser(PacedStart, FastHttpUser):
     """POSTs one batch per task to the model's inference endpoint."""
 
     wait_time = constant(0)
@@ -93,8 +94,7 @@ def prepare_model_user(
     `load_dir`: the load's work folder, where data faults' control file appears."""
     ModelUser.network_timeout = config.request_timeout
     ModelUser.connection_timeout = config.request_timeout
-    if not isinstance(config.shape, ArrivalRateShape):
-        ModelUser.wait_time = constant(config.think_time)
+    pace(ModelUser, config)
     if config.dataset is None or decoder is None or ModelUser.payloads is not None:
         return
     adapter = decoder.adapter

@@ -178,6 +178,10 @@ class DataSpec(Strict):
 
 class LoadSpec(Strict):
     users: int = Field(default=10, ge=1, le=100_000)
+    # open loop: this many requests/s (40, 40/s or 2400/m), each of the `users` paced at
+    # rate/users (a locustfile's users too: the pacing replaces their wait_time); None:
+    # closed loop, each user sends its next request when its last one ends
+    rate: Rate = None
     spawn_rate: float | None = Field(default=None, gt=0, le=100_000)
     duration: Duration = 60.0
     # load sent before the clock starts and never measured: a server's cold start (JIT,
@@ -193,6 +197,13 @@ class LoadSpec(Strict):
     stream: bool = True  # read answers as SSE streams (TTFT, ITL); false: whole answers
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     stall_timeout: Duration | None = None  # a stream silent this long fails as stream_stalled; default request_timeout
+
+    @field_validator("rate")
+    @classmethod
+    def _rate_range(cls, v: float | None) -> float | None:
+        if v is not None and v > 100_000:
+            raise ValueError("rate must be at most 100000 requests per second, e.g. 40/s")
+        return v
 
     @field_validator("window")
     @classmethod

@@ -8,6 +8,7 @@ recovery_time, detection_time, degradation): without a fault they have no data t
 
 from __future__ import annotations
 
+import math
 import re
 import threading
 import time
@@ -21,6 +22,8 @@ from harness.engine.scenario.model import Scenario
 from harness.engine.slo.ast import Number, RecoveryTime
 
 Sweep = Literal["healthy", "fault"]
+LoadKind = Literal["users", "rate"]  # what a level is: closed-loop users, or an arrival rate (requests/s)
+MAX_POOL = 100_000  # load.users' own bound
 BUDGET_STOP = "the capacity search's time budget ran out"
 FAULT_MEASURES = re.compile(r"\b(recovery_time|detection_time|degradation)\b")
 DURING = re.compile(r"\bduring\s+([A-Za-z0-9_.-]+)")
@@ -66,10 +69,23 @@ def longest_recovery(loaded: LoadedScenario) -> float:
     return max(limits, default=0.0)
 
 
-def at_level(loaded: LoadedScenario, shaped: Scenario, users: int, seed: int) -> LoadedScenario:
-    """`loaded` with its scenario replaced by `shaped` (scaled) at `users` users and `seed`."""
+def rate_pool(rate: float, scenario: Scenario) -> int:
+    """The users pacing an arrival rate: the scenario's own, or as many as the rate needs to
+    hold until answers take the whole request timeout (each user waits for its answer, so
+    a pool of N holds N / latency requests/s), whichever is more; so the pool never caps a
+    level's load before the target's own latency fails it."""
+    return min(MAX_POOL, max(scenario.load.users, math.ceil(rate * scenario.load.request_timeout)))
+
+
+def at_level(loaded: LoadedScenario, shaped: Scenario, level: float, seed: int, load: LoadKind = "users") -> LoadedScenario:
+    """`loaded` with its scenario replaced by `shaped` (scaled) at `level` (users, or
+    requests/s of arrival rate paced by rate_pool's users) and `seed`."""
     s = shaped.model_copy(deep=True)
-    s.load.users = users
+    if load == "rate":
+        s.load.rate = level
+        s.load.users = rate_pool(level, s)
+    else:
+        s.load.users = int(level)
     s.load.spawn_rate = None  # all at once: a trial is too short to ramp
     s.seed = seed
     return replace(loaded, scenario=s)

@@ -21,7 +21,7 @@ from typing import Any
 from harness.core.fault import UserError
 from harness.core.units import parse_duration
 from harness.engine.scenario.loader import LoadedScenario, load_scenario
-from harness.reports.capacity_page import capacity_html, capacity_markdown
+from harness.reports.capacity_page import LOAD_UNITS, capacity_html, capacity_markdown
 from harness.workflows.capacity.plan import (
     TrialPlan,
     fault_trial,
@@ -38,6 +38,7 @@ from harness.workflows.capacity.search import (
     planned_trials,
 )
 from harness.workflows.capacity.trials import (
+    LoadKind,
     Sweep,
     Trial,
     at_level,
@@ -48,6 +49,7 @@ from harness.workflows.capacity.trials import (
 
 EXIT_DONE, EXIT_BUDGET, EXIT_BAD_INPUT, EXIT_BROKEN, EXIT_INTERRUPTED = 0, 1, 2, 4, 130
 DEFAULT_STEPS = 16  # grid levels when --step is not given
+MAX_RATE = 100_000  # requests/s: load.rate's own bound
 
 
 class TrialBroken(Exception):
@@ -87,22 +89,19 @@ def parse_request(req: CapacityRequest) -> tuple[LoadedScenario, float, list[flo
     if (req.max_users is None) == (req.max_rate is None):
         raise UserError("capacity: give one of --max-users N (closed-loop users) or --max-rate R (arrival rate)")
     loaded = load_scenario(req.scenario, allow_hosts=req.allow_hosts)
-    if req.max_rate is not None:
-        raise UserError(f"capacity: --max-rate: {req.scenario}: load: the scenario's load is closed-loop users "
-                        "(load.users); scenarios have no arrival-rate load to search yet: use --max-users N")
     try:
         budget_s = parse_duration(req.budget)
     except (ValueError, TypeError) as exc:
         raise UserError(f"capacity: --budget {req.budget!r}: {exc}; write a duration, e.g. 10m or 90s") from None
     if budget_s <= 0:
         raise UserError(f"capacity: --budget {req.budget!r}: must be more than 0s, e.g. 10m")
-    maximum = req.max_users
-    assert maximum is not None
-    if maximum < 1:
-        raise UserError(f"capacity: --max-users {maximum}: must be 1 or more")
-    step = req.step if req.step is not None else max(1, -(-maximum // DEFAULT_STEPS))
-    if step <= 0 or step > maximum or step != int(step):
-        raise UserError(f"capacity: --step {step:g}: must be a whole number of users from 1 to --max-users ({maximum})")
+    if req.max_rate is not None:
+        levels = _rate_levels(req.max_rate, req.step)
+    else:
+        if loaded.scenario.load.rate is not None:
+            raise UserError(f"capacity: --max-users: {req.scenario}: load.rate: the scenario's load is an arrival "
+                            "rate: search it with --max-rate R (requests/s)")
+        levels = _user_levels(req.max_users, req.step)
     if not loaded.scenario.slos:
         raise UserError(f"capacity: {req.scenario}: slos: the scenario has no SLOs, so no level can be judged; add one")
     if not loaded.scenario.timeline.faults:
@@ -110,8 +109,28 @@ def parse_request(req: CapacityRequest) -> tuple[LoadedScenario, float, list[flo
                         "capacity under fault to compare; add a fault")
     if loaded.scenario.load.locustfile:
         raise UserError(f"capacity: {req.scenario}: load.locustfile: a custom locustfile sets its own load; "
-                        "the search needs load.users")
-    return loaded, budget_s, level_grid(float(maximum), float(step), integral=True)
+                        "the search needs the harness's users (load.users or load.rate)")
+    return loaded, budget_s, levels
+
+
+def _user_levels(maximum: int | None, step: float | None) -> list[float]:
+    assert maximum is not None
+    if maximum < 1:
+        raise UserError(f"capacity: --max-users {maximum}: must be 1 or more")
+    step = step if step is not None else max(1, -(-maximum // DEFAULT_STEPS))
+    if step <= 0 or step > maximum or step != int(step):
+        raise UserError(f"capacity: --step {step:g}: must be a whole number of users from 1 to --max-users ({maximum})")
+    return level_grid(float(maximum), float(step), integral=True)
+
+
+def _rate_levels(maximum: float, step: float | None) -> list[float]:
+    if not maximum > 0 or maximum > MAX_RATE:
+        raise UserError(f"capacity: --max-rate {maximum:g}: must be more than 0 and at most {MAX_RATE} requests/s")
+    step = step if step is not None else maximum / DEFAULT_STEPS
+    if not 0 < step <= maximum:
+        raise UserError(f"capacity: --step {step:g}: must be a rate (requests/s) more than 0 and at most "
+                        f"--max-rate ({maximum:g})")
+    return level_grid(maximum, step, integral=False)
 
 
 class CapacitySearch:
@@ -119,6 +138,7 @@ class CapacitySearch:
         self.req = req
         self.log = log
         self.loaded, self.budget_s, self.levels = parse_request(req)
+        self.load: LoadKind = "users" if req.max_rate is None else "rate"
         s = self.loaded.scenario
         self.seed = s.seed if req.seed is None else req.seed
         per_sweep = planned_trials(len(self.levels), req.search, req.confirm)
@@ -137,7 +157,7 @@ class CapacitySearch:
         self.deadline = self.started + self.budget_s - reserve_s(self.budget_s)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         p = self.plan
-        self.log(f"capacity {self.loaded.scenario.name}: levels {self.levels[0]:g}..{self.levels[-1]:g} users, "
+        self.log(f"capacity {self.loaded.scenario.name}: levels {self.levels[0]:g}..{self.levels[-1]:g} {LOAD_UNITS[self.load]}, "
                  f"~{p.trials} trials of {p.healthy_load_s:.0f}s (healthy) / {p.fault_load_s:.0f}s (faults) "
                  f"of load (steady state x{p.factor:.2f}) in {self.budget_s:g}s; "
                  f"seed {self.seed} → {self.out_dir}")
@@ -175,11 +195,11 @@ class CapacitySearch:
             if time.time() + expected > until:
                 raise BudgetSpent
             repeat = 1 + sum(t.sweep == sweep and t.level == level for t in self.trials)
-            trial = run_trial(at_level(variant, shaped, int(level), self.seed), sweep, level, repeat, trial_dir,
-                              self.deadline)
+            trial = run_trial(at_level(variant, shaped, level, self.seed, self.load), sweep, level, repeat,
+                              trial_dir, self.deadline)
             self.trials.append(trial)
             word = {True: "held", False: "failed", None: "no verdict"}[trial.held]
-            self.log(f"  {sweep:7} {level:>6g} users #{repeat}: {word} ({trial.status}, p95 "
+            self.log(f"  {sweep:7} {level:>6g} {LOAD_UNITS[self.load]} #{repeat}: {word} ({trial.status}, p95 "
                      f"{_fmt(trial.p95_ms, 'ms')}, errors {_fmt(trial.error_rate, '')}, {trial.wall_s:.0f}s)")
             if trial.held is None:
                 if "time budget" in trial.message:
@@ -200,7 +220,7 @@ class CapacitySearch:
             "schema": "aftershock.capacity/1",
             "scenario": self.loaded.scenario.name,
             "file": str(self.loaded.path),
-            "load": "users",
+            "load": self.load,
             "levels": self.levels,
             "step": self.levels[1] - self.levels[0] if len(self.levels) > 1 else self.levels[0],
             "seed": self.seed,
