@@ -19,6 +19,7 @@ from tiny_target import write_dataset
 from typer.testing import CliRunner
 
 from harness.cli import app
+from harness.engine.runner import rate_shortfall
 
 ROOT = Path(__file__).resolve().parents[1]
 RATE, SECONDS = 20, 4
@@ -70,3 +71,12 @@ def test_a_bad_rate_is_refused_where_it_is_written(folder: Path, rate: str, mess
     assert r.exit_code == 2, r.output
     line = 1 + [row.startswith("load:") for row in path.read_text().splitlines()].index(True)
     assert f"bad.yaml:{line}:14: {message}" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_a_shortfall_is_a_rate_missed_by_more_than_two_requests() -> None:
+    assert rate_shortfall(2, 10, {"throughput": 5 / 3}, 3) is None  # 5 of 6 requests: the count's own step
+    assert rate_shortfall(2, 10, {"throughput": 3 / 3}, 3) is not None  # 3 of 6: under 90 % less two
+    short = rate_shortfall(20, 2, {"throughput": 6.5}, 4)
+    assert short is not None and "6.5 requests/s measured" in short and "pool of 2 users" in short
+    assert rate_shortfall(None, 2, {"throughput": 1.0}, 4) is None  # closed loop: no rate to hold
+    assert rate_shortfall(20, 2, {"throughput": None}, 4) is None  # not measured is no verdict

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from harness.engine.runner import Runner, RunOptions
+from harness.engine.runner import Runner, RunOptions, rate_shortfall
 from harness.engine.scenario.loader import LoadedScenario
 from harness.engine.scenario.model import Scenario
 from harness.engine.slo.ast import Number, RecoveryTime
@@ -109,6 +109,9 @@ def run_trial(loaded: LoadedScenario, sweep: Sweep, level: float, repeat: int, o
         held = None
     else:  # a stop condition that tripped (aborted) means the level did not hold
         held = result.status == "passed"
+    load = loaded.scenario.load
+    if held and rate_shortfall(load.rate, load.users, (data.get("slis") or {}).get("run"), load.duration):
+        held = False  # the SLOs judged a lighter load than the level (the run's message says so)
     scope = "fault" if sweep == "fault" and "fault" in (data.get("slis") or {}) else "run"
     slis = (data.get("slis") or {}).get(scope) or {}
     return Trial(
