@@ -89,6 +89,11 @@ def test_a_bad_version_still_serving_at_the_fault_revert_or_run_end_fails() -> N
     assert verdict.passed is False and verdict.measured is None and "not rolled back" in verdict.detail
     forever = merged(served(range(30), "v1"), served(range(5, 30), "v2"))
     assert evaluate(parse_slo("rollback_time < 60s"), forever, timeline(None)).passed is False
+    # the revert lands a few ms into a window no request has started in yet: the bad version's
+    # last window ends just before it, and no window saw the target serve without it
+    edge = merged(served(range(20), "v1"), served(range(5, 20), "v2", n=2))
+    verdict = evaluate(parse_slo("rollback_time < 60s"), edge, timeline(T0 + 20.004))
+    assert verdict.passed is False and verdict.measured is None and "not rolled back" in verdict.detail
 
 
 def test_without_versions_or_bad_versions_nothing_is_measured() -> None:

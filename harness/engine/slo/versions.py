@@ -45,11 +45,17 @@ class Rollback:
     last_served: Window | None  # None: a bad version never answered
     horizon: float  # the fault's own revert (the harness rolled back), else the run's end
     horizon_why: str
+    # a later window, whole before the horizon, answered by good versions only: the target
+    # was seen serving without the bad version before the harness rolled it back
+    seen_good_after: bool = False
 
     @property
     def rolled_back(self) -> bool:
-        """The target stopped serving the bad version itself, before the horizon's window."""
-        return self.last_served is None or self.last_served.end < self.horizon
+        """The target stopped serving the bad version itself: after the last window a bad
+        version answered in, a window before the horizon saw only good ones. (A last bad
+        window that merely ends a few ms before the revert, the next one holding no request
+        yet, is no rollback: the bad version served up to the revert, as windows see it.)"""
+        return self.last_served is None or self.seen_good_after
 
     @property
     def after(self) -> float | None:
@@ -72,13 +78,15 @@ def rollback_of(span: Span, series: Series) -> Rollback | None:
         horizon = run_end if run_end is not None else (series.windows[-1].end if series.windows else span.start)
         why = "the end of the run"
     bad = set(span.bad_versions)
-    seen_version, last = False, None
+    seen_version, last, good_after = False, None, False
     for w in series.windows:
         if w.end <= span.start:
             continue
         seen_version = seen_version or bool(w.versions)
         if served_by(w, bad):
-            last = w
+            last, good_after = w, False
+        elif w.versions and w.end <= horizon:
+            good_after = True
     if not seen_version:
         return None
-    return Rollback(span, last, horizon, why)
+    return Rollback(span, last, horizon, why, good_after)
