@@ -33,12 +33,23 @@ def run_dir_of(output: Path, name: str) -> Path:
     return d
 
 
-def test_flagship_quick_passes_with_verdicts(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def flagship_pair(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int, str, Path]]:
+    """The flagship and its fragile twin, --quick, run at once (the CI's time): by name, the
+    exit code, the output and the folder the reports went to."""
+    folder = tmp_path_factory.mktemp("flagship")
     # a relative reports folder, as the README's main command uses
-    proc = aftershock("run", str(FLAGSHIP), "--quick", "-o", "reports", cwd=tmp_path)
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 0, out
-    run = run_dir_of(tmp_path / "reports", "feature-store-latency")
+    procs = {"resilient": aftershock("run", str(FLAGSHIP), "--quick", "-o", "reports", cwd=folder),
+             "fragile": aftershock("run", str(FRAGILE), "--quick", "-o", str(folder / "fragile"))}
+    outs = {name: proc.communicate(timeout=300)[0] for name, proc in procs.items()}
+    return {"resilient": (procs["resilient"].returncode, outs["resilient"], folder / "reports"),
+            "fragile": (procs["fragile"].returncode, outs["fragile"], folder / "fragile")}
+
+
+def test_flagship_quick_passes_with_verdicts(flagship_pair: dict[str, tuple[int, str, Path]]) -> None:
+    code, out, reports = flagship_pair["resilient"]
+    assert code == 0, out
+    run = run_dir_of(reports, "feature-store-latency")
     result = json.loads((run / "result.json").read_text())
     assert result["status"] == "passed"
     assert len(result["slos"]) == 4
@@ -56,11 +67,10 @@ def test_flagship_quick_passes_with_verdicts(tmp_path: Path) -> None:
     assert "Plotly.newPlot(" in (run / "report.html").read_text()  # the interactive timeline
 
 
-def test_fragile_twin_fails_an_slo(tmp_path: Path) -> None:
-    proc = aftershock("run", str(FRAGILE), "--quick", "-o", str(tmp_path))
-    out, _ = proc.communicate(timeout=300)
-    assert proc.returncode == 1, out
-    result = json.loads((run_dir_of(tmp_path, "feature-store-latency-fragile") / "result.json").read_text())
+def test_fragile_twin_fails_an_slo(flagship_pair: dict[str, tuple[int, str, Path]]) -> None:
+    code, out, reports = flagship_pair["fragile"]
+    assert code == 1, out
+    result = json.loads((run_dir_of(reports, "feature-store-latency-fragile") / "result.json").read_text())
     latency = next(v for v in result["slos"] if v["expect"].startswith("p95"))
     assert latency["passed"] is False and latency["measured"] >= 250
 
