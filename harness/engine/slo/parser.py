@@ -16,8 +16,8 @@ from typing import NamedTuple
 
 from harness.core.fault import UserError
 from harness.engine.slo.ast import (
-    PER_FAULT,
     DISTRIBUTIONS,
+    PER_FAULT,
     BinOp,
     Comparison,
     Degradation,

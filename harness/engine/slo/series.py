@@ -25,7 +25,6 @@ Probe values are held: a window with no sample of a probe takes the last earlier
 from __future__ import annotations
 
 import math
-
 from dataclasses import dataclass
 
 from harness.core.windows import Window
