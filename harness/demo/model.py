@@ -9,14 +9,18 @@ feature store or the full model is gone, at lower accuracy.
 from __future__ import annotations
 
 import multiprocessing
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
 
 from harness.demo.data import N_CLASSES, Samples, entity_table
+
+T = TypeVar("T")
 
 TX_INPUTS = 7  # after preprocess_transactions
 ENTITY_INPUTS = 4  # after preprocess_entities
@@ -233,23 +237,16 @@ def train_models(
         torch.set_num_threads(threads)
 
 
-def train_models_apart(
-    samples: Samples,
-    world_seed: int = 0,
-    seed: int = 0,
-    steps: int = 600,
-    extra: Samples | None = None,
-    robust_eps: float = 0.0,
-) -> Models:
-    """``train_models`` in a child process, for a server that retrains while it serves.
+def in_child_process(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` in a spawned child process: a retrain beside the serving.
 
-    On a thread of the serving process every torch op waits for the GIL again behind
-    the event loop: a 4.6 s retrain took 490 s beside one busy Python thread, so under
-    load it never finished inside an attack's window.
+    On a thread of the serving process every torch op waits for the GIL again behind the
+    event loop: a 4.6 s retrain took 490 s beside one busy Python thread, so under load it
+    never finished inside an attack's window.
     """
     spawn = multiprocessing.get_context("spawn")  # no fork of a threaded server
     with ProcessPoolExecutor(max_workers=1, mp_context=spawn) as pool:
-        return pool.submit(train_models, samples, world_seed, seed, steps, extra, robust_eps).result()
+        return pool.submit(fn, *args, **kwargs).result()
 
 
 def _train(samples: Samples, world_seed: int, seed: int, steps: int, robust_eps: float) -> Models:

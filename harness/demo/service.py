@@ -23,7 +23,7 @@ from harness.demo.drift import DriftMonitor
 from harness.demo.feature_client import FeatureClient, FeatureStoreUnavailable
 from harness.demo.input_guard import InputGuard
 from harness.demo.metrics import Metrics
-from harness.demo.model import Models, accuracy, train_models, train_models_apart
+from harness.demo.model import Models, accuracy, in_child_process, train_models
 from harness.demo.model_cache import load_models, model_path, save_models
 from harness.demo.query_guard import QueryGuard, QueryRefused
 from harness.demo.storage import ChecksumMismatch
@@ -348,7 +348,8 @@ class ModelService:
                     entity_id=np.array([r[1] for r in rows], dtype=np.int64),
                     label=np.array([r[2] for r in rows], dtype=np.int64),
                 )
-            models = train_models_apart(
+            models = in_child_process(
+                train_models,
                 self.reference,
                 self.config.world_seed,
                 seed=0,  # the data decides, not the init: the gate compares like with like
